@@ -1,0 +1,3 @@
+from azs_syslog.cli import main
+
+main()

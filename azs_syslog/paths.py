@@ -1,0 +1,96 @@
+"""Where azs-syslog keeps its files.
+
+With ``AZS_SYSLOG_HOME`` set, everything lives under that one directory (tests always set it);
+otherwise the platform's directories for the application ``azs-syslog`` are used.
+platformdirs is imported only when it is needed, to keep command start-up fast.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+APP_NAME = "azs-syslog"
+HOME_ENV = "AZS_SYSLOG_HOME"
+
+
+def _home() -> Path | None:
+    value = os.environ.get(HOME_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def config_dir() -> Path:
+    """Directory of the configuration file, the client certificate and the trusted CA."""
+    home = _home()
+    if home is not None:
+        return home / "config"
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def state_dir() -> Path:
+    """Directory of the durable queue and the worker's status file."""
+    home = _home()
+    if home is not None:
+        return home / "state"
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False))
+
+
+def runtime_dir() -> Path:
+    """Directory of the worker's Unix-domain socket and pid file."""
+    home = _home()
+    if home is not None:
+        return home / "run"
+    import platformdirs
+
+    return Path(platformdirs.user_runtime_dir(APP_NAME, appauthor=False))
+
+
+def config_file() -> Path:
+    return config_dir() / "config.json"
+
+
+def config_lock_file() -> Path:
+    return config_dir() / "config.lock"
+
+
+def client_chain_file() -> Path:
+    """The client certificate followed by its chain, PEM."""
+    return config_dir() / "client-chain.pem"
+
+
+def client_key_file() -> Path:
+    """The client certificate's private key, PEM, unencrypted, mode 0600."""
+    return config_dir() / "client-key.pem"
+
+
+def trusted_ca_file() -> Path:
+    """The copy of the CA bundle given with ``set-syslog-server --trusted-ca``."""
+    return config_dir() / "trusted-ca.pem"
+
+
+def queue_file() -> Path:
+    return state_dir() / "queue.sqlite3"
+
+
+def status_file() -> Path:
+    return state_dir() / "status.json"
+
+
+def socket_file() -> Path:
+    return runtime_dir() / "forwarder.sock"
+
+
+def pid_file() -> Path:
+    return runtime_dir() / "forwarder.pid"
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) with mode 0700 and tighten it if it already exists."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o777 != 0o700:
+        path.chmod(0o700)
+    return path

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything the tests need and runs every check.
+#   * Debian packages: rsyslog and its TLS driver (rsyslog-openssl), python3-venv if missing.
+#   * A virtual environment in ./.venv with the package (editable) and its test tools.
+#   * Then: ruff check, ruff format --check, mypy, and the whole pytest suite.
+# Works as root (CI) or as a user with sudo. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+
+missing=()
+dpkg -s rsyslog >/dev/null 2>&1 || missing+=(rsyslog)
+dpkg -s rsyslog-openssl >/dev/null 2>&1 || missing+=(rsyslog-openssl)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing Debian packages: ${missing[*]}"
+    "${sudo_cmd[@]}" apt-get update -qq
+    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+.venv/bin/ruff check azs_syslog tests benchmarks
+.venv/bin/ruff format --check azs_syslog tests benchmarks
+.venv/bin/mypy azs_syslog
+.venv/bin/python -m pytest -n 2 -p no:cacheprovider "$@"
