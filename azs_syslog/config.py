@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -156,8 +156,7 @@ def normalize_server_name(name: str) -> str:
             raise ValueError(f"{name!r} has a label longer than 63 characters")
         if not all(c.isascii() and (c.isalnum() or c == "-") for c in label):
             raise ValueError(
-                f"{name!r} is neither a host name (letters, digits, '-' and '.') "
-                "nor an IP address"
+                f"{name!r} is neither a host name (letters, digits, '-' and '.') nor an IP address"
             )
         if label.startswith("-") or label.endswith("-"):
             raise ValueError(f"{name!r} has a label that starts or ends with '-'")
@@ -177,8 +176,7 @@ def parse_facility(value: str | int) -> int:
             return FACILITIES[text]
         if not text.isdigit():
             raise ValueError(
-                f"unknown facility {value!r}; use a number 0-23 or one of "
-                + ", ".join(FACILITIES)
+                f"unknown facility {value!r}; use a number 0-23 or one of " + ", ".join(FACILITIES)
             )
         number = int(text)
     if not 0 <= number <= 23:
@@ -379,9 +377,7 @@ def _parse_client(value: object, path: str) -> ClientSettings:
         return ClientSettings()
     data = _object(value, "client", path)
     _unknown_keys(data, ("Certificate", "OutputSeverity"), "client", path)
-    severity = _typed(
-        data.get("OutputSeverity", "Default"), str, "client -> OutputSeverity", path
-    )
+    severity = _typed(data.get("OutputSeverity", "Default"), str, "client -> OutputSeverity", path)
     certificate = None
     raw_cert = data.get("Certificate")
     if raw_cert is not None:
@@ -416,8 +412,7 @@ def parse_config(text: str | bytes, *, path: str = "<config>") -> Config:
         version = _typed(root["version"], int, "version", path)
         if version != CONFIG_VERSION:
             raise ConfigError(
-                f"unsupported version {version} (this azs-syslog reads version "
-                f"{CONFIG_VERSION})",
+                f"unsupported version {version} (this azs-syslog reads version {CONFIG_VERSION})",
                 path=path,
                 field="version",
             )
@@ -558,3 +553,55 @@ def update_config(
         for file_path in remove_files:
             remove_private_file(file_path)
     return new
+
+
+# ---------------------------------------------------------------------------------------------
+# The changes the set-* commands make
+
+
+def set_server(server: ServerSettings, *, trusted_ca_pem: bytes | None = None) -> Config:
+    """Replace the server settings (as Set-SyslogServer does); store the trusted CA bundle.
+
+    Settings not given are back to their defaults; a trusted CA stored earlier is removed
+    unless a new one is given.
+    """
+    ca_path = paths.trusted_ca_file()
+    write_files: dict[Path, bytes] = {}
+    remove_files: tuple[Path, ...] = ()
+    if trusted_ca_pem is not None:
+        server = replace(server, trusted_ca=str(ca_path))
+        write_files[ca_path] = trusted_ca_pem
+    else:
+        server = replace(server, trusted_ca=None)
+        remove_files = (ca_path,)
+    check_server(server)
+    return update_config(
+        lambda old: replace(old, server=server),
+        write_files=write_files,
+        remove_files=remove_files,
+    )
+
+
+def remove_server() -> Config:
+    """Forget the server (forwarding stops) and the trusted CA stored with it."""
+    return update_config(
+        lambda old: replace(old, server=None), remove_files=(paths.trusted_ca_file(),)
+    )
+
+
+def set_output_severity(severity: str) -> Config:
+    return update_config(
+        lambda old: replace(old, client=replace(old.client, output_severity=severity))
+    )
+
+
+def remove_client_certificate(*, output_severity: str | None = None) -> Config:
+    """Forget the client certificate and delete its PEM files."""
+
+    def change(old: Config) -> Config:
+        client = replace(old.client, certificate=None)
+        if output_severity is not None:
+            client = replace(client, output_severity=output_severity)
+        return replace(old, client=client)
+
+    return update_config(change, remove_files=(paths.client_chain_file(), paths.client_key_file()))
