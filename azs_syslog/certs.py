@@ -18,10 +18,9 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from azs_syslog import paths
-from azs_syslog.config import ClientCertificate, Config, update_config
+from azs_syslog.config import EXPIRY_WARNING_DAYS, ClientCertificate, Config, update_config
 from azs_syslog.errors import CertificateError
 
-EXPIRY_WARNING_DAYS = 30
 MAX_PFX_BYTES = 1024 * 1024  # a PFX is a few KiB; anything this big is not one
 MAX_CA_BUNDLE_BYTES = 4 * 1024 * 1024
 
@@ -143,10 +142,9 @@ def _open_pfx(
         key, cert, others = pkcs12.load_key_and_certificates(data, password.encode())
     except ValueError as exc:
         if "password" in str(exc).lower():
+            # One line, no fix: the message is the fix (another password, or another file).
             raise CertificateError(
-                "the PFX password is wrong (or the file is not a PKCS#12 bundle)",
-                fix="check the password; set it in AZS_SYSLOG_CERT_PASSWORD or type it at the "
-                "prompt",
+                "the PFX password is wrong (or the file is not a PKCS#12 bundle)"
             ) from None
         raise CertificateError("the data is not a PFX (PKCS#12) bundle", fix=_EXPORT_FIX) from None
     return key, cert, list(others)

@@ -34,6 +34,7 @@ OUTPUT_SEVERITIES = ("Default", "Verbose")
 CEF_VERSIONS = ("0", "0.0")
 DEFAULT_FACILITY = 10  # authpriv
 DEFAULT_MAX_MESSAGE_SIZE = 8192
+EXPIRY_WARNING_DAYS = 30  # a client certificate closer to its end than this is warned about
 # RFC 3164 / RFC 5424: every receiver must accept 480 octets; above 64 KiB - 1 a message stops
 # being a syslog message anyone accepts. A UDP datagram carries at most 65507 bytes over IPv4.
 MIN_MESSAGE_SIZE = 480
