@@ -63,7 +63,7 @@ def test_import_with_prompt_stores_chain_and_key(
     result = run_cli(["set-syslog-client", "--pfx-file", str(pfx), "--json"], input=PASSWORD + "\n")
     assert result.exit_code == 0, result.stderr
     assert PASSWORD not in result.stdout + result.stderr
-    assert "PFX password" in result.stderr  # the prompt goes to stderr, stdout stays JSON
+    assert "warning" not in result.stderr  # read from the pipe: no getpass echo warning
     view = json.loads(result.stdout)
     thumbprint = leaf.cert.fingerprint(hashes.SHA1()).hex().upper()
     assert view["Thumbprint"] == thumbprint
@@ -138,6 +138,26 @@ def test_pfx_on_stdin_without_password_source_is_refused(lab: Lab, azs_home: Pat
     assert "cannot be prompted for" in result.stderr
     assert ENV in result.stderr
     assert snapshot(azs_home) == {}
+
+
+def test_no_password_anywhere_is_a_usage_error(lab: Lab, pfx_dir: Path, azs_home: Path) -> None:
+    pfx = write(pfx_dir, "client.pfx", lab.good_pfx())
+    result = run_cli(["set-syslog-client", "--pfx-file", str(pfx)], input="")
+    assert result.exit_code == 2
+    assert "no PFX password" in result.stderr
+    assert ENV in result.stderr
+    assert snapshot(azs_home) == {}
+
+
+def test_password_piped_to_a_real_process(lab: Lab, pfx_dir: Path) -> None:
+    pfx = write(pfx_dir, "client.pfx", lab.good_pfx())
+    proc = run_cli_process(
+        ["set-syslog-client", "--pfx-file", str(pfx), "--json"], input=PASSWORD_BYTES + b"\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["Thumbprint"]
+    assert b"Warning" not in proc.stderr
+    assert PASSWORD_BYTES not in proc.stdout + proc.stderr
 
 
 def test_unencrypted_pfx_with_empty_prompt_answer(lab: Lab, pfx_dir: Path) -> None:

@@ -180,6 +180,16 @@ def _password(cert_password: str | None, from_stdin: bool) -> str:
             "the PFX is read from stdin, so the password cannot be prompted for: "
             f"set ${PASSWORD_ENV} (or give --cert-password)"
         )
+    if not sys.stdin.isatty():
+        # A password piped in (printf '%s\n' "$pw" | ...): read the line, no prompt, no
+        # getpass warning about echo.
+        line = sys.stdin.readline()
+        if not line:
+            raise click.UsageError(
+                "no PFX password: stdin is not a terminal and holds nothing; "
+                f"set ${PASSWORD_ENV} (or give --cert-password)"
+            )
+        return line.rstrip("\r\n")
     password: str = click.prompt(
         "PFX password", hide_input=True, default="", show_default=False, err=True
     )
