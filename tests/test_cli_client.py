@@ -452,3 +452,16 @@ def test_every_json_output_parses_and_no_password_leaks(
     json.loads(proc.stdout)
     outputs.extend([proc.stdout.decode(), proc.stderr.decode()])
     assert_no_password_under(azs_home)
+
+
+def test_user_data_is_not_rich_markup(
+    lab: Lab, pfx_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from azs_syslog import pki
+
+    leaf = pki.issue(lab.intermediate, "[bold red]client[/]", client=True, days=365)
+    pfx = write(pfx_dir, "markup.pfx", leaf.to_pfx(PASSWORD_BYTES))
+    monkeypatch.setenv(ENV, PASSWORD)
+    assert run_cli(["set-syslog-client", "--pfx-file", str(pfx)]).exit_code == 0
+    table = run_cli(["get-syslog-client"])
+    assert "CN=[bold red]client[/]" in table.stdout
