@@ -425,7 +425,7 @@ def connect(
     if server.transport == "tcp":
         return StreamSender(raw, ConnectionInfo("tcp", label, peer), timeouts)
     session = tls_handshake(raw, server, client, timeouts)
-    return _tls_sender(session, server, label, peer, timeouts)
+    return tls_sender(session, server, label, peer, timeouts)
 
 
 def _connect_udp(server: ServerSettings, addresses: Sequence[Address], label: str) -> Sender:
@@ -443,9 +443,10 @@ def _connect_udp(server: ServerSettings, addresses: Sequence[Address], label: st
     return DatagramSender(sock, ConnectionInfo("udp", label, format_address(sockaddr)))
 
 
-def _tls_sender(
+def tls_sender(
     session: TlsSession, server: ServerSettings, label: str, peer: str, timeouts: Timeouts
 ) -> Sender:
+    """The ``Sender`` over a verified TLS session."""
     from azs_syslog import tls
 
     sock = session.sock
