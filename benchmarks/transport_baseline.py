@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from azs_syslog import pki  # noqa: E402
-from azs_syslog.config import ClientSettings, ServerSettings  # noqa: E402
-from azs_syslog.transport import UDP_SEND_BUFFER, connect  # noqa: E402
+from azs_syslog import pki
+from azs_syslog.config import ClientSettings, ServerSettings
+from azs_syslog.transport import UDP_SEND_BUFFER, connect
 
 MESSAGE_SIZE = 700
 
@@ -174,7 +174,8 @@ def main() -> None:
         baseline, ours = bench_tls(messages, args.batch, Path(tmp))
     print(f"TLS  bare ssl socket sendall   {rate(n, baseline)}")
     print(
-        f"TLS  azs-syslog Sender.send    {rate(n, ours)}   ({baseline / ours:.0%} of bare; target 500,000/s)"
+        f"TLS  azs-syslog Sender.send    {rate(n, ours)}   "
+        f"({baseline / ours:.0%} of bare; target 500,000/s)"
     )
     baseline, ours, got_bare, got_ours = bench_udp(messages, args.batch)
     print(f"UDP  bare socket send loop     {rate(n, baseline)}   (sink received {got_bare:,})")
