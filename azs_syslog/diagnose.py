@@ -313,7 +313,7 @@ def _certificate_details(der: bytes) -> dict[str, Any]:
 
 
 def _send_step(sender: Sender, config: Config) -> Step:
-    wire = test_message(config)
+    wire = build_test_message(config)
     try:
         sender.send(wire, [len(wire)])
     except TransportError as exc:
@@ -345,7 +345,7 @@ def _send_step(sender: Sender, config: Config) -> Step:
     )
 
 
-def test_message(config: Config, *, now: dt.datetime | None = None) -> bytes:
+def build_test_message(config: Config, *, now: dt.datetime | None = None) -> bytes:
     """One framed test event under the configuration's settings.
 
     Rendered by ``azs_syslog.render`` when that module is present (an ``arm`` event, so that the

@@ -337,7 +337,8 @@ class RsyslogReceiver:
         if self.protocol == "udp":
             lines.append('module(load="imudp")')
             input_params.insert(0, 'type="imudp"')
-            input_params.append('rateLimit.interval="0"')
+            # Room for bursts: a datagram costs ~1 KiB of buffer whatever its size.
+            input_params += ['rateLimit.interval="0"', 'rcvBufSize="8m"']
         else:
             module = ['load="imtcp"', 'maxSessions="1000"']
             if self.protocol == "tls":
