@@ -126,12 +126,16 @@ def test_tls_server_authentication(rsyslog_factory: Factory, pki_files: TestPKI)
     assert receiver.wait_for_lines(len(msgs)) == msgs
 
 
-def test_mutual_tls(rsyslog_factory: Factory, pki_files: TestPKI) -> None:
-    receiver = rsyslog_factory("tls", pki=pki_files, authmode="x509/certvalid")
+@pytest.mark.parametrize("priority", [None, "MaxProtocol=TLSv1.2"], ids=["tls13", "tls12"])
+def test_mutual_tls(rsyslog_factory: Factory, pki_files: TestPKI, priority: str | None) -> None:
+    receiver = rsyslog_factory(
+        "tls", pki=pki_files, authmode="x509/certvalid", priority_string=priority
+    )
     msgs = messages(300, "mtls")
     wire, lengths = octet_counted(msgs)
     sender = connect(tls_server(receiver.port, pki_files), client_settings(pki_files))
     assert sender.info.client_certificate_sent is True
+    assert sender.info.tls_version == ("TLSv1.2" if priority else "TLSv1.3")
     send_all(sender, wire, lengths)
     assert receiver.wait_for_lines(len(msgs)) == msgs
 
@@ -274,17 +278,31 @@ def test_expired_server_certificate(rsyslog_factory: Factory, pki_files: TestPKI
     assert "renew" in (error.fix or "")
 
 
-def test_server_requires_a_client_certificate(rsyslog_factory: Factory, pki_files: TestPKI) -> None:
-    receiver = rsyslog_factory("tls", pki=pki_files, authmode="x509/certvalid")
+# TLS 1.3 (the verdict comes after the client's handshake is done) and TLS 1.2 (inside it).
+VERSIONS = pytest.mark.parametrize(
+    "priority", [None, "MaxProtocol=TLSv1.2"], ids=["tls13", "tls12"]
+)
+
+
+@VERSIONS
+def test_server_requires_a_client_certificate(
+    rsyslog_factory: Factory, pki_files: TestPKI, priority: str | None
+) -> None:
+    receiver = rsyslog_factory(
+        "tls", pki=pki_files, authmode="x509/certvalid", priority_string=priority
+    )
     error = refused(tls_server(receiver.port, pki_files))
     assert (error.step, error.cause) == ("tls", "client-certificate-required")
     assert "set-syslog-client" in (error.fix or "")
 
 
+@VERSIONS
 def test_client_certificate_from_another_ca_is_rejected(
-    rsyslog_factory: Factory, pki_files: TestPKI, tmp_path: Path
+    rsyslog_factory: Factory, pki_files: TestPKI, tmp_path: Path, priority: str | None
 ) -> None:
-    receiver = rsyslog_factory("tls", pki=pki_files, authmode="x509/certvalid")
+    receiver = rsyslog_factory(
+        "tls", pki=pki_files, authmode="x509/certvalid", priority_string=priority
+    )
     other = TestPKI.create(tmp_path / "other", ca_name="some other CA")
     error = refused(tls_server(receiver.port, pki_files), client_settings(other))
     assert (error.step, error.cause) == ("tls", "client-certificate-rejected")
