@@ -16,6 +16,11 @@ Use it through the ``rsyslog_factory`` fixture (import it into your test module)
         ... send to 127.0.0.1:receiver.port ...
         assert receiver.wait_for_lines(300, timeout=10) == expected
 
+``authmode="x509/certvalid"`` demands a client certificate from a CA in ``ca_file``. Note: with
+rsyslog 8.2302's ossl driver, ``x509/name`` was seen to accept a client whose certificate name
+is not in ``permitted_peers`` (it still demands a valid certificate); do not rely on it to
+refuse a name.
+
 Every receiver is stopped (by its PID) when the test ends. ``stop()`` / ``kill()`` and then
 ``start()`` again restarts it on the same port, for restart tests.
 

@@ -370,3 +370,59 @@ def test_ipv6_loopback(rsyslog_factory: Factory, pki_files: TestPKI) -> None:
     wire, lengths = octet_counted(messages(3, "v6"))
     send_all(sender, wire, lengths)
     assert len(receiver.wait_for_lines(3)) == 3
+
+
+def test_write_timeout_when_the_peer_stops_reading() -> None:
+    # A listener that never accepts: the kernel completes the handshake, then its buffers fill.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        port = listener.getsockname()[1]
+        sender = connect(
+            ServerSettings("127.0.0.1", port, no_encryption=True),
+            ClientSettings(),
+            timeouts=Timeouts(2, 2, 0.5),
+        )
+        blob = b"x" * (64 * 1024 * 1024)
+        started = time.monotonic()
+        with pytest.raises(TransportError) as caught:
+            sender.send(blob, [len(blob)])
+        assert (caught.value.step, caught.value.cause) == ("send", "timeout")
+        assert time.monotonic() - started < 30
+        assert sender.unacknowledged_bytes() > 0
+        sender.close(timeout=0.2)
+
+
+def test_keepalive_is_on(rsyslog_factory: Factory, pki_files: TestPKI) -> None:
+    receiver = rsyslog_factory("tls", pki=pki_files)
+    sender = connect(tls_server(receiver.port, pki_files), ClientSettings())
+    sock: socket.socket = sender._sock  # type: ignore[attr-defined]
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 30
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 10
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+    sender.close()
+
+
+def test_a_late_client_certificate_verdict_surfaces_at_send(
+    rsyslog_factory: Factory,
+    pki_files: TestPKI,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """TLS 1.3: without the post-handshake wait, the refusal shows at the first writes; it
+    must still be explained as a client certificate problem."""
+    monkeypatch.setattr("azs_syslog.transport._await_client_certificate_verdict", lambda sock: None)
+    receiver = rsyslog_factory("tls", pki=pki_files, authmode="x509/certvalid")
+    other = TestPKI.create(tmp_path / "other", ca_name="some other CA")
+    wire, lengths = octet_counted(messages(100, "late"))
+    for client, cause in (
+        (ClientSettings(), "client-certificate-required"),
+        (client_settings(other), "client-certificate-rejected"),
+    ):
+        with pytest.raises(TransportError) as caught:
+            sender = connect(tls_server(receiver.port, pki_files), client)
+            for _ in range(50):
+                sender.send(wire, lengths)
+                time.sleep(0.02)
+        assert (caught.value.step, caught.value.cause) == ("send", cause)
+    assert receiver.lines() == []
