@@ -219,3 +219,16 @@ def test_cli_reports_a_missing_configuration(monkeypatch: pytest.MonkeyPatch) ->
     result = run_cli(["test-syslog-server", "--json"])
     assert result.exit_code == 1
     assert json.loads(result.stdout)["steps"][0]["cause"] == "not-configured"
+
+
+def test_skip_certificate_check_reports_the_name_step_skipped(
+    rsyslog_factory: Factory, pki_files: TestPKI
+) -> None:
+    receiver = rsyslog_factory("tls", pki=pki_files)
+    config = Config(server=ServerSettings("127.0.0.1", receiver.port, skip_certificate_check=True))
+    result = diagnose(config, send_test_event=True)
+    assert result.ok
+    assert statuses(result)["name"] == "skipped"
+    configuration = result.steps[0]
+    assert "skip-certificate-check" in configuration.details["verification"]
+    assert len(receiver.wait_for_lines(1)) == 1

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from hypothesis import given
+from hypothesis import strategies as st
 
 from azs_syslog import pki, tls
 from azs_syslog.config import ClientCertificate, ClientSettings, ServerSettings
@@ -134,3 +136,19 @@ def test_unreadable_files_are_explained(tmp_path: Path) -> None:
         tls.client_context(ServerSettings("localhost", 6514), ClientSettings(missing))
     assert (caught.value.step, caught.value.cause) == ("tls", "client-certificate-unreadable")
     assert "set-syslog-client" in (caught.value.fix or "")
+
+
+LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
+NAME = st.lists(LABEL, min_size=2, max_size=5).map(".".join)
+
+
+@given(NAME, NAME)
+def test_name_rule_properties(name: str, other: str) -> None:
+    assert tls.name_matches(name, SAN(dns_names=(name,), has_san=True))
+    assert tls.name_matches(name.upper() + ".", SAN(dns_names=(name,), has_san=True))
+    assert tls.name_matches(name, SAN(dns_names=(other,), has_san=True)) is (name == other)
+    # a wildcard stands for exactly the left-most label
+    wildcard = "*." + name.split(".", 1)[1]
+    expected = name.count(".") >= 2
+    assert tls.name_matches(name, SAN(dns_names=(wildcard,), has_san=True)) is expected
+    assert not tls.name_matches("x." + name, SAN(dns_names=(wildcard,), has_san=True))
