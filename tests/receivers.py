@@ -244,6 +244,7 @@ class RsyslogReceiver:
         self.conf_file.write_text(self.config_text())
         with contextlib.suppress(FileNotFoundError):
             self.pid_file.unlink()
+        offset = len(self.stderr())  # earlier runs' messages stay in the log; look past them
         log = self.log_file.open("ab")
         try:
             self._process = subprocess.Popen(
@@ -257,16 +258,17 @@ class RsyslogReceiver:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                return f"rsyslogd exited with {self._process.returncode}: {self.stderr()[-2000:]}"
+                output = self.stderr()[offset:][-2000:]
+                return f"rsyslogd exited with {self._process.returncode}: {output}"
             ours = _socket_inodes(self._process.pid)
             if ours & _listening_inodes(self.port, self.protocol):
                 return ""
-            if "could not create" in self.stderr().lower():
+            if "could not create" in self.stderr()[offset:].lower():
                 self._terminate(signal.SIGKILL)
                 return "the port is taken"
             time.sleep(0.02)
         self._terminate(signal.SIGKILL)
-        return f"not listening after {START_TIMEOUT} s: {self.stderr()[-2000:]}"
+        return f"not listening after {START_TIMEOUT} s: {self.stderr()[offset:][-2000:]}"
 
     def stop(self) -> None:
         """SIGTERM (rsyslog writes out what it queued) and wait; SIGKILL if it hangs."""
