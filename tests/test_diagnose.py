@@ -1,8 +1,7 @@
 """test-syslog-server against a real rsyslog: every step reported, every failure explained.
 
-The library tests pass a ``Config`` directly. The CLI tests replace ``load_config`` (the
-skeleton's is a placeholder until the configuration issue lands); once it has, they should
-write the configuration with ``set-syslog-server`` instead.
+The library tests pass a ``Config`` directly; the CLI tests configure the server with
+``set-syslog-server``, as an operator would.
 """
 
 from __future__ import annotations
@@ -182,16 +181,17 @@ def test_test_message_framing() -> None:
 # -- the command --------------------------------------------------------------------------------
 
 
-def use_config(monkeypatch: pytest.MonkeyPatch, config: Config) -> None:
-    monkeypatch.setattr("azs_syslog.config.load_config", lambda: config)
+def set_server(*args: str) -> None:
+    result = run_cli(["set-syslog-server", *args])
+    assert result.exit_code == 0, result.stderr
 
 
-def test_cli_json_and_exit_codes(
-    rsyslog_factory: Factory, pki_files: TestPKI, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cli_json_and_exit_codes(rsyslog_factory: Factory, pki_files: TestPKI) -> None:
     receiver = rsyslog_factory("tls", pki=pki_files)
-    good = ServerSettings("localhost", receiver.port, trusted_ca=str(pki_files.ca_file))
-    use_config(monkeypatch, Config(server=good))
+    port = str(receiver.port)
+    set_server(
+        "--server-name", "localhost", "--server-port", port, "--trusted-ca", str(pki_files.ca_file)
+    )
     result = run_cli(["test-syslog-server", "--json", "--send-test-event"])
     assert result.exit_code == 0, result.stderr
     document = json.loads(result.stdout)
@@ -206,7 +206,7 @@ def test_cli_json_and_exit_codes(
     ]
     assert len(receiver.wait_for_lines(1)) == 1
 
-    use_config(monkeypatch, Config(server=ServerSettings("localhost", receiver.port)))
+    set_server("--server-name", "localhost", "--server-port", port)
     result = run_cli(["test-syslog-server"])
     assert result.exit_code == 1
     assert "FAILED" in result.stdout
@@ -214,8 +214,7 @@ def test_cli_json_and_exit_codes(
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_cli_reports_a_missing_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
-    use_config(monkeypatch, Config())
+def test_cli_reports_a_missing_configuration() -> None:
     result = run_cli(["test-syslog-server", "--json"])
     assert result.exit_code == 1
     assert json.loads(result.stdout)["steps"][0]["cause"] == "not-configured"

@@ -10,20 +10,9 @@ from azs_syslog.cli.exit_codes import ExitCode
 from azs_syslog.cli.output import emit_json, json_option
 
 if TYPE_CHECKING:
-    from azs_syslog.config import Config
     from azs_syslog.diagnose import Diagnosis
 
 MARKS = {"ok": "ok", "failed": "FAILED", "skipped": "skipped", "not run": "not run"}
-
-
-def _load_config() -> Config:
-    from azs_syslog.config import load_config
-    from azs_syslog.errors import ConfigError
-
-    try:
-        return load_config()
-    except NotImplementedError as exc:  # the skeleton's placeholder, until issue #2 lands
-        raise ConfigError("reading the configuration is not available in this build") from exc
 
 
 def _render(result: Diagnosis) -> None:
@@ -57,9 +46,10 @@ def test_syslog_server(ctx: click.Context, send_test_event: bool, as_json: bool)
     """Connect with the current configuration and report each step: DNS, TCP connect, TLS
     handshake (version, cipher, server chain, name check, client certificate requested or not),
     and optionally one test event. Exit code 0 when every step passed, 1 otherwise."""
+    from azs_syslog.config import load_config
     from azs_syslog.diagnose import diagnose
 
-    result = diagnose(_load_config(), send_test_event=send_test_event)
+    result = diagnose(load_config(), send_test_event=send_test_event)
     if as_json:
         emit_json(result.to_dict())
     else:
