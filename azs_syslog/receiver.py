@@ -478,6 +478,8 @@ def _check_rfc3164(message: ReceivedMessage, rest: str, text: str) -> str | None
             problem = f"time {match.group('hh')}:{match.group('mm')}:{match.group('ss')} is invalid"
         elif match.group("host").startswith("CEF:"):
             problem = "no HOSTNAME between the timestamp and the CEF payload"
+        elif not match.group("host").isprintable():
+            problem = f"HOSTNAME {_preview(match.group('host'))} has control characters"
     if problem is not None or match is None:
         message.errors.append(Problem(BAD_SYSLOG_HEADER, f"RFC 3164 header: {problem}"))
         return _fallback_cef(text)
