@@ -61,6 +61,27 @@ BAD_EXTENSION_ESCAPE = "bad-extension-escape"
 UNESCAPED_EQUALS = "unescaped-equals"
 DUPLICATE_KEY = "duplicate-key"
 RAW_NEWLINE = "raw-newline"
+PROBLEM_CODES = (
+    BAD_FRAMING,
+    BAD_OCTET_COUNT,
+    OVERSIZE,
+    TRUNCATED,
+    INVALID_UTF8,
+    BAD_PRI,
+    BAD_SYSLOG_HEADER,
+    NOT_CEF,
+    BAD_CEF_VERSION,
+    BAD_CEF_HEADER_COUNT,
+    BAD_HEADER_ESCAPE,
+    EMPTY_HEADER_FIELD,
+    BAD_CEF_SEVERITY,
+    BAD_EXTENSION,
+    BAD_EXTENSION_KEY,
+    BAD_EXTENSION_ESCAPE,
+    UNESCAPED_EQUALS,
+    DUPLICATE_KEY,
+    RAW_NEWLINE,
+)
 
 # How much of a discarded (oversize) message is kept to show the operator what it was.
 _SAMPLE_SIZE = 256
@@ -987,6 +1008,8 @@ class Listener:
                     self._read_datagrams()
                 else:
                     self._accept()
+            if self.protocol == "udp":
+                self._read_datagrams()  # what arrived before stop() is still delivered
         finally:
             selector.close()
 

@@ -169,11 +169,18 @@ def listen(
                 break
             shown += 1
     finally:
-        stop.restore()
         listener.stop()
+        # Show what was received before the stop, as far as --count allows.
+        while count is None or shown < count:
+            try:
+                render(listener.get(timeout=0))
+            except (queue.Empty, BrokenPipeError):
+                break
+            shown += 1
+        stop.restore()
         while not connection_errors.empty():
             note(f"connection: {_safe(connection_errors.get())}")
-        _print_summary(listener.counts, time.monotonic() - started)
+        _print_summary(listener.counts, time.monotonic() - started, shown)
     if count is not None and shown < count and not stop.requested:
         error(f"timed out after {timeout:g} s with {shown} of {count} messages")
         click.get_current_context().exit(ExitCode.FAILED)
@@ -210,6 +217,8 @@ class _StopFlag:
                 self._previous[signum] = signal.signal(signum, self._handle)
 
     def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:  # a second Ctrl-C / SIGTERM: stop now, whatever the loop is doing
+            raise KeyboardInterrupt
         self.requested = True
 
     def restore(self) -> None:
@@ -299,7 +308,7 @@ def _severity_style(severity: str) -> str:
     return ""
 
 
-def _print_summary(counts: Counts, elapsed: float) -> None:
+def _print_summary(counts: Counts, elapsed: float, shown: int) -> None:
     def listing(counter: Any) -> str:
         return ", ".join(f"{_safe(str(k))} {v}" for k, v in counter.most_common()) or "none"
 
@@ -326,5 +335,7 @@ def _print_summary(counts: Counts, elapsed: float) -> None:
             f"  connections: {counts.connections}, TLS handshake failures: "
             f"{counts.handshake_failures}"
         )
+    if shown < counts.received:
+        note(f"  shown: {shown} (the rest came after --count was reached, or could not be shown)")
     if counts.dropped:
         note(f"  dropped (shown too slowly): {counts.dropped}")
