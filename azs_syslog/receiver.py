@@ -505,6 +505,8 @@ def _check_rfc3164(message: ReceivedMessage, rest: str, text: str) -> str | None
         message.errors.append(Problem(BAD_SYSLOG_HEADER, f"RFC 3164 header: {problem}"))
         return _fallback_cef(text)
     message.header_format = "rfc3164"
+    if match.group("day").startswith("0"):
+        message.notes.append("day of month padded with 0; RFC 3164 pads it with a space")
     message.timestamp = rest[:15]
     message.host = match.group("host")
     return match.group("msg")
