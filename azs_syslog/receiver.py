@@ -61,6 +61,7 @@ BAD_EXTENSION_ESCAPE = "bad-extension-escape"
 UNESCAPED_EQUALS = "unescaped-equals"
 DUPLICATE_KEY = "duplicate-key"
 RAW_NEWLINE = "raw-newline"
+UNEXPECTED_TLS = "unexpected-tls"
 PROBLEM_CODES = (
     BAD_FRAMING,
     BAD_OCTET_COUNT,
@@ -81,7 +82,12 @@ PROBLEM_CODES = (
     UNESCAPED_EQUALS,
     DUPLICATE_KEY,
     RAW_NEWLINE,
+    UNEXPECTED_TLS,
 )
+# Only a part of the message is here (or none of it is syslog): further checks would be noise.
+_PARTIAL = (OVERSIZE, TRUNCATED, UNEXPECTED_TLS)
+# OpenSSL's reasons when the client does not speak TLS at all.
+_NOT_TLS_REASONS = ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNKNOWN_PROTOCOL", "RECORD_LAYER")
 
 # How much of a discarded (oversize) message is kept to show the operator what it was.
 _SAMPLE_SIZE = 256
@@ -240,8 +246,12 @@ class StreamFramer:
         self._skip = 0  # bytes of an oversize octet-counted message still to discard
         self._discard_line = False  # discarding the rest of an oversize LF line
         self._pending: Problem | None = None  # framing problem carried by the next LF frame
+        self.abandoned = False  # the peer is not speaking syslog at all: close the connection
+        self._at_start = True  # nothing of the connection consumed yet
 
     def feed(self, data: bytes) -> list[Frame]:
+        if self.abandoned:
+            return []
         self._buffer += data
         frames: list[Frame] = []
         while self._step(frames):
@@ -294,6 +304,24 @@ class StreamFramer:
             if first in b"\r\n":  # stray line ends between messages
                 del buffer[:1]
                 return True
+            at_start, self._at_start = self._at_start, False
+            if first == 0x16 and at_start:  # a TLS handshake record
+                self._buffer.clear()
+                self.abandoned = True
+                frames.append(
+                    Frame(
+                        b"",
+                        "unknown",
+                        [
+                            Problem(
+                                UNEXPECTED_TLS,
+                                "the peer started a TLS handshake on a plain TCP listener; "
+                                "listen with --protocol tls (connection closed)",
+                            )
+                        ],
+                    )
+                )
+                return False
             if 0x30 <= first <= 0x39:
                 self.mode = "octet-counting"
             elif first == 0x3C:  # '<'
@@ -428,8 +456,8 @@ def parse_message(
         peer_certificate=peer_certificate,
         errors=errors,
     )
-    if any(p.code in (OVERSIZE, TRUNCATED) for p in errors):
-        return message  # only a part of it is here: checking the rest would only add noise
+    if any(p.code in _PARTIAL for p in errors):
+        return message
     try:
         _check(message, text)
     except Exception as exc:  # pragma: no cover - a bug here must not stop the receiver
@@ -1085,6 +1113,8 @@ class Listener:
                     with self._lock:
                         self.counts.handshake_failures += 1
                     reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+                    if any(marker in reason for marker in _NOT_TLS_REASONS):
+                        reason += " (the client does not speak TLS: plain TCP? see --protocol)"
                     self._connection_error(f"{peer}: TLS handshake failed: {reason}")
                     return
                 peer_certificate = _subject_of(stream)
@@ -1120,7 +1150,7 @@ class Listener:
                         peer_certificate=peer_certificate,
                     )
                 )
-            if not data:
+            if not data or framer.abandoned:
                 return
 
     def _deliver(self, message: ReceivedMessage) -> None:

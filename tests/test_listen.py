@@ -333,6 +333,39 @@ def test_random_bytes_never_stop_the_listener(tcp_listener: Listener) -> None:
     assert found
 
 
+def test_tls_sender_on_a_tcp_listener_is_told_and_disconnected(
+    tcp_listener: Listener, tls_files: TlsFiles
+) -> None:
+    raw = socket.create_connection(("127.0.0.1", tcp_listener.port), timeout=WAIT)
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        client_context(tls_files, with_cert=False).wrap_socket(raw, server_hostname="localhost")
+    raw.close()
+    message = one(tcp_listener)
+    assert [p.code for p in message.errors] == ["unexpected-tls"]
+    assert "--protocol tls" in message.errors[0].detail
+
+
+def test_plain_sender_on_a_tls_listener_is_explained(tls_files: TlsFiles) -> None:
+    context = server_ssl_context(str(tls_files.server_cert), str(tls_files.server_key))
+    errors: list[str] = []
+    with Listener(
+        "tls", "127.0.0.1", 0, ssl_context=context, on_connection_error=errors.append
+    ) as listener:
+        with socket.create_connection(("127.0.0.1", listener.port), timeout=WAIT) as sock:
+            sock.sendall(cef_message(1) + b"\n")
+            try:
+                closed = sock.recv(100) == b""
+            except ConnectionResetError:
+                closed = True
+            assert closed  # the server closes the connection
+        deadline = time.monotonic() + WAIT
+        while not errors and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert listener.counts.handshake_failures == 1
+    assert "does not speak TLS" in errors[0]
+    assert listener.counts.received == 0
+
+
 # -- certificates and binding ---------------------------------------------------------------------
 
 

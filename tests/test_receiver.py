@@ -269,6 +269,22 @@ def test_connection_closed_mid_message_is_truncated() -> None:
     assert codes(message) == ["truncated"]
 
 
+def test_tls_client_on_a_plain_listener_is_recognised_and_abandoned() -> None:
+    framer = StreamFramer()
+    frames = framer.feed(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+    assert [p.code for p in frames[0].problems] == ["unexpected-tls"]
+    assert framer.abandoned
+    assert framer.feed(b"more\n") == [] and framer.close() == []
+    message = parse_message(frames[0].payload, problems=frames[0].problems)
+    assert codes(message) == ["unexpected-tls"]  # and no noise about PRI or UTF-8
+
+
+def test_0x16_later_in_a_stream_is_only_bad_framing() -> None:
+    frames = feed_all(StreamFramer(), b"junk\n\x16xyz\n", 1000)
+    assert [[p.code for p in f.problems] for f in frames] == [["bad-framing"], ["bad-framing"]]
+    assert frames[1].payload == b"\x16xyz"
+
+
 # -- never crash, never grow -------------------------------------------------------------------
 
 
