@@ -22,6 +22,7 @@ Three layers, each usable on its own:
 
 from __future__ import annotations
 
+import errno
 import queue
 import re
 import selectors
@@ -886,6 +887,22 @@ class Counts:
         }
 
 
+_BIND_FAILURES = {
+    errno.EADDRINUSE: (
+        "in-use",
+        "another program has this port: choose a free one with --port (0 picks any)",
+    ),
+    errno.EACCES: (
+        "permission",
+        "ports below 1024 need privileges: use a higher --port and point the sender at it",
+    ),
+    errno.EADDRNOTAVAIL: (
+        "address",
+        "give --bind an address of this machine (127.0.0.1 or ::1 for a lab)",
+    ),
+}
+
+
 def format_peer(address: Any) -> str:
     host, port = address[0], address[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -1017,12 +1034,15 @@ class Listener:
             sock.setblocking(False)
         except OSError as exc:
             sock.close()
+            cause, fix = _BIND_FAILURES.get(
+                exc.errno or 0, ("bind", "choose another --port or --bind address")
+            )
             raise TransportError(
                 f"cannot listen on {self.protocol} {format_peer((self.host, self.port))}: "
                 f"{exc.strerror or exc}",
                 step="bind",
-                cause="in-use" if exc.errno == 98 else "bind",
-                fix="choose a free port with --port (ports below 1024 need privileges)",
+                cause=cause,
+                fix=fix,
             ) from exc
         return sock
 

@@ -564,6 +564,14 @@ def test_cli_bad_key_is_an_error_not_a_traceback(tls_files: TlsFiles) -> None:
     assert "fix:" in result.stderr
 
 
+def test_cli_address_not_on_this_machine_is_an_error() -> None:
+    # 192.0.2.1 is TEST-NET-1: never local, so binding fails (nothing is sent anywhere)
+    result = run_cli(["listen", "--bind", "192.0.2.1", "--port", "0", "--timeout", "1"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: cannot listen on tcp 192.0.2.1:0")
+    assert "fix:" in result.stderr
+
+
 def test_cli_help_has_examples() -> None:
     result = run_cli(["listen", "--help"])
     assert result.exit_code == 0

@@ -140,16 +140,16 @@ def listen(
         max_message_size=max_message_size,
         on_connection_error=connection_errors.put,
     ).start()
-    mode = " (client certificate required)" if require_client_cert else ""
-    note(
-        f"listening on {protocol} {listener.address}{mode}; lab tool, nothing is stored; "
-        "Ctrl-C to stop"
-    )
-    stop = _StopFlag()
+    stop = _StopFlag()  # before the start line, which tells a script it may signal us
     started = time.monotonic()
     shown = 0
     render = _JsonRenderer() if as_json else _RowRenderer()
     try:
+        mode = " (client certificate required)" if require_client_cert else ""
+        note(
+            f"listening on {protocol} {listener.address}{mode}; lab tool, nothing is stored; "
+            "Ctrl-C to stop"
+        )
         while not stop.requested and (count is None or shown < count):
             while not connection_errors.empty():
                 note(f"connection: {_safe(connection_errors.get())}")
