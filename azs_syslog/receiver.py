@@ -249,6 +249,7 @@ class StreamFramer:
         self._pending: Problem | None = None  # framing problem carried by the next LF frame
         self.abandoned = False  # the peer is not speaking syslog at all: close the connection
         self._at_start = True  # nothing of the connection consumed yet
+        self._scanned = 0  # bytes of the buffer already searched for LF
 
     def feed(self, data: bytes) -> list[Frame]:
         if self.abandoned:
@@ -386,15 +387,20 @@ class StreamFramer:
 
     def _step_lf(self, frames: list[Frame]) -> bool:
         buffer = self._buffer
-        end = buffer.find(b"\n", 0, self.max_size + 2)
+        # Resume the search where the last one stopped: a line arriving a byte at a time must
+        # not be scanned again from its start on every byte.
+        end = buffer.find(b"\n", self._scanned, self.max_size + 2)
         if end < 0:
+            self._scanned = len(buffer)
             if len(buffer) > self.max_size + 1:
+                self._scanned = 0
                 frames.append(self._oversize_lf(bytes(buffer[:_SAMPLE_SIZE])))
                 buffer.clear()
                 self._discard_line = True
             return False
         line = bytes(buffer[:end])
         del buffer[: end + 1]
+        self._scanned = 0
         if line.endswith(b"\r"):
             line = line[:-1]
         if len(line) > self.max_size:
@@ -755,21 +761,20 @@ def _check_extensions(message: ReceivedMessage, text: str) -> None:
             "are allowed)",
         )
 
-    def unescaped_space(position: int) -> bool:
-        return chars[position] == " " and not literal[position]
-
     pairs: list[tuple[str, int, int]] = []  # key, value start, value end (exclusive)
     value_start: int | None = None
     start = 0
-    while start < len(chars) and unescaped_space(start):
+    while start < len(chars) and chars[start] == " " and not literal[start]:
         start += 1
+    last_space = -1  # kept as we go: searching back from each '=' would be quadratic
     for position, char in enumerate(chars):
-        if char != "=" or literal[position]:
+        if literal[position] or char not in " =":
             continue
-        space = position - 1
+        if char == " ":
+            last_space = position
+            continue
         lower = start if value_start is None else value_start
-        while space >= lower and not unescaped_space(space):
-            space -= 1
+        space = last_space if last_space >= lower else lower - 1
         if value_start is None:
             if space >= lower:
                 flag(

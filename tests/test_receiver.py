@@ -337,6 +337,35 @@ def test_parse_never_raises_on_mutated_cef(tail: bytes) -> None:
         assert "internal-error" not in codes(message)
 
 
+PATHOLOGICAL = [
+    b"a=" + b"=" * 65000,
+    b"x=" * 32000,
+    b"a=b " * 16000,
+    b" " * 65000 + b"=",
+    b"\\" * 65000,
+    b"|" * 65000,
+    b"\\=" * 21000,
+]
+
+
+@pytest.mark.timeout(120)  # a guard against quadratic blow-ups, not a speed measurement
+@pytest.mark.parametrize("extension", PATHOLOGICAL, ids=range(len(PATHOLOGICAL)))
+def test_pathological_64k_messages_are_checked(extension: bytes) -> None:
+    message = parse_message(rfc3164("CEF:0|a|b|c|d|e|5|") + extension)
+    assert isinstance(message.valid, bool)
+    assert "internal-error" not in codes(message)
+
+
+@pytest.mark.timeout(120)  # a guard against rescanning the buffer on every byte
+def test_a_long_line_arriving_byte_by_byte() -> None:
+    framer = StreamFramer()
+    line = b"<13>" + b"x" * 60000
+    frames = [frame for byte in range(len(line)) for frame in framer.feed(line[byte : byte + 1])]
+    assert frames == []
+    (frame,) = framer.feed(b"\n")
+    assert frame.payload == line and not frame.problems
+
+
 def escape_header(value: str) -> str:
     """SPEC section 6, header fields."""
     value = value.replace("\\", "\\\\").replace("|", "\\|")
