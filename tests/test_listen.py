@@ -517,6 +517,26 @@ def test_cli_sigterm_stops_with_a_summary() -> None:
     assert len(stdout.splitlines()) == 1
 
 
+def test_cli_stops_quietly_when_its_reader_goes_away() -> None:
+    """``listen --json | head -1``: no traceback, exit 0."""
+    listen = ListenProcess("--protocol", "udp", "--json", "--timeout", "60")
+    assert listen.proc.stdout is not None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(cef_message(1), ("127.0.0.1", listen.port))
+        assert json.loads(listen.proc.stdout.readline())["valid"] is True
+        listen.proc.stdout.close()  # the reader is gone
+        for n in range(2, 40):
+            if listen.proc.poll() is not None:
+                break
+            sock.sendto(cef_message(n), ("127.0.0.1", listen.port))
+            time.sleep(0.1)
+    assert listen.proc.stderr is not None
+    stderr = listen.proc.stderr.read().decode()
+    assert listen.proc.wait(timeout=30) == 0, stderr
+    assert "Traceback" not in stderr
+    assert "summary:" in stderr
+
+
 def test_cli_timeout_before_count_fails() -> None:
     result = run_cli(["listen", "--port", "0", "--count", "1", "--timeout", "0.3"])
     assert result.exit_code == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import signal
 import sys
@@ -143,6 +144,7 @@ def listen(
     stop = _StopFlag()  # before the start line, which tells a script it may signal us
     started = time.monotonic()
     shown = 0
+    reader_gone = False  # stdout is a pipe whose reader has exited (| head)
     render = _JsonRenderer() if as_json else _RowRenderer()
     try:
         mode = " (client certificate required)" if require_client_cert else ""
@@ -166,24 +168,37 @@ def listen(
             try:
                 render(message)
             except BrokenPipeError:
+                reader_gone = True
                 break
             shown += 1
     finally:
         listener.stop()
         # Show what was received before the stop, as far as --count allows.
-        while count is None or shown < count:
+        while not reader_gone and (count is None or shown < count):
             try:
                 render(listener.get(timeout=0))
-            except (queue.Empty, BrokenPipeError):
+            except queue.Empty:
+                break
+            except BrokenPipeError:
+                reader_gone = True
                 break
             shown += 1
+        if reader_gone:
+            _discard_stdout()
         stop.restore()
         while not connection_errors.empty():
             note(f"connection: {_safe(connection_errors.get())}")
         _print_summary(listener.counts, time.monotonic() - started, shown)
-    if count is not None and shown < count and not stop.requested:
+    if count is not None and shown < count and not (stop.requested or reader_gone):
         error(f"timed out after {timeout:g} s with {shown} of {count} messages")
         click.get_current_context().exit(ExitCode.FAILED)
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _check_usage(
