@@ -11,18 +11,22 @@ checked for characters to escape in one scan; the message is encoded and measure
 
 from __future__ import annotations
 
-import json
+import json.scanner
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from azs_syslog import cef, syslog
 from azs_syslog.errors import ConfigError
-from azs_syslog.events import Event, load_json, parse_event
+from azs_syslog.events import DECODER, Event, load_json, parse_event
 from azs_syslog.events.common import sanitize_host
 
 if TYPE_CHECKING:
     from azs_syslog.config import Config
 
+_scan_once: Final[Callable[[str, int], tuple[Any, int]]] = json.scanner.make_scanner(
+    DECODER  # type: ignore[arg-type]  # typeshed has the argument's class wrong
+)
 OUTPUT_SEVERITIES: Final = ("Default", "Verbose")
 # Windows levels the Default OutputSeverity forwards: Critical, Error, Warning.
 DEFAULT_LEVELS: Final = frozenset({1, 2, 3})
@@ -129,17 +133,26 @@ class Renderer:
         self._second = -1
         self._stamp = ""
         self._headers: dict[tuple[str, str, int], str] = {}
+        self._keys: tuple[str, ...] = ()
+        self._template = ""
 
     # -- the hot path -------------------------------------------------------------------------
 
     def render_line(self, line: str | bytes, accepted_ms: int) -> bytes | None:
         """One JSON object (text) -> the framed syslog message, or ``None`` when the
         OutputSeverity filter drops it. Raises ``EventError`` naming the field."""
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError):
-            obj = load_json(line)  # raises the EventError that explains it
-        return self.render_object(obj, accepted_ms)
+        if type(line) is str and line[:1] == "{":
+            # json.loads without its Python wrappers: the C scanner directly (~0.7 us less).
+            try:
+                obj, end = _scan_once(line, 0)
+            except (StopIteration, ValueError, RecursionError):
+                obj = load_json(line)  # raises the EventError that explains it
+            else:
+                if end != len(line) and not line[end:].isspace():
+                    obj = load_json(line)
+        else:
+            obj = load_json(line)
+        return self.render_event(parse_event(obj), accepted_ms)
 
     def render_object(self, obj: dict[str, Any], accepted_ms: int) -> bytes | None:
         """Same as ``render_line`` for an already parsed object."""
@@ -187,9 +200,14 @@ class Renderer:
             if len(self._headers) >= 4096:
                 self._headers.clear()
             self._headers[header_key] = cef_header
+        keys = event.keys
+        if keys is not self._keys:  # the same tuple for every event of one shape
+            self._keys = keys
+            self._template = cef.extension_template(keys)
         try:
             message = (
-                head + cef_header + cef.extensions(time_ms, event.keys, event.values)
+                f"{head}{cef_header}rt={time_ms}"
+                + cef.encode_extensions(keys, self._template, event.values)
             ).encode()
         except UnicodeEncodeError:
             message = self._encode_lone_surrogates(head + cef_header, event, time_ms)

@@ -24,9 +24,10 @@ class Event:
     """One validated input event, already mapped onto the CEF fields of SPEC section 5.
 
     ``type`` is the input type (``pep``, ``windows``, ...); ``keys`` and ``values`` are the
-    extension pairs in order (values not escaped, never empty; ``rt`` is not among them, the
-    encoder adds it from ``time_ms``); ``time_ms`` is the event time (ms since the epoch) or
-    ``None`` when the input has no ``"time"``; ``host`` the input ``"host"`` or ``None``;
+    extension pairs in order (values not escaped, never empty, strings or integers written in
+    decimal; ``rt`` is not among them, the encoder adds it from ``time_ms``); ``time_ms`` is
+    the event time (ms since the epoch) or ``None`` when the input has no ``"time"``; ``host``
+    the input ``"host"`` or ``None``;
     ``level`` the Windows level (0-5) for the OutputSeverity filter, ``None`` for every other
     type (they are always forwarded).
     """
@@ -50,7 +51,7 @@ class Event:
         name: str,
         severity: int,
         keys: tuple[str, ...],
-        values: list[str],
+        values: list[str | int],
         time_ms: int | None = None,
         host: str | None = None,
         level: int | None = None,
@@ -67,8 +68,8 @@ class Event:
 
     @property
     def extensions(self) -> list[tuple[str, str]]:
-        """The extension pairs in order (``rt`` excluded), for people and tests."""
-        return list(zip(self.keys, self.values, strict=True))
+        """The extension pairs in order (``rt`` excluded), as text, for people and tests."""
+        return [(key, str(value)) for key, value in zip(self.keys, self.values, strict=True)]
 
     def __repr__(self) -> str:
         return (
@@ -200,6 +201,12 @@ def parse_time(value: object, field: str = "time") -> int:
     """
     if type(value) is not str:
         raise wrong_type(field, "an RFC 3339 date-time string", value)
+    if len(value) == 24 and value[23] == "Z" and value[19] == ".":
+        # The common "2026-11-26T10:00:00.123Z", its second seen before: no regex.
+        seconds = _seconds_cache.get(value[:19] + "Z")
+        millis = value[20:23]
+        if seconds is not None and millis.isascii() and millis.isdigit():
+            return seconds * 1000 + int(millis)
     match = _TIME_RE.match(value)
     if match is None:
         raise EventError(
@@ -284,15 +291,23 @@ def scalar_text(value: object, field: str) -> str:
     if type(value) is int:
         return str(value)
     if type(value) is float:
-        return repr(value)
+        return float_text(field, value)
     raise wrong_type(field, "a string, number or boolean", value)
+
+
+def float_text(field: str, value: float) -> str:
+    """A JSON number that is not an integer, as Python writes it; out of range is rejected."""
+    text = repr(value)
+    if text in ("inf", "-inf", "nan"):
+        raise EventError("is a number out of range", field=field)
+    return text
 
 
 def add_custom_extensions(
     extensions: object,
     reserved: frozenset[str],
     keys: list[str],
-    values: list[str],
+    values: list[str | int],
 ) -> None:
     """Append the free-form ``"extensions"`` pairs of an event, in input order.
 

@@ -83,14 +83,14 @@ KEYS: Final = ("Who", "WhichIP")
 RESERVED: Final = frozenset({*KEYS, "rt"})
 
 
-def _prefix_values(obj: Mapping[str, Any]) -> list[str]:
-    values = []
+def _prefix_values(obj: Mapping[str, Any]) -> list[str | int]:
+    values: list[str | int] = []
     for field in ("who", "which_ip"):
         values.append(require_str(obj, field))
     return values
 
 
-def _pairs(values: list[str]) -> tuple[tuple[str, ...], list[str]]:
+def _pairs(values: list[str | int]) -> tuple[tuple[str, ...], list[str | int]]:
     if values[0] and values[1]:
         return KEYS, values
     keys = tuple(k for k, v in zip(KEYS, values, strict=True) if v)
