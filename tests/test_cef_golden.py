@@ -455,9 +455,11 @@ def test_windows_full_event_golden() -> None:
 
 @pytest.mark.parametrize(
     ("level", "severity"),
-    [(0, 0), (1, 10), (2, 8), (3, 5), (4, 2), (5, 0)]
-    + [("Undefined", 0), ("critical", 10), ("ERROR", 8), ("Warning", 5)]
-    + [("Information", 2), ("Verbose", 0)],
+    [
+        *[(0, 0), (1, 10), (2, 8), (3, 5), (4, 2), (5, 0)],
+        *[("Undefined", 0), ("critical", 10), ("ERROR", 8), ("Warning", 5)],
+        *[("Information", 2), ("Verbose", 0)],
+    ],
 )
 def test_windows_level_table(level: int | str, severity: int) -> None:
     event = {"type": "windows", "time": TIME, "provider_name": "P", "event_id": 7, "level": level}
