@@ -188,7 +188,8 @@ def check_uint(field: str, value: object) -> int:
 # --- time ------------------------------------------------------------------------------------
 
 _TIME_RE: Final = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:([Zz])|([+-])(\d\d):(\d\d))\Z"
+    r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:([Zz])|([+-])(\d\d):(\d\d))\Z",
+    re.ASCII,
 )
 _seconds_cache: dict[str, int] = {}
 
