@@ -66,6 +66,11 @@ def _multiline(first: str, lines: Iterator[str | bytes], start: int) -> tuple[in
     the record (the parsed object, or the gathered text when it is not valid JSON)."""
     buffer = [first]
     lineno = start
+    try:
+        json.loads(first)
+    except json.JSONDecodeError as exc:
+        if exc.pos < len(first.rstrip()):
+            return lineno, [(start, first.strip())]  # broken on its own line: not a start
     for raw in lines:
         lineno += 1
         buffer.append(_decode(raw))
