@@ -129,3 +129,15 @@ def test_json_array_input(tmp_path: Path) -> None:
     result = run_cli(["format-event", str(path), "--json"])
     assert result.exit_code == 0
     assert [json.loads(line)["line"] for line in result.stdout.splitlines()] == [2, 10]
+
+
+def test_every_example_in_the_mapping_doc_is_real_output(tmp_path: Path) -> None:
+    """docs/cef-mapping.md shows real messages: each is format-event output for a SPEC event."""
+    doc = Path(__file__).resolve().parent.parent / "docs" / "cef-mapping.md"
+    examples = [line for line in doc.read_text(encoding="utf-8").splitlines() if line[:2] == "<8"]
+    assert len(examples) >= 9
+    path = _write(tmp_path, [event for event, _, _ in SPEC_EVENTS])
+    result = run_cli(["format-event", str(path), "--output-severity", "Verbose"])
+    produced = set(result.stdout.splitlines())
+    for example in examples:
+        assert example in produced, example
