@@ -135,6 +135,7 @@ class Renderer:
         self._headers: dict[tuple[str, str, int], str] = {}
         self._keys: tuple[str, ...] = ()
         self._template = ""
+        self._plain_template = ""
 
     # -- the hot path -------------------------------------------------------------------------
 
@@ -152,18 +153,23 @@ class Renderer:
                     obj = load_json(line)
         else:
             obj = load_json(line)
-        return self.render_event(parse_event(obj), accepted_ms)
+        # Values can hold a character to escape (\\ = CR LF NUL) only if the JSON text holds a
+        # backslash (JSON writes CR, LF and NUL as escapes) or "=": most lines hold neither.
+        plain = type(line) is str and "\\" not in line and "=" not in line
+        return self.render_event(parse_event(obj), accepted_ms, plain)
 
     def render_object(self, obj: dict[str, Any], accepted_ms: int) -> bytes | None:
         """Same as ``render_line`` for an already parsed object."""
         return self.render_event(parse_event(obj), accepted_ms)
 
-    def render_event(self, event: Event, accepted_ms: int) -> bytes | None:
+    def render_event(self, event: Event, accepted_ms: int, plain: bool = False) -> bytes | None:
+        """Same as ``render_line`` for a parsed event. ``plain``: the caller knows that no
+        extension value holds a character to escape."""
         level = event.level
         if level is not None and level not in DEFAULT_LEVELS and not self._verbose:
             self.filtered += 1
             return None
-        message = self.message(event, accepted_ms)
+        message = self.message(event, accepted_ms, plain)
         framing = self._framing
         if framing == "octet-counting":
             return b"%d %s" % (len(message), message)
@@ -171,7 +177,7 @@ class Renderer:
             return message + b"\n"
         return message
 
-    def message(self, event: Event, accepted_ms: int) -> bytes:
+    def message(self, event: Event, accepted_ms: int, plain: bool = False) -> bytes:
         """The syslog message of ``event``, unframed, within the size limit."""
         time_ms = event.time_ms
         if time_ms is None:
@@ -204,11 +210,13 @@ class Renderer:
         if keys is not self._keys:  # the same tuple for every event of one shape
             self._keys = keys
             self._template = cef.extension_template(keys)
+            self._plain_template = self._template.replace("\x00", "=")
+        if plain:
+            extensions = self._plain_template % tuple(event.values)
+        else:
+            extensions = cef.encode_extensions(keys, self._template, event.values)
         try:
-            message = (
-                f"{head}{cef_header}rt={time_ms}"
-                + cef.encode_extensions(keys, self._template, event.values)
-            ).encode()
+            message = f"{head}{cef_header}rt={time_ms}{extensions}".encode()
         except UnicodeEncodeError:
             message = self._encode_lone_surrogates(head + cef_header, event, time_ms)
         if len(message) > self._limit:
