@@ -152,3 +152,105 @@ def test_lone_surrogates_become_replacement_characters() -> None:
     message = _render({"type": "arm", "AzsOperationName": "op", "AzsDescription": "a\ud800b"})
     message.decode("utf-8")  # valid UTF-8
     assert dict(decode_syslog(message).cef.extensions)["AzsDescription"] == "a\ufffdb"
+
+
+# Every string field of every type: (base event, field, where it lands).
+_WIN = {"type": "windows", "provider_name": "P", "event_id": 1, "level": 1}
+_FAULT_I = {"type": "infrastructure_fault", "event": "InfrastructureFaultOpen"}
+_FAULT_I |= {"AzsFaultId": "1", "AzsFaultTypeName": "T"}
+_FAULT_S = {"type": "service_fault", "event": "ServiceFaultClose"}
+_FAULT_S |= {"AzsFaultId": "1", "AzsFaultTypeName": "T"}
+EVERY_STRING_FIELD: list[tuple[dict[str, Any], str]] = [
+    *[
+        ({"type": t, "event_id": i, "who": "u", "which_ip": "i"}, f)
+        for t, i in (("pep", 1000), ("rep", 1011))
+        for f in ("who", "which_ip")
+    ],
+    *[
+        ({"type": "pep_wac", "event": "WACUserAddedEvent", "who": "u", "which_ip": "i"}, f)
+        for f in ("who", "which_ip")
+    ],
+    *[
+        (_WIN, f)
+        for f in (
+            "provider_name",
+            "task_name",
+            "channel",
+            "computer",
+            "correlation_activity_id",
+            "correlation_related_activity_id",
+            "event_data",
+            "event_description",
+            "keywords",
+            "keyword_name",
+            "opcode_name",
+            "provider_event_source_name",
+            "provider_guid",
+            "security_user_id",
+            "task_category",
+            "user_data",
+        )
+    ],
+    *[
+        (
+            {"type": "alert", "state": "resolved", "fault_type_id": "F", "alert_id": "A"},
+            f,
+        )
+        for f in ("fault_type_id", "alert_id", "title", "description", "remediation")
+    ],
+    *[
+        ({"type": "arm", "AzsOperationName": "op"}, f)
+        for f in ("AzsOperationName", "AzsEventName", "AzsDescription", "AzsClaims", "AzsIssuer")
+    ],
+    *[
+        ({"type": "bcdr", "event": "AuditingConfig"}, f)
+        for f in ("Interval", "Retention", "BackupPath")
+    ],
+    *[
+        (_FAULT_I, f)
+        for f in (
+            "AzsFaultId",
+            "AzsFaultTypeName",
+            "AzsComponentType",
+            "AzsComponentName",
+            "AzsFaultHash",
+            "AzsCreatedTimeUtc",
+            "AzsSource",
+        )
+    ],
+    *[
+        (_FAULT_S, f)
+        for f in (
+            "AzsSubscriptionId",
+            "AzsResourceGroup",
+            "AzsServiceName",
+            "AzsResourceId",
+            "AzsLastUpdatedTimeUtc",
+        )
+    ],
+    ({"type": "arm", "AzsOperationName": "op", "extensions": {}}, "extensions.custom"),
+]
+
+
+@pytest.mark.parametrize(
+    ("base", "field"), EVERY_STRING_FIELD, ids=[f"{b['type']}.{f}" for b, f in EVERY_STRING_FIELD]
+)
+def test_nasty_text_in_every_string_field(base: dict[str, Any], field: str) -> None:
+    event = json.loads(json.dumps(base))
+    if field == "extensions.custom":
+        event["extensions"]["custom"] = NASTY
+    else:
+        event[field] = NASTY
+    message = _render(event)
+    for raw in (b"\r", b"\n", b"\x00"):
+        assert raw not in message
+    decoded = decode_syslog(message)
+    header = [decoded.cef.signature_id, decoded.cef.name]
+    values = [value for _, value in decoded.cef.extensions]
+    in_header = any(NASTY_HEADER_DECODED in text for text in header)
+    in_values = any(NASTY_VALUE_DECODED in text for text in values)
+    assert in_header or in_values
+    if field in ("fault_type_id", "alert_id", "provider_name", "task_name", "AzsFaultTypeName"):
+        assert in_header
+    if field not in ("fault_type_id", "alert_id", "task_name"):
+        assert in_values
