@@ -252,3 +252,11 @@ def test_parse_line_reports_json_errors() -> None:
     with pytest.raises(EventError, match="invalid JSON"):
         parse_line("{")
     assert parse_line(json.dumps(VALID["arm"])).name == "op"
+
+
+def test_times_outside_four_digit_years_are_rejected() -> None:
+    with pytest.raises(EventError, match="0001-9999"):
+        parse_time("9999-12-31T23:59:59-01:00")
+    with pytest.raises(EventError, match="0001-9999"):
+        parse_time("0001-01-01T00:00:00+01:00")
+    assert parse_time("9999-12-31T23:59:59.999Z") == 253402300799999

@@ -80,3 +80,11 @@ def test_json_lines_stream_without_waiting_for_eof() -> None:
     assert not thread.is_alive()
     assert received == [(1, '{"first": 1}'), (2, '{"second": 2}')]
     reader.close()
+
+
+def test_invalid_utf8_in_arrays_and_objects_is_not_replaced() -> None:
+    records = list(iter_records(io.BytesIO(b'[\n{"a": "\xff"}\n]\n')))
+    assert records == [(1, b'[\n{"a": "\xff"}\n]\n')]
+    records = list(iter_records(io.BytesIO(b'{\n"a": "\xff"\n}\n')))
+    assert records[0][0] == 1
+    assert isinstance(records[0][1], bytes)

@@ -250,7 +250,14 @@ def _epoch_seconds(match: re.Match[str], value: str, field: str) -> int:
         moment = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError as exc:
         raise EventError(f"{value!r} is not a valid date-time: {exc}", field=field) from None
-    return int(moment.timestamp()) - offset
+    seconds = int(moment.timestamp()) - offset
+    if not _FIRST_SECOND <= seconds <= _LAST_SECOND:
+        raise EventError(f"{value!r} is outside the years 0001-9999 in UTC", field=field)
+    return seconds
+
+
+_FIRST_SECOND: Final = -62135596800  # 0001-01-01T00:00:00Z
+_LAST_SECOND: Final = 253402300799  # 9999-12-31T23:59:59Z
 
 
 # --- host ------------------------------------------------------------------------------------
