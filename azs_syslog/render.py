@@ -109,7 +109,11 @@ class RenderSettings:
 
 
 class Renderer:
-    """Renders events under one ``RenderSettings``; keeps the counts of its work."""
+    """Renders events under one ``RenderSettings``; keeps the counts of its work.
+
+    It caches per-second timestamps, CEF headers and extension templates, so it is not
+    thread-safe: use one per thread. A settings change means a new ``Renderer``.
+    """
 
     def __init__(self, settings: RenderSettings, *, default_host: str | None = None) -> None:
         if default_host is None:

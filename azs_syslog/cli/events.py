@@ -6,7 +6,7 @@ import dataclasses
 import json
 import sys
 import time
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 import click
 
@@ -14,8 +14,11 @@ from azs_syslog.cli.exit_codes import ExitCode
 from azs_syslog.cli.output import json_option, note
 from azs_syslog.errors import EventError
 
+if TYPE_CHECKING:
+    from azs_syslog.render import RenderSettings
 
-def _configured_settings() -> Any:
+
+def _configured_settings() -> RenderSettings:
     """The RenderSettings of the stored configuration.
 
     TEMPORARY: falls back to the defaults while ``load_config`` is not implemented yet (the
