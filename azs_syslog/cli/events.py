@@ -6,7 +6,7 @@ import dataclasses
 import json
 import sys
 import time
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
@@ -94,7 +94,7 @@ def format_event(
     from azs_syslog.render import Renderer
 
     settings = _configured_settings()
-    overrides = {
+    overrides: dict[str, Any] = {
         "message_format": message_format,
         "facility": facility,
         "cef_version": cef_version,
