@@ -15,7 +15,16 @@ import time
 
 from azs_syslog.render import Renderer, RenderSettings
 
-BASE_EVENT = {
+EVENT_DATA = [
+    "S-1-5-18",
+    "AZS-NODE01$",
+    "AZURESTACK",
+    "0x3e7",
+    "0x1a2c",
+    "C:\\Windows\\System32\\svchost.exe",
+    "%%1936",
+]
+BASE_EVENT: dict[str, object] = {
     "type": "windows",
     "host": "azs-node01.azurestack.local",
     "provider_name": "Microsoft-Windows-Security-Auditing",
@@ -25,15 +34,7 @@ BASE_EVENT = {
     "channel": "Security",
     "computer": "azs-node01.azurestack.local",
     "correlation_activity_id": "C8F40D7C-3764-423B-A4FA-C994442238AF",
-    "event_data": [
-        "S-1-5-18",
-        "AZS-NODE01$",
-        "AZURESTACK",
-        "0x3e7",
-        "0x1a2c",
-        "C:\\Windows\\System32\\svchost.exe",
-        "%%1936",
-    ],
+    "event_data": EVENT_DATA,
     "event_description": "A new process has been created. Creator Subject: Security ID: SYSTEM",
     "event_record_id": 26637,
     "execution_process_id": 4,
@@ -50,13 +51,17 @@ BASE_EVENT = {
 }
 
 
-def make_lines(count: int) -> list[str]:
+def make_lines(count: int, *, with_path: bool = True) -> list[str]:
     """Distinct lines as a producer sends them: the time moves on by ~1 ms per event and the
-    record id counts up, so no cache sees the same event twice."""
+    record id counts up, so no cache sees the same event twice. ``with_path``: the event data
+    holds a Windows path, so its backslashes must be escaped (the slower, common case)."""
     lines = []
     start = 1_795_687_200_000  # 2026-11-26T10:00:00Z
+    base = dict(BASE_EVENT)
+    if not with_path:
+        base["event_data"] = [value.replace("\\", "/") for value in EVENT_DATA]
     for index in range(count):
-        event = dict(BASE_EVENT)
+        event = dict(base)
         ms = start + index
         seconds, millis = divmod(ms, 1000)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
@@ -83,37 +88,40 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print a cProfile of one run")
     args = parser.parse_args()
 
-    lines = make_lines(args.events)
     settings = RenderSettings(message_format=args.format, output_severity="Verbose")
-    renderer = Renderer(settings, default_host="bench-host")
     accepted = 1_795_687_200_000
+    for with_path in (True, False):
+        lines = make_lines(args.events, with_path=with_path)
+        renderer = Renderer(settings, default_host="bench-host")
 
-    def only_json(batch: list[str]) -> None:
-        loads = json.loads
-        for line in batch:
-            loads(line)
+        def only_json(batch: list[str]) -> None:
+            loads = json.loads
+            for line in batch:
+                loads(line)
 
-    def render(batch: list[str]) -> None:
-        render_line = renderer.render_line
-        for line in batch:
-            render_line(line, accepted)
+        def render(batch: list[str], renderer: Renderer = renderer) -> None:
+            render_line = renderer.render_line
+            for line in batch:
+                render_line(line, accepted)
 
-    sample = renderer.render_line(lines[0], accepted)
-    assert sample is not None
-    if args.profile:
-        import cProfile
-        import pstats
+        sample = renderer.render_line(lines[0], accepted)
+        assert sample is not None
+        if args.profile and with_path:
+            import cProfile
+            import pstats
 
-        cProfile.runctx("render(lines)", globals(), locals(), "/tmp/encode.prof")
-        pstats.Stats("/tmp/encode.prof").sort_stats("tottime").print_stats(12)
+            cProfile.runctx("render(lines)", globals(), locals(), "/tmp/encode.prof")
+            pstats.Stats("/tmp/encode.prof").sort_stats("tottime").print_stats(12)
 
-    baseline = best_rate(only_json, lines, args.repeat)
-    rate = best_rate(render, lines, args.repeat)
-    print(
-        f"json line -> framed syslog ({args.format}, octet-counting): {rate:,.0f} events/s "
-        f"| json.loads alone: {baseline:,.0f} lines/s | ratio {rate / baseline:.2f} "
-        f"| {len(lines[0])} bytes of JSON, {len(sample)} bytes on the wire"
-    )
+        baseline = best_rate(only_json, lines, args.repeat)
+        rate = best_rate(render, lines, args.repeat)
+        kind = "with a path to escape" if with_path else "nothing to escape"
+        print(
+            f"json line -> framed syslog ({args.format}, octet-counting, {kind}): "
+            f"{rate:,.0f} events/s | json.loads alone: {baseline:,.0f} lines/s "
+            f"| ratio {rate / baseline:.2f} "
+            f"| {len(lines[0])} bytes of JSON, {len(sample)} bytes on the wire"
+        )
 
 
 if __name__ == "__main__":
