@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from azs_syslog import syslog
 from tests.cef_decoder import unframe_octet_counted
@@ -104,3 +106,20 @@ def test_fit_last_resort_cuts_the_name_then_the_signature() -> None:
     fitted = syslog.fit(head, b"S" * 600, b"N" * 300, b"|5|rt=1", [], 480)
     assert len(fitted) == 480
     assert b"||5|rt=1" in fitted  # the name is gone, the signature cut
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.text(max_size=200), size=st.integers(0, 800))
+def test_cut_property(text: str, size: int) -> None:
+    """Any cut of escaped text is a prefix within the size, valid UTF-8, with no half escape,
+    and as long as possible (at most 4 bytes shorter than asked)."""
+    from azs_syslog import cef
+
+    escaped = cef.escape_value(text).encode()
+    result = syslog.cut(escaped, size)
+    assert escaped.startswith(result)
+    assert len(result) <= max(size, 0)
+    result.decode("utf-8")
+    trailing = len(result) - len(result.rstrip(b"\\"))
+    assert trailing % 2 == 0
+    assert len(result) >= min(size, len(escaped)) - 4
