@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from azs_syslog.events.windows import parse_windows, parse_windows_checked
 from azs_syslog.render import Renderer, RenderSettings
 from tests.cef_decoder import decode_syslog, unframe_octet_counted
+from tests.test_cef_escaping import EVERY_STRING_FIELD
+from tests.test_cef_golden import MAS_ROWS
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TEXT = st.text(max_size=60)
@@ -261,3 +263,41 @@ def test_truncated_messages_fit_and_stay_valid(
     for key, value in decoded.cef.extensions:
         assert complete[key].startswith(value)
         assert value
+
+
+_KEY_OF = {"who": "Who", "which_ip": "WhichIP", "extensions.custom": "custom"}
+_KEY_OF |= {field: key for field, _, key, _ in MAS_ROWS}
+_HEADER_ONLY = {"fault_type_id", "alert_id", "task_name"}
+_IN_DESCRIPTION = {
+    "title": "TITLE: ",
+    "description": "DESCRIPTION: ",
+    "remediation": "REMEDIATION: ",
+}
+
+
+@SETTINGS
+@given(case=st.sampled_from(EVERY_STRING_FIELD), text=NONEMPTY, message_format=FORMATS)
+def test_any_string_field_of_any_type_round_trips(
+    case: tuple[dict[str, Any], str], text: str, message_format: str
+) -> None:
+    base, field = case
+    event = json.loads(json.dumps(base))
+    if field == "extensions.custom":
+        event["extensions"]["custom"] = text
+    else:
+        event[field] = text
+    renderer = Renderer(
+        RenderSettings(message_format=message_format, output_severity="Verbose", framing="none"),
+        default_host="h",
+    )
+    message = renderer.render_object(event, 0)
+    assert message is not None
+    check_message(message, 8192)
+    decoded = decode_syslog(message)
+    values = decoded.cef.ext()
+    if field in _IN_DESCRIPTION:
+        assert values["MasEventDescription"] == _IN_DESCRIPTION[field] + value_text(text)
+    elif field not in _HEADER_ONLY:
+        assert values[_KEY_OF.get(field, field)] == value_text(text)
+    if field in _HEADER_ONLY or field in ("provider_name", "AzsFaultTypeName", "AzsEventName"):
+        assert header_text(text) in decoded.cef.name + decoded.cef.signature_id
