@@ -25,6 +25,9 @@ from typing import Any
 
 from azs_syslog import paths
 from azs_syslog.errors import ConfigError
+from azs_syslog.facility import FACILITIES as FACILITIES
+from azs_syslog.facility import facility_name as facility_name
+from azs_syslog.facility import parse_facility as parse_facility
 
 CONFIG_VERSION = 1
 
@@ -40,23 +43,6 @@ EXPIRY_WARNING_DAYS = 30  # a client certificate closer to its end than this is 
 MIN_MESSAGE_SIZE = 480
 MAX_MESSAGE_SIZE = 65535
 MAX_UDP_MESSAGE_SIZE = 65507
-
-# Syslog facility names (RFC 5424 table 1, with the names rsyslog and logger use).
-FACILITIES: dict[str, int] = {
-    "kern": 0,
-    "user": 1,
-    "mail": 2,
-    "daemon": 3,
-    "auth": 4,
-    "syslog": 5,
-    "lpr": 6,
-    "news": 7,
-    "uucp": 8,
-    "cron": 9,
-    "authpriv": 10,
-    "ftp": 11,
-    **{f"local{n}": 16 + n for n in range(8)},
-}
 
 
 @dataclass(frozen=True)
@@ -165,32 +151,6 @@ def normalize_server_name(name: str) -> str:
         # 10.0.0.256 or 10.0.0: all-numeric names are mistyped addresses, not host names.
         raise ValueError(f"{name!r} is not a valid IPv4 address")
     return host
-
-
-def parse_facility(value: str | int) -> int:
-    """A facility name (``authpriv``, ``local0``, ...) or number 0-23 -> its number."""
-    if isinstance(value, int):
-        number = value
-    else:
-        text = value.strip().lower()
-        if text in FACILITIES:
-            return FACILITIES[text]
-        if not text.isdigit():
-            raise ValueError(
-                f"unknown facility {value!r}; use a number 0-23 or one of " + ", ".join(FACILITIES)
-            )
-        number = int(text)
-    if not 0 <= number <= 23:
-        raise ValueError(f"facility {number} is out of range (0-23)")
-    return number
-
-
-def facility_name(number: int) -> str:
-    """``10`` -> ``authpriv``; a number without a common name stays a number."""
-    for name, value in FACILITIES.items():
-        if value == number:
-            return name
-    return str(number)
 
 
 def check_server(server: ServerSettings, *, path: str | None = None) -> None:

@@ -11,48 +11,13 @@ import time
 from typing import Final
 
 from azs_syslog.cef import SYSLOG_SEVERITY
+from azs_syslog.facility import FACILITIES as FACILITIES
+from azs_syslog.facility import parse_facility as parse_facility
 
 APP_NAME: Final = "azs-syslog"
 MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 MESSAGE_FORMATS: Final = ("rfc3164", "rfc5424")
 FRAMINGS: Final = ("octet-counting", "lf", "none")
-# Facility names (RFC 5424 section 6.2.1, with the names syslog daemons use) -> numbers.
-FACILITIES: Final = {
-    "kern": 0,
-    "user": 1,
-    "mail": 2,
-    "daemon": 3,
-    "auth": 4,
-    "syslog": 5,
-    "lpr": 6,
-    "news": 7,
-    "uucp": 8,
-    "cron": 9,
-    "authpriv": 10,
-    "ftp": 11,
-    "ntp": 12,
-    "security": 13,
-    "console": 14,
-    "clock": 15,
-    **{f"local{n}": 16 + n for n in range(8)},
-}
-
-
-def parse_facility(value: str | int) -> int:
-    """A facility by name (case-insensitive) or number (0-23); ``ValueError`` otherwise."""
-    if isinstance(value, int) or value.strip().isdigit():
-        number = int(value)
-        if 0 <= number <= 23:
-            return number
-        raise ValueError(f"facility {number} is out of range (0-23)")
-    found = FACILITIES.get(value.strip().lower())
-    if found is None:
-        raise ValueError(
-            f"unknown facility {value!r} (a number 0-23 or one of {', '.join(FACILITIES)})"
-        )
-    return found
-
-
 # RFC 5424 receivers must accept 480 bytes; below it no message is sure to fit its header.
 MIN_MESSAGE_SIZE: Final = 480
 

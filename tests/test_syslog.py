@@ -43,7 +43,8 @@ def test_framing() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "number"), [("authpriv", 10), ("LOCAL7", 23), ("kern", 0), ("4", 4), (13, 13)]
+    ("name", "number"),
+    [("authpriv", 10), ("LOCAL7", 23), ("kern", 0), ("4", 4), (13, 13), ("13", 13)],
 )
 def test_facilities(name: str | int, number: int) -> None:
     assert syslog.parse_facility(name) == number

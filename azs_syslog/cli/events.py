@@ -19,19 +19,11 @@ if TYPE_CHECKING:
 
 
 def _configured_settings() -> RenderSettings:
-    """The RenderSettings of the stored configuration.
-
-    TEMPORARY: falls back to the defaults while ``load_config`` is not implemented yet (the
-    configuration is issue 2's, built in parallel); the lead removes the fallback at merge.
-    """
+    """The RenderSettings of the stored configuration (defaults when nothing is configured)."""
     from azs_syslog.config import load_config
     from azs_syslog.render import RenderSettings
 
-    try:
-        config = load_config()
-    except NotImplementedError:
-        return RenderSettings()
-    return RenderSettings.from_config(config)
+    return RenderSettings.from_config(load_config())
 
 
 def _facility(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
