@@ -1,0 +1,82 @@
+"""BCDR events (``"type": "bcdr"``): manual infrastructure-backup operations, SPEC section 5.
+
+**[project]** mapping: Signature ID ``Microsoft-AzureStack-BCDR: <event>``, Name = the event,
+Severity 5 (manual administrative changes to backups), the event's fields as extensions under
+their own names, in the source's order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from azs_syslog.errors import EventError
+from azs_syslog.events.common import (
+    COMMON_FIELDS,
+    Event,
+    finish,
+    require_str,
+    wrong_type,
+)
+
+SIGNATURE_PREFIX: Final = "Microsoft-AzureStack-BCDR: "
+SEVERITY: Final = 5
+
+# Field kinds: what JSON types each field takes.
+_INT_OR_STR: Final = "a number or a string"
+_BOOL: Final = "a boolean"
+_STR: Final = "a string"
+
+# event -> its fields (in order) and their kinds, from the source's schemas.
+BCDR_EVENTS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    "AuditingManualBackup": (),
+    "AuditingConfig": (
+        ("Interval", _INT_OR_STR),
+        ("Retention", _INT_OR_STR),
+        ("IsSchedulerEnabled", _BOOL),
+        ("BackupPath", _STR),
+    ),
+    "AuditingPruneBackupStore": (("IsInternalStore", _BOOL),),
+}
+ALL_FIELDS: Final = frozenset(f for fields in BCDR_EVENTS.values() for f, _ in fields)
+RESERVED: Final = frozenset(ALL_FIELDS | {"rt"})
+
+
+def _text(field: str, kind: str, value: Any) -> str:
+    if kind == _BOOL:
+        if type(value) is bool:
+            return "true" if value else "false"
+    elif kind == _STR:
+        if type(value) is str:
+            return value
+    elif type(value) is str:
+        return value
+    elif type(value) is int:
+        return str(value)
+    elif type(value) is float:
+        return repr(value)
+    raise wrong_type(field, kind, value)
+
+
+def parse_bcdr(obj: Mapping[str, Any]) -> Event:
+    name = require_str(obj, "event")
+    fields = BCDR_EVENTS.get(name)
+    if fields is None:
+        raise EventError(
+            f"unknown bcdr event {name!r} (expected one of {', '.join(BCDR_EVENTS)})",
+            field="event",
+        )
+    allowed = COMMON_FIELDS | {"event"} | {f for f, _ in fields}
+    for key in obj:
+        if key not in allowed:
+            raise EventError(f"unknown field for bcdr event {name!r}", field=key)
+    keys = []
+    values = []
+    for field, kind in fields:
+        if field in obj:
+            text = _text(field, kind, obj[field])
+            if text:
+                keys.append(field)
+                values.append(text)
+    event = Event("bcdr", SIGNATURE_PREFIX + name, name, SEVERITY, tuple(keys), values)
+    return finish(obj, event, RESERVED)

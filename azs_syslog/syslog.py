@@ -1,0 +1,146 @@
+"""Syslog: PRI, RFC 3164 / RFC 5424 headers, framing and the size limit (SPEC section 6).
+
+Pure functions. Times are UTC. The RFC 3164 header is ``<PRI>Mmm dd hh:mm:ss HOST `` (day
+space-padded); the RFC 5424 header ``<PRI>1 YYYY-MM-DDThh:mm:ss.mmmZ HOST azs-syslog - MSGID - ``
+with the input type as MSGID **[project]** and no BOM.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Final
+
+from azs_syslog.cef import SYSLOG_SEVERITY
+
+APP_NAME: Final = "azs-syslog"
+MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+MESSAGE_FORMATS: Final = ("rfc3164", "rfc5424")
+FRAMINGS: Final = ("octet-counting", "lf", "none")
+# RFC 5424 receivers must accept 480 bytes; below it no message is sure to fit its header.
+MIN_MESSAGE_SIZE: Final = 480
+
+
+def pri(facility: int, cef_severity: int) -> int:
+    """PRI = facility x 8 + the syslog severity of a CEF severity."""
+    return facility * 8 + SYSLOG_SEVERITY[cef_severity]
+
+
+def rfc3164_timestamp(seconds: int) -> str:
+    """``Mmm dd hh:mm:ss`` in UTC, the day padded with a space (``Nov  6 09:05:01``)."""
+    t = time.gmtime(seconds)
+    return f"{MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+
+
+def rfc5424_seconds(seconds: int) -> str:
+    """``YYYY-MM-DDThh:mm:ss`` in UTC (the milliseconds and ``Z`` are appended per event)."""
+    t = time.gmtime(seconds)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+    )
+
+
+def rfc5424_timestamp(time_ms: int) -> str:
+    seconds, ms = divmod(time_ms, 1000)
+    return f"{rfc5424_seconds(seconds)}.{ms:03d}Z"
+
+
+def rfc3164_header(pri_value: int, time_ms: int, host: str) -> str:
+    return f"<{pri_value}>{rfc3164_timestamp(time_ms // 1000)} {host} "
+
+
+def rfc5424_header(pri_value: int, time_ms: int, host: str, msgid: str) -> str:
+    return f"<{pri_value}>1 {rfc5424_timestamp(time_ms)} {host} {APP_NAME} - {msgid} - "
+
+
+def frame(message: bytes, framing: str) -> bytes:
+    """Octet counting (``<length> SP <message>``, RFC 6587 / 5425), LF, or none (UDP)."""
+    if framing == "octet-counting":
+        return b"%d %s" % (len(message), message)
+    if framing == "lf":
+        return message + b"\n"
+    return message
+
+
+# --- the size limit --------------------------------------------------------------------------
+
+
+def cut(data: bytes, size: int) -> bytes:
+    """The longest prefix of escaped CEF text ``data`` of at most ``size`` bytes that ends
+    neither inside a UTF-8 character nor inside a backslash escape."""
+    if size >= len(data):
+        return data
+    if size <= 0:
+        return b""
+    while size > 0 and data[size] & 0xC0 == 0x80:
+        size -= 1
+    run = size
+    while run > 0 and data[run - 1] == 0x5C:  # backslash
+        run -= 1
+    if (size - run) % 2:
+        size -= 1
+    return data[:size]
+
+
+def _water_level(lengths: list[int], excess: int) -> int:
+    """The largest L such that cutting every length above L down to L removes >= excess."""
+    low, high = 0, max(lengths)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if sum(n - mid for n in lengths if n > mid) >= excess:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def fit(
+    head: bytes,
+    signature_id: bytes,
+    name: bytes,
+    tail: bytes,
+    pairs: list[tuple[bytes, bytes]],
+    limit: int,
+) -> bytes:
+    """Shorten one message to ``limit`` bytes (SPEC section 6) and return it.
+
+    The message is ``head + signature_id + b"|" + name + tail`` (``tail`` is ``|severity|``
+    and ``rt=...``) followed by `` key=value`` for each pair (values escaped). The longest
+    extension values are cut first, all to the same length, at UTF-8 character boundaries and
+    never inside an escape; a value cut to nothing is left out with its key. The header, the
+    keys and ``rt`` are never cut **[project]**. When cutting values cannot make room (many
+    keys, short values), pairs are left out, the last one first, until it can. Last resort, when
+    the header alone does not fit: every extension but ``rt`` is left out, then Name and then
+    Signature ID are cut the same way.
+    """
+    fixed = len(head) + len(signature_id) + 1 + len(name) + len(tail)
+    total = fixed + sum(len(key) + len(value) + 2 for key, value in pairs)
+    excess = total - limit
+    if excess <= 0:
+        return head + signature_id + b"|" + name + tail + _join(pairs)
+    pairs = list(pairs)
+    lengths = [len(value) for _, value in pairs]
+    # Values alone cannot make room: leave pairs out, the last one first, until they can.
+    while pairs and sum(lengths) < excess:
+        key, value = pairs.pop()
+        lengths.pop()
+        excess -= len(key) + len(value) + 2
+    if excess <= 0:
+        return head + signature_id + b"|" + name + tail + _join(pairs)
+    if pairs:
+        level = _water_level(lengths, excess)
+        kept = [(key, cut(value, level)) for key, value in pairs]
+        kept = [(key, value) for key, value in kept if value]
+        return head + signature_id + b"|" + name + tail + _join(kept)
+    # Last resort: the header alone is (nearly) too big.
+    over = fixed - limit
+    if over > 0:
+        name = cut(name, len(name) - over)
+        over = len(head) + len(signature_id) + 1 + len(name) + len(tail) - limit
+        if over > 0:
+            signature_id = cut(signature_id, len(signature_id) - over)
+    return head + signature_id + b"|" + name + tail
+
+
+def _join(pairs: list[tuple[bytes, bytes]]) -> bytes:
+    return b"".join(b" %s=%s" % (key, value) for key, value in pairs)

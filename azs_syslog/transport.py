@@ -1,0 +1,482 @@
+"""UDP / TCP / TLS senders behind one small interface.
+
+``connect(server, client)`` returns a ``Sender``; ``Sender.send(wire, lengths)`` writes a blob
+of already-framed messages: one ``sendall`` for TCP and TLS (never a Python loop per message),
+one datagram per message for UDP. Every failure is a ``TransportError`` whose ``step`` says
+where it failed (``dns``, ``connect``, ``tls``, ``verify``, ``send``) and whose ``cause`` says
+why, with a message and a fix for an operator (SPEC section 8).
+
+The steps are public (``resolve``, ``open_stream``, ``tls_handshake``) so that
+``test-syslog-server`` can report them one by one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import socket
+import struct
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from azs_syslog.errors import TransportError
+
+if TYPE_CHECKING:
+    import ssl
+
+    from azs_syslog.config import ClientSettings, ServerSettings
+    from azs_syslog.tls import ClientContext
+
+SIOCOUTQ = 0x5411  # Linux: bytes in the send queue not yet acknowledged by the peer
+KEEPALIVE_IDLE = 30
+KEEPALIVE_INTERVAL = 10
+KEEPALIVE_COUNT = 3
+UDP_SEND_BUFFER = 4 * 1024 * 1024
+# TLS 1.3: a server that refuses the client certificate says so only after the client's side of
+# the handshake is done. Wait this long for that verdict when the server asked for one.
+CLIENT_CERTIFICATE_VERDICT_WAIT = 0.4
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 10.0
+    handshake: float = 10.0
+    write: float = 30.0
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    transport: str  # "udp" | "tcp" | "tls"
+    server: str  # "host:port" as configured
+    peer_address: str  # the address actually connected to
+    tls_version: str | None = None
+    cipher: str | None = None
+    server_subject: str | None = None
+    server_not_after: str | None = None  # RFC 3339 UTC
+    client_certificate_sent: bool = False
+
+
+class Sender(Protocol):
+    info: ConnectionInfo
+
+    def send(self, wire: bytes | memoryview, lengths: Sequence[int]) -> None: ...
+
+    def unacknowledged_bytes(self) -> int: ...
+
+    def close(self, *, timeout: float = 2.0) -> None: ...
+
+
+Address = tuple[int, tuple[Any, ...]]  # (family, sockaddr)
+
+
+def server_label(server: ServerSettings) -> str:
+    host = server.server_name
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{server.server_port}"
+
+
+def format_address(sockaddr: tuple[Any, ...]) -> str:
+    host, port = sockaddr[0], sockaddr[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+# -- the steps ----------------------------------------------------------------------------------
+
+
+def resolve(server: ServerSettings) -> list[Address]:
+    """The addresses of the server, in the resolver's order (duplicates removed)."""
+    kind = socket.SOCK_DGRAM if server.transport == "udp" else socket.SOCK_STREAM
+    host = server.server_name.strip("[]")
+    try:
+        infos = socket.getaddrinfo(host, server.server_port, type=kind)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise TransportError(
+            f"cannot resolve the server name {server.server_name!r}: {reason}",
+            step="dns",
+            cause="dns",
+            fix="check the name (azs-syslog set-syslog-server --server-name ...) and this "
+            "machine's DNS settings",
+        ) from exc
+    addresses: list[Address] = []
+    for family, _, _, _, sockaddr in infos:
+        entry = (int(family), tuple(sockaddr))
+        if entry not in addresses:
+            addresses.append(entry)
+    return addresses
+
+
+def open_stream(
+    server: ServerSettings, addresses: Sequence[Address], timeout: float
+) -> socket.socket:
+    """A TCP connection to the first address that accepts, with keepalive on."""
+    failure: OSError | None = None
+    for family, sockaddr in addresses:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(sockaddr)
+        except OSError as exc:
+            sock.close()
+            failure = exc
+            continue
+        enable_keepalive(sock)
+        return sock
+    raise _connect_error(server, addresses, failure, timeout)
+
+
+def enable_keepalive(sock: socket.socket) -> None:
+    """Notice a dead peer within about a minute of silence (30 s + 3 x 10 s)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+    ):
+        if hasattr(socket, option):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+
+
+def _connect_error(
+    server: ServerSettings,
+    addresses: Sequence[Address],
+    exc: OSError | None,
+    timeout: float,
+) -> TransportError:
+    label = server_label(server)
+    tried = ", ".join(format_address(a) for _, a in addresses) or "no address"
+    check_port = (
+        "check the port (azs-syslog set-syslog-server --server-port ...), that the syslog "
+        "server is running, and that no firewall blocks it"
+    )
+    if isinstance(exc, ConnectionRefusedError):
+        return TransportError(
+            f"{label} refused the connection ({tried}): nothing listens on port "
+            f"{server.server_port}",
+            step="connect",
+            cause="refused",
+            fix=check_port,
+        )
+    if isinstance(exc, TimeoutError):
+        return TransportError(
+            f"no answer from {label} within {timeout:g} s ({tried})",
+            step="connect",
+            cause="timeout",
+            fix="check the address and port; a firewall may be dropping the packets",
+        )
+    if exc is not None and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return TransportError(
+            f"{label} is unreachable ({tried}): {exc.strerror}",
+            step="connect",
+            cause="unreachable",
+            fix="check the address and this machine's routes",
+        )
+    reason = exc.strerror if exc is not None and exc.strerror else str(exc)
+    return TransportError(
+        f"cannot connect to {label} ({tried}): {reason}",
+        step="connect",
+        cause="connect-failed",
+        fix=check_port,
+    )
+
+
+@dataclass
+class TlsSession:
+    """A finished handshake: the TLS socket, what it showed, the server's certificate (DER)."""
+
+    sock: ssl.SSLSocket
+    context: ClientContext
+    peer_certificate: bytes | None
+
+
+def tls_handshake(
+    raw: socket.socket,
+    server: ServerSettings,
+    client: ClientSettings,
+    timeouts: Timeouts,
+    *,
+    check_name: bool = True,
+) -> TlsSession:
+    """Wrap ``raw`` in TLS, verify the server (chain and, unless skipped, name) and wait for a
+    TLS 1.3 client-certificate verdict. On failure ``raw`` is closed and the error explained."""
+    from azs_syslog import tls
+
+    try:
+        context = tls.client_context(server, client)
+    except TransportError:
+        raw.close()
+        raise
+    peer_sockaddr = raw.getpeername()
+    family = raw.family
+
+    def fetch_certificate() -> bytes | None:
+        return tls.fetch_peer_certificate(
+            peer_sockaddr, family, server.server_name, timeouts.handshake
+        )
+
+    raw.settimeout(timeouts.handshake)
+    try:
+        sock = context.context.wrap_socket(raw, server_hostname=tls.sni_name(server.server_name))
+    except (OSError, ValueError) as exc:
+        raw.close()
+        raise tls.explain_handshake_error(
+            exc,
+            server_name=server.server_name,
+            record=context.record,
+            peer_certificate=fetch_certificate,
+        ) from exc
+    try:
+        der = sock.getpeercert(binary_form=True)
+        verify_name = check_name and not (server.skip_certificate_check or server.skip_cn_check)
+        if verify_name and der is not None:
+            tls.check_server_name(server.server_name, der)
+        if context.record.certificate_requested and sock.version() == "TLSv1.3":
+            _await_client_certificate_verdict(sock)
+    except (OSError, ValueError, TransportError) as exc:
+        with contextlib.suppress(OSError):
+            sock.close()
+        raise tls.explain_handshake_error(
+            exc,
+            server_name=server.server_name,
+            record=context.record,
+            peer_certificate=lambda: der,
+        ) from exc
+    context.stop_recording()
+    return TlsSession(sock, context, der)
+
+
+def _await_client_certificate_verdict(sock: ssl.SSLSocket) -> None:
+    """Read briefly: a server that refuses our (missing) certificate sends its alert now."""
+    sock.settimeout(CLIENT_CERTIFICATE_VERDICT_WAIT)
+    try:
+        data = sock.recv(1)
+    except TimeoutError:
+        return
+    if data == b"":
+        raise ConnectionResetError(errno.ECONNRESET, "the server closed the connection")
+
+
+# -- senders ------------------------------------------------------------------------------------
+
+
+def _unacknowledged(sock: socket.socket) -> int:
+    try:
+        raw = fcntl.ioctl(sock.fileno(), SIOCOUTQ, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return 0
+    value: int = struct.unpack("i", raw)[0]
+    return value
+
+
+def _drain_until_eof(sock: socket.socket, deadline: float) -> None:
+    """Read (and drop) until the peer closes or the deadline passes."""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        sock.settimeout(remaining)
+        if not sock.recv(65536):
+            return
+
+
+class StreamSender:
+    """TCP, or TLS when ``sock`` is an ``SSLSocket``."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        info: ConnectionInfo,
+        timeouts: Timeouts,
+        explain: Callable[[BaseException], TransportError | None] | None = None,
+    ) -> None:
+        self.info = info
+        self._sock = sock
+        self._timeouts = timeouts
+        self._explain = explain
+        sock.settimeout(timeouts.write)
+        self._sendall = sock.sendall
+
+    def send(self, wire: bytes | memoryview, lengths: Sequence[int]) -> None:
+        try:
+            self._sendall(wire)
+        except (OSError, ValueError) as exc:
+            raise self._send_error(exc) from exc
+
+    def _send_error(self, exc: BaseException) -> TransportError:
+        if self._explain is not None:
+            explained = self._explain(exc)
+            if explained is not None:
+                return explained
+        label = self.info.server
+        if isinstance(exc, TimeoutError):
+            return TransportError(
+                f"{label} accepted no data for {self._timeouts.write:g} s",
+                step="send",
+                cause="timeout",
+                fix="the server is overloaded or the path to it is broken; the forwarder "
+                "reconnects and sends again",
+            )
+        if isinstance(exc, (ConnectionError, EOFError)) or type(exc).__name__ == "SSLEOFError":
+            return TransportError(
+                f"{label} closed the connection while data was being sent",
+                step="send",
+                cause="connection-lost",
+                fix="look at the syslog server's log; the forwarder reconnects and sends again",
+            )
+        return TransportError(
+            f"sending to {label} failed: {exc}",
+            step="send",
+            cause="send-failed",
+            fix="the forwarder reconnects and sends again",
+        )
+
+    def unacknowledged_bytes(self) -> int:
+        return _unacknowledged(self._sock)
+
+    def close(self, *, timeout: float = 2.0) -> None:
+        """Close gracefully so that the receiver processes everything it already read: TLS
+        close_notify (and the peer's answer), then our FIN, then wait for the peer's FIN."""
+        deadline = time.monotonic() + timeout
+        sock = self._sock
+        try:
+            if hasattr(sock, "unwrap"):
+                sock.settimeout(max(deadline - time.monotonic(), 0.01))
+                sock = sock.unwrap()
+            sock.shutdown(socket.SHUT_WR)
+            _drain_until_eof(sock, deadline)
+        except (OSError, ValueError):
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sock.close()
+            with contextlib.suppress(OSError):
+                self._sock.close()
+
+
+class DatagramSender:
+    """UDP: exactly one datagram per message."""
+
+    def __init__(self, sock: socket.socket, info: ConnectionInfo) -> None:
+        self.info = info
+        self._sock = sock
+
+    def send(self, wire: bytes | memoryview, lengths: Sequence[int]) -> None:
+        view = wire if isinstance(wire, memoryview) else memoryview(wire)
+        send = self._sock.send
+        start = 0
+        try:
+            for length in lengths:
+                end = start + length
+                send(view[start:end])
+                start = end
+        except OSError as exc:
+            raise self._send_error(exc, lengths_sent=start) from exc
+
+    def _send_error(self, exc: OSError, *, lengths_sent: int) -> TransportError:
+        label = self.info.server
+        if exc.errno == errno.EMSGSIZE:
+            return TransportError(
+                f"a message is too large for one UDP datagram to {label}",
+                step="send",
+                cause="message-too-large",
+                fix="lower set-syslog-server --max-message-size, or use TCP/TLS",
+            )
+        if isinstance(exc, ConnectionRefusedError):
+            return TransportError(
+                f"{label} answered that nothing listens on UDP port "
+                f"{self.info.server.rsplit(':', 1)[-1]} (ICMP port unreachable)",
+                step="send",
+                cause="refused",
+                fix="check the port (set-syslog-server --server-port) and that the syslog "
+                "server is running",
+            )
+        return TransportError(
+            f"sending to {label} failed: {exc.strerror or exc}",
+            step="send",
+            cause="send-failed",
+            fix="check the network path to the server",
+        )
+
+    def unacknowledged_bytes(self) -> int:
+        return 0
+
+    def close(self, *, timeout: float = 2.0) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+
+# -- connect ------------------------------------------------------------------------------------
+
+
+def connect(
+    server: ServerSettings, client: ClientSettings, *, timeouts: Timeouts = Timeouts()
+) -> Sender:
+    """Connect to ``server`` with its configured transport; see the module docstring."""
+    addresses = resolve(server)
+    label = server_label(server)
+    if server.transport == "udp":
+        return _connect_udp(server, addresses, label)
+    raw = open_stream(server, addresses, timeouts.connect)
+    peer = format_address(raw.getpeername())
+    if server.transport == "tcp":
+        return StreamSender(raw, ConnectionInfo("tcp", label, peer), timeouts)
+    session = tls_handshake(raw, server, client, timeouts)
+    return _tls_sender(session, server, label, peer, timeouts)
+
+
+def _connect_udp(server: ServerSettings, addresses: Sequence[Address], label: str) -> Sender:
+    family, sockaddr = addresses[0]
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, UDP_SEND_BUFFER)
+        sock.connect(sockaddr)
+    except OSError as exc:
+        sock.close()
+        raise _connect_error(server, addresses[:1], exc, 0) from exc
+    # Blocking, no timeout: a timeout would add a poll() to every datagram.
+    sock.settimeout(None)
+    return DatagramSender(sock, ConnectionInfo("udp", label, format_address(sockaddr)))
+
+
+def _tls_sender(
+    session: TlsSession, server: ServerSettings, label: str, peer: str, timeouts: Timeouts
+) -> Sender:
+    from azs_syslog import tls
+
+    sock = session.sock
+    subject = not_after = None
+    if session.peer_certificate:
+        summary = tls.summarize(session.peer_certificate)
+        subject, not_after = summary.subject, summary.not_after
+    cipher = sock.cipher()
+    info = ConnectionInfo(
+        "tls",
+        label,
+        peer,
+        tls_version=sock.version(),
+        cipher=cipher[0] if cipher else None,
+        server_subject=subject,
+        server_not_after=not_after,
+        client_certificate_sent=session.context.record.client_certificate_sent,
+    )
+    record = session.context.record
+
+    def explain(exc: BaseException) -> TransportError | None:
+        import ssl
+
+        # A verdict on the client certificate that came after our wait surfaces here.
+        if not isinstance(exc, ssl.SSLError) or isinstance(exc, ssl.SSLEOFError):
+            return None
+        error = tls.explain_handshake_error(
+            exc, server_name=server.server_name, record=record, peer_certificate=lambda: None
+        )
+        if error.cause not in ("client-certificate-required", "client-certificate-rejected"):
+            return None
+        return TransportError(error.message, step="send", cause=error.cause, fix=error.fix)
+
+    return StreamSender(sock, info, timeouts, explain)

@@ -1,0 +1,382 @@
+"""A real rsyslog receiver for the tests, and the certificates it needs.
+
+``RsyslogReceiver`` runs ``rsyslogd -n -f CONF -i PIDFILE`` in the foreground, with its own
+configuration, work directory and pid file under a test's ``tmp_path``, on a free loopback
+port, for one protocol: ``udp``, ``tcp`` or ``tls`` (the ``ossl`` stream driver). Every message
+it receives is written to ``received.log`` exactly as received (``%rawmsg%``: the PRI and the
+whole message, without the octet count or the trailing LF of the framing), one per line.
+
+Use it through the ``rsyslog_factory`` fixture (import it into your test module)::
+
+    from tests.receivers import RsyslogReceiver, TestPKI, rsyslog_factory  # noqa: F401
+
+    def test_x(rsyslog_factory, tmp_path):
+        pki_files = TestPKI.create(tmp_path / "pki")
+        receiver = rsyslog_factory("tls", pki=pki_files, authmode="x509/certvalid")
+        ... send to 127.0.0.1:receiver.port ...
+        assert receiver.wait_for_lines(300, timeout=10) == expected
+
+Every receiver is stopped (by its PID) when the test ends. ``stop()`` / ``kill()`` and then
+``start()`` again restarts it on the same port, for restart tests.
+
+Without rsyslogd (or its ``ossl`` driver for TLS) the tests are skipped locally and fail in CI
+(``CI=true``), where scripts/test.sh installs them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from azs_syslog import pki
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PROTOCOLS = ("udp", "tcp", "tls")
+AUTHMODES = ("anon", "x509/certvalid", "x509/name")
+# The TLS 1.1-only server of the refusal tests: OpenSSL 3 configuration commands, which the
+# ossl driver passes on through its (misnamed) gnutlsPriorityString.
+TLS11_ONLY = "MinProtocol=TLSv1.1\nMaxProtocol=TLSv1.1\nCipherString=DEFAULT@SECLEVEL=0"
+
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+
+
+def rsyslogd_path() -> str | None:
+    return shutil.which("rsyslogd", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+
+
+def ossl_driver_present() -> bool:
+    return bool(
+        glob.glob("/usr/lib/*/rsyslog/lmnsd_ossl.so") + glob.glob("/usr/lib/rsyslog/lmnsd_ossl.so")
+    )
+
+
+def require_rsyslog(protocol: str = "tcp") -> str:
+    """The path of rsyslogd; skip the test (fail it in CI) when rsyslog is missing."""
+    path = rsyslogd_path()
+    problem = None
+    if path is None:
+        problem = "rsyslogd is not installed (Debian package rsyslog; scripts/test.sh installs it)"
+    elif protocol == "tls" and not ossl_driver_present():
+        problem = "rsyslog's TLS driver is missing (Debian package rsyslog-openssl)"
+    if problem:
+        if IN_CI:
+            pytest.fail(problem)
+        pytest.skip(problem)
+    assert path is not None
+    return path
+
+
+@dataclass(frozen=True)
+class TestPKI:
+    """A CA, a server certificate for localhost / 127.0.0.1 / ::1 and a client certificate,
+    written as PEM files into ``directory``."""
+
+    __test__ = False  # not a test class, despite the name
+
+    directory: Path
+    ca: pki.Issued
+    ca_file: Path
+    server: pki.Issued
+    server_cert: Path
+    server_key: Path
+    client: pki.Issued
+    client_cert: Path
+    client_key: Path
+
+    @classmethod
+    def create(cls, directory: Path, *, ca_name: str = "azs-syslog test CA") -> TestPKI:
+        directory.mkdir(parents=True, exist_ok=True)
+        ca = pki.make_ca(ca_name)
+        ca_file = directory / "ca.pem"
+        ca_file.write_bytes(ca.cert_pem())
+        server = pki.issue(
+            ca,
+            "localhost",
+            dns_names=("localhost",),
+            ip_addresses=("127.0.0.1", "::1"),
+            server=True,
+        )
+        server_cert, server_key = server.write(directory, "server")
+        client = pki.issue(ca, "azs-syslog test client", client=True)
+        client_cert, client_key = client.write(directory, "client")
+        return cls(
+            directory, ca, ca_file, server, server_cert, server_key, client, client_cert, client_key
+        )
+
+    def issue(self, stem: str, common_name: str, **kwargs: Any) -> tuple[Path, Path]:
+        """Another certificate from this CA (``pki.issue`` arguments); its cert and key files."""
+        return pki.issue(self.ca, common_name, **kwargs).write(self.directory, stem)
+
+
+def free_port(host: str, protocol: str) -> int:
+    kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, kind) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _listening_inodes(port: int, protocol: str) -> set[str]:
+    """Socket inodes bound to ``port`` (TCP: listening), from /proc/net."""
+    tables = ("udp", "udp6") if protocol == "udp" else ("tcp", "tcp6")
+    inodes: set[str] = set()
+    for table in tables:
+        try:
+            rows = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            listening = protocol == "udp" or fields[3] == "0A"
+            if local_port == port and listening:
+                inodes.add(fields[9])
+    return inodes
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes: set[str] = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    return inodes
+
+
+class RsyslogReceiver:
+    """One rsyslogd in the foreground; see the module docstring."""
+
+    def __init__(
+        self,
+        directory: Path,
+        protocol: str,
+        *,
+        pki: TestPKI | None = None,
+        cert_file: Path | None = None,
+        key_file: Path | None = None,
+        ca_file: Path | None = None,
+        authmode: str = "anon",
+        permitted_peers: tuple[str, ...] = (),
+        priority_string: str | None = None,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+    ) -> None:
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}")
+        if authmode not in AUTHMODES:
+            raise ValueError(f"authmode must be one of {AUTHMODES}")
+        self.directory = directory
+        self.protocol = protocol
+        self.host = host
+        self.authmode = authmode
+        self.permitted_peers = permitted_peers
+        self.priority_string = priority_string
+        self.cert_file = cert_file or (pki.server_cert if pki else None)
+        self.key_file = key_file or (pki.server_key if pki else None)
+        self.ca_file = ca_file or (pki.ca_file if pki else None)
+        if protocol == "tls" and not (self.cert_file and self.key_file and self.ca_file):
+            raise ValueError("a TLS receiver needs cert_file, key_file and ca_file (or pki)")
+        self.rsyslogd = require_rsyslog(protocol)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.work_dir = directory / "work"
+        self.work_dir.mkdir(exist_ok=True)
+        self.conf_file = directory / "rsyslog.conf"
+        self.pid_file = directory / "rsyslogd.pid"
+        self.output_file = directory / "received.log"
+        self.log_file = directory / "rsyslogd.stderr"
+        self._port = port
+        self._process: subprocess.Popen[bytes] | None = None
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("the receiver has not been started")
+        return self._port
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> RsyslogReceiver:
+        """Start rsyslogd (on the same port as before, if it ran before) and wait until it
+        listens. A fresh port is picked (a few tries) when none was fixed and the first collides."""
+        if self.running:
+            return self
+        fixed = self._port is not None
+        attempts = 1 if fixed else 5
+        problem = ""
+        for _ in range(attempts):
+            if not fixed:
+                self._port = free_port(self.host, self.protocol)
+            problem = self._start_once()
+            if not problem:
+                return self
+        raise RuntimeError(f"rsyslogd did not start on {self.host}:{self._port}: {problem}")
+
+    def _start_once(self) -> str:
+        self.conf_file.write_text(self.config_text())
+        with contextlib.suppress(FileNotFoundError):
+            self.pid_file.unlink()
+        log = self.log_file.open("ab")
+        try:
+            self._process = subprocess.Popen(
+                [self.rsyslogd, "-n", "-f", str(self.conf_file), "-i", str(self.pid_file)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        finally:
+            log.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                return f"rsyslogd exited with {self._process.returncode}: {self.stderr()[-2000:]}"
+            ours = _socket_inodes(self._process.pid)
+            if ours & _listening_inodes(self.port, self.protocol):
+                return ""
+            if "could not create" in self.stderr().lower():
+                self._terminate(signal.SIGKILL)
+                return "the port is taken"
+            time.sleep(0.02)
+        self._terminate(signal.SIGKILL)
+        return f"not listening after {START_TIMEOUT} s: {self.stderr()[-2000:]}"
+
+    def stop(self) -> None:
+        """SIGTERM (rsyslog writes out what it queued) and wait; SIGKILL if it hangs."""
+        self._terminate(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL: whatever rsyslog had buffered is lost."""
+        self._terminate(signal.SIGKILL)
+
+    def _terminate(self, sig: signal.Signals) -> None:
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(sig)
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(STOP_TIMEOUT)
+
+    def __enter__(self) -> RsyslogReceiver:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- what arrived -------------------------------------------------------------------------
+
+    def lines(self) -> list[bytes]:
+        """Every message received so far, as received, in order of arrival."""
+        try:
+            data = self.output_file.read_bytes()
+        except FileNotFoundError:
+            return []
+        # A line still being written (no LF yet) is not a message yet.
+        return data.split(b"\n")[:-1]
+
+    def wait_for_lines(self, count: int, timeout: float = 10.0) -> list[bytes]:
+        """Poll until at least ``count`` messages arrived or ``timeout`` passed; return them."""
+        deadline = time.monotonic() + timeout
+        lines = self.lines()
+        while len(lines) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+            lines = self.lines()
+        return lines
+
+    def stderr(self) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    # -- configuration ------------------------------------------------------------------------
+
+    def config_text(self) -> str:
+        def q(value: object) -> str:
+            return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+        glob_params = [
+            f"workDirectory={q(self.work_dir)}",
+            'maxMessageSize="64k"',
+            'parser.escapeControlCharactersOnReceive="off"',
+        ]
+        if self.protocol == "tls":
+            glob_params += [
+                'defaultNetstreamDriver="ossl"',
+                f"defaultNetstreamDriverCAFile={q(self.ca_file)}",
+                f"defaultNetstreamDriverCertFile={q(self.cert_file)}",
+                f"defaultNetstreamDriverKeyFile={q(self.key_file)}",
+            ]
+        lines = ["global(" + " ".join(glob_params) + ")"]
+        input_params = [f"port={q(self.port)}", f"address={q(self.host)}", 'ruleset="received"']
+        if self.protocol == "udp":
+            lines.append('module(load="imudp")')
+            input_params.insert(0, 'type="imudp"')
+            input_params.append('rateLimit.interval="0"')
+        else:
+            module = ['load="imtcp"', 'maxSessions="1000"']
+            if self.protocol == "tls":
+                module += [
+                    'streamDriver.name="ossl"',
+                    'streamDriver.mode="1"',
+                    f"streamDriver.authMode={q(self.authmode)}",
+                ]
+                if self.permitted_peers:
+                    peers = ", ".join(q(p) for p in self.permitted_peers)
+                    module.append(f"permittedPeer=[{peers}]")
+                if self.priority_string:
+                    module.append(f"gnutlsPriorityString={q(self.priority_string)}")
+            lines.append("module(" + " ".join(module) + ")")
+            input_params.insert(0, 'type="imtcp"')
+            input_params += ['rateLimit.interval="0"', 'supportOctetCountedFraming="on"']
+        lines.append("input(" + " ".join(input_params) + ")")
+        lines.append('template(name="rawline" type="string" string="%rawmsg%\\n")')
+        lines.append(
+            'ruleset(name="received") {\n'
+            f'  action(type="omfile" file={q(self.output_file)} template="rawline"'
+            ' asyncWriting="off" flushOnTXEnd="on")\n'
+            "}"
+        )
+        return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def rsyslog_factory(tmp_path: Path) -> Iterator[Callable[..., RsyslogReceiver]]:
+    """``rsyslog_factory(protocol, **RsyslogReceiver kwargs)`` → a started receiver; all of
+    them are stopped when the test ends."""
+    started: list[RsyslogReceiver] = []
+
+    def make(protocol: str, **kwargs: Any) -> RsyslogReceiver:
+        directory = tmp_path / f"rsyslog-{len(started)}-{protocol}"
+        receiver = RsyslogReceiver(directory, protocol, **kwargs)
+        started.append(receiver)
+        return receiver.start()
+
+    yield make
+    for receiver in started:
+        receiver.stop()

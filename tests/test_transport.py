@@ -1,0 +1,354 @@
+"""The senders against a real rsyslog: what arrives, byte for byte, and every refusal explained."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from azs_syslog.config import ClientCertificate, ClientSettings, ServerSettings
+from azs_syslog.errors import TransportError
+from azs_syslog.transport import Sender, Timeouts, connect
+from tests.receivers import TLS11_ONLY, RsyslogReceiver, TestPKI, free_port, rsyslog_factory
+
+__all__ = ["rsyslog_factory"]
+
+Factory = Callable[..., RsyslogReceiver]
+
+
+def messages(count: int, tag: str = "t") -> list[bytes]:
+    return [
+        b"<134>Nov 26 10:00:00 host CEF:0|a|b|1|x|n|5|k=v\\=1 tag=%s n=%d caf\xc3\xa9"
+        % (tag.encode(), i)
+        for i in range(count)
+    ]
+
+
+def octet_counted(msgs: list[bytes]) -> tuple[bytes, list[int]]:
+    framed = [b"%d %s" % (len(m), m) for m in msgs]
+    return b"".join(framed), [len(f) for f in framed]
+
+
+def lf_framed(msgs: list[bytes]) -> tuple[bytes, list[int]]:
+    framed = [m + b"\n" for m in msgs]
+    return b"".join(framed), [len(f) for f in framed]
+
+
+def client_settings(files: TestPKI | None, stem: str = "client") -> ClientSettings:
+    if files is None:
+        return ClientSettings()
+    certificate = ClientCertificate(
+        subject="CN=azs-syslog test client",
+        issuer="CN=azs-syslog test CA",
+        thumbprint="00",
+        not_before="2026-01-01T00:00:00Z",
+        not_after="2027-01-01T00:00:00Z",
+        chain_file=str(files.directory / f"{stem}.pem"),
+        key_file=str(files.directory / f"{stem}-key.pem"),
+    )
+    return ClientSettings(certificate=certificate)
+
+
+def tls_server(
+    port: int, trusted: TestPKI | None, name: str = "localhost", **kw: bool
+) -> ServerSettings:
+    return ServerSettings(name, port, trusted_ca=str(trusted.ca_file) if trusted else None, **kw)
+
+
+def send_all(sender: Sender, wire: bytes, lengths: list[int]) -> None:
+    try:
+        sender.send(wire, lengths)
+    finally:
+        sender.close()
+
+
+def refused(server: ServerSettings, client: ClientSettings | None = None) -> TransportError:
+    with pytest.raises(TransportError) as caught:
+        connect(server, client or ClientSettings(), timeouts=Timeouts(2, 5, 5))
+    error = caught.value
+    assert error.message and error.fix, "every refusal carries an explanation and a fix"
+    return error
+
+
+@pytest.fixture
+def pki_files(tmp_path: Path) -> TestPKI:
+    return TestPKI.create(tmp_path / "pki")
+
+
+# -- what arrives -------------------------------------------------------------------------------
+
+
+def test_udp_one_datagram_per_message(rsyslog_factory: Factory) -> None:
+    receiver = rsyslog_factory("udp")
+    msgs = messages(300, "udp")
+    sender = connect(ServerSettings("127.0.0.1", receiver.port, use_udp=True), ClientSettings())
+    assert sender.info.transport == "udp"
+    assert sender.info.peer_address == f"127.0.0.1:{receiver.port}"
+    wire = b"".join(msgs)
+    send_all(sender, memoryview(wire), [len(m) for m in msgs])
+    assert sender.unacknowledged_bytes() == 0
+    assert receiver.wait_for_lines(len(msgs)) == msgs
+
+
+@pytest.mark.parametrize("framing", ["octet-counting", "lf"])
+def test_tcp_byte_exact(rsyslog_factory: Factory, framing: str) -> None:
+    receiver = rsyslog_factory("tcp")
+    msgs = messages(500, framing)
+    wire, lengths = octet_counted(msgs) if framing == "octet-counting" else lf_framed(msgs)
+    sender = connect(
+        ServerSettings("localhost", receiver.port, no_encryption=True), ClientSettings()
+    )
+    assert sender.info.transport == "tcp" and sender.info.tls_version is None
+    # Two writes: a blob may end anywhere, the receiver sees one stream.
+    half = sum(lengths[:250])
+    sender.send(wire[:half], lengths[:250])
+    send_all(sender, wire[half:], lengths[250:])
+    assert receiver.wait_for_lines(len(msgs)) == msgs
+
+
+def test_tls_server_authentication(rsyslog_factory: Factory, pki_files: TestPKI) -> None:
+    receiver = rsyslog_factory("tls", pki=pki_files)
+    msgs = messages(400, "tls")
+    wire, lengths = octet_counted(msgs)
+    sender = connect(tls_server(receiver.port, pki_files), ClientSettings())
+    info = sender.info
+    assert info.transport == "tls"
+    assert info.tls_version in ("TLSv1.2", "TLSv1.3")
+    assert info.cipher
+    assert info.server_subject == "CN=localhost"
+    assert info.server_not_after and info.server_not_after.endswith("Z")
+    assert info.client_certificate_sent is False
+    send_all(sender, wire, lengths)
+    assert receiver.wait_for_lines(len(msgs)) == msgs
+
+
+def test_mutual_tls(rsyslog_factory: Factory, pki_files: TestPKI) -> None:
+    receiver = rsyslog_factory("tls", pki=pki_files, authmode="x509/certvalid")
+    msgs = messages(300, "mtls")
+    wire, lengths = octet_counted(msgs)
+    sender = connect(tls_server(receiver.port, pki_files), client_settings(pki_files))
+    assert sender.info.client_certificate_sent is True
+    send_all(sender, wire, lengths)
+    assert receiver.wait_for_lines(len(msgs)) == msgs
+
+
+def test_close_lets_the_receiver_drain(rsyslog_factory: Factory, pki_files: TestPKI) -> None:
+    """rsyslog drops what it buffered when a TLS client vanishes; close() must not."""
+    receiver = rsyslog_factory("tls", pki=pki_files)
+    msgs = messages(1000, "drain")
+    wire, lengths = octet_counted(msgs)
+    sender = connect(tls_server(receiver.port, pki_files), ClientSettings())
+    sender.send(wire, lengths)
+    sender.close()
+    sender.close()  # idempotent, never raises
+    assert receiver.wait_for_lines(len(msgs)) == msgs
+
+
+def test_unacknowledged_bytes_reach_zero(rsyslog_factory: Factory, pki_files: TestPKI) -> None:
+    receiver = rsyslog_factory("tls", pki=pki_files)
+    sender = connect(tls_server(receiver.port, pki_files), ClientSettings())
+    wire, lengths = octet_counted(messages(2000, "ack"))
+    sender.send(wire, lengths)
+    deadline = time.monotonic() + 10
+    while sender.unacknowledged_bytes() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sender.unacknowledged_bytes() == 0
+    sender.close()
+    assert len(receiver.wait_for_lines(2000)) == 2000
+
+
+def test_ip_address_matched_through_ip_san(rsyslog_factory: Factory, pki_files: TestPKI) -> None:
+    receiver = rsyslog_factory("tls", pki=pki_files)
+    sender = connect(tls_server(receiver.port, pki_files, name="127.0.0.1"), ClientSettings())
+    assert sender.info.peer_address == f"127.0.0.1:{receiver.port}"
+    wire, lengths = octet_counted(messages(3, "ip"))
+    send_all(sender, wire, lengths)
+    assert len(receiver.wait_for_lines(3)) == 3
+
+
+def test_certificate_without_san_is_matched_by_cn(
+    rsyslog_factory: Factory, pki_files: TestPKI
+) -> None:
+    cert, key = pki_files.issue("cn-only", "localhost", server=True)
+    receiver = rsyslog_factory("tls", cert_file=cert, key_file=key, ca_file=pki_files.ca_file)
+    sender = connect(tls_server(receiver.port, pki_files), ClientSettings())
+    sender.close()
+    assert sender.info.server_subject == "CN=localhost"
+
+
+def test_cn_is_ignored_when_the_certificate_has_a_san(
+    rsyslog_factory: Factory, pki_files: TestPKI
+) -> None:
+    cert, key = pki_files.issue("ip-only", "localhost", ip_addresses=("127.0.0.1",), server=True)
+    receiver = rsyslog_factory("tls", cert_file=cert, key_file=key, ca_file=pki_files.ca_file)
+    error = refused(tls_server(receiver.port, pki_files))
+    assert (error.step, error.cause) == ("verify", "name-mismatch")
+    assert "127.0.0.1" in error.message
+
+
+# -- refusals -----------------------------------------------------------------------------------
+
+
+def test_unknown_ca(rsyslog_factory: Factory, pki_files: TestPKI, tmp_path: Path) -> None:
+    receiver = rsyslog_factory("tls", pki=pki_files)
+    other = TestPKI.create(tmp_path / "other", ca_name="some other CA")
+    error = refused(tls_server(receiver.port, other))
+    assert (error.step, error.cause) == ("verify", "unknown-ca")
+    assert "CN=localhost" in error.message and "azs-syslog test CA" in error.message
+    assert error.fix and "--trusted-ca" in error.fix
+    assert receiver.lines() == []
+
+
+def test_name_mismatch_lists_the_names(rsyslog_factory: Factory, pki_files: TestPKI) -> None:
+    cert, key = pki_files.issue(
+        "elsewhere",
+        "syslog.example.com",
+        dns_names=("syslog.example.com", "*.example.net"),
+        server=True,
+    )
+    receiver = rsyslog_factory("tls", cert_file=cert, key_file=key, ca_file=pki_files.ca_file)
+    error = refused(tls_server(receiver.port, pki_files))
+    assert (error.step, error.cause) == ("verify", "name-mismatch")
+    assert "syslog.example.com" in error.message and "*.example.net" in error.message
+    by_ip = refused(tls_server(receiver.port, pki_files, name="127.0.0.1"))
+    assert by_ip.cause == "name-mismatch"
+    assert by_ip.fix and "--skip-cn-check" in by_ip.fix
+    assert receiver.lines() == [], "nothing may be sent to a server that failed the check"
+
+
+def test_skip_cn_check_passes_a_mismatch_but_not_an_unknown_ca(
+    rsyslog_factory: Factory, pki_files: TestPKI, tmp_path: Path
+) -> None:
+    cert, key = pki_files.issue(
+        "elsewhere", "syslog.example.com", dns_names=("syslog.example.com",)
+    )
+    receiver = rsyslog_factory("tls", cert_file=cert, key_file=key, ca_file=pki_files.ca_file)
+    sender = connect(
+        tls_server(receiver.port, pki_files, name="127.0.0.1", skip_cn_check=True),
+        ClientSettings(),
+    )
+    wire, lengths = octet_counted(messages(5, "skipcn"))
+    send_all(sender, wire, lengths)
+    assert len(receiver.wait_for_lines(5)) == 5
+    other = TestPKI.create(tmp_path / "other", ca_name="some other CA")
+    error = refused(tls_server(receiver.port, other, name="127.0.0.1", skip_cn_check=True))
+    assert error.cause == "unknown-ca"
+
+
+def test_skip_certificate_check_passes_both_and_still_encrypts(
+    rsyslog_factory: Factory, pki_files: TestPKI, tmp_path: Path
+) -> None:
+    cert, key = pki_files.issue(
+        "elsewhere", "syslog.example.com", dns_names=("syslog.example.com",)
+    )
+    receiver = rsyslog_factory("tls", cert_file=cert, key_file=key, ca_file=pki_files.ca_file)
+    other = TestPKI.create(tmp_path / "other", ca_name="some other CA")
+    sender = connect(
+        tls_server(receiver.port, other, skip_certificate_check=True), ClientSettings()
+    )
+    assert sender.info.tls_version in ("TLSv1.2", "TLSv1.3")
+    msgs = messages(5, "skipall")
+    wire, lengths = octet_counted(msgs)
+    send_all(sender, wire, lengths)
+    assert receiver.wait_for_lines(5) == msgs
+
+
+def test_expired_server_certificate(rsyslog_factory: Factory, pki_files: TestPKI) -> None:
+    now = dt.datetime.now(dt.UTC)
+    cert, key = pki_files.issue(
+        "expired",
+        "localhost",
+        dns_names=("localhost",),
+        server=True,
+        not_before=now - dt.timedelta(days=30),
+        not_after=now - dt.timedelta(days=1),
+    )
+    receiver = rsyslog_factory("tls", cert_file=cert, key_file=key, ca_file=pki_files.ca_file)
+    error = refused(tls_server(receiver.port, pki_files))
+    assert (error.step, error.cause) == ("verify", "expired")
+    assert "the server certificate has expired" in error.message
+    assert "renew" in (error.fix or "")
+
+
+def test_server_requires_a_client_certificate(rsyslog_factory: Factory, pki_files: TestPKI) -> None:
+    receiver = rsyslog_factory("tls", pki=pki_files, authmode="x509/certvalid")
+    error = refused(tls_server(receiver.port, pki_files))
+    assert (error.step, error.cause) == ("tls", "client-certificate-required")
+    assert "set-syslog-client" in (error.fix or "")
+
+
+def test_client_certificate_from_another_ca_is_rejected(
+    rsyslog_factory: Factory, pki_files: TestPKI, tmp_path: Path
+) -> None:
+    receiver = rsyslog_factory("tls", pki=pki_files, authmode="x509/certvalid")
+    other = TestPKI.create(tmp_path / "other", ca_name="some other CA")
+    error = refused(tls_server(receiver.port, pki_files), client_settings(other))
+    assert (error.step, error.cause) == ("tls", "client-certificate-rejected")
+    assert "rejected the client certificate" in error.message
+
+
+def test_server_offering_only_tls_1_1(rsyslog_factory: Factory, pki_files: TestPKI) -> None:
+    receiver = rsyslog_factory("tls", pki=pki_files, priority_string=TLS11_ONLY)
+    error = refused(tls_server(receiver.port, pki_files))
+    assert (error.step, error.cause) == ("tls", "protocol-version")
+    assert "TLS 1.2" in error.message
+
+
+def test_connection_refused() -> None:
+    port = free_port("127.0.0.1", "tcp")
+    error = refused(ServerSettings("127.0.0.1", port))
+    assert (error.step, error.cause) == ("connect", "refused")
+    assert str(port) in error.message
+
+
+def test_unresolvable_name_is_a_dns_error() -> None:
+    # A label longer than 63 characters fails in the local resolver code: no query leaves.
+    error = refused(ServerSettings("a" * 64 + ".example", 6514))
+    assert (error.step, error.cause) == ("dns", "dns")
+
+
+def test_handshake_timeout_against_a_plain_tcp_port(rsyslog_factory: Factory) -> None:
+    receiver = rsyslog_factory("tcp")
+    with pytest.raises(TransportError) as caught:
+        connect(
+            ServerSettings("127.0.0.1", receiver.port),
+            ClientSettings(),
+            timeouts=Timeouts(2, 0.5, 5),
+        )
+    assert (caught.value.step, caught.value.cause) == ("tls", "timeout")
+
+
+def test_send_to_a_killed_receiver_fails_with_step_send(
+    rsyslog_factory: Factory, pki_files: TestPKI
+) -> None:
+    receiver = rsyslog_factory("tls", pki=pki_files)
+    sender = connect(tls_server(receiver.port, pki_files), ClientSettings())
+    receiver.kill()
+    wire, lengths = octet_counted(messages(2000, "dead"))
+    with pytest.raises(TransportError) as caught:
+        for _ in range(100):  # the first writes may still land in the kernel's buffers
+            sender.send(wire, lengths)
+            time.sleep(0.02)
+    assert caught.value.step == "send"
+    assert caught.value.cause in ("connection-lost", "send-failed")
+    sender.close()
+
+
+def test_ipv6_loopback(rsyslog_factory: Factory, pki_files: TestPKI) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        free_port("::1", "tcp")
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    receiver = rsyslog_factory("tls", pki=pki_files, host="::1")
+    sender = connect(tls_server(receiver.port, pki_files, name="::1"), ClientSettings())
+    assert sender.info.peer_address == f"[::1]:{receiver.port}"
+    assert sender.info.server.startswith("[::1]:")
+    wire, lengths = octet_counted(messages(3, "v6"))
+    send_all(sender, wire, lengths)
+    assert len(receiver.wait_for_lines(3)) == 3
