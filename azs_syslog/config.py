@@ -12,8 +12,19 @@ CONTRACT (shared by every part of the package; change only with care):
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import errno
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from azs_syslog import paths
+from azs_syslog.errors import ConfigError
 
 CONFIG_VERSION = 1
 
@@ -23,6 +34,29 @@ OUTPUT_SEVERITIES = ("Default", "Verbose")
 CEF_VERSIONS = ("0", "0.0")
 DEFAULT_FACILITY = 10  # authpriv
 DEFAULT_MAX_MESSAGE_SIZE = 8192
+EXPIRY_WARNING_DAYS = 30  # a client certificate closer to its end than this is warned about
+# RFC 3164 / RFC 5424: every receiver must accept 480 octets; above 64 KiB - 1 a message stops
+# being a syslog message anyone accepts. A UDP datagram carries at most 65507 bytes over IPv4.
+MIN_MESSAGE_SIZE = 480
+MAX_MESSAGE_SIZE = 65535
+MAX_UDP_MESSAGE_SIZE = 65507
+
+# Syslog facility names (RFC 5424 table 1, with the names rsyslog and logger use).
+FACILITIES: dict[str, int] = {
+    "kern": 0,
+    "user": 1,
+    "mail": 2,
+    "daemon": 3,
+    "auth": 4,
+    "syslog": 5,
+    "lpr": 6,
+    "news": 7,
+    "uucp": 8,
+    "cron": 9,
+    "authpriv": 10,
+    "ftp": 11,
+    **{f"local{n}": 16 + n for n in range(8)},
+}
 
 
 @dataclass(frozen=True)
@@ -81,9 +115,494 @@ class Config:
     client: ClientSettings = field(default_factory=ClientSettings)
 
 
+# ---------------------------------------------------------------------------------------------
+# Validation of single values (shared by the CLI, which validates before writing, and the loader)
+
+
+def is_ip_address(name: str) -> bool:
+    """True when ``name`` is an IPv4 or IPv6 literal (no brackets)."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def normalize_server_name(name: str) -> str:
+    """Return ``name`` as stored, or raise ``ValueError`` saying what is wrong with it.
+
+    Accepted: an RFC 1123 host name (a trailing dot is dropped) or an IPv4 / IPv6 literal
+    (``[::1]`` is accepted and stored as ``::1``).
+    """
+    value = name.strip()
+    if value.startswith("[") and value.endswith("]"):
+        inner = value[1:-1]
+        if ":" in inner and is_ip_address(inner):
+            return inner
+        raise ValueError(f"{name!r} is not an IPv6 address")
+    if is_ip_address(value):
+        return value
+    if not value:
+        raise ValueError("the server name is empty")
+    host = value[:-1] if value.endswith(".") else value
+    if len(host) > 253:
+        raise ValueError(f"{name!r} is longer than 253 characters")
+    labels = host.split(".")
+    for label in labels:
+        if not label:
+            raise ValueError(f"{name!r} has an empty label")
+        if len(label) > 63:
+            raise ValueError(f"{name!r} has a label longer than 63 characters")
+        if not all(c.isascii() and (c.isalnum() or c == "-") for c in label):
+            raise ValueError(
+                f"{name!r} is neither a host name (letters, digits, '-' and '.') nor an IP address"
+            )
+        if label.startswith("-") or label.endswith("-"):
+            raise ValueError(f"{name!r} has a label that starts or ends with '-'")
+    if labels[-1].isdigit():
+        # 10.0.0.256 or 10.0.0: all-numeric names are mistyped addresses, not host names.
+        raise ValueError(f"{name!r} is not a valid IPv4 address")
+    return host
+
+
+def parse_facility(value: str | int) -> int:
+    """A facility name (``authpriv``, ``local0``, ...) or number 0-23 -> its number."""
+    if isinstance(value, int):
+        number = value
+    else:
+        text = value.strip().lower()
+        if text in FACILITIES:
+            return FACILITIES[text]
+        if not text.isdigit():
+            raise ValueError(
+                f"unknown facility {value!r}; use a number 0-23 or one of " + ", ".join(FACILITIES)
+            )
+        number = int(text)
+    if not 0 <= number <= 23:
+        raise ValueError(f"facility {number} is out of range (0-23)")
+    return number
+
+
+def facility_name(number: int) -> str:
+    """``10`` -> ``authpriv``; a number without a common name stays a number."""
+    for name, value in FACILITIES.items():
+        if value == number:
+            return name
+    return str(number)
+
+
+def check_server(server: ServerSettings, *, path: str | None = None) -> None:
+    """Raise ``ConfigError`` (field ``server -> Property``) if ``server`` is not consistent."""
+
+    def fail(prop: str, message: str) -> ConfigError:
+        return ConfigError(message, path=path, field=f"server -> {prop}")
+
+    try:
+        if normalize_server_name(server.server_name) != server.server_name:
+            raise fail("ServerName", f"{server.server_name!r} is not in its stored form")
+    except ValueError as exc:
+        raise fail("ServerName", str(exc)) from None
+    if not 1 <= server.server_port <= 65535:
+        raise fail("ServerPort", f"{server.server_port} is not a port number (1-65535)")
+    if server.transport != "tls":
+        for prop, value in (
+            ("SkipCertificateCheck", server.skip_certificate_check),
+            ("SkipCNCheck", server.skip_cn_check),
+            ("TrustedCA", server.trusted_ca is not None),
+        ):
+            if value:
+                raise fail(prop, f"applies only to TLS, but the transport is {server.transport}")
+    if server.message_format not in MESSAGE_FORMATS:
+        raise fail("MessageFormat", f"must be one of {', '.join(MESSAGE_FORMATS)}")
+    if server.framing not in FRAMINGS:
+        raise fail("Framing", f"must be one of {', '.join(FRAMINGS)}")
+    if not 0 <= server.facility <= 23:
+        raise fail("Facility", f"{server.facility} is out of range (0-23)")
+    limit = MAX_UDP_MESSAGE_SIZE if server.use_udp else MAX_MESSAGE_SIZE
+    if not MIN_MESSAGE_SIZE <= server.max_message_size <= limit:
+        raise fail(
+            "MaxMessageSize",
+            f"{server.max_message_size} is out of range ({MIN_MESSAGE_SIZE}-{limit} bytes"
+            + (" for UDP" if server.use_udp else "")
+            + ")",
+        )
+    if server.cef_version not in CEF_VERSIONS:
+        raise fail("CefVersion", f"must be one of {', '.join(CEF_VERSIONS)}")
+
+
+def check_client(client: ClientSettings, *, path: str | None = None) -> None:
+    """Raise ``ConfigError`` (field ``client -> Property``) if ``client`` is not valid."""
+    if client.output_severity not in OUTPUT_SEVERITIES:
+        raise ConfigError(
+            f"must be one of {', '.join(OUTPUT_SEVERITIES)}",
+            path=path,
+            field="client -> OutputSeverity",
+        )
+
+
+def check_config(config: Config, *, path: str | None = None) -> None:
+    if config.version != CONFIG_VERSION:
+        raise ConfigError(
+            f"unsupported version {config.version!r} (this azs-syslog reads version "
+            f"{CONFIG_VERSION})",
+            path=path,
+            field="version",
+        )
+    if config.server is not None:
+        check_server(config.server, path=path)
+    check_client(config.client, path=path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The file format: JSON, the cmdlet's property names
+
+
+def server_to_dict(server: ServerSettings) -> dict[str, Any]:
+    return {
+        "ServerName": server.server_name,
+        "ServerPort": server.server_port,
+        "NoEncryption": server.no_encryption,
+        "SkipCertificateCheck": server.skip_certificate_check,
+        "SkipCNCheck": server.skip_cn_check,
+        "UseUDP": server.use_udp,
+        "TrustedCA": server.trusted_ca,
+        "MessageFormat": server.message_format,
+        "Framing": server.framing,
+        "Facility": server.facility,
+        "MaxMessageSize": server.max_message_size,
+        "CefVersion": server.cef_version,
+    }
+
+
+def certificate_to_dict(cert: ClientCertificate) -> dict[str, Any]:
+    return {
+        "Subject": cert.subject,
+        "Issuer": cert.issuer,
+        "Thumbprint": cert.thumbprint,
+        "NotBefore": cert.not_before,
+        "NotAfter": cert.not_after,
+        "ChainFile": cert.chain_file,
+        "KeyFile": cert.key_file,
+    }
+
+
+def client_to_dict(client: ClientSettings) -> dict[str, Any]:
+    return {
+        "Certificate": (
+            certificate_to_dict(client.certificate) if client.certificate is not None else None
+        ),
+        "OutputSeverity": client.output_severity,
+    }
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    return {
+        "version": config.version,
+        "server": server_to_dict(config.server) if config.server is not None else None,
+        "client": client_to_dict(config.client),
+    }
+
+
+_SERVER_FIELDS: dict[str, tuple[str, type]] = {
+    "ServerName": ("server_name", str),
+    "ServerPort": ("server_port", int),
+    "NoEncryption": ("no_encryption", bool),
+    "SkipCertificateCheck": ("skip_certificate_check", bool),
+    "SkipCNCheck": ("skip_cn_check", bool),
+    "UseUDP": ("use_udp", bool),
+    "TrustedCA": ("trusted_ca", str),
+    "MessageFormat": ("message_format", str),
+    "Framing": ("framing", str),
+    "Facility": ("facility", int),
+    "MaxMessageSize": ("max_message_size", int),
+    "CefVersion": ("cef_version", str),
+}
+_REQUIRED_SERVER_FIELDS = ("ServerName", "ServerPort")
+_OPTIONAL_NONE = frozenset({"TrustedCA"})
+
+_CERTIFICATE_FIELDS: dict[str, str] = {
+    "Subject": "subject",
+    "Issuer": "issuer",
+    "Thumbprint": "thumbprint",
+    "NotBefore": "not_before",
+    "NotAfter": "not_after",
+    "ChainFile": "chain_file",
+    "KeyFile": "key_file",
+}
+
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false"}
+
+
+def _object(value: object, where: str, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError("must be a JSON object", path=path, field=where)
+    return value
+
+
+def _typed(value: object, expected: type, where: str, path: str) -> Any:
+    # bool is a subclass of int: "ServerPort": true must not pass as 1.
+    if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
+        return value
+    raise ConfigError(
+        f"must be {_TYPE_NAMES[expected]}, not {json.dumps(value)}", path=path, field=where
+    )
+
+
+def _unknown_keys(data: Mapping[str, Any], known: Iterable[str], where: str, path: str) -> None:
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        field_name = f"{where} -> {unknown[0]}" if where else unknown[0]
+        raise ConfigError("unknown setting", path=path, field=field_name)
+
+
+def _parse_server(value: object, path: str) -> ServerSettings | None:
+    if value is None:
+        return None
+    data = _object(value, "server", path)
+    _unknown_keys(data, _SERVER_FIELDS, "server", path)
+    for name in _REQUIRED_SERVER_FIELDS:
+        if name not in data:
+            raise ConfigError("is missing", path=path, field=f"server -> {name}")
+    kwargs: dict[str, Any] = {}
+    for name, (attribute, expected) in _SERVER_FIELDS.items():
+        if name not in data or (name in _OPTIONAL_NONE and data[name] is None):
+            continue
+        kwargs[attribute] = _typed(data[name], expected, f"server -> {name}", path)
+    return ServerSettings(**kwargs)
+
+
+def _parse_client(value: object, path: str) -> ClientSettings:
+    if value is None:
+        return ClientSettings()
+    data = _object(value, "client", path)
+    _unknown_keys(data, ("Certificate", "OutputSeverity"), "client", path)
+    severity = _typed(data.get("OutputSeverity", "Default"), str, "client -> OutputSeverity", path)
+    certificate = None
+    raw_cert = data.get("Certificate")
+    if raw_cert is not None:
+        cert_data = _object(raw_cert, "client -> Certificate", path)
+        _unknown_keys(cert_data, _CERTIFICATE_FIELDS, "client -> Certificate", path)
+        kwargs: dict[str, str] = {}
+        for name, attribute in _CERTIFICATE_FIELDS.items():
+            where = f"client -> Certificate -> {name}"
+            if name not in cert_data:
+                raise ConfigError("is missing", path=path, field=where)
+            kwargs[attribute] = _typed(cert_data[name], str, where, path)
+        certificate = ClientCertificate(**kwargs)
+    return ClientSettings(certificate=certificate, output_severity=severity)
+
+
+def parse_config(text: str | bytes, *, path: str = "<config>") -> Config:
+    """Parse and validate the file's contents; ``ConfigError`` names ``path`` and the field."""
+    try:
+        data = json.loads(text)
+    except UnicodeDecodeError:
+        raise ConfigError("is not UTF-8 text", path=path, fix=_FIX_BROKEN) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
+            path=path,
+            fix=_FIX_BROKEN,
+        ) from None
+    try:
+        root = _object(data, "(top level)", path)
+        if "version" not in root:
+            raise ConfigError("is missing", path=path, field="version")
+        version = _typed(root["version"], int, "version", path)
+        if version != CONFIG_VERSION:
+            raise ConfigError(
+                f"unsupported version {version} (this azs-syslog reads version {CONFIG_VERSION})",
+                path=path,
+                field="version",
+            )
+        _unknown_keys(root, ("version", "server", "client"), "", path)
+        config = Config(
+            version=version,
+            server=_parse_server(root.get("server"), path),
+            client=_parse_client(root.get("client"), path),
+        )
+        check_config(config, path=path)
+    except ConfigError as exc:
+        exc.fix = exc.fix or _FIX_BROKEN
+        raise
+    return config
+
+
+def serialize_config(config: Config) -> bytes:
+    return (json.dumps(config_to_dict(config), indent=2) + "\n").encode()
+
+
+_FIX_BROKEN = (
+    "correct that setting in the file, or delete the file and run set-syslog-server / "
+    "set-syslog-client again"
+)
+
+# ---------------------------------------------------------------------------------------------
+# Files: private, atomic, locked
+
+LOCK_TIMEOUT = 30.0  # seconds; a command never waits forever for another one
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Atomically replace ``path`` with ``data``: mode 0600, in a 0700 directory, fsynced.
+
+    A reader sees either the old file or the new one, never a mix.
+    """
+    directory = paths.ensure_private_dir(path.parent)
+    temporary = directory / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        temporary.replace(path)
+    except OSError as exc:
+        with suppress(OSError):
+            temporary.unlink()
+        raise ConfigError(f"cannot be written: {exc.strerror}", path=str(path)) from None
+    _fsync_directory(directory)
+
+
+def remove_private_file(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConfigError(f"cannot be removed: {exc.strerror}", path=str(path)) from None
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def config_lock(timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold the exclusive configuration lock (``flock`` on ``paths.config_lock_file()``)."""
+    lock_path = paths.config_lock_file()
+    paths.ensure_private_dir(lock_path.parent)
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot be opened: {exc.strerror}", path=str(lock_path)) from None
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise ConfigError(
+                        f"another azs-syslog command has held the lock for {timeout:.0f} s",
+                        path=str(lock_path),
+                        fix="wait for it to finish, then run this command again",
+                    ) from None
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
 def load_config() -> Config:
-    raise NotImplementedError  # implemented by the cmdlet issue (#2)
+    """The current configuration; an empty one when no file exists."""
+    path = paths.config_file()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Config()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot be read: {exc.strerror}",
+            path=str(path),
+            fix="check the file's owner and permissions (it should be mode 0600)",
+        ) from None
+    return parse_config(raw, path=str(path))
 
 
-def update_config(change: Callable[[Config], Config]) -> Config:
-    raise NotImplementedError  # implemented by the cmdlet issue (#2)
+def update_config(
+    change: Callable[[Config], Config],
+    *,
+    write_files: Mapping[Path, bytes] | None = None,
+    remove_files: Iterable[Path] = (),
+) -> Config:
+    """Apply ``change`` to the current configuration and save the result, under the lock.
+
+    ``write_files`` (written before the configuration, so it never names a missing file) and
+    ``remove_files`` (removed after it, once nothing refers to them) are companion files such
+    as the client certificate. Nothing is written if ``change`` or validation fails.
+    """
+    with config_lock():
+        new = change(load_config())
+        check_config(new)
+        for file_path, data in (write_files or {}).items():
+            write_private_file(file_path, data)
+        write_private_file(paths.config_file(), serialize_config(new))
+        for file_path in remove_files:
+            remove_private_file(file_path)
+    return new
+
+
+# ---------------------------------------------------------------------------------------------
+# The changes the set-* commands make
+
+
+def set_server(server: ServerSettings, *, trusted_ca_pem: bytes | None = None) -> Config:
+    """Replace the server settings (as Set-SyslogServer does); store the trusted CA bundle.
+
+    Settings not given are back to their defaults; a trusted CA stored earlier is removed
+    unless a new one is given.
+    """
+    ca_path = paths.trusted_ca_file()
+    write_files: dict[Path, bytes] = {}
+    remove_files: tuple[Path, ...] = ()
+    if trusted_ca_pem is not None:
+        server = replace(server, trusted_ca=str(ca_path))
+        write_files[ca_path] = trusted_ca_pem
+    else:
+        server = replace(server, trusted_ca=None)
+        remove_files = (ca_path,)
+    check_server(server)
+    return update_config(
+        lambda old: replace(old, server=server),
+        write_files=write_files,
+        remove_files=remove_files,
+    )
+
+
+def remove_server() -> Config:
+    """Forget the server (forwarding stops) and the trusted CA stored with it."""
+    return update_config(
+        lambda old: replace(old, server=None), remove_files=(paths.trusted_ca_file(),)
+    )
+
+
+def set_output_severity(severity: str) -> Config:
+    return update_config(
+        lambda old: replace(old, client=replace(old.client, output_severity=severity))
+    )
+
+
+def remove_client_certificate(*, output_severity: str | None = None) -> Config:
+    """Forget the client certificate and delete its PEM files."""
+
+    def change(old: Config) -> Config:
+        client = replace(old.client, certificate=None)
+        if output_severity is not None:
+            client = replace(client, output_severity=output_severity)
+        return replace(old, client=client)
+
+    return update_config(change, remove_files=(paths.client_chain_file(), paths.client_key_file()))

@@ -95,6 +95,15 @@ CMDLET_PARAMETERS: dict[str, str] = {
     "-certpassword": "--cert-password",
     "-removecertificate": "--remove-certificate",
     "-outputseverity": "--output-severity",
+    # The project additions, in the same spelling, so a runbook can stay in one style.
+    "-trustedca": "--trusted-ca",
+    "-messageformat": "--message-format",
+    "-framing": "--framing",
+    "-facility": "--facility",
+    "-maxmessagesize": "--max-message-size",
+    "-cefversion": "--cef-version",
+    "-rootca": "--root-ca",
+    "-json": "--json",
 }
 
 

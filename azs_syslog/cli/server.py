@@ -1,0 +1,354 @@
+"""``set-syslog-server`` and ``get-syslog-server``: Set-SyslogServer and Get-SyslogServer.
+
+Everything is validated before anything is written: a rejected command leaves the stored
+files as they were. Conflicting flags are usage errors (exit 2) that name both flags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from azs_syslog import config
+from azs_syslog.cli.output import emit_json, json_option, note, warn
+
+_TRANSPORT_LABELS = {
+    "tls": "TLS over TCP",
+    "tcp": "TCP, no encryption",
+    "udp": "UDP, no encryption",
+}
+
+
+def _given(options: dict[str, Any]) -> list[str]:
+    """The flags (as typed) of the options that were given."""
+    return ["--" + name.replace("_", "-") for name, value in options.items() if value]
+
+
+def _conflict(first: str, second: str, why: str) -> click.UsageError:
+    return click.UsageError(f"{first} and {second} cannot be combined: {why}")
+
+
+@click.command("set-syslog-server")
+@click.option(
+    "--server-name",
+    metavar="NAME",
+    help="FQDN or IP address of the syslog server (required unless --remove).",
+)
+@click.option(
+    "--server-port",
+    type=click.IntRange(1, 65535),
+    metavar="PORT",
+    help="Port the syslog server listens on, 1-65535 (required unless --remove).",
+)
+@click.option(
+    "--no-encryption", is_flag=True, help="Send over TCP in clear text. Not for production."
+)
+@click.option(
+    "--skip-certificate-check",
+    is_flag=True,
+    help="Do not verify the server's certificate at all (still encrypted). Never in production.",
+)
+@click.option(
+    "--skip-cn-check",
+    is_flag=True,
+    help="Verify the server's certificate chain but not its name (for a server given by IP).",
+)
+@click.option(
+    "--use-udp", is_flag=True, help="Send over UDP (implies no encryption). Not for production."
+)
+@click.option("--remove", is_flag=True, help="Remove the server configuration; forwarding stops.")
+@click.option(
+    "--trusted-ca",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="PEM file of CA certificates to trust besides the system store (copied). TLS only.",
+)
+@click.option(
+    "--message-format",
+    type=click.Choice(config.MESSAGE_FORMATS, case_sensitive=False),
+    help="Syslog header format. Default: rfc3164.",
+)
+@click.option(
+    "--framing",
+    type=click.Choice(config.FRAMINGS, case_sensitive=False),
+    help="Message framing on TCP and TLS. Default: octet-counting.",
+)
+@click.option(
+    "--facility",
+    metavar="NAME|NUMBER",
+    help="Syslog facility: a name (authpriv, local0, ...) or 0-23. Default: authpriv (10).",
+)
+@click.option(
+    "--max-message-size",
+    type=int,
+    metavar="BYTES",
+    help=f"Longest message in bytes, {config.MIN_MESSAGE_SIZE}-{config.MAX_MESSAGE_SIZE} "
+    f"({config.MAX_UDP_MESSAGE_SIZE} with UDP). Default: {config.DEFAULT_MAX_MESSAGE_SIZE}.",
+)
+@click.option(
+    "--cef-version",
+    type=click.Choice(config.CEF_VERSIONS),
+    help="CEF version label in the header: 0 (valid CEF, default) or 0.0 (as the source shows).",
+)
+@json_option
+def set_syslog_server(
+    server_name: str | None,
+    server_port: int | None,
+    no_encryption: bool,
+    skip_certificate_check: bool,
+    skip_cn_check: bool,
+    use_udp: bool,
+    remove: bool,
+    trusted_ca: Path | None,
+    message_format: str | None,
+    framing: str | None,
+    facility: str | None,
+    max_message_size: int | None,
+    cef_version: str | None,
+    as_json: bool,
+) -> None:
+    """Set the syslog server events are forwarded to (Set-SyslogServer).
+
+    Running it again replaces the whole server configuration: settings not given go back to
+    their defaults. The default is TLS with the server's certificate and name verified.
+
+    \b
+    Examples:
+      azs-syslog set-syslog-server --server-name siem.example.com --server-port 6514
+      azs-syslog set-syslog-server --server-name 10.0.0.5 --server-port 6514 --skip-cn-check
+      azs-syslog set-syslog-server --server-name 10.0.0.5 --server-port 514 --use-udp
+      azs-syslog set-syslog-server --remove
+    """
+    settings: dict[str, Any] = {
+        "server_name": server_name,
+        "server_port": server_port,
+        "no_encryption": no_encryption,
+        "skip_certificate_check": skip_certificate_check,
+        "skip_cn_check": skip_cn_check,
+        "use_udp": use_udp,
+        "trusted_ca": trusted_ca,
+        "message_format": message_format,
+        "framing": framing,
+        "facility": facility,
+        "max_message_size": max_message_size,
+        "cef_version": cef_version,
+    }
+    if remove:
+        others = _given({k: v is not None and v is not False for k, v in settings.items()})
+        if others:
+            raise _conflict(
+                "--remove",
+                others[0],
+                "--remove deletes the server configuration and takes no other setting",
+            )
+        _remove(as_json)
+        return
+
+    missing = [
+        flag
+        for flag, value in (("--server-name", server_name), ("--server-port", server_port))
+        if value is None
+    ]
+    if missing:
+        raise click.UsageError(
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required "
+            "(or --remove to delete the server configuration)"
+        )
+    assert server_name is not None and server_port is not None
+    _check_conflicts(settings)
+
+    try:
+        name = config.normalize_server_name(server_name)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--server-name'") from None
+    try:
+        facility_number = (
+            config.parse_facility(facility) if facility is not None else config.DEFAULT_FACILITY
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--facility'") from None
+    size = config.DEFAULT_MAX_MESSAGE_SIZE if max_message_size is None else max_message_size
+    limit = config.MAX_UDP_MESSAGE_SIZE if use_udp else config.MAX_MESSAGE_SIZE
+    if not config.MIN_MESSAGE_SIZE <= size <= limit:
+        raise click.BadParameter(
+            f"{size} is not in {config.MIN_MESSAGE_SIZE}-{limit}"
+            + (" (a UDP datagram carries at most 65507 bytes)" if use_udp else ""),
+            param_hint="'--max-message-size'",
+        )
+
+    trusted_ca_pem: bytes | None = None
+    ca_warnings: Sequence[str] = ()
+    if trusted_ca is not None:
+        from azs_syslog import certs
+
+        try:
+            data = trusted_ca.read_bytes()
+        except OSError as exc:
+            raise click.FileError(str(trusted_ca), exc.strerror) from None
+        trusted_ca_pem, ca_warnings = certs.check_ca_bundle(data, str(trusted_ca))
+
+    server = config.ServerSettings(
+        server_name=name,
+        server_port=server_port,
+        no_encryption=no_encryption or use_udp,
+        skip_certificate_check=skip_certificate_check,
+        skip_cn_check=skip_cn_check,
+        use_udp=use_udp,
+        message_format=(message_format or "rfc3164").lower(),
+        framing=(framing or "octet-counting").lower(),
+        facility=facility_number,
+        max_message_size=size,
+        cef_version=cef_version or "0",
+    )
+    new = config.set_server(server, trusted_ca_pem=trusted_ca_pem)
+    assert new.server is not None
+
+    for message in ca_warnings:
+        warn(message)
+    _warn_about_security(new.server)
+    note(f"syslog server set: {_summary(new)}")
+    if as_json:
+        emit_json(server_view(new.server))
+
+
+def _check_conflicts(settings: dict[str, Any]) -> None:
+    for plain in ("use_udp", "no_encryption"):
+        if not settings[plain]:
+            continue
+        for tls_only in ("skip_certificate_check", "skip_cn_check", "trusted_ca"):
+            if settings[tls_only]:
+                raise _conflict(
+                    _flag(plain),
+                    _flag(tls_only),
+                    f"{_flag(tls_only)} applies only to TLS, and {_flag(plain)} turns "
+                    "encryption off",
+                )
+    if settings["use_udp"] and settings["framing"] is not None:
+        raise _conflict(
+            "--use-udp", "--framing", "UDP always sends exactly one message per datagram"
+        )
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _remove(as_json: bool) -> None:
+    had = config.load_config().server is not None
+    config.remove_server()
+    note("syslog server removed; forwarding stops" if had else "no syslog server was configured")
+    if as_json:
+        emit_json(None)
+
+
+def _warn_about_security(server: config.ServerSettings) -> None:
+    if server.use_udp:
+        warn(
+            "UDP sends events in clear text, unauthenticated and without delivery "
+            "confirmation; not for production (use TLS: drop --use-udp)"
+        )
+    elif server.no_encryption:
+        warn(
+            "events are sent in clear text and the server is not authenticated; not for "
+            "production (use TLS: drop --no-encryption)"
+        )
+    elif server.skip_certificate_check:
+        warn(
+            "the server's certificate will not be verified: events are encrypted but may go "
+            "to an impostor; never use --skip-certificate-check in production"
+        )
+    elif server.skip_cn_check and not config.is_ip_address(server.server_name):
+        note(
+            "note: --skip-cn-check is meant for a server given by IP address; for a DNS name, "
+            "prefer a server certificate that holds the name"
+        )
+
+
+def _verification(server: config.ServerSettings) -> str:
+    if server.transport != "tls":
+        return "nothing verified"
+    if server.skip_certificate_check:
+        return "server certificate NOT verified"
+    if server.skip_cn_check:
+        return "server certificate chain verified, name not checked"
+    return "server certificate and name verified"
+
+
+def _summary(current: config.Config) -> str:
+    server = current.server
+    assert server is not None
+    text = (
+        f"{server.server_name} port {server.server_port}, "
+        f"{_TRANSPORT_LABELS[server.transport]} ({_verification(server)})"
+    )
+    if current.client.certificate is not None:
+        if server.transport == "tls":
+            text += "; the client certificate is presented (mutual authentication)"
+        else:
+            text += "; the stored client certificate is not used without TLS"
+    return text
+
+
+def server_view(server: config.ServerSettings) -> dict[str, Any]:
+    """What get-syslog-server shows: the cmdlet's properties, then the project additions."""
+    view = config.server_to_dict(server)
+    view["Transport"] = server.transport
+    return view
+
+
+def print_properties(title: str, rows: Sequence[tuple[str, str]]) -> None:
+    """A two-column table on stdout, for people. rich is imported only here."""
+    from rich.table import Table
+
+    from azs_syslog.cli.output import console
+
+    table = Table(title=title, title_justify="left", show_header=True)
+    table.add_column("Property", no_wrap=True)
+    table.add_column("Value", overflow="fold")
+    for name, value in rows:
+        table.add_row(name, value)
+    console().print(table)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "True" if value else "False"  # as PowerShell shows a switch
+    return "" if value is None else str(value)
+
+
+@click.command("get-syslog-server")
+@json_option
+def get_syslog_server(as_json: bool) -> None:
+    """Show the configured syslog server (Get-SyslogServer)."""
+    server = config.load_config().server
+    if server is None:
+        note(
+            "no syslog server is configured (set one with: azs-syslog set-syslog-server "
+            "--server-name NAME --server-port PORT)"
+        )
+        if as_json:
+            emit_json(None)
+        return
+    view = server_view(server)
+    if as_json:
+        emit_json(view)
+        return
+    rows = [(name, _text(value)) for name, value in view.items() if name != "Transport"]
+    rows.insert(
+        0, ("Transport", f"{_TRANSPORT_LABELS[server.transport]} ({_verification(server)})")
+    )
+    rows = [
+        (name, f"{config.facility_name(server.facility)} ({server.facility})")
+        if name == "Facility"
+        else (name, value)
+        for name, value in rows
+    ]
+    if server.use_udp:
+        rows = [
+            (name, "one message per datagram (UDP)") if name == "Framing" else (name, value)
+            for name, value in rows
+        ]
+    print_properties("Syslog server", rows)
