@@ -48,6 +48,8 @@ from azs_syslog.errors import QueueError
 SCHEMA_VERSION = 1
 DEFAULT_MAX_EVENTS = 1_000_000
 DEFAULT_MAX_BYTES = 1 << 30
+MAX_EVENTS_ENV = "AZS_SYSLOG_QUEUE_MAX_EVENTS"
+MAX_BYTES_ENV = "AZS_SYSLOG_QUEUE_MAX_BYTES"
 
 # Persistent counters (the ``counters`` table). ``queued_*`` are the live depth; the others
 # only ever grow and are what ``forwarder status`` shows.
@@ -201,6 +203,30 @@ class QueueLimits:
     max_events: int = DEFAULT_MAX_EVENTS
     max_bytes: int = DEFAULT_MAX_BYTES
 
+    @classmethod
+    def from_env(cls) -> QueueLimits:
+        """The bound, from ``AZS_SYSLOG_QUEUE_MAX_EVENTS`` / ``AZS_SYSLOG_QUEUE_MAX_BYTES``
+        when set [project]. Every process that appends enforces it, so give the worker and
+        the producers the same values."""
+        values = {}
+        for field_name, variable in (
+            ("max_events", MAX_EVENTS_ENV),
+            ("max_bytes", MAX_BYTES_ENV),
+        ):
+            text = os.environ.get(variable)
+            if text:
+                try:
+                    value = int(text)
+                except ValueError:
+                    value = 0
+                if value <= 0:
+                    raise QueueError(
+                        f"{variable}={text!r} is not a positive whole number",
+                        fix=f"unset {variable} or give it a positive number",
+                    )
+                values[field_name] = value
+        return cls(**values)
+
 
 # --- the queue ---------------------------------------------------------------------------------
 
@@ -221,7 +247,7 @@ class Queue:
         busy_timeout: float = 30.0,
     ) -> None:
         self.path = path or paths.queue_file()
-        self.limits = limits or QueueLimits()
+        self.limits = limits or QueueLimits.from_env()
         try:
             paths.ensure_private_dir(self.path.parent)
             if not self.path.exists():

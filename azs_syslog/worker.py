@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import importlib
 import os
 import random
 import select
@@ -99,15 +98,16 @@ ConfigSource = Callable[[], Config]
 
 
 def default_rendering(config: Config) -> Rendering:
-    render: Any = importlib.import_module("azs_syslog.render")
-    settings = render.RenderSettings.from_config(config)
-    return Rendering(settings.key, settings, render.Renderer(settings))
+    from azs_syslog.render import Renderer, RenderSettings
+
+    settings = RenderSettings.from_config(config)
+    return Rendering(settings.key, settings, Renderer(settings))
 
 
 def default_connect(server: ServerSettings, client: ClientSettings) -> Sender:
-    transport: Any = importlib.import_module("azs_syslog.transport")
-    sender: Sender = transport.connect(server, client)
-    return sender
+    from azs_syslog import transport
+
+    return transport.connect(server, client)
 
 
 class ConfigWatcher:
@@ -179,7 +179,7 @@ class WorkerOptions:
     status_path: Path | None = None
     socket_path: Path | None = None
     pid_path: Path | None = None
-    limits: QueueLimits = field(default_factory=QueueLimits)
+    limits: QueueLimits = field(default_factory=QueueLimits.from_env)
     confirm_delay: float = CONFIRM_DELAY
     backoff_initial: float = BACKOFF_INITIAL
     backoff_max: float = BACKOFF_MAX
@@ -196,12 +196,20 @@ class Worker:
         options: WorkerOptions | None = None,
         connect: Connect | None = None,
         make_rendering: MakeRendering | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> None:
+        self.log = log or (lambda message: None)
         self.options = options or WorkerOptions()
+        # First, before touching the queue: one worker per home.
+        self.pid_lock = acquire_pid_file(self.options.pid_path or paths.pid_file())
         self.config_source = config_source or ConfigWatcher()
         self.connect = connect or default_connect
         self.make_rendering = make_rendering or default_rendering
-        self.queue = Queue(self.options.queue_path, limits=self.options.limits, durable=False)
+        try:
+            self.queue = Queue(self.options.queue_path, limits=self.options.limits, durable=False)
+        except BaseException:
+            release_pid_file(self.pid_lock)
+            raise
         self.config: Config | None = None
         self.rendering: Rendering | None = None
         self.config_problem: str | None = None
@@ -215,7 +223,7 @@ class Worker:
         self.next_config_check = 0.0
         self.next_status = 0.0
         self.draining_since: float | None = None
-        self.pending_config: Config | None = None
+        self.pending: tuple[Config, Rendering] | None = None
         self.last_error: LastError | None = None
         self.counters = Counters()
         self.stop_requested = False
@@ -259,35 +267,46 @@ class Worker:
     def _check_config(self) -> None:
         try:
             config = self.config_source()
+            rendering = self.make_rendering(config) if config != self.config else None
         except ConfigError as exc:
+            if self.config_problem != str(exc):
+                self.log(f"configuration problem: {exc}; running on the last good configuration")
             self.config_problem = str(exc)
-            if self.config is None:
-                self.config = Config()
-                self._apply(self.config)
+            if self.config is None:  # nothing good yet: run unconfigured, keep queueing
+                self._apply(Config(), self.make_rendering(Config()))
             return
+        if self.config_problem is not None:
+            self.log("the configuration is valid again")
         self.config_problem = None
-        if config == self.config:
+        if rendering is None:  # unchanged (or changed back while draining)
+            self.pending = None
             return
         if self.config is None or self.sender is None:
-            self._apply(config)
+            self._apply(config, rendering)
             return
         # Connected: drain what is in flight, then switch (see _deliver).
-        self.pending_config = config
+        self.pending = (config, rendering)
 
-    def _apply(self, config: Config) -> None:
+    def _apply(self, config: Config, rendering: Rendering) -> None:
         self.config = config
-        self.pending_config = None
-        self.rendering = self.make_rendering(config)
+        self.rendering = rendering
+        self.pending = None
         self.backoff = 0.0
         self.next_attempt = 0.0
-        if config.server is None:
+        server = config.server
+        if server is None:
             self.state = st.NOT_CONFIGURED
+            self.log("no syslog server configured: events are queued, not sent")
+        else:
+            self.log(
+                f"forwarding to {server.server_name}:{server.server_port} over {server.transport}"
+            )
         if self.socket_input is not None:
-            self.socket_input.rendering = self.rendering
+            self.socket_input.rendering = rendering
 
     def _deliver(self, now: float) -> float:
         assert self.config is not None
-        if self.sender is not None and (self.pending_config is not None or self.stop_requested):
+        if self.sender is not None and (self.pending is not None or self.stop_requested):
             return self._drain(now)
         if self.stop_requested:
             return 0.0
@@ -339,6 +358,16 @@ class Worker:
         self.backoff = 0.0
         self.state = st.CONNECTED
         self.counters.connections += 1
+        info = sender.info
+        detail = " ".join(
+            str(part)
+            for part in (getattr(info, "tls_version", None), getattr(info, "cipher", None))
+            if part
+        )
+        self.log(
+            f"connected to {getattr(info, 'server', '?')} ({getattr(info, 'peer_address', '?')})"
+            + (f", {detail}" if detail else "")
+        )
         self.write_status()
         return 0.0
 
@@ -353,6 +382,10 @@ class Worker:
         delay = self.backoff * (0.5 + random.random() / 2)
         self.next_attempt = now + delay
         self.state = st.BACKING_OFF
+        self.log(
+            f"{exc.message} ({exc.step}: {exc.cause}); retrying in {delay:.1f} s"
+            + (f"; fix: {exc.fix}" if exc.fix else "")
+        )
         self.write_status()
 
     def _broken(self, exc: TransportError, now: float) -> None:
@@ -364,7 +397,8 @@ class Worker:
         if sender is not None:
             sender.close(timeout=2.0)
         if requeue and self.inflight:
-            self.queue.requeue_sent()
+            resent = self.queue.requeue_sent()
+            self.log(f"{resent} events sent but not confirmed will be sent again")
         self.inflight = []
         self.last_sent_id = 0
         self.written = 0
@@ -390,8 +424,8 @@ class Worker:
         return 0.0
 
     def _after_drain(self) -> None:
-        if self.pending_config is not None:
-            self._apply(self.pending_config)
+        if self.pending is not None:
+            self._apply(*self.pending)
             self.state = st.CONNECTING if self.config and self.config.server else st.NOT_CONFIGURED
 
     # --- sending and confirming
@@ -456,7 +490,7 @@ class Worker:
                 self.inflight.append(
                     InFlight(batch.id, batch.count, len(lengths), self.written, now)
                 )
-                if self.stop_requested or self.pending_config is not None:
+                if self.stop_requested or self.pending is not None:
                     break
         finally:
             self.queue.mark_sent(sent_ids)
@@ -484,7 +518,7 @@ class Worker:
 
     def _send_gap_warning(self, gap: Gap) -> None:
         assert self.sender is not None and self.config is not None
-        message = gap_warning(gap, self.config, self.rendering)
+        message = gap_warning(gap, self.rendering)
         self._interruptible = True
         try:
             self.sender.send(message, [len(message)])
@@ -565,9 +599,9 @@ class Worker:
 
     # --- the real loop
 
-    def run(self) -> None:
-        """Run until SIGTERM / SIGINT. Raises ``AzsSyslogError`` when it cannot start."""
-        pid_lock = acquire_pid_file(self.options.pid_path or paths.pid_file())
+    def run(self) -> str:
+        """Run until SIGTERM / SIGINT; returns a one-line summary. Raises ``AzsSyslogError``
+        when it cannot start."""
         previous = {
             sig: signal.signal(sig, handler)
             for sig, handler in (
@@ -604,14 +638,22 @@ class Worker:
             finally:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
+                depth = self.queue.depth()
+                counts = self.queue.counters()
                 self.queue.close()
-                release_pid_file(pid_lock)
+                release_pid_file(self.pid_lock)
+        return (
+            f"{depth.events} events queued; {counts['sent']} sent, {counts['resent']} resent,"
+            f" {counts['dropped']} dropped in total"
+        )
 
     def close(self) -> None:
-        """Close the connection (requeueing what is in flight) and the queue."""
+        """Close the connection (requeueing what is in flight), the queue and the pid file
+        (for a worker driven with ``step``; ``run`` does this itself)."""
         if self.sender is not None:
             self._close(requeue=True)
         self.queue.close()
+        release_pid_file(self.pid_lock)
 
 
 def _text(value: object) -> str | None:
@@ -659,41 +701,39 @@ def _peer_closed(sender: Sender) -> bool:
 # --- the gap warning ---------------------------------------------------------------------------
 
 
-def gap_warning(gap: Gap, config: Config, rendering: Rendering | None) -> bytes:
+def gap_warning(gap: Gap, rendering: Rendering | None, host: str | None = None) -> bytes:
     """One framed syslog message reporting events dropped because the queue was full [project].
 
-    CEF ``Microsoft-AzureStack-Forwarder: QueueOverflow``, severity 5, with the number of
-    events dropped (``cnt``) and the acceptance times of the oldest and newest of them
-    (``start`` / ``end``, ms since the epoch).
+    CEF signature ``Microsoft-AzureStack-Forwarder: QueueOverflow``, name ``QueueOverflow``,
+    severity 5, with the number of events dropped (``cnt``) and the acceptance times of the
+    oldest and newest of them (``start`` / ``end``, ms since the epoch), under the current
+    message format, facility, CEF version and framing.
     """
-    server = config.server
-    facility = server.facility if server else 10
-    message_format = server.message_format if server else "rfc3164"
-    framing = "none" if server is None or server.use_udp else server.framing
-    cef_version = server.cef_version if server else "0"
-    settings = rendering.settings if rendering else None
-    framing = getattr(settings, "framing", framing)
-    host = socket.gethostname()
+    from azs_syslog import cef, syslog
+
+    settings: Any = rendering.settings if rendering is not None else None
+    message_format = getattr(settings, "message_format", "rfc3164")
+    facility = getattr(settings, "facility", 10)
+    version = getattr(settings, "cef_version", "0")
+    framing = getattr(settings, "framing", "octet-counting")
+    host = host or socket.gethostname()
     now = now_ms()
-    pri = facility * 8 + 4  # CEF 5 -> syslog warning
-    tm = time.gmtime(now / 1000)
-    cef = (
-        f"CEF:{cef_version}|Microsoft|Microsoft Azure Stack Hub|1.0|{GAP_SIGNATURE}|"
-        f"QueueOverflow|5|cnt={gap.events} start={gap.first_ms} end={gap.last_ms} rt={now} "
-        f"msg=The forwarder queue was full: {gap.events} events were dropped"
+    severity = 5
+    pri = syslog.pri(facility, severity)
+    head = (
+        syslog.rfc5424_header(pri, now, host, "QueueOverflow")
+        if message_format == "rfc5424"
+        else syslog.rfc3164_header(pri, now, host)
     )
-    if message_format == "rfc5424":
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", tm) + f".{now % 1000:03d}Z"
-        text = f"<{pri}>1 {stamp} {host} azs-syslog - QueueOverflow - {cef}"
-    else:
-        month = time.strftime("%b", tm)
-        text = f"<{pri}>{month} {tm.tm_mday:2d} {time.strftime('%H:%M:%S', tm)} {host} {cef}"
-    body = text.encode("utf-8")
-    if framing == "octet-counting":
-        return str(len(body)).encode() + b" " + body
-    if framing == "lf":
-        return body + b"\n"
-    return body
+    text = cef.escape_value(
+        f"The forwarder queue was full: {gap.events} events were dropped, the oldest first"
+    )
+    body = (
+        head
+        + cef.header(version, GAP_SIGNATURE, "QueueOverflow", severity)
+        + f"rt={now} cnt={gap.events} start={gap.first_ms} end={gap.last_ms} msg={text}"
+    )
+    return syslog.frame(body.encode(), framing)
 
 
 # --- the pid file ------------------------------------------------------------------------------
@@ -726,9 +766,12 @@ def acquire_pid_file(path: Path) -> PidLock:
 
 
 def release_pid_file(lock: PidLock) -> None:
+    if lock.fd < 0:
+        return
     with contextlib.suppress(OSError):
         lock.path.unlink()
     os.close(lock.fd)
+    lock.fd = -1
 
 
 # --- the Unix-socket input ---------------------------------------------------------------------
