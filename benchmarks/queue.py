@@ -4,8 +4,8 @@
 
 Baseline (same run, same machine, same disk): plain sqlite3, WAL, synchronous=FULL, one row
 per event inserted with ``executemany`` in transactions of ``--batch`` rows, then read back and
-deleted in the same chunks (secure_delete off, as in the queue). The queue stores one row per batch (wire + lengths + raw), so it
-writes about twice the bytes of the baseline (the raw lines are kept for re-rendering).
+deleted in the same chunks (secure_delete off, as in the queue). Both store the framed message
+and the raw line of each event; the queue stores them one row per batch.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from azs_syslog.queue import NewBatch, Queue, QueueLimits, encode_raw, lengths_t
 MESSAGE = (
     b"<84>Nov 26 10:00:00 azs-xrp01 CEF:0|Microsoft|Microsoft Azure Stack Hub|1.0|"
     b"Microsoft-Windows-Security-Auditing:4688|Process Creation|8|rt=1795687200123 "
-    + b"MasChannel=Security MasComputer=azs-xrp01.azurestack.contoso.com " * 8
+    + b"MasChannel=Security MasComputer=azs-xrp01.azurestack.contoso.com "
+    * 8
 )
 RAW = b'{"type": "windows", "provider_name": "Microsoft-Windows-Security-Auditing"' + b" " * 700
 
