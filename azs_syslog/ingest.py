@@ -15,6 +15,7 @@ it goes, even when the producer pauses (a flusher thread watches the clock).
 from __future__ import annotations
 
 import json
+import queue as queue_module
 import threading
 from array import array
 from collections.abc import Callable, Iterable
@@ -109,8 +110,13 @@ def error_reason(exc: EventError) -> str:
 class Enqueuer:
     """Renders records into batches and commits them to the queue.
 
-    Thread-safe between one producing thread and the flusher thread started by
-    :meth:`start_flusher`.
+    Commits run on a writer thread: SQLite releases the GIL while it writes and fsyncs, so
+    the next batch is rendered meanwhile (on another core). At most two batches wait for the
+    writer, which bounds memory and makes a slow disk slow the producer down. A flusher
+    thread commits a batch whose oldest event has waited ``max_delay``.
+
+    ``accepted`` counts committed (durable) events; after :meth:`close` returns, every
+    accepted event is on disk.
     """
 
     def __init__(
@@ -137,15 +143,19 @@ class Enqueuer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
-        self._flusher_error: BaseException | None = None
+        self._writes: queue_module.Queue[tuple[NewBatch | None, int, int] | None] = (
+            queue_module.Queue(maxsize=2)
+        )
+        self._writer: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     # --- producing
 
     def add(self, line_no: int, record: str | bytes | dict[str, object]) -> bool:
         """Add one input record (a JSON text, or an already parsed object). Returns whether it
         was accepted (it becomes durable at the next commit)."""
-        if self._flusher_error is not None:
-            raise self._flusher_error
+        if self._error is not None:
+            raise self._error
         line: str | bytes = (
             json.dumps(record, ensure_ascii=False, separators=(",", ":"))
             if isinstance(record, dict)
@@ -173,7 +183,7 @@ class Enqueuer:
             self.on_reject(Rejection(line_no, reason))
 
     def flush(self) -> None:
-        """Commit whatever is pending."""
+        """Hand whatever is pending to the writer."""
         with self._lock:
             self._commit()
 
@@ -181,42 +191,71 @@ class Enqueuer:
         batch, truncated = self.builder.take()
         if batch is None and not self._pending_rejected and not truncated:
             return
-        self.queue.append_batch(batch, rejected=self._pending_rejected, truncated=truncated)
+        job = (batch, self._pending_rejected, truncated)
         self._pending_rejected = 0
+        if self._writer is None:
+            self._write(job)
+        else:
+            self._writes.put(job)
+
+    def _write(self, job: tuple[NewBatch | None, int, int]) -> None:
+        batch, rejected, truncated = job
+        self.queue.append_batch(batch, rejected=rejected, truncated=truncated)
         self.truncated += truncated
         if batch is not None:
             self.accepted += batch.count
 
-    # --- the flusher thread
+    # --- the threads
 
-    def start_flusher(self) -> None:
+    def start(self) -> None:
+        """Start the writer and the flusher threads (without them, every commit is written
+        synchronously and only full batches are committed before :meth:`close`)."""
+        if self._writer is None:
+            self._writer = threading.Thread(
+                target=self._write_batches, name="azs-syslog-writer", daemon=True
+            )
+            self._writer.start()
         if self._flusher is None:
             self._flusher = threading.Thread(
                 target=self._flush_when_due, name="azs-syslog-flusher", daemon=True
             )
             self._flusher.start()
 
+    start_flusher = start
+
+    def _write_batches(self) -> None:
+        while True:
+            job = self._writes.get()
+            if job is None:
+                return
+            if self._error is not None:
+                continue  # keep draining so that the producer never blocks on put()
+            try:
+                self._write(job)
+            except BaseException as exc:  # surfaced to the producer at its next add/close
+                self._error = exc
+
     def _flush_when_due(self) -> None:
         tick = max(self.max_delay / 3, 0.01)
         while not self._stop.wait(tick):
-            try:
-                with self._lock:
-                    created = self.builder.created_ms
-                    if created is not None and now_ms() - created >= self.max_delay * 1000:
-                        self._commit()
-            except BaseException as exc:  # surfaced to the producer at its next add/close
-                self._flusher_error = exc
-                return
+            with self._lock:
+                created = self.builder.created_ms
+                if created is not None and now_ms() - created >= self.max_delay * 1000:
+                    self._commit()
 
     def close(self) -> None:
-        """Stop the flusher and commit the rest. Raises what the flusher met, if anything."""
+        """Commit the rest and wait until it is on disk. Raises what the writer met."""
         self._stop.set()
         if self._flusher is not None:
             self._flusher.join()
             self._flusher = None
-        if self._flusher_error is not None:
-            raise self._flusher_error
         self.flush()
+        if self._writer is not None:
+            self._writes.put(None)
+            self._writer.join()
+            self._writer = None
+        if self._error is not None:
+            raise self._error
 
 
 @dataclass(frozen=True)
@@ -252,7 +291,7 @@ def enqueue_records(
         max_delay=max_delay,
         on_reject=on_reject,
     )
-    enqueuer.start_flusher()
+    enqueuer.start()
     try:
         try:
             for line_no, record in records:
