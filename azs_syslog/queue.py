@@ -321,9 +321,14 @@ class Queue:
             ) from exc
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise QueueError(
+                    f"{self.path}: cannot write to the queue: {exc}",
+                    fix="check the free disk space",
+                ) from exc
             raise
         try:
             self._db.execute("COMMIT")

@@ -69,8 +69,9 @@ def evaluate(status: dict[str, Any] | None, *, now: float | None = None) -> Heal
     """Healthy = a live worker that is connected, or idle with an empty queue.
 
     Not running (no status, a ``stopped`` status, a dead pid or a status older than
-    ``STALE_AFTER`` seconds) is unhealthy, and so is every other state (not configured,
-    connecting, backing off, draining) and a configuration problem.
+    ``STALE_AFTER`` seconds) is unhealthy, and so is every other state (not configured with
+    events waiting, connecting, backing off, draining), a configuration problem and a failed
+    socket input.
     """
     current = time.time() if now is None else now
     if status is None:
@@ -88,6 +89,8 @@ def evaluate(status: dict[str, Any] | None, *, now: float | None = None) -> Heal
         )
     if status.get("config_problem"):
         return Health(False, True, "the configuration is invalid; running on the last good one")
+    if status.get("socket_error"):
+        return Health(False, True, f"the socket input stopped: {status['socket_error']}")
     queue = status.get("queue") or {}
     if state == CONNECTED:
         return Health(True, True, "connected")

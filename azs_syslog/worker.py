@@ -591,6 +591,9 @@ class Worker:
             else None,
             "config_problem": self.config_problem,
             "socket": str(self.socket_input.path) if self.socket_input else None,
+            "socket_error": str(self.socket_input.error)
+            if self.socket_input and self.socket_input.error
+            else None,
         }
 
     def write_status(self) -> None:
