@@ -233,7 +233,9 @@ class Worker:
         self.started_ms = now_ms()
         self.socket_input: SocketInput | None = None
         # Batches sent on an earlier run and never confirmed go out again first.
-        self.queue.requeue_sent()
+        resent = self.queue.requeue_sent()
+        if resent:
+            self.log(f"{resent} events sent before the last stop but not confirmed go out again")
 
     # --- signals: flags only
 

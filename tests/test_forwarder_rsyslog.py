@@ -391,3 +391,26 @@ def test_socket_input_end_to_end_and_one_worker_per_home(
     assert assert_none_missing(ids, range(500)) == 0
     code, elapsed = worker.terminate()
     assert code == 0 and elapsed < 5
+
+
+def test_full_queue_drops_the_oldest_and_warns_once(
+    receivers: Callable[[str, TestPKI | None], RsyslogReceiver],
+    forwarder: Callable[[], Forwarder],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AZS_SYSLOG_QUEUE_MAX_EVENTS", "1000")
+    receiver = receivers("tcp", None)
+    configure("tcp", receiver, None, tmp_path)
+    for first in (0, 600, 1200):  # each send-event commits one batch of 600
+        send_events(first, 600)
+    assert queue_depth() == 600
+    forwarder()
+    ids = wait_for_ids(receiver, range(1200, 1800))
+    assert set(ids) == set(range(1200, 1800))
+    warnings = [line for line in receiver.wait_for_lines(601) if b"QueueOverflow" in line]
+    assert len(warnings) == 1
+    assert b"|Microsoft-AzureStack-Forwarder: QueueOverflow|QueueOverflow|5|" in warnings[0]
+    assert b" cnt=1200 " in warnings[0]
+    status = run_cli(["forwarder", "status", "--json"])
+    assert json.loads(status.stdout)["status"]["counts"]["dropped"] == 1200
