@@ -321,6 +321,8 @@ class Worker:
                 self.state = st.BACKING_OFF
                 return min(self.next_attempt - now, 0.2)
             return self._connect(server, now)
+        self.state = st.CONNECTED  # also after a drain the configuration change undid
+        self.draining_since = None
         try:
             self._confirm(now)
             sent = self._send_some(now)
