@@ -50,19 +50,9 @@ def escape_value(text: str) -> str:
     return text
 
 
-def escape_values(values: list[str]) -> list[str]:
-    """Escape every extension value; one scan over all of them when none needs it (the rule)."""
-    joined = "\x00".join(values)
-    if (
-        "\\" in joined
-        or "=" in joined
-        or "\r" in joined
-        or "\n" in joined
-        or joined.count("\x00") >= len(values)
-    ):
-        table = _VALUE_TABLE
-        return [v.translate(table) for v in values]
-    return values
+def escape_values(values: list[str | int]) -> list[str]:
+    """Escape every extension value (integers are written in decimal)."""
+    return [escape_value(v) if type(v) is str else str(v) for v in values]
 
 
 def header(version: str, signature_id: str, name: str, severity: int) -> str:
@@ -74,19 +64,43 @@ _templates: dict[tuple[str, ...], str] = {}
 
 
 def extension_template(keys: tuple[str, ...]) -> str:
-    """`` key1=%s key2=%s ...`` for ``keys`` (cached: events of one type share their keys)."""
+    """`` key1\x00%s key2\x00%s ...`` for ``keys``: see ``encode_extensions`` (cached: events of
+    one shape share their keys)."""
     template = _templates.get(keys)
     if template is None:
-        template = "".join(f" {key}=%s" for key in keys)
+        template = "".join(f" {key}\x00%s" for key in keys)
         if len(_templates) >= 4096:
             _templates.clear()
         _templates[keys] = template
     return template
 
 
-def extensions(time_ms: int, keys: tuple[str, ...], values: list[str]) -> str:
+def encode_extensions(keys: tuple[str, ...], template: str, values: list[str | int]) -> str:
+    """`` key1=value1 key2=value2 ...``, values escaped, from ``extension_template(keys)``.
+
+    The template puts NUL where each ``=`` goes, so the text is formatted in one step, checked
+    for characters to escape in one scan, escaped in one pass per character when needed (keys
+    hold none of them, so escaping the whole text escapes exactly the values), and the NULs
+    then become ``=``. A value holding NUL itself takes the slow path, one value at a time.
+    """
+    text = template % tuple(values)
+    if text.count("\x00") != len(values):
+        escaped = escape_values(values)
+        return "".join(f" {key}={value}" for key, value in zip(keys, escaped, strict=True))
+    if "\\" in text:
+        text = text.replace("\\", "\\\\")
+    if "=" in text:
+        text = text.replace("=", "\\=")
+    if "\r" in text:
+        text = text.replace("\r", "\\r")
+    if "\n" in text:
+        text = text.replace("\n", "\\n")
+    return text.replace("\x00", "=")
+
+
+def extensions(time_ms: int, keys: tuple[str, ...], values: list[str | int]) -> str:
     """``rt=<time_ms>`` and the escaped extension pairs, in order."""
-    return f"rt={time_ms}" + extension_template(keys) % tuple(escape_values(values))
+    return f"rt={time_ms}" + encode_extensions(keys, extension_template(keys), values)
 
 
 def payload(event: Event, time_ms: int, version: str = "0") -> str:

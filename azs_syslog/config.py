@@ -200,10 +200,11 @@ def check_server(server: ServerSettings, *, path: str | None = None) -> None:
         return ConfigError(message, path=path, field=f"server -> {prop}")
 
     try:
-        if normalize_server_name(server.server_name) != server.server_name:
-            raise fail("ServerName", f"{server.server_name!r} is not in its stored form")
+        normalized = normalize_server_name(server.server_name)
     except ValueError as exc:
         raise fail("ServerName", str(exc)) from None
+    if normalized != server.server_name:
+        raise fail("ServerName", f"write {normalized!r}, not {server.server_name!r}")
     if not 1 <= server.server_port <= 65535:
         raise fail("ServerPort", f"{server.server_port} is not a port number (1-65535)")
     if server.transport != "tls":

@@ -16,6 +16,43 @@ APP_NAME: Final = "azs-syslog"
 MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 MESSAGE_FORMATS: Final = ("rfc3164", "rfc5424")
 FRAMINGS: Final = ("octet-counting", "lf", "none")
+# Facility names (RFC 5424 section 6.2.1, with the names syslog daemons use) -> numbers.
+FACILITIES: Final = {
+    "kern": 0,
+    "user": 1,
+    "mail": 2,
+    "daemon": 3,
+    "auth": 4,
+    "syslog": 5,
+    "lpr": 6,
+    "news": 7,
+    "uucp": 8,
+    "cron": 9,
+    "authpriv": 10,
+    "ftp": 11,
+    "ntp": 12,
+    "security": 13,
+    "console": 14,
+    "clock": 15,
+    **{f"local{n}": 16 + n for n in range(8)},
+}
+
+
+def parse_facility(value: str | int) -> int:
+    """A facility by name (case-insensitive) or number (0-23); ``ValueError`` otherwise."""
+    if isinstance(value, int) or value.strip().isdigit():
+        number = int(value)
+        if 0 <= number <= 23:
+            return number
+        raise ValueError(f"facility {number} is out of range (0-23)")
+    found = FACILITIES.get(value.strip().lower())
+    if found is None:
+        raise ValueError(
+            f"unknown facility {value!r} (a number 0-23 or one of {', '.join(FACILITIES)})"
+        )
+    return found
+
+
 # RFC 5424 receivers must accept 480 bytes; below it no message is sure to fit its header.
 MIN_MESSAGE_SIZE: Final = 480
 
@@ -82,6 +119,10 @@ def cut(data: bytes, size: int) -> bytes:
     return data[:size]
 
 
+# A value is not cut shorter than this while a later pair can be left out instead.
+MIN_KEPT_VALUE: Final = 16
+
+
 def _water_level(lengths: list[int], excess: int) -> int:
     """The largest L such that cutting every length above L down to L removes >= excess."""
     low, high = 0, max(lengths)
@@ -108,8 +149,9 @@ def fit(
     and ``rt=...``) followed by `` key=value`` for each pair (values escaped). The longest
     extension values are cut first, all to the same length, at UTF-8 character boundaries and
     never inside an escape; a value cut to nothing is left out with its key. The header, the
-    keys and ``rt`` are never cut **[project]**. When cutting values cannot make room (many
-    keys, short values), pairs are left out, the last one first, until it can. Last resort, when
+    keys and ``rt`` are never cut **[project]**. When that would cut values below
+    ``MIN_KEPT_VALUE`` bytes (many keys, a small limit), pairs are left out instead, the last
+    one first, until it would not. Last resort, when
     the header alone does not fit: every extension but ``rt`` is left out, then Name and then
     Signature ID are cut the same way.
     """
@@ -120,18 +162,19 @@ def fit(
         return head + signature_id + b"|" + name + tail + _join(pairs)
     pairs = list(pairs)
     lengths = [len(value) for _, value in pairs]
-    # Values alone cannot make room: leave pairs out, the last one first, until they can.
-    while pairs and sum(lengths) < excess:
+    while pairs:
+        if sum(lengths) >= excess:
+            level = _water_level(lengths, excess)
+            if level >= MIN_KEPT_VALUE or len(pairs) == 1:
+                kept = [(key, cut(value, level)) for key, value in pairs]
+                kept = [(key, value) for key, value in kept if value]
+                return head + signature_id + b"|" + name + tail + _join(kept)
+        # Too many pairs to keep each a useful prefix: leave the last one out.
         key, value = pairs.pop()
         lengths.pop()
         excess -= len(key) + len(value) + 2
-    if excess <= 0:
-        return head + signature_id + b"|" + name + tail + _join(pairs)
-    if pairs:
-        level = _water_level(lengths, excess)
-        kept = [(key, cut(value, level)) for key, value in pairs]
-        kept = [(key, value) for key, value in kept if value]
-        return head + signature_id + b"|" + name + tail + _join(kept)
+        if excess <= 0:
+            return head + signature_id + b"|" + name + tail + _join(pairs)
     # Last resort: the header alone is (nearly) too big.
     over = fixed - limit
     if over > 0:

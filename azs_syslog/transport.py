@@ -229,6 +229,7 @@ def tls_handshake(
             record=context.record,
             peer_certificate=fetch_certificate,
         ) from exc
+    der: bytes | None = None
     try:
         der = sock.getpeercert(binary_form=True)
         verify_name = check_name and not (server.skip_certificate_check or server.skip_cn_check)
@@ -251,13 +252,31 @@ def tls_handshake(
 
 def _await_client_certificate_verdict(sock: ssl.SSLSocket) -> None:
     """Read briefly: a server that refuses our (missing) certificate sends its alert now."""
+    import ssl
+
     sock.settimeout(CLIENT_CERTIFICATE_VERDICT_WAIT)
     try:
         data = sock.recv(1)
-    except TimeoutError:
+    except (TimeoutError, ssl.SSLWantReadError):
         return
     if data == b"":
         raise ConnectionResetError(errno.ECONNRESET, "the server closed the connection")
+
+
+def _read_alert(sock: ssl.SSLSocket) -> BaseException | None:
+    """The TLS alert waiting in the receive buffer, if there is one."""
+    import ssl
+
+    try:
+        sock.settimeout(0.2)
+        sock.recv(1)
+    except ssl.SSLEOFError:
+        return None
+    except ssl.SSLError as exc:
+        return exc
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 # -- senders ------------------------------------------------------------------------------------
@@ -291,7 +310,7 @@ class StreamSender:
         sock: socket.socket,
         info: ConnectionInfo,
         timeouts: Timeouts,
-        explain: Callable[[BaseException], TransportError | None] | None = None,
+        explain: Callable[[BaseException, bool], TransportError | None] | None = None,
     ) -> None:
         self.info = info
         self._sock = sock
@@ -299,16 +318,18 @@ class StreamSender:
         self._explain = explain
         sock.settimeout(timeouts.write)
         self._sendall = sock.sendall
+        self._sent_any = False
 
     def send(self, wire: bytes | memoryview, lengths: Sequence[int]) -> None:
         try:
             self._sendall(wire)
         except (OSError, ValueError) as exc:
             raise self._send_error(exc) from exc
+        self._sent_any = True
 
     def _send_error(self, exc: BaseException) -> TransportError:
         if self._explain is not None:
-            explained = self._explain(exc)
+            explained = self._explain(exc, not self._sent_any)
             if explained is not None:
                 return explained
         label = self.info.server
@@ -425,7 +446,7 @@ def connect(
     if server.transport == "tcp":
         return StreamSender(raw, ConnectionInfo("tcp", label, peer), timeouts)
     session = tls_handshake(raw, server, client, timeouts)
-    return _tls_sender(session, server, label, peer, timeouts)
+    return tls_sender(session, server, label, peer, timeouts)
 
 
 def _connect_udp(server: ServerSettings, addresses: Sequence[Address], label: str) -> Sender:
@@ -443,9 +464,10 @@ def _connect_udp(server: ServerSettings, addresses: Sequence[Address], label: st
     return DatagramSender(sock, ConnectionInfo("udp", label, format_address(sockaddr)))
 
 
-def _tls_sender(
+def tls_sender(
     session: TlsSession, server: ServerSettings, label: str, peer: str, timeouts: Timeouts
 ) -> Sender:
+    """The ``Sender`` over a verified TLS session."""
     from azs_syslog import tls
 
     sock = session.sock
@@ -466,14 +488,22 @@ def _tls_sender(
     )
     record = session.context.record
 
-    def explain(exc: BaseException) -> TransportError | None:
+    def explain(exc: BaseException, first_send: bool) -> TransportError | None:
+        """A TLS 1.3 verdict on the client certificate that came after our wait: the write
+        fails, and the server's alert may still be waiting behind it."""
         import ssl
 
-        # A verdict on the client certificate that came after our wait surfaces here.
+        if not record.certificate_requested:
+            return None
+        verdict: BaseException | None = exc
         if not isinstance(exc, ssl.SSLError) or isinstance(exc, ssl.SSLEOFError):
+            verdict = _read_alert(sock)
+            if verdict is None and first_send:
+                verdict = exc  # closed at the first write, after asking for a certificate
+        if verdict is None:
             return None
         error = tls.explain_handshake_error(
-            exc, server_name=server.server_name, record=record, peer_certificate=lambda: None
+            verdict, server_name=server.server_name, record=record, peer_certificate=lambda: None
         )
         if error.cause not in ("client-certificate-required", "client-certificate-rejected"):
             return None

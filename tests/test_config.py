@@ -165,6 +165,11 @@ GOOD_SERVER = {"ServerName": "siem.example.com", "ServerPort": 6514}
             "neither",
         ),
         (
+            {"version": 1, "server": {**GOOD_SERVER, "ServerName": "[::1]"}},
+            "server -> ServerName",
+            "write '::1'",
+        ),
+        (
             {"version": 1, "server": {**GOOD_SERVER, "UseUDP": "yes"}},
             "server -> UseUDP",
             "true or false",

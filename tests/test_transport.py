@@ -126,12 +126,16 @@ def test_tls_server_authentication(rsyslog_factory: Factory, pki_files: TestPKI)
     assert receiver.wait_for_lines(len(msgs)) == msgs
 
 
-def test_mutual_tls(rsyslog_factory: Factory, pki_files: TestPKI) -> None:
-    receiver = rsyslog_factory("tls", pki=pki_files, authmode="x509/certvalid")
+@pytest.mark.parametrize("priority", [None, "MaxProtocol=TLSv1.2"], ids=["tls13", "tls12"])
+def test_mutual_tls(rsyslog_factory: Factory, pki_files: TestPKI, priority: str | None) -> None:
+    receiver = rsyslog_factory(
+        "tls", pki=pki_files, authmode="x509/certvalid", priority_string=priority
+    )
     msgs = messages(300, "mtls")
     wire, lengths = octet_counted(msgs)
     sender = connect(tls_server(receiver.port, pki_files), client_settings(pki_files))
     assert sender.info.client_certificate_sent is True
+    assert sender.info.tls_version == ("TLSv1.2" if priority else "TLSv1.3")
     send_all(sender, wire, lengths)
     assert receiver.wait_for_lines(len(msgs)) == msgs
 
@@ -139,7 +143,8 @@ def test_mutual_tls(rsyslog_factory: Factory, pki_files: TestPKI) -> None:
 def test_close_lets_the_receiver_drain(rsyslog_factory: Factory, pki_files: TestPKI) -> None:
     """rsyslog drops what it buffered when a TLS client vanishes; close() must not."""
     receiver = rsyslog_factory("tls", pki=pki_files)
-    msgs = messages(1000, "drain")
+    # ~700-byte messages: with these, a bare close() without close_notify lost most of 1,000.
+    msgs = [m + b" pad=" + b"z" * 600 for m in messages(1000, "drain")]
     wire, lengths = octet_counted(msgs)
     sender = connect(tls_server(receiver.port, pki_files), ClientSettings())
     sender.send(wire, lengths)
@@ -274,17 +279,31 @@ def test_expired_server_certificate(rsyslog_factory: Factory, pki_files: TestPKI
     assert "renew" in (error.fix or "")
 
 
-def test_server_requires_a_client_certificate(rsyslog_factory: Factory, pki_files: TestPKI) -> None:
-    receiver = rsyslog_factory("tls", pki=pki_files, authmode="x509/certvalid")
+# TLS 1.3 (the verdict comes after the client's handshake is done) and TLS 1.2 (inside it).
+VERSIONS = pytest.mark.parametrize(
+    "priority", [None, "MaxProtocol=TLSv1.2"], ids=["tls13", "tls12"]
+)
+
+
+@VERSIONS
+def test_server_requires_a_client_certificate(
+    rsyslog_factory: Factory, pki_files: TestPKI, priority: str | None
+) -> None:
+    receiver = rsyslog_factory(
+        "tls", pki=pki_files, authmode="x509/certvalid", priority_string=priority
+    )
     error = refused(tls_server(receiver.port, pki_files))
     assert (error.step, error.cause) == ("tls", "client-certificate-required")
     assert "set-syslog-client" in (error.fix or "")
 
 
+@VERSIONS
 def test_client_certificate_from_another_ca_is_rejected(
-    rsyslog_factory: Factory, pki_files: TestPKI, tmp_path: Path
+    rsyslog_factory: Factory, pki_files: TestPKI, tmp_path: Path, priority: str | None
 ) -> None:
-    receiver = rsyslog_factory("tls", pki=pki_files, authmode="x509/certvalid")
+    receiver = rsyslog_factory(
+        "tls", pki=pki_files, authmode="x509/certvalid", priority_string=priority
+    )
     other = TestPKI.create(tmp_path / "other", ca_name="some other CA")
     error = refused(tls_server(receiver.port, pki_files), client_settings(other))
     assert (error.step, error.cause) == ("tls", "client-certificate-rejected")
@@ -352,3 +371,59 @@ def test_ipv6_loopback(rsyslog_factory: Factory, pki_files: TestPKI) -> None:
     wire, lengths = octet_counted(messages(3, "v6"))
     send_all(sender, wire, lengths)
     assert len(receiver.wait_for_lines(3)) == 3
+
+
+def test_write_timeout_when_the_peer_stops_reading() -> None:
+    # A listener that never accepts: the kernel completes the handshake, then its buffers fill.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        port = listener.getsockname()[1]
+        sender = connect(
+            ServerSettings("127.0.0.1", port, no_encryption=True),
+            ClientSettings(),
+            timeouts=Timeouts(2, 2, 0.5),
+        )
+        blob = b"x" * (64 * 1024 * 1024)
+        started = time.monotonic()
+        with pytest.raises(TransportError) as caught:
+            sender.send(blob, [len(blob)])
+        assert (caught.value.step, caught.value.cause) == ("send", "timeout")
+        assert time.monotonic() - started < 30
+        assert sender.unacknowledged_bytes() > 0
+        sender.close(timeout=0.2)
+
+
+def test_keepalive_is_on(rsyslog_factory: Factory, pki_files: TestPKI) -> None:
+    receiver = rsyslog_factory("tls", pki=pki_files)
+    sender = connect(tls_server(receiver.port, pki_files), ClientSettings())
+    sock: socket.socket = sender._sock  # type: ignore[attr-defined]
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 30
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 10
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+    sender.close()
+
+
+def test_a_late_client_certificate_verdict_surfaces_at_send(
+    rsyslog_factory: Factory,
+    pki_files: TestPKI,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """TLS 1.3: without the post-handshake wait, the refusal shows at the first writes; it
+    must still be explained as a client certificate problem."""
+    monkeypatch.setattr("azs_syslog.transport._await_client_certificate_verdict", lambda sock: None)
+    receiver = rsyslog_factory("tls", pki=pki_files, authmode="x509/certvalid")
+    other = TestPKI.create(tmp_path / "other", ca_name="some other CA")
+    wire, lengths = octet_counted(messages(100, "late"))
+    for client, cause in (
+        (ClientSettings(), "client-certificate-required"),
+        (client_settings(other), "client-certificate-rejected"),
+    ):
+        with pytest.raises(TransportError) as caught:
+            sender = connect(tls_server(receiver.port, pki_files), client)
+            for _ in range(50):
+                sender.send(wire, lengths)
+                time.sleep(0.02)
+        assert (caught.value.step, caught.value.cause) == ("send", cause)
+    assert receiver.lines() == []

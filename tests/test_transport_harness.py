@@ -67,3 +67,12 @@ def test_tls_mutual_and_tls11_only(rsyslog_factory: Factory, tmp_path: Path) -> 
         socket.create_connection(("127.0.0.1", old.port)) as raw,
     ):
         modern.wrap_socket(raw, server_hostname="localhost")
+
+
+def test_a_taken_port_is_reported(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        receiver = RsyslogReceiver(tmp_path / "busy", "tcp", port=port)
+        with pytest.raises(RuntimeError, match="port is taken"):
+            receiver.start()
+        assert not receiver.running

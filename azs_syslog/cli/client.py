@@ -47,6 +47,7 @@ PASSWORD_ENV = "AZS_SYSLOG_CERT_PASSWORD"  # noqa: S105 - the variable's name, n
 @click.option(
     "--output-severity",
     type=click.Choice(config.OUTPUT_SEVERITIES, case_sensitive=False),
+    metavar="Default|Verbose",
     help="Default: forward Windows events of level Critical, Error and Warning only. "
     "Verbose: forward all levels.",
 )
@@ -66,9 +67,10 @@ def set_syslog_client(
     root_ca: Path | None,
     as_json: bool,
 ) -> None:
-    """Import the client certificate for mutual TLS; set the output severity (Set-SyslogClient).
+    """Set the client certificate and the output severity (Set-SyslogClient).
 
-    The PFX must hold the certificate and its matching private key. The certificate chain and
+    The client certificate is presented to the server over TLS (mutual authentication). The PFX
+    must hold the certificate and its matching private key. The certificate chain and
     the key are stored as PEM files, mode 0600; the password is never stored.
 
     \b
@@ -178,6 +180,16 @@ def _password(cert_password: str | None, from_stdin: bool) -> str:
             "the PFX is read from stdin, so the password cannot be prompted for: "
             f"set ${PASSWORD_ENV} (or give --cert-password)"
         )
+    if not sys.stdin.isatty():
+        # A password piped in (printf '%s\n' "$pw" | ...): read the line, no prompt, no
+        # getpass warning about echo.
+        line = sys.stdin.readline()
+        if not line:
+            raise click.UsageError(
+                "no PFX password: stdin is not a terminal and holds nothing; "
+                f"set ${PASSWORD_ENV} (or give --cert-password)"
+            )
+        return line.rstrip("\r\n")
     password: str = click.prompt(
         "PFX password", hide_input=True, default="", show_default=False, err=True
     )

@@ -63,10 +63,19 @@ def parse_event(obj: Mapping[str, Any]) -> Event:
     return parser(obj)
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+# JSON as RFC 8259 has it: NaN and Infinity are rejected.
+DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def load_json(line: str | bytes) -> Any:
-    """``json.loads`` with its errors turned into an ``EventError``."""
+    """``json.loads`` (strict: no NaN / Infinity) with its errors turned into an
+    ``EventError``."""
     try:
-        return json.loads(line)
+        return json.loads(line, parse_constant=_reject_constant)
     except UnicodeDecodeError:
         raise EventError("is not valid UTF-8") from None
     except ValueError as exc:

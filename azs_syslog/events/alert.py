@@ -82,10 +82,9 @@ def parse_alert(obj: Mapping[str, Any]) -> Event:
         optional_str(obj, "description"),
         optional_str(obj, "remediation"),
     )
-    if text:
-        keys: tuple[str, ...] = ("MasEventDescription", "act")
-        values = [text, act]
-    else:
+    keys: tuple[str, ...] = ("MasEventDescription", "act")
+    values: list[str | int] = [text, act]
+    if not text:
         keys, values = ("act",), [act]
     event = Event(
         "alert",

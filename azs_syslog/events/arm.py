@@ -17,6 +17,7 @@ from azs_syslog.events.common import (
     COMMON_FIELDS,
     Event,
     finish,
+    float_text,
     require_str,
     unknown_fields,
     wrong_type,
@@ -79,7 +80,7 @@ def property_text(field: str, value: Any) -> str:
     if type(value) is int:
         return str(value)
     if type(value) is float:
-        return repr(value)
+        return float_text(field, value)
     if type(value) is dict or type(value) is list:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     raise wrong_type(field, "a JSON value", value)
@@ -91,7 +92,7 @@ def parse_arm(obj: Mapping[str, Any]) -> Event:
     if not operation:
         raise EventError("must not be empty", field="AzsOperationName")
     keys = []
-    values = []
+    values: list[str | int] = []
     for field in PROPERTIES:
         value = obj.get(field)
         if value is None:

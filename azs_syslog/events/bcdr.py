@@ -15,6 +15,7 @@ from azs_syslog.events.common import (
     COMMON_FIELDS,
     Event,
     finish,
+    float_text,
     require_str,
     wrong_type,
 )
@@ -54,7 +55,7 @@ def _text(field: str, kind: str, value: Any) -> str:
     elif type(value) is int:
         return str(value)
     elif type(value) is float:
-        return repr(value)
+        return float_text(field, value)
     raise wrong_type(field, kind, value)
 
 
@@ -71,7 +72,7 @@ def parse_bcdr(obj: Mapping[str, Any]) -> Event:
         if key not in allowed:
             raise EventError(f"unknown field for bcdr event {name!r}", field=key)
     keys = []
-    values = []
+    values: list[str | int] = []
     for field, kind in fields:
         if field in obj:
             text = _text(field, kind, obj[field])

@@ -24,9 +24,10 @@ class Event:
     """One validated input event, already mapped onto the CEF fields of SPEC section 5.
 
     ``type`` is the input type (``pep``, ``windows``, ...); ``keys`` and ``values`` are the
-    extension pairs in order (values not escaped, never empty; ``rt`` is not among them, the
-    encoder adds it from ``time_ms``); ``time_ms`` is the event time (ms since the epoch) or
-    ``None`` when the input has no ``"time"``; ``host`` the input ``"host"`` or ``None``;
+    extension pairs in order (values not escaped, never empty, strings or integers written in
+    decimal; ``rt`` is not among them, the encoder adds it from ``time_ms``); ``time_ms`` is
+    the event time (ms since the epoch) or ``None`` when the input has no ``"time"``; ``host``
+    the input ``"host"`` or ``None``;
     ``level`` the Windows level (0-5) for the OutputSeverity filter, ``None`` for every other
     type (they are always forwarded).
     """
@@ -50,7 +51,7 @@ class Event:
         name: str,
         severity: int,
         keys: tuple[str, ...],
-        values: list[str],
+        values: list[str | int],
         time_ms: int | None = None,
         host: str | None = None,
         level: int | None = None,
@@ -67,8 +68,8 @@ class Event:
 
     @property
     def extensions(self) -> list[tuple[str, str]]:
-        """The extension pairs in order (``rt`` excluded), for people and tests."""
-        return list(zip(self.keys, self.values, strict=True))
+        """The extension pairs in order (``rt`` excluded), as text, for people and tests."""
+        return [(key, str(value)) for key, value in zip(self.keys, self.values, strict=True)]
 
     def __repr__(self) -> str:
         return (
@@ -187,9 +188,12 @@ def check_uint(field: str, value: object) -> int:
 # --- time ------------------------------------------------------------------------------------
 
 _TIME_RE: Final = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:([Zz])|([+-])(\d\d):(\d\d))\Z"
+    r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:([Zz])|([+-])(\d\d):(\d\d))\Z",
+    re.ASCII,
 )
 _seconds_cache: dict[str, int] = {}
+_utc_ms_cache: dict[str, int] = {}  # "YYYY-MM-DDThh:mm:ss" of a "Z" time -> epoch ms
+_MILLIS: Final = {f"{n:03d}": n for n in range(1000)}
 
 
 def parse_time(value: object, field: str = "time") -> int:
@@ -200,6 +204,13 @@ def parse_time(value: object, field: str = "time") -> int:
     """
     if type(value) is not str:
         raise wrong_type(field, "an RFC 3339 date-time string", value)
+    if len(value) == 24 and value[23] == "Z" and value[19] == ".":
+        # The common "2026-11-26T10:00:00.123Z", its second seen before: two dict lookups.
+        base = _utc_ms_cache.get(value[:19])
+        if base is not None:
+            millis = _MILLIS.get(value[20:23])
+            if millis is not None:
+                return base + millis
     match = _TIME_RE.match(value)
     if match is None:
         raise EventError(
@@ -214,6 +225,10 @@ def parse_time(value: object, field: str = "time") -> int:
         if len(_seconds_cache) >= 4096:
             _seconds_cache.clear()
         _seconds_cache[key] = seconds
+    if match.group(8):
+        if len(_utc_ms_cache) >= 4096:
+            _utc_ms_cache.clear()
+        _utc_ms_cache[value[:19]] = seconds * 1000
     if frac:
         return seconds * 1000 + int((frac + "00")[:3])
     return seconds * 1000
@@ -235,7 +250,14 @@ def _epoch_seconds(match: re.Match[str], value: str, field: str) -> int:
         moment = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError as exc:
         raise EventError(f"{value!r} is not a valid date-time: {exc}", field=field) from None
-    return int(moment.timestamp()) - offset
+    seconds = int(moment.timestamp()) - offset
+    if not _FIRST_SECOND <= seconds <= _LAST_SECOND:
+        raise EventError(f"{value!r} is outside the years 0001-9999 in UTC", field=field)
+    return seconds
+
+
+_FIRST_SECOND: Final = -62135596800  # 0001-01-01T00:00:00Z
+_LAST_SECOND: Final = 253402300799  # 9999-12-31T23:59:59Z
 
 
 # --- host ------------------------------------------------------------------------------------
@@ -284,15 +306,23 @@ def scalar_text(value: object, field: str) -> str:
     if type(value) is int:
         return str(value)
     if type(value) is float:
-        return repr(value)
+        return float_text(field, value)
     raise wrong_type(field, "a string, number or boolean", value)
+
+
+def float_text(field: str, value: float) -> str:
+    """A JSON number that is not an integer, as Python writes it; out of range is rejected."""
+    text = repr(value)
+    if text in ("inf", "-inf", "nan"):
+        raise EventError("is a number out of range", field=field)
+    return text
 
 
 def add_custom_extensions(
     extensions: object,
     reserved: frozenset[str],
     keys: list[str],
-    values: list[str],
+    values: list[str | int],
 ) -> None:
     """Append the free-form ``"extensions"`` pairs of an event, in input order.
 

@@ -83,18 +83,14 @@ KEYS: Final = ("Who", "WhichIP")
 RESERVED: Final = frozenset({*KEYS, "rt"})
 
 
-def _prefix_values(obj: Mapping[str, Any]) -> list[str]:
-    values = []
-    for field in ("who", "which_ip"):
-        values.append(require_str(obj, field))
-    return values
-
-
-def _pairs(values: list[str]) -> tuple[tuple[str, ...], list[str]]:
-    if values[0] and values[1]:
-        return KEYS, values
-    keys = tuple(k for k, v in zip(KEYS, values, strict=True) if v)
-    return keys, [v for v in values if v]
+def _who_and_which_ip(obj: Mapping[str, Any]) -> tuple[tuple[str, ...], list[str | int]]:
+    """``Who`` and ``WhichIP``: both required; an empty one is left out like any empty value."""
+    who = require_str(obj, "who")
+    which_ip = require_str(obj, "which_ip")
+    if who and which_ip:
+        return KEYS, [who, which_ip]
+    pairs = [(key, value) for key, value in zip(KEYS, (who, which_ip), strict=True) if value]
+    return tuple(key for key, _ in pairs), [value for _, value in pairs]
 
 
 def _severity(obj: Mapping[str, Any], default: int) -> int:
@@ -135,7 +131,7 @@ def _parse_endpoint(obj: Mapping[str, Any], type_name: str) -> Event:
     if entry is None:
         raise EventError("is required (or event_id)", field="event")
     event_id, task_name, default_severity = entry
-    keys, values = _pairs(_prefix_values(obj))
+    keys, values = _who_and_which_ip(obj)
     event = Event(
         type_name,
         f"{SIGNATURE_PREFIX}{event_id}",
@@ -169,7 +165,7 @@ def parse_pep_wac(obj: Mapping[str, Any]) -> Event:
     signature = name
     if "event_id" in obj:
         signature = str(check_uint("event_id", obj["event_id"]))
-    keys, values = _pairs(_prefix_values(obj))
+    keys, values = _who_and_which_ip(obj)
     event = Event(
         "pep_wac",
         SIGNATURE_PREFIX + signature,

@@ -69,7 +69,7 @@ def _parse_fault(obj: Mapping[str, Any], type_name: str) -> Event:
     if not obj["AzsFaultTypeName"]:
         raise EventError("must not be empty", field="AzsFaultTypeName")
     keys = []
-    values = []
+    values: list[str | int] = []
     for field in fields:
         if field in obj:
             value = obj[field]

@@ -46,8 +46,11 @@ def iter_records(stream: Iterable[str] | Iterable[bytes]) -> Iterator[Record]:
         if text[0] == "{" and text[-1] == "}":
             yield lineno, text
         elif text[0] == "[":
-            rest = "".join(_decode(r) for r in lines)
-            yield from _array(line + rest, lineno)
+            rest = _read_rest(lines)
+            if isinstance(rest, bytes):
+                yield lineno, line.encode() + rest  # not UTF-8: rejected as a whole
+            else:
+                yield from _array(line + rest, lineno)
             return
         elif text[0] == "{":
             consumed, records = _multiline(line, lines, lineno)
@@ -57,8 +60,16 @@ def iter_records(stream: Iterable[str] | Iterable[bytes]) -> Iterator[Record]:
             yield lineno, text
 
 
-def _decode(raw: str | bytes) -> str:
-    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+def _read_rest(lines: Iterator[str | bytes]) -> str | bytes:
+    """The rest of the stream as text, or as bytes when it is not UTF-8."""
+    parts = list(lines)
+    if parts and isinstance(parts[0], bytes):
+        data = b"".join(p.encode() if isinstance(p, str) else p for p in parts)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return data
+    return "".join(p.decode() if isinstance(p, bytes) else p for p in parts)
 
 
 def _multiline(first: str, lines: Iterator[str | bytes], start: int) -> tuple[int, list[Record]]:
@@ -66,9 +77,21 @@ def _multiline(first: str, lines: Iterator[str | bytes], start: int) -> tuple[in
     the record (the parsed object, or the gathered text when it is not valid JSON)."""
     buffer = [first]
     lineno = start
+    try:
+        json.loads(first)
+    except json.JSONDecodeError as exc:
+        if exc.pos < len(first.rstrip()):
+            return lineno, [(start, first.strip())]  # broken on its own line: not a start
     for raw in lines:
         lineno += 1
-        buffer.append(_decode(raw))
+        if isinstance(raw, bytes):
+            try:
+                decoded = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return lineno, [(start, "".join(buffer).encode() + raw)]
+        else:
+            decoded = raw
+        buffer.append(decoded)
         text = "".join(buffer)
         try:
             value = json.loads(text)

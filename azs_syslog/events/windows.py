@@ -10,17 +10,22 @@ are table-driven: one dict lookup and one type test per field.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from operator import itemgetter
 from typing import Any, Final
 
 from azs_syslog.errors import EventError
 from azs_syslog.events.common import (
     COMMON_FIELDS,
+    LEVEL_NAMES,
     LEVEL_SEVERITY,
     Event,
+    add_custom_extensions,
+    check_host,
     check_uint,
     finish,
     parse_level,
+    parse_time,
     wrong_type,
 )
 
@@ -85,12 +90,12 @@ def _join_list(field: str, items: list[Any]) -> str:
     return "!!".join(parts)
 
 
-def _convert(field: str, kind: int, value: Any) -> str:
+def _convert(field: str, kind: int, value: Any) -> str | int:
     """The slow path of the field loop: anything that is not a plain string."""
     if kind == UINT:
-        return str(check_uint(field, value))
+        return check_uint(field, value)
     if kind == LEVEL:
-        return str(parse_level(value))
+        return parse_level(value)
     if kind == LIST:
         if type(value) is list:
             text = _join_list(field, value)
@@ -105,8 +110,9 @@ def _convert(field: str, kind: int, value: Any) -> str:
     raise wrong_type(field, "a string", value)
 
 
-def parse_windows(obj: Mapping[str, Any]) -> Event:
-    slots: list[str | None] = [None] * len(EXTENSIONS)
+def parse_windows_checked(obj: Mapping[str, Any]) -> Event:
+    """The reference path: checks every field and explains what is wrong."""
+    slots: list[str | int | None] = [None] * len(EXTENSIONS)
     common = 0
     kinds = _KIND
     for field, value in obj.items():
@@ -124,7 +130,7 @@ def parse_windows(obj: Mapping[str, Any]) -> Event:
     for field in REQUIRED:
         if field not in obj:
             raise EventError("is required but missing", field=field)
-    present = tuple(i for i, v in enumerate(slots) if v)
+    present = tuple(i for i, v in enumerate(slots) if v is not None and v != "")
     if present == _ALL_PRESENT:
         keys: tuple[str, ...] = _KEYS
     else:
@@ -136,7 +142,7 @@ def parse_windows(obj: Mapping[str, Any]) -> Event:
         keys = cached
     if not obj["provider_name"]:
         raise EventError("must not be empty", field="provider_name")
-    values: list[str] = [v for v in slots if v]
+    values = [v for v in slots if v is not None and v != ""]
     level = parse_level(obj["level"])
     event = Event(
         "windows",
@@ -164,3 +170,142 @@ def _name(obj: Mapping[str, Any]) -> str:
     if name:
         return str(name)
     return str(obj.get("task", 0))
+
+
+# --- the fast path ---------------------------------------------------------------------------
+#
+# A producer sends its events with the same fields in the same order, with the same JSON types.
+# The first event of each such shape is checked field by field (``parse_windows_checked``) and
+# compiles a ``_Plan``: which fields to take, in which order, what types they must have, what to
+# convert. Every later event of that shape is then checked with a few C-level operations; any
+# difference at all (another type, a negative number, an unknown level name, an empty value)
+# sends it down the reference path, which explains the problem or handles the case.
+
+
+class _Plan:
+    __slots__ = (
+        "getter",
+        "has_common",
+        "keys",
+        "keywords_index",
+        "level_index",
+        "list_indexes",
+        "types",
+        "uints",
+    )
+
+    def __init__(self, shape: tuple[str, ...], types: tuple[type, ...]) -> None:
+        fields = [field for field, _, _ in EXTENSIONS if field in shape]
+        kinds = [_KIND[field][1] for field in fields]
+        self.getter: Callable[[Mapping[str, Any]], tuple[Any, ...]] = itemgetter(*fields)
+        self.keys = tuple(_KIND_KEYS[field] for field in fields)
+        self.types = types
+        self.level_index = fields.index("level")
+        self.list_indexes = tuple(
+            (i, fields[i] == "user_data")
+            for i, kind in enumerate(kinds)
+            if kind == LIST and types[i] is list
+        )
+        self.keywords_index = next(
+            (i for i, kind in enumerate(kinds) if kind == KEYWORDS and types[i] is int), -1
+        )
+        uints = [i for i, kind in enumerate(kinds) if kind == UINT]  # event_id at least
+        if len(uints) == 1:
+            uints.append(uints[0])  # so that the getter returns a tuple
+        self.uints: Callable[[tuple[Any, ...]], tuple[int, ...]] = itemgetter(*uints)
+        self.has_common = (
+            "time" in shape,
+            "host" in shape,
+            "extensions" in shape,
+            "task_name" in shape,
+        )
+
+
+_KIND_KEYS: Final = {field: key for field, key, _ in EXTENSIONS}
+_ALLOWED_TYPES: Final[dict[int, tuple[type, ...]]] = {
+    STR: (str,),
+    UINT: (int,),
+    LIST: (str, list),
+    KEYWORDS: (str, int),
+    LEVEL: (int, str),
+}
+_plans: dict[tuple[str, ...], _Plan | None] = {}
+_valid_hosts: set[str] = set()
+
+
+def _compile(shape: tuple[str, ...], obj: Mapping[str, Any]) -> _Plan | None:
+    """A plan for events shaped like ``obj`` (already checked), or None if none applies."""
+    if len(_plans) >= 1024:
+        _plans.clear()
+    plan = None
+    if "task_name" not in shape or type(obj["task_name"]) is str:
+        fields = [field for field, _, _ in EXTENSIONS if field in shape]
+        types = tuple(type(obj[field]) for field in fields)
+        if all(t in _ALLOWED_TYPES[_KIND[f][1]] for f, t in zip(fields, types, strict=True)):
+            plan = _Plan(shape, types)
+    _plans[shape] = plan
+    return plan
+
+
+def parse_windows(obj: Mapping[str, Any]) -> Event:
+    """A Windows event (SPEC section 5); the same result as ``parse_windows_checked``."""
+    shape = tuple(obj)
+    plan = _plans.get(shape)
+    if plan is None:
+        if shape in _plans:
+            return parse_windows_checked(obj)
+        event = parse_windows_checked(obj)  # raises for a bad shape before it is compiled
+        _compile(shape, obj)
+        return event
+    raw = plan.getter(obj)
+    if tuple(map(type, raw)) != plan.types or min(plan.uints(raw)) < 0:
+        return parse_windows_checked(obj)
+    values = list(raw)
+    for index, is_user_data in plan.list_indexes:
+        try:
+            text = "!!".join(raw[index])
+        except TypeError:
+            return parse_windows_checked(obj)
+        values[index] = text + USER_DATA_SUFFIX if is_user_data else text
+    if plan.keywords_index >= 0:
+        values[plan.keywords_index] = f"0x{raw[plan.keywords_index] & 0xFFFFFFFFFFFFFFFF:016X}"
+    level = raw[plan.level_index]
+    if type(level) is str:
+        level = LEVEL_NAMES.get(level.lower())
+        if level is None:
+            return parse_windows_checked(obj)
+        values[plan.level_index] = level
+    elif not 0 <= level <= 5:
+        return parse_windows_checked(obj)
+    if "" in values:
+        return parse_windows_checked(obj)
+    has_time, has_host, has_extensions, has_task_name = plan.has_common
+    name = obj["task_name"] if has_task_name else ""
+    if type(name) is not str:
+        return parse_windows_checked(obj)
+    if not name:
+        name = _name(obj)
+    event = Event(
+        "windows",
+        f"{obj['provider_name']}:{obj['event_id']}",
+        name,
+        LEVEL_SEVERITY[level],
+        plan.keys,
+        values,
+        parse_time(obj["time"]) if has_time else None,
+        None,
+        level,
+    )
+    if has_host:
+        host = obj["host"]
+        if type(host) is not str or host not in _valid_hosts:
+            check_host(host)
+            if len(_valid_hosts) >= 1024:
+                _valid_hosts.clear()
+            _valid_hosts.add(host)
+        event.host = host
+    if has_extensions:
+        keys = list(plan.keys)
+        add_custom_extensions(obj["extensions"], RESERVED, keys, values)
+        event.keys = tuple(keys)
+    return event
