@@ -15,15 +15,12 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from azs_syslog import paths
-from azs_syslog.config import load_config
 from azs_syslog.queue import Queue
-from azs_syslog.render import Renderer, RenderSettings
 from tests.conftest import REPO_ROOT, run_cli
 from tests.receivers import RsyslogReceiver, TestPKI, rsyslog_factory  # noqa: F401
 from tests.test_send_event import windows_event
@@ -108,14 +105,11 @@ def receivers(
 
 def expected_messages(first: int, count: int) -> list[bytes]:
     """What ``format-event`` prints for these events under the current configuration."""
-    settings = replace(RenderSettings.from_config(load_config()), framing="none")
-    renderer = Renderer(settings)
-    out = []
-    for i in range(first, first + count):
-        message = renderer.render_line(windows_event(i, time_text=EVENT_TIME), 0)
-        assert message is not None
-        out.append(message)
-    return out
+    result = run_cli(["format-event", "-"], input=events(first, count))
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout_bytes.split(b"\n")
+    assert lines[-1] == b""
+    return lines[:-1]
 
 
 def record_ids(lines: list[bytes]) -> Counter[int]:
