@@ -15,7 +15,6 @@ it goes, even when the producer pauses (a flusher thread watches the clock).
 from __future__ import annotations
 
 import json
-import queue as queue_module
 import threading
 from array import array
 from collections.abc import Callable, Iterable
@@ -26,7 +25,7 @@ from azs_syslog.errors import EventError
 from azs_syslog.queue import NewBatch, Queue, encode_raw, now_ms
 
 DEFAULT_BATCH_EVENTS = 2000
-DEFAULT_BATCH_BYTES = 1 << 20
+DEFAULT_BATCH_BYTES = 4 << 20  # wire + raw: ~2,000 realistic events
 DEFAULT_MAX_DELAY = 0.15  # seconds an accepted event may wait for its commit
 
 
@@ -110,10 +109,10 @@ def error_reason(exc: EventError) -> str:
 class Enqueuer:
     """Renders records into batches and commits them to the queue.
 
-    Commits run on a writer thread: SQLite releases the GIL while it writes and fsyncs, so
-    the next batch is rendered meanwhile (on another core). At most two batches wait for the
-    writer, which bounds memory and makes a slow disk slow the producer down. A flusher
-    thread commits a batch whose oldest event has waited ``max_delay``.
+    Commits run in the producing thread. (A separate writer thread was measured slower: each
+    SQLite statement hands the GIL back and forth with the rendering thread, and that convoy
+    costs more than the write it would hide.) A flusher thread, started by :meth:`start`,
+    commits a batch whose oldest event has waited ``max_delay``.
 
     ``accepted`` counts committed (durable) events; after :meth:`close` returns, every
     accepted event is on disk.
@@ -143,10 +142,6 @@ class Enqueuer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
-        self._writes: queue_module.Queue[tuple[NewBatch | None, int, int] | None] = (
-            queue_module.Queue(maxsize=2)
-        )
-        self._writer: threading.Thread | None = None
         self._error: BaseException | None = None
 
     # --- producing
@@ -183,7 +178,7 @@ class Enqueuer:
             self.on_reject(Rejection(line_no, reason))
 
     def flush(self) -> None:
-        """Hand whatever is pending to the writer."""
+        """Commit whatever is pending."""
         with self._lock:
             self._commit()
 
@@ -191,71 +186,42 @@ class Enqueuer:
         batch, truncated = self.builder.take()
         if batch is None and not self._pending_rejected and not truncated:
             return
-        job = (batch, self._pending_rejected, truncated)
+        self.queue.append_batch(batch, rejected=self._pending_rejected, truncated=truncated)
         self._pending_rejected = 0
-        if self._writer is None:
-            self._write(job)
-        else:
-            self._writes.put(job)
-
-    def _write(self, job: tuple[NewBatch | None, int, int]) -> None:
-        batch, rejected, truncated = job
-        self.queue.append_batch(batch, rejected=rejected, truncated=truncated)
         self.truncated += truncated
         if batch is not None:
             self.accepted += batch.count
 
-    # --- the threads
+    # --- the flusher thread
 
     def start(self) -> None:
-        """Start the writer and the flusher threads (without them, every commit is written
-        synchronously and only full batches are committed before :meth:`close`)."""
-        if self._writer is None:
-            self._writer = threading.Thread(
-                target=self._write_batches, name="azs-syslog-writer", daemon=True
-            )
-            self._writer.start()
         if self._flusher is None:
             self._flusher = threading.Thread(
                 target=self._flush_when_due, name="azs-syslog-flusher", daemon=True
             )
             self._flusher.start()
 
-    start_flusher = start
-
-    def _write_batches(self) -> None:
-        while True:
-            job = self._writes.get()
-            if job is None:
-                return
-            if self._error is not None:
-                continue  # keep draining so that the producer never blocks on put()
-            try:
-                self._write(job)
-            except BaseException as exc:  # surfaced to the producer at its next add/close
-                self._error = exc
-
     def _flush_when_due(self) -> None:
         tick = max(self.max_delay / 3, 0.01)
         while not self._stop.wait(tick):
-            with self._lock:
-                created = self.builder.created_ms
-                if created is not None and now_ms() - created >= self.max_delay * 1000:
-                    self._commit()
+            try:
+                with self._lock:
+                    created = self.builder.created_ms
+                    if created is not None and now_ms() - created >= self.max_delay * 1000:
+                        self._commit()
+            except BaseException as exc:  # surfaced to the producer at its next add/close
+                self._error = exc
+                return
 
     def close(self) -> None:
-        """Commit the rest and wait until it is on disk. Raises what the writer met."""
+        """Stop the flusher and commit the rest. Raises what the flusher met, if anything."""
         self._stop.set()
         if self._flusher is not None:
             self._flusher.join()
             self._flusher = None
-        self.flush()
-        if self._writer is not None:
-            self._writes.put(None)
-            self._writer.join()
-            self._writer = None
         if self._error is not None:
             raise self._error
+        self.flush()
 
 
 @dataclass(frozen=True)
