@@ -17,11 +17,12 @@ from __future__ import annotations
 import json
 import threading
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
-from azs_syslog.errors import EventError
+from azs_syslog.errors import EventError, QueueError
 from azs_syslog.queue import NewBatch, Queue, encode_raw, now_ms
 
 DEFAULT_BATCH_EVENTS = 2000
@@ -267,3 +268,108 @@ def enqueue_records(
     finally:
         enqueuer.close()
     return IngestResult(enqueuer.accepted, enqueuer.rejected, enqueuer.truncated)
+
+
+# --- several producer processes for one big JSON-lines file -----------------------------------
+
+RenderingFactory = Callable[[], tuple[LineRenderer, str]]
+
+
+def split_lines(path: Path, parts: int) -> list[tuple[int, int, int]]:
+    """Cut a file into about ``parts`` byte ranges at line boundaries: ``(start, end,
+    number of the first line)``."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        starts = [0]
+        for k in range(1, parts):
+            handle.seek(max(size * k // parts, starts[-1]))
+            if handle.tell() > 0:
+                handle.seek(handle.tell() - 1)
+                handle.readline()  # to the start of the next line
+            position = handle.tell()
+            if starts[-1] < position < size:
+                starts.append(position)
+        ranges: list[tuple[int, int, int]] = []
+        handle.seek(0)
+        line, offset = 1, 0
+        for index, start in enumerate(starts):
+            while offset < start:
+                chunk = handle.read(min(1 << 24, start - offset))
+                line += chunk.count(b"\n")
+                offset += len(chunk)
+            end = starts[index + 1] if index + 1 < len(starts) else size
+            ranges.append((start, end, line))
+    return ranges
+
+
+def _read_range(path: Path, start: int, end: int, first_line: int) -> Iterator[tuple[int, bytes]]:
+    with path.open("rb") as handle:
+        handle.seek(start)
+        position, line_no = start, first_line - 1
+        for raw in handle:
+            if position >= end:
+                return
+            position += len(raw)
+            line_no += 1
+            line = raw.strip()
+            if line:
+                yield line_no, line
+
+
+def _produce_range(
+    path: Path,
+    part: tuple[int, int, int],
+    make_rendering: RenderingFactory,
+    results: Any,
+) -> None:
+    try:
+        renderer, key = make_rendering()
+        rejections: list[Rejection] = []
+        with Queue() as queue:
+            result = enqueue_records(
+                _read_range(path, *part), queue, renderer, key, on_reject=rejections.append
+            )
+        results.put(("ok", result, rejections))
+    except BaseException as exc:
+        results.put(("error", f"{type(exc).__name__}: {exc}", []))
+
+
+def enqueue_jsonl_file(
+    path: Path, jobs: int, make_rendering: RenderingFactory
+) -> tuple[IngestResult, list[Rejection]]:
+    """Enqueue a JSON-lines file (one event object per line) with ``jobs`` producer
+    processes, each rendering and committing its own part of the file. Batches of different
+    parts interleave in the queue, so events may be sent in a different order than the file's
+    (each event keeps its own time). Returns the totals and the rejections, by line."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    parts = split_lines(path, jobs)
+    children = [
+        context.Process(target=_produce_range, args=(path, part, make_rendering, results))
+        for part in parts
+    ]
+    for child in children:
+        child.start()
+    accepted = rejected = truncated = 0
+    rejections: list[Rejection] = []
+    problems: list[str] = []
+    for _ in children:
+        status, result, rejected_lines = results.get()
+        if status != "ok":
+            problems.append(str(result))
+            continue
+        accepted += result.accepted
+        rejected += result.rejected
+        truncated += result.truncated
+        rejections += rejected_lines
+    for child in children:
+        child.join()
+    if problems:
+        raise QueueError(
+            f"{len(problems)} of {len(children)} producer processes failed: {problems[0]}",
+            fix="events they accepted before failing are queued; check the free disk space",
+        )
+    rejections.sort(key=lambda rejection: rejection.line)
+    return IngestResult(accepted, rejected, truncated), rejections

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -135,3 +136,29 @@ def test_a_long_running_pipe_commits_as_it_goes() -> None:
         proc.stdin.close()
         proc.wait(timeout=20)
     assert proc.returncode == 0
+
+
+def test_jobs_split_a_jsonl_file_and_keep_line_numbers(tmp_path: Path) -> None:
+    from azs_syslog.ingest import split_lines
+
+    bad = {7, 1500, 2999}
+    lines = ["not json" if n in bad else windows_event(n) for n in range(1, 3001)]
+    lines[100] = ""  # a blank line (line 101) is skipped
+    source = tmp_path / "events.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    parts = split_lines(source, 3)
+    assert parts[0][:1] == (0,) and parts[-1][1] == source.stat().st_size
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(parts))
+    result = run_cli(["send-event", "--jobs", "3", "--json", str(source)])
+    assert result.exit_code == 3, result.stderr
+    report = json.loads(result.stdout)
+    assert [r["line"] for r in report["rejected"]] == sorted(bad)
+    assert report["accepted"] == 3000 - 3 - 1
+    ids = set()
+    with Queue() as queue:
+        for batch in queue.next_batches(1000):
+            raw = queue.load_raw(batch.id)
+            assert raw is not None
+            ids |= {json.loads(line)["event_record_id"] for _, line in raw}
+    assert ids == set(range(1, 3001)) - bad - {101}
+    assert run_cli(["send-event", "--jobs", "2", "-"], input="").exit_code == 2
