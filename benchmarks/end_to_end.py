@@ -6,8 +6,9 @@ Everything runs on this machine, on loopback, against a real rsyslog (tests/rece
 
 1. end to end over TLS: the forwarder runs, connected; ``send-event FILE`` of N realistic
    Windows events (~20 extensions, ~800 B of JSON each); the clock stops when rsyslog has
-   written the N-th message. Baseline: a bare Python TLS socket writing pre-rendered framed
-   messages to a fresh rsyslog, in 1 MiB ``sendall`` calls.
+   written the N-th message. Then the same with ``send-event --jobs 2``. Baseline: a bare
+   Python TLS socket writing pre-rendered framed messages to a fresh rsyslog, in 1 MiB
+   ``sendall`` calls.
 2. draining a full queue over TLS: N events queued while the forwarder is stopped; the
    clock runs from the forwarder's start to rsyslog's N-th message. Same baseline.
 3. UDP: the same drain over UDP (rsyslog with a 64 MiB receive buffer); messages lost by the
@@ -295,6 +296,14 @@ def main() -> None:
         queued_s = time.monotonic() - start
         got, last = counter.wait(n, timeout=3600)
         e2e = got / (last - start)
+        # the same with two producer processes (send-event --jobs 2)
+        counter = LineCounter(receiver)
+        counter.poll()
+        already = counter.count
+        start = time.monotonic()
+        cli("send-event", "--jobs", "2", str(events_file))
+        got, last = counter.wait(already + n, timeout=3600)
+        e2e_jobs = (got - already) / (last - start)
         worker.stop()
         receiver.stop()
         base_receiver = RsyslogReceiver(tmp / "rsyslog-base-tls", "tls", pki=pki).start()
@@ -302,7 +311,8 @@ def main() -> None:
         base_receiver.stop()
         results.append(("end to end over TLS (events/s)", f"{e2e:,.0f}", f"{tls_base:,.0f}"))
         results.append(("  of which send-event alone", f"{n / queued_s:,.0f}", ""))
-        print(results[-2], results[-1], flush=True)
+        results.append(("end to end, send-event --jobs 2", f"{e2e_jobs:,.0f}", f"{tls_base:,.0f}"))
+        print(results[-3:], flush=True)
 
         # 2. draining a full queue over TLS, and the forwarder's memory
         receiver = RsyslogReceiver(tmp / "rsyslog-drain", "tls", pki=pki).start()
