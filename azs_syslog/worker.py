@@ -304,7 +304,8 @@ class Worker:
                 f"forwarding to {server.server_name}:{server.server_port} over {server.transport}"
             )
         if self.socket_input is not None:
-            self.socket_input.rendering = rendering
+            # Its own renderer: a Renderer keeps caches and is used by one thread only.
+            self.socket_input.rendering = self.make_rendering(config)
 
     def _deliver(self, now: float) -> float:
         assert self.config is not None
@@ -625,7 +626,7 @@ class Worker:
                     limits=self.options.limits,
                 )
                 self.step(time.monotonic())  # load the configuration first
-                self.socket_input.rendering = self.rendering
+                self.socket_input.rendering = self.make_rendering(self.config or Config())
                 self.socket_input.start()
             try:
                 while not (self.stop_requested and self.sender is None):
