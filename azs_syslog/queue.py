@@ -48,6 +48,7 @@ from azs_syslog.errors import QueueError
 SCHEMA_VERSION = 1
 DEFAULT_MAX_EVENTS = 1_000_000
 DEFAULT_MAX_BYTES = 1 << 30
+OTHER_BUSY_TIMEOUT_MS = 5000
 MAX_EVENTS_ENV = "AZS_SYSLOG_QUEUE_MAX_EVENTS"
 MAX_BYTES_ENV = "AZS_SYSLOG_QUEUE_MAX_BYTES"
 
@@ -260,7 +261,10 @@ class Queue:
                 isolation_level=None,
                 check_same_thread=False,
             )
-            self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            self.busy_timeout = busy_timeout
+            # BEGIN IMMEDIATE polls for the write lock itself (see _write); this covers the
+            # rare waits of other statements.
+            self._db.execute(f"PRAGMA busy_timeout={OTHER_BUSY_TIMEOUT_MS}")
             self._db.execute("PRAGMA page_size=16384")  # only takes effect on a new file
             mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -318,13 +322,30 @@ class Queue:
     def _write(self) -> Iterator[None]:
         """One ``BEGIN IMMEDIATE`` transaction: the write lock is taken up front, so two
         writers never deadlock on a lock upgrade; the busy timeout makes others wait."""
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise QueueError(
-                f"{self.path}: the queue is busy or unwritable: {exc}",
-                fix="check the free disk space and that no other program holds the file",
-            ) from exc
+        deadline = time.monotonic() + self.busy_timeout
+        self._db.execute("PRAGMA busy_timeout=0")
+        while True:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(f"PRAGMA busy_timeout={OTHER_BUSY_TIMEOUT_MS}")
+                break
+            except sqlite3.OperationalError as exc:
+                # SQLite's own busy handler sleeps 1, 2, 5, 10 ... 100 ms between tries: a
+                # producer would oversleep the other's commit by tens of ms. Poll finely.
+                if "locked" in str(exc) and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                    continue
+                self._db.execute(f"PRAGMA busy_timeout={OTHER_BUSY_TIMEOUT_MS}")
+                raise QueueError(
+                    f"{self.path}: the queue is busy or unwritable: {exc}",
+                    fix="check the free disk space and that no other program holds the file",
+                ) from exc
+            except sqlite3.Error as exc:
+                self._db.execute(f"PRAGMA busy_timeout={OTHER_BUSY_TIMEOUT_MS}")
+                raise QueueError(
+                    f"{self.path}: the queue is unwritable: {exc}",
+                    fix="check the free disk space and the file's permissions",
+                ) from exc
         try:
             yield
         except BaseException as exc:
