@@ -823,6 +823,15 @@ class SocketInput:
         old_umask = os.umask(0o117)
         try:
             self.server.bind(str(path))
+        except OSError as exc:
+            self.server.close()
+            raise AzsSyslogError(
+                f"cannot listen on the socket {path}: {exc.strerror or exc}",
+                fix="a Unix socket path must be shorter than 108 bytes: use a shorter "
+                "AZS_SYSLOG_HOME"
+                if len(str(path)) >= 100
+                else "check the directory's permissions",
+            ) from exc
         finally:
             os.umask(old_umask)
         path.chmod(0o660)
