@@ -32,15 +32,17 @@ small table, so marking it never rewrites its blobs.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import struct
 import time
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from azs_syslog import paths
 from azs_syslog.errors import QueueError
@@ -93,6 +95,25 @@ CREATE TABLE IF NOT EXISTS counters (
 
 _RAW_HEADER = struct.Struct("<4sI")
 _RAW_MAGIC = b"AZR1"
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _reads(method: _F) -> _F:
+    """Turn an SQLite error of a read into a QueueError naming the file."""
+
+    @functools.wraps(method)
+    def wrapper(self: Queue, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise QueueError(
+                f"{self.path}: cannot read the queue: {exc}",
+                fix="check the file (PRAGMA integrity_check) and the free disk space",
+            ) from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 def now_ms() -> int:
@@ -479,6 +500,7 @@ class Queue:
 
     # --- the worker
 
+    @_reads
     def next_batches(self, limit: int = 8, *, after_id: int = 0) -> list[QueuedBatch]:
         """The oldest batches not in flight, with ``id > after_id``, oldest first."""
         rows = self._db.execute(
@@ -500,6 +522,7 @@ class Queue:
             for row in rows
         ]
 
+    @_reads
     def load_raw(self, batch_id: int) -> list[tuple[int, bytes]] | None:
         """The ``(accepted_ms, line)`` pairs of a batch, or None when it is gone."""
         row = self._db.execute("SELECT raw FROM batches WHERE id = ?", (batch_id,)).fetchone()
@@ -559,6 +582,7 @@ class Queue:
 
     # --- gap reporting
 
+    @_reads
     def pending_gap(self) -> Gap | None:
         counters = self.counters()
         if counters["gap_events"] <= 0:
@@ -577,6 +601,7 @@ class Queue:
 
     # --- observation
 
+    @_reads
     def depth(self) -> Depth:
         counters = self.counters()
         row = self._db.execute("SELECT created_ms FROM batches ORDER BY id LIMIT 1").fetchone()
@@ -586,14 +611,17 @@ class Queue:
             oldest_ms=int(row[0]) if row else None,
         )
 
+    @_reads
     def counters(self) -> dict[str, int]:
         return {
             str(name): int(value)
             for name, value in self._db.execute("SELECT name, value FROM counters")
         }
 
+    @_reads
     def inflight_ids(self) -> list[int]:
         return [int(r[0]) for r in self._db.execute("SELECT batch_id FROM inflight ORDER BY 1")]
 
+    @_reads
     def batch_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM batches").fetchone()[0])
