@@ -154,3 +154,38 @@ def test_sighup_reloads_at_once(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def test_sigterm_during_a_hung_tls_handshake_exits_0_quickly(tmp_path: Path) -> None:
+    import socket
+
+    from tests.receivers import TestPKI
+
+    pki = TestPKI.create(tmp_path / "pki")
+    with socket.create_server(("127.0.0.1", 0)) as hung:  # accepts, never answers the hello
+        port = hung.getsockname()[1]
+        result = run_cli(
+            [
+                "set-syslog-server",
+                "--server-name",
+                "127.0.0.1",
+                "--server-port",
+                str(port),
+                "--trusted-ca",
+                str(pki.ca_file),
+            ]
+        )
+        assert result.exit_code == 0, result.stderr
+        proc = start_forwarder(tmp_path / "forwarder.log")
+        try:
+            wait_for_state(proc, st.CONNECTING)
+            time.sleep(0.3)  # inside the handshake, which would wait 10 s
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+            assert time.monotonic() - started < 5
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+    assert "Traceback" not in (tmp_path / "forwarder.log").read_text()
