@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import select
 import socket
 import struct
 import time
@@ -65,6 +66,8 @@ class Sender(Protocol):
     def send(self, wire: bytes | memoryview, lengths: Sequence[int]) -> None: ...
 
     def unacknowledged_bytes(self) -> int: ...
+
+    def peer_closed(self) -> bool: ...
 
     def close(self, *, timeout: float = 2.0) -> None: ...
 
@@ -358,6 +361,35 @@ class StreamSender:
     def unacknowledged_bytes(self) -> int:
         return _unacknowledged(self._sock)
 
+    def peer_closed(self) -> bool:
+        """Whether the server closed the connection (EOF, reset, or a TLS close_notify waiting
+        to be read). A syslog server never sends application data, so without this a receiver
+        killed while we are idle would be noticed only at the next send, after its last
+        batches had been confirmed. Never blocks."""
+        import ssl
+
+        sock = self._sock
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            if not readable:
+                return False
+            if isinstance(sock, ssl.SSLSocket):
+                timeout = sock.gettimeout()
+                sock.settimeout(0)
+                try:
+                    # Processes post-handshake messages (TLS 1.3 session tickets): those are
+                    # not a close. EOF or close_notify reads as b"".
+                    return sock.recv(1) == b""
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                    return False
+                finally:
+                    sock.settimeout(timeout)
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except (OSError, ValueError):
+            return True
+
     def close(self, *, timeout: float = 2.0) -> None:
         """Close gracefully so that the receiver processes everything it already read: TLS
         close_notify (and the peer's answer), then our FIN, then wait for the peer's FIN."""
@@ -424,6 +456,9 @@ class DatagramSender:
 
     def unacknowledged_bytes(self) -> int:
         return 0
+
+    def peer_closed(self) -> bool:
+        return False  # UDP has no connection to lose
 
     def close(self, *, timeout: float = 2.0) -> None:
         with contextlib.suppress(OSError):

@@ -22,7 +22,6 @@ import errno
 import fcntl
 import os
 import random
-import select
 import signal
 import socket
 import threading
@@ -32,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from azs_syslog import paths
 from azs_syslog import status as st
@@ -53,34 +52,9 @@ MAX_INFLIGHT_BATCHES = 4096
 GAP_SIGNATURE = "Microsoft-AzureStack-Forwarder: QueueOverflow"
 
 
-# --- what the worker needs of render.py and transport.py -------------------------------------
-
-
-class Renderer(Protocol):
-    truncated: int
-
-    def render_line(self, line: str | bytes, accepted_ms: int) -> bytes | None: ...
-
-
-class ConnectionInfo(Protocol):
-    transport: str
-    server: str
-    peer_address: str
-    tls_version: str | None
-    cipher: str | None
-    server_subject: str | None
-    server_not_after: str | None
-    client_certificate_sent: bool
-
-
-class Sender(Protocol):
-    info: Any
-
-    def send(self, wire: bytes | memoryview, lengths: Sequence[int]) -> None: ...
-
-    def unacknowledged_bytes(self) -> int: ...
-
-    def close(self, *, timeout: float = 2.0) -> None: ...
+if TYPE_CHECKING:
+    from azs_syslog.render import Renderer
+    from azs_syslog.transport import Sender
 
 
 @dataclass(frozen=True)
@@ -92,7 +66,7 @@ class Rendering:
     renderer: Renderer
 
 
-Connect = Callable[[ServerSettings, ClientSettings], Sender]
+Connect = Callable[[ServerSettings, ClientSettings], "Sender"]
 MakeRendering = Callable[[Config], Rendering]
 ConfigSource = Callable[[], Config]
 
@@ -440,7 +414,7 @@ class Worker:
             return
         sender = self.sender
         udp = getattr(sender.info, "transport", "") == "udp"
-        if not udp and _peer_closed(sender):
+        if not udp and sender.peer_closed():
             raise TransportError(
                 "the server closed the connection",
                 step="send",
@@ -669,41 +643,6 @@ def _text(value: object) -> str | None:
         return None
     isoformat = getattr(value, "isoformat", None)
     return str(isoformat()) if callable(isoformat) else str(value)
-
-
-def _peer_closed(sender: Sender) -> bool:
-    """Whether the server closed the connection (EOF, reset or TLS close_notify waiting to be
-    read). A syslog server never sends application data, so without this check a receiver
-    killed while we are idle would be noticed only at the next send, after its last batches
-    had been confirmed."""
-    check = getattr(sender, "peer_closed", None)
-    if callable(check):
-        return bool(check())
-    sock = getattr(sender, "_sock", None)
-    if not isinstance(sock, socket.socket):
-        return False
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-        if not readable:
-            return False
-        import ssl
-
-        if isinstance(sock, ssl.SSLSocket):
-            timeout = sock.gettimeout()
-            sock.settimeout(0)
-            try:
-                # Processes post-handshake messages (TLS 1.3 session tickets): those are not
-                # a close. EOF or close_notify reads as b"".
-                return sock.recv(1) == b""
-            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
-                return False
-            finally:
-                sock.settimeout(timeout)
-        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-    except BlockingIOError:
-        return False
-    except (OSError, ValueError):
-        return True
 
 
 # --- the gap warning ---------------------------------------------------------------------------

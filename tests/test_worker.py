@@ -13,19 +13,20 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from azs_syslog import paths
+from azs_syslog import paths, transport
 from azs_syslog import status as st
 from azs_syslog.config import ClientSettings, Config, ServerSettings
-from azs_syslog.errors import EventError, TransportError
+from azs_syslog.errors import EventError
 from azs_syslog.ingest import enqueue_records
 from azs_syslog.queue import Queue, QueueLimits
+from azs_syslog.transport import Sender
 from azs_syslog.worker import GAP_SIGNATURE, Rendering, SocketInput, Worker, WorkerOptions
 
 # --- a tiny renderer ---------------------------------------------------------------------------
@@ -73,47 +74,9 @@ class Info:
     server: str
 
 
-class PlainSender:
-    def __init__(self, server: ServerSettings) -> None:
-        kind = socket.SOCK_DGRAM if server.use_udp else socket.SOCK_STREAM
-        self._sock = socket.socket(socket.AF_INET, kind)
-        self._sock.settimeout(5)
-        self.info = Info("udp" if server.use_udp else "tcp", f"127.0.0.1:{server.server_port}")
-        try:
-            self._sock.connect(("127.0.0.1", server.server_port))
-        except OSError as exc:
-            self._sock.close()
-            raise TransportError(str(exc), step="connect", cause="refused") from exc
-
-    def send(self, wire: bytes | memoryview, lengths: Sequence[int]) -> None:
-        try:
-            if self.info.transport == "udp":
-                view, start = memoryview(wire), 0
-                for length in lengths:
-                    self._sock.send(view[start : start + length])
-                    start += length
-            else:
-                self._sock.sendall(wire)
-        except OSError as exc:
-            raise TransportError(str(exc), step="send", cause="connection-lost") from exc
-
-    def unacknowledged_bytes(self) -> int:
-        import fcntl
-        import struct
-        import termios
-
-        if self.info.transport == "udp":
-            return 0
-        raw = fcntl.ioctl(self._sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
-        return int(struct.unpack("i", raw)[0])
-
-    def close(self, *, timeout: float = 2.0) -> None:
-        with contextlib.suppress(OSError):
-            self._sock.close()
-
-
-def plain_connect(server: ServerSettings, client: ClientSettings) -> PlainSender:
-    return PlainSender(server)
+def plain_connect(server: ServerSettings, client: ClientSettings) -> Sender:
+    """The real transport, with short timeouts so that a refused connection fails fast."""
+    return transport.connect(server, client, timeouts=transport.Timeouts(5.0, 5.0, 5.0))
 
 
 # --- a real socket sink ------------------------------------------------------------------------

@@ -165,6 +165,17 @@ class LazyGroup(click.Group):
 
             error(str(exc), fix=exc.fix)
             ctx.exit(ExitCode.FAILED)
+        except Exception as exc:
+            # A bug, not an operator's mistake: one line, never a traceback, unless asked for.
+            if os.environ.get("AZS_SYSLOG_DEBUG") == "1":
+                raise
+            from azs_syslog.cli.output import error
+
+            error(
+                f"internal error: {type(exc).__name__}: {exc}",
+                fix="run again with AZS_SYSLOG_DEBUG=1 for the traceback, and report it",
+            )
+            ctx.exit(ExitCode.FAILED)
 
 
 @click.group(
