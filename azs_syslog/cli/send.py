@@ -1,0 +1,121 @@
+"""``send-event``: validate events and queue them durably for the forwarder."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import click
+
+from azs_syslog.cli.exit_codes import ExitCode
+from azs_syslog.cli.output import emit_json, json_option, note, warn
+
+
+def current_config() -> tuple[Any, str | None]:
+    """The configuration (for the message settings), or the defaults and the problem when it
+    cannot be read: events are still accepted — the worker renders them again under the
+    configuration it runs with."""
+    from azs_syslog.config import Config, load_config
+    from azs_syslog.errors import ConfigError
+
+    try:
+        return load_config(), None
+    except ConfigError as exc:
+        return Config(), str(exc)
+
+
+@click.command("send-event")
+@click.argument("source", default="-", metavar="[FILE|-]")
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Render with N processes (a JSON-lines FILE only, one event per line). Faster on "
+    "several cores; events of different parts of the file may then be sent interleaved.",
+)
+@json_option
+def send_event(source: str, jobs: int, as_json: bool) -> None:
+    """Validate events (JSON, a JSON array, or JSON lines) and queue them durably.
+
+    Reads FILE, or standard input for '-' (the default). Each event is on disk when this
+    command reports it accepted; the forwarder need not be running. A long-running pipe is
+    committed as it goes (at most 0.15 s after each line).
+
+    \b
+    Exit codes: 0 every event accepted; 3 some rejected (each reported with its line
+    number and the reason); 1 nothing could be queued (every event rejected, or a failure).
+    """
+    from azs_syslog.events import iter_records
+    from azs_syslog.ingest import Rejection, enqueue_jsonl_file, enqueue_records
+    from azs_syslog.queue import Queue
+    from azs_syslog.render import Renderer, RenderSettings
+
+    config, problem = current_config()
+    if problem:
+        warn(f"{problem}; rendering with the default settings (the forwarder renders again)")
+    settings = RenderSettings.from_config(config)
+    renderer = Renderer(settings)
+    rejections: list[dict[str, object]] = []
+
+    def on_reject(rejection: Rejection) -> None:
+        if as_json:
+            rejections.append({"line": rejection.line, "reason": rejection.reason})
+        else:
+            note(f"rejected: line {rejection.line}: {rejection.reason}")
+
+    if jobs > 1:
+        if source == "-":
+            raise click.UsageError("--jobs needs a FILE (standard input cannot be split)")
+        path = Path(source)
+        if not path.is_file():
+            raise click.BadParameter(f"cannot read {source}", param_hint="FILE")
+
+        def make_rendering() -> tuple[Renderer, str]:
+            return Renderer(settings), settings.key
+
+        result, rejected_lines = enqueue_jsonl_file(path, jobs, make_rendering)
+        for rejection in rejected_lines:
+            on_reject(rejection)
+        label = source
+        with Queue() as queue:
+            depth = queue.depth()
+    else:
+        stream: BinaryIO
+        if source == "-":
+            stream = sys.stdin.buffer
+            label = "<stdin>"
+        else:
+            try:
+                stream = Path(source).open("rb")  # noqa: SIM115 - closed by the with below
+            except OSError as exc:
+                raise click.BadParameter(
+                    f"cannot read {source}: {exc.strerror or exc}", param_hint="FILE"
+                ) from exc
+            label = source
+        with stream, Queue() as queue:
+            result = enqueue_records(
+                iter_records(stream), queue, renderer, settings.key, on_reject=on_reject
+            )
+            depth = queue.depth()
+
+    if as_json:
+        emit_json(
+            {
+                "source": label,
+                "accepted": result.accepted,
+                "rejected": rejections,
+                "truncated": result.truncated,
+                "queued": depth.events,
+            }
+        )
+    else:
+        text = f"accepted {result.accepted} event{'s' if result.accepted != 1 else ''}"
+        if result.rejected:
+            text += f", rejected {result.rejected}"
+        if result.truncated:
+            text += f" ({result.truncated} shortened to the maximum message size)"
+        note(f"{text}; {depth.events} queued")
+    if result.rejected:
+        sys.exit(ExitCode.PARTIAL if result.accepted else ExitCode.FAILED)

@@ -1,0 +1,244 @@
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from azs_syslog import paths
+from azs_syslog.queue import (
+    NewBatch,
+    Queue,
+    QueueLimits,
+    decode_raw,
+    encode_raw,
+    lengths_from_bytes,
+    lengths_to_bytes,
+)
+from tests.conftest import REPO_ROOT
+
+
+def make_batch(
+    first: int, count: int, *, created_ms: int | None = None, key: str = "k1"
+) -> NewBatch:
+    """A batch of ``count`` events numbered from ``first``: message ``<n> ev<i>``."""
+    messages = [f"ev{i}".encode() for i in range(first, first + count)]
+    framed = [f"{len(m)} ".encode() + m for m in messages]
+    times = [created_ms or 1000 + first] * count
+    return NewBatch(
+        count=count,
+        created_ms=times[0],
+        render_key=key,
+        wire=b"".join(framed),
+        lengths=lengths_to_bytes(len(f) for f in framed),
+        raw=encode_raw(times, [b'{"id": %d}' % i for i in range(first, first + count)]),
+    )
+
+
+def test_append_read_confirm_and_reopen() -> None:
+    with Queue() as queue:
+        queue.append_batch(make_batch(0, 3), rejected=2, truncated=1)
+        queue.append_batch(make_batch(3, 2))
+        depth = queue.depth()
+        assert depth.events == 5
+        assert depth.oldest_ms == 1000
+        batches = queue.next_batches(10)
+        assert [b.count for b in batches] == [3, 2]
+        assert batches[0].wire == b"3 ev03 ev13 ev2"
+        assert list(batches[0].lengths) == [5, 5, 5]
+        assert queue.load_raw(batches[1].id) == [(1003, b'{"id": 3}'), (1003, b'{"id": 4}')]
+        queue.mark_sent([batches[0].id])
+        assert [b.id for b in queue.next_batches(10)] == [batches[1].id]
+
+    with Queue() as queue:  # everything survives a reopen
+        assert queue.inflight_ids() == [batches[0].id]
+        assert queue.confirm([batches[0].id], sent=3) == 3
+        counters = queue.counters()
+        assert counters["accepted"] == 5
+        assert counters["sent"] == 3
+        assert counters["rejected"] == 2
+        assert counters["truncated"] == 1
+        assert queue.depth().events == 2
+        assert queue.depth().oldest_ms == 1003
+
+
+def test_requeue_sent_puts_batches_back_first_and_counts_them() -> None:
+    with Queue() as queue:
+        for n in range(4):
+            queue.append_batch(make_batch(n * 10, 10))
+        first = queue.next_batches(2)
+        queue.mark_sent([b.id for b in first])
+        later = queue.next_batches(10, after_id=first[-1].id)
+        assert len(later) == 2
+        assert queue.requeue_sent() == 20
+        assert [b.id for b in queue.next_batches(10)] == [b.id for b in first + later]
+        assert queue.counters()["resent"] == 20
+        assert queue.inflight_ids() == []
+
+
+def test_full_queue_drops_oldest_and_records_one_gap() -> None:
+    limits = QueueLimits(max_events=1000, max_bytes=1 << 30)
+    with Queue(limits=limits) as queue:
+        for n in range(15):
+            queue.append_batch(make_batch(n * 100, 100, created_ms=10_000 + n))
+        depth = queue.depth()
+        assert depth.events == 1000
+        counters = queue.counters()
+        assert counters["dropped"] == 500
+        assert counters["accepted"] == 1500
+        gap = queue.pending_gap()
+        assert gap is not None
+        assert (gap.events, gap.first_ms, gap.last_ms) == (500, 10_000, 10_004)
+        # the survivors are the newest, in order
+        assert [b.created_ms for b in queue.next_batches(20)] == list(range(10_005, 10_015))
+        # one more overflow after the gap was read stays pending when it is cleared
+        queue.append_batch(make_batch(9000, 100, created_ms=20_000))
+        queue.clear_gap(gap)
+        rest = queue.pending_gap()
+        assert rest is not None
+        assert rest.events == 100
+        queue.clear_gap(rest)
+        assert queue.pending_gap() is None
+        assert queue.counters()["dropped"] == 600
+
+
+def test_byte_bound_and_a_batch_larger_than_the_bound() -> None:
+    one = make_batch(1000, 50)  # every batch here has 4-digit numbers: the same size
+    limits = QueueLimits(max_events=10**6, max_bytes=one.nbytes * 3)
+    with Queue(limits=limits) as queue:
+        for n in range(5):
+            queue.append_batch(make_batch(1000 + n * 50, 50))
+        assert queue.batch_count() == 3
+        assert queue.depth().bytes <= limits.max_bytes
+        big = make_batch(10_000, 400)
+        queue.append_batch(big)  # kept, alone, rather than thrown away unseen
+        assert queue.batch_count() == 1
+        assert queue.depth().events == 400
+        assert queue.counters()["dropped"] == 250
+
+
+def test_dropping_a_batch_in_flight_is_not_confirmed_twice() -> None:
+    with Queue(limits=QueueLimits(max_events=100)) as queue:
+        queue.append_batch(make_batch(0, 100))
+        (batch,) = queue.next_batches(1)
+        queue.mark_sent([batch.id])
+        queue.append_batch(make_batch(100, 100))
+        assert queue.inflight_ids() == []
+        assert queue.confirm([batch.id], sent=0) == 0
+        assert queue.depth().events == 100
+
+
+def test_files_are_private(azs_home: Path) -> None:
+    with Queue() as queue:
+        queue.append_batch(make_batch(0, 1))
+        path = paths.queue_file()
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        wal = Path(str(path) + "-wal")
+        assert wal.exists()
+        assert stat.S_IMODE(wal.stat().st_mode) == 0o600
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=-(2**62), max_value=2**62), st.binary(max_size=50)),
+        max_size=30,
+    )
+)
+def test_raw_round_trip(pairs: list[tuple[int, bytes]]) -> None:
+    blob = encode_raw([t for t, _ in pairs], [line for _, line in pairs])
+    assert decode_raw(blob) == pairs
+
+
+def test_lengths_round_trip() -> None:
+    assert list(lengths_from_bytes(lengths_to_bytes([1, 2, 70000]))) == [1, 2, 70000]
+
+
+WRITER = r"""
+import sys
+from azs_syslog.queue import Queue
+from tests.test_queue import make_batch
+queue = Queue()
+n = int(sys.argv[1])
+size = int(sys.argv[2])
+for i in range(n):
+    queue.append_batch(make_batch(i * size, size))
+    if i == 0:
+        print("started", flush=True)
+print("done", flush=True)
+"""
+
+
+def start_writer(n: int, size: int) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(n), str(size)],
+        env=env,
+        stdout=subprocess.PIPE,
+        cwd=REPO_ROOT,
+    )
+
+
+def check_consistent(queue: Queue) -> int:
+    """Every stored batch is whole; the counters match the rows. Returns the events held."""
+    total = 0
+    for batch in queue.next_batches(100_000):
+        raw = queue.load_raw(batch.id)
+        assert raw is not None
+        assert len(raw) == batch.count == len(batch.lengths)
+        assert sum(batch.lengths) == len(batch.wire)
+        first = int(raw[0][1].split()[1].rstrip(b"}"))
+        assert batch.wire == make_batch(first, batch.count).wire
+        total += batch.count
+    assert queue.depth().events == total
+    assert queue.counters()["accepted"] == total
+    return total
+
+
+def test_writer_killed_mid_append_leaves_whole_batches() -> None:
+    Queue().close()
+    for _attempt in range(3):
+        proc = start_writer(100_000, 500)
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"started\n"
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        with Queue() as queue:
+            assert queue._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            assert check_consistent(queue) > 0
+
+
+def test_concurrent_writers_all_land() -> None:
+    Queue().close()
+    procs = [start_writer(40, 25) for _ in range(3)]
+    for proc in procs:
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0
+        assert out.endswith(b"done\n")
+    with Queue() as queue:
+        assert queue.depth().events == 3 * 40 * 25
+        assert queue.batch_count() == 120
+
+
+def test_unreadable_queue_is_a_queue_error(tmp_path: Path) -> None:
+    bad = tmp_path / "q.sqlite3"
+    bad.write_bytes(b"this is not a database" * 100)
+    try:
+        Queue(bad)
+    except Exception as exc:
+        from azs_syslog.errors import QueueError
+
+        assert isinstance(exc, QueueError)
+        assert str(bad) in str(exc)
+    else:
+        raise AssertionError("opening a corrupt file must fail")
+    assert sqlite3.sqlite_version

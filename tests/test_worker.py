@@ -1,0 +1,537 @@
+"""The worker loop, driven step by step, against real sockets on 127.0.0.1.
+
+These tests isolate the worker from the renderer and the TLS transport (tested in their own
+modules, and end to end with rsyslog in test_forwarder_rsyslog.py): a tiny renderer frames
+``{"id": N}`` lines, and a plain TCP/UDP sender writes to a real socket sink.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from azs_syslog import paths
+from azs_syslog import status as st
+from azs_syslog.config import ClientSettings, Config, ServerSettings
+from azs_syslog.errors import EventError, TransportError
+from azs_syslog.ingest import enqueue_records
+from azs_syslog.queue import Queue, QueueLimits
+from azs_syslog.worker import GAP_SIGNATURE, Rendering, SocketInput, Worker, WorkerOptions
+
+# --- a tiny renderer ---------------------------------------------------------------------------
+
+
+class IdRenderer:
+    """Renders ``{"id": N, "level": L}`` as ``<13>id=N`` (octet-counted, or bare for UDP).
+    With ``only_errors``, events of level > 3 are filtered out (like OutputSeverity=Default)."""
+
+    def __init__(self, *, framing: str = "octet-counting", only_errors: bool = False) -> None:
+        self.framing = framing
+        self.only_errors = only_errors
+        self.truncated = 0
+
+    def render_line(self, line: str | bytes, accepted_ms: int) -> bytes | None:
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            raise EventError("not JSON") from exc
+        if not isinstance(obj, dict) or not isinstance(obj.get("id"), int):
+            raise EventError("is required", field="id")
+        if self.only_errors and obj.get("level", 4) > 3:
+            return None
+        body = b"<13>id=%d" % obj["id"]
+        if self.framing == "none":
+            return body
+        return b"%d %s" % (len(body), body)
+
+
+def id_rendering(config: Config) -> Rendering:
+    server = config.server
+    framing = "none" if server and server.use_udp else "octet-counting"
+    only_errors = config.client.output_severity == "Default"
+    renderer = IdRenderer(framing=framing, only_errors=only_errors)
+    key = f"{framing}/{only_errors}"
+    return Rendering(key, None, renderer)
+
+
+# --- a plain sender over a real socket ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Info:
+    transport: str
+    server: str
+
+
+class PlainSender:
+    def __init__(self, server: ServerSettings) -> None:
+        kind = socket.SOCK_DGRAM if server.use_udp else socket.SOCK_STREAM
+        self._sock = socket.socket(socket.AF_INET, kind)
+        self._sock.settimeout(5)
+        self.info = Info("udp" if server.use_udp else "tcp", f"127.0.0.1:{server.server_port}")
+        try:
+            self._sock.connect(("127.0.0.1", server.server_port))
+        except OSError as exc:
+            self._sock.close()
+            raise TransportError(str(exc), step="connect", cause="refused") from exc
+
+    def send(self, wire: bytes | memoryview, lengths: Sequence[int]) -> None:
+        try:
+            if self.info.transport == "udp":
+                view, start = memoryview(wire), 0
+                for length in lengths:
+                    self._sock.send(view[start : start + length])
+                    start += length
+            else:
+                self._sock.sendall(wire)
+        except OSError as exc:
+            raise TransportError(str(exc), step="send", cause="connection-lost") from exc
+
+    def unacknowledged_bytes(self) -> int:
+        import fcntl
+        import struct
+        import termios
+
+        if self.info.transport == "udp":
+            return 0
+        raw = fcntl.ioctl(self._sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+        return int(struct.unpack("i", raw)[0])
+
+    def close(self, *, timeout: float = 2.0) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+
+def plain_connect(server: ServerSettings, client: ClientSettings) -> PlainSender:
+    return PlainSender(server)
+
+
+# --- a real socket sink ------------------------------------------------------------------------
+
+
+class Sink:
+    """Listens on 127.0.0.1 (TCP: octet-counted frames; UDP: datagrams); records messages.
+    ``stop()`` closes the listener and every connection; ``start()`` listens again on the
+    same port."""
+
+    def __init__(self, udp: bool = False) -> None:
+        self.udp = udp
+        self.messages: list[bytes] = []
+        self.port = 0
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._socks: list[socket.socket] = []
+        self._stop = threading.Event()
+
+    def start(self) -> Sink:
+        self._stop.clear()
+        kind = socket.SOCK_DGRAM if self.udp else socket.SOCK_STREAM
+        sock = socket.socket(socket.AF_INET, kind)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self.udp:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        sock.bind(("127.0.0.1", self.port))
+        self.port = sock.getsockname()[1]
+        sock.settimeout(0.1)
+        self._socks.append(sock)
+        target = self._receive_datagrams if self.udp else self._accept
+        thread = threading.Thread(target=target, args=(sock,), daemon=True)
+        if not self.udp:
+            sock.listen(16)
+        thread.start()
+        self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        for sock in self._socks:
+            with contextlib.suppress(OSError):
+                sock.close()
+        self._threads, self._socks = [], []
+
+    def _accept(self, listener: socket.socket) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(0.1)
+            self._socks.append(conn)
+            thread = threading.Thread(target=self._read_stream, args=(conn,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _read_stream(self, conn: socket.socket) -> None:
+        buffer = b""
+        while not self._stop.is_set():
+            try:
+                data = conn.recv(1 << 16)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                conn.close()
+                return
+            buffer += data
+            while True:
+                space = buffer.find(b" ")
+                if space < 0:
+                    break
+                size = int(buffer[:space])
+                if len(buffer) < space + 1 + size:
+                    break
+                with self._lock:
+                    self.messages.append(buffer[space + 1 : space + 1 + size])
+                buffer = buffer[space + 1 + size :]
+        conn.close()
+
+    def _receive_datagrams(self, sock: socket.socket) -> None:
+        while not self._stop.is_set():
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self.messages.append(data)
+
+    def ids(self) -> list[int]:
+        with self._lock:
+            return [int(m.split(b"=")[1]) for m in self.messages if m.startswith(b"<13>id=")]
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    s = Sink().start()
+    yield s
+    s.stop()
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+class Source:
+    """A configuration source the test changes at will."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def __call__(self) -> Config:
+        return self.config
+
+
+def tcp_config(port: int, *, udp: bool = False, severity: str = "Verbose") -> Config:
+    server = ServerSettings("127.0.0.1", port, no_encryption=True, use_udp=udp)
+    return Config(server=server, client=ClientSettings(output_severity=severity))
+
+
+def enqueue(first: int, count: int, *, config: Config | None = None, **extra: Any) -> None:
+    rendering = id_rendering(config or Config(client=ClientSettings(output_severity="Verbose")))
+    lines = [
+        (n + 1, json.dumps({"id": i, **extra})) for n, i in enumerate(range(first, first + count))
+    ]
+    with Queue() as queue:
+        result = enqueue_records(lines, queue, rendering.renderer, rendering.key, batch_events=500)
+    assert result.accepted == count
+
+
+def make_worker(source: Source, **options: Any) -> Worker:
+    opts = WorkerOptions(**{"confirm_delay": 0.2, "socket_input": False, **options})
+    return Worker(source, options=opts, connect=plain_connect, make_rendering=id_rendering)
+
+
+def run_until(worker: Worker, done: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"timed out; worker state {worker.state}"
+        wait = worker.step()
+        if wait:
+            time.sleep(min(wait, 0.05))
+
+
+def drained(worker: Worker) -> Callable[[], bool]:
+    return lambda: worker.queue.depth().events == 0
+
+
+def assert_complete(ids: list[int], expected: range) -> int:
+    """No event missing; returns the number of duplicates."""
+    assert set(ids) == set(expected), f"missing: {sorted(set(expected) - set(ids))[:10]}"
+    return len(ids) - len(set(ids))
+
+
+# --- tests -------------------------------------------------------------------------------------
+
+
+def test_delivers_everything_in_order_and_counts(sink: Sink) -> None:
+    enqueue(0, 5000)
+    worker = make_worker(Source(tcp_config(sink.port)))
+    try:
+        run_until(worker, drained(worker))
+        assert sink.ids() == list(range(5000))
+        counts = worker.queue.counters()
+        assert counts["sent"] == 5000
+        assert counts["accepted"] == 5000
+        assert counts["resent"] == 0
+        assert worker.state == st.CONNECTED
+        status = worker.status()
+        assert status["queue"]["events"] == 0
+        assert status["counts"]["sent"] == 5000
+        assert st.evaluate(status).healthy
+    finally:
+        worker.close()
+
+
+def test_batches_wait_for_the_replay_window_before_leaving_the_queue(sink: Sink) -> None:
+    enqueue(0, 100)
+    worker = make_worker(Source(tcp_config(sink.port)), confirm_delay=30.0)
+    try:
+        run_until(worker, lambda: len(sink.ids()) == 100)
+        worker.step()
+        assert worker.queue.depth().events == 100  # written, acknowledged, still kept
+        assert worker.queue.inflight_ids()
+    finally:
+        worker.close()
+    with Queue() as queue:  # a restart sends them again, counted as resent
+        assert queue.inflight_ids() == []
+        assert queue.counters()["resent"] == 100
+
+
+def test_receiver_down_at_start_then_up(sink: Sink) -> None:
+    port = sink.port
+    sink.stop()
+    enqueue(0, 1000)
+    worker = make_worker(Source(tcp_config(port)), backoff_initial=0.05, backoff_max=0.2)
+    try:
+        run_until(worker, lambda: worker.last_error is not None)
+        assert worker.state == st.BACKING_OFF
+        assert worker.last_error is not None and worker.last_error.cause == "refused"
+        run_until(worker, lambda: worker.state == st.BACKING_OFF and worker.backoff >= 0.2)
+        sink.start()
+        run_until(worker, drained(worker))
+        assert sink.ids() == list(range(1000))
+    finally:
+        worker.close()
+
+
+def test_connection_lost_mid_stream_resends_without_loss(sink: Sink) -> None:
+    enqueue(0, 20_000)
+    worker = make_worker(
+        Source(tcp_config(sink.port)), confirm_delay=0.5, backoff_initial=0.05, backoff_max=0.1
+    )
+    try:
+        run_until(worker, lambda: len(sink.ids()) >= 3000)
+        sink.stop()  # closes every connection: what was in flight is resent
+        run_until(worker, lambda: worker.state == st.BACKING_OFF)
+        sink.start()
+        run_until(worker, drained(worker))
+        duplicates = assert_complete(sink.ids(), range(20_000))
+        resent = worker.queue.counters()["resent"]
+        assert resent > 0  # the batches inside the replay window went out again
+        assert resent >= duplicates
+    finally:
+        worker.close()
+
+
+def test_udp_confirms_at_once() -> None:
+    udp_sink = Sink(udp=True).start()
+    try:
+        config = tcp_config(udp_sink.port, udp=True)
+        enqueue(0, 300, config=config)
+        worker = make_worker(Source(config), confirm_delay=30.0)
+        try:
+            run_until(worker, drained(worker))
+            deadline = time.monotonic() + 10
+            while len(udp_sink.ids()) < 300 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert sorted(udp_sink.ids()) == list(range(300))
+        finally:
+            worker.close()
+    finally:
+        udp_sink.stop()
+
+
+def test_removed_server_keeps_queueing_then_delivers(sink: Sink) -> None:
+    source = Source(tcp_config(sink.port))
+    enqueue(0, 500)
+    worker = make_worker(source)
+    try:
+        run_until(worker, drained(worker))
+        source.config = Config(client=ClientSettings(output_severity="Verbose"))
+        worker.reload_requested = True
+        run_until(worker, lambda: worker.state == st.NOT_CONFIGURED and worker.sender is None)
+        enqueue(500, 700)
+        for _ in range(5):
+            worker.step()
+        assert worker.queue.depth().events == 700
+        assert not st.evaluate(worker.status()).healthy
+        source.config = tcp_config(sink.port)
+        worker.reload_requested = True
+        run_until(worker, drained(worker))
+        assert sink.ids() == list(range(1200))
+    finally:
+        worker.close()
+
+
+def test_severity_change_applies_to_events_not_yet_sent(sink: Sink) -> None:
+    default = tcp_config(sink.port, severity="Default")
+    enqueue(0, 10, config=default, level=4)  # queued under Default: filtered out of the wire
+    enqueue(10, 10, config=default, level=2)
+    source = Source(tcp_config(sink.port, severity="Verbose"))
+    worker = make_worker(source)
+    try:
+        run_until(worker, drained(worker))
+        assert sink.ids() == list(range(20))  # re-rendered under Verbose: all of them
+        counts = worker.queue.counters()
+        assert counts["rerendered"] == 20
+        assert counts["sent"] == 20
+    finally:
+        worker.close()
+
+
+def test_filtered_events_are_counted_not_sent(sink: Sink) -> None:
+    default = tcp_config(sink.port, severity="Default")
+    enqueue(0, 10, config=default, level=4)
+    enqueue(10, 5, config=default, level=1)
+    worker = make_worker(Source(default))
+    try:
+        run_until(worker, drained(worker))
+        assert sink.ids() == list(range(10, 15))
+        assert worker.queue.counters()["filtered"] == 10
+    finally:
+        worker.close()
+
+
+def test_full_queue_gap_is_reported_once(sink: Sink) -> None:
+    limits = QueueLimits(max_events=1000)
+    with Queue(limits=limits) as queue:
+        rendering = id_rendering(Config(client=ClientSettings(output_severity="Verbose")))
+        for start in range(0, 3000, 500):
+            lines = [(1, json.dumps({"id": i})) for i in range(start, start + 500)]
+            enqueue_records(lines, queue, rendering.renderer, rendering.key)
+    worker = make_worker(Source(tcp_config(sink.port)), limits=limits)
+    try:
+        run_until(worker, drained(worker))
+        for _ in range(5):
+            worker.step()
+        warnings = [m for m in sink.messages if GAP_SIGNATURE.encode() in m]
+        assert len(warnings) == 1
+        assert b"cnt=2000 " in warnings[0]
+        assert sink.ids() == list(range(2000, 3000))
+        assert worker.queue.counters()["dropped"] == 2000
+        assert worker.queue.pending_gap() is None
+    finally:
+        worker.close()
+
+
+def test_bad_config_keeps_the_last_good_one(sink: Sink) -> None:
+    from azs_syslog.errors import ConfigError
+
+    good = tcp_config(sink.port)
+    calls = {"fail": False}
+
+    def source() -> Config:
+        if calls["fail"]:
+            raise ConfigError("is not a number", path="config.json", field="server -> ServerPort")
+        return good
+
+    enqueue(0, 100)
+    worker = Worker(
+        source,
+        options=WorkerOptions(confirm_delay=0.1, socket_input=False),
+        connect=plain_connect,
+        make_rendering=id_rendering,
+    )
+    try:
+        run_until(worker, drained(worker))
+        calls["fail"] = True
+        worker.reload_requested = True
+        worker.step()
+        assert worker.config_problem is not None and "ServerPort" in worker.config_problem
+        enqueue(100, 100)
+        run_until(worker, drained(worker))
+        assert sink.ids() == list(range(200))
+        assert not st.evaluate(worker.status()).healthy
+    finally:
+        worker.close()
+
+
+def test_config_change_reconnects_within_two_seconds_without_loss(sink: Sink) -> None:
+    other = Sink().start()
+    try:
+        source = Source(tcp_config(sink.port))
+        enqueue(0, 3000)
+        worker = make_worker(source, confirm_delay=0.3)
+        try:
+            run_until(worker, lambda: len(sink.ids()) > 0)
+            source.config = replace(
+                source.config, server=replace(source.config.server, server_port=other.port)
+            )  # type: ignore[arg-type]
+            changed = time.monotonic()
+            run_until(worker, lambda: len(other.ids()) > 0 or worker.queue.depth().events == 0)
+            enqueue(3000, 1000)
+            run_until(worker, drained(worker))
+            assert time.monotonic() - changed < 30
+            assert_complete(sink.ids() + other.ids(), range(4000))
+        finally:
+            worker.close()
+    finally:
+        other.stop()
+
+
+# --- the Unix-socket input ---------------------------------------------------------------------
+
+
+def test_socket_input_acks_only_durable_lines(tmp_path: Path) -> None:
+    Queue().close()
+    path = Path("/tmp") / f"azs-{id(tmp_path)}.sock"  # AF_UNIX paths are short
+    socket_input = SocketInput(path, queue_path=paths.queue_file(), limits=QueueLimits())
+    socket_input.rendering = id_rendering(Config(client=ClientSettings(output_severity="Verbose")))
+    socket_input.start()
+    try:
+        assert oct(path.stat().st_mode & 0o777) == "0o660"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(10)
+            conn.connect(str(path))
+            conn.sendall(b'{"id": 1}\n')
+            assert conn.recv(100) == b"ok 1\n"
+            with Queue() as queue:  # acknowledged means on disk, visible to another reader
+                assert queue.depth().events == 1
+            lines = b"".join(
+                b'{"id": %d}\n' % i if i != 5 else b"not json\n" for i in range(2, 2001)
+            )
+            conn.sendall(lines + b"\n" + b'{"nope": 1}')
+            conn.shutdown(socket.SHUT_WR)
+            replies = b""
+            while True:
+                data = conn.recv(1 << 16)
+                if not data:
+                    break
+                replies += data
+        text = replies.decode()
+        assert "error 5 not JSON\n" in text
+        assert "error 2002 id: is required\n" in text
+        oks = [int(n) for n in re.findall(r"^ok (\d+)$", text, re.M)]
+        assert oks and oks[-1] == 2002
+        with Queue() as queue:
+            assert queue.depth().events == 1 + 1998
+            assert queue.counters()["rejected"] == 2
+        assert socket_input.error is None
+    finally:
+        socket_input.stop()
+    assert not path.exists()
