@@ -302,6 +302,7 @@ def run_child(
             input=stdin if stdin is not None else b"",
             capture_output=True,
             env=env,
+            cwd=env["AZS_SYSLOG_HOME"],  # not the caller's directory, which `-m` would import from
             timeout=remaining,
             check=False,
         )
@@ -327,6 +328,7 @@ class ForwarderProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
+                cwd=env["AZS_SYSLOG_HOME"],
             )
         self.pid = self.process.pid
 
