@@ -13,6 +13,7 @@ The caller watches progress through a ``DemoObserver``; nothing here prints.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -456,7 +457,6 @@ def run_demo(
     *,
     timeout: float = DEFAULT_TIMEOUT,
     events: list[dict[str, Any]] | None = None,
-    make_dir: Callable[[], tempfile.TemporaryDirectory[str]] | None = None,
 ) -> DemoResult:
     """Run the demo; ``DemoResult.ok`` says whether every event arrived. Everything it made
     (certificates, home, queue, the forwarder, the receiver) is gone when this returns, also
@@ -466,7 +466,7 @@ def run_demo(
     started = time.monotonic()
     deadline = started + timeout
     result = DemoResult(events=list(events if events is not None else demo_events()))
-    directory = make_dir() if make_dir else tempfile.TemporaryDirectory(prefix="azs-syslog-demo-")
+    directory = tempfile.TemporaryDirectory(prefix="azs-syslog-demo-")
     root = Path(directory.name)
     result.sandbox = str(root)
     listener: Listener | None = None
@@ -582,11 +582,15 @@ def run_demo(
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
         if forwarder is not None:
-            result.forwarder_exit = forwarder.stop()
-            observer.step(f"forwarder (pid {forwarder.pid}) stopped")
+            try:
+                result.forwarder_exit = forwarder.stop()
+                observer.step(f"forwarder (pid {forwarder.pid}) stopped")
+            except (OSError, subprocess.SubprocessError) as exc:
+                observer.step(f"could not stop the forwarder (pid {forwarder.pid}): {exc}")
         if listener is not None:
             listener.stop()
-        directory.cleanup()
+        with contextlib.suppress(OSError):  # reported below: the directory still exists
+            directory.cleanup()
         result.removed = not root.exists()
         result.elapsed_s = time.monotonic() - started
         observer.step(
