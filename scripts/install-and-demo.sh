@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Installs azs-syslog into ./.venv and runs its main job.
+# Installs azs-syslog into ./.venv, then runs `azs-syslog demo`: the whole chain end to end
+# over mutual TLS on 127.0.0.1, in a throwaway sandbox (its own CA, certificates and home;
+# the operator's configuration is never read nor changed; everything is removed at the end).
+# Works on a fresh Debian with Python 3.11, as root or as a user with sudo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
@@ -10,9 +13,5 @@ if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check .
-# A configuration round trip in a throwaway home (never the operator's own settings).
-AZS_SYSLOG_HOME="$(mktemp -d)"
-export AZS_SYSLOG_HOME
-trap 'rm -rf "$AZS_SYSLOG_HOME"' EXIT
-.venv/bin/azs-syslog set-syslog-server --server-name siem.example.com --server-port 6514
-.venv/bin/azs-syslog get-syslog-server
+.venv/bin/azs-syslog --version
+exec .venv/bin/azs-syslog demo

@@ -260,7 +260,14 @@ def client_view(client: config.ClientSettings) -> dict[str, Any] | None:
 @click.command("get-syslog-client")
 @json_option
 def get_syslog_client(as_json: bool) -> None:
-    """Show the client certificate and the output severity (Get-SyslogClient)."""
+    """Show the client certificate and the output severity (Get-SyslogClient).
+
+    \b
+    Examples:
+      azs-syslog get-syslog-client
+      azs-syslog get-syslog-client --json | jq -r .Thumbprint
+      azs-syslog Get-SyslogClient
+    """
     client = config.load_config().client
     view = client_view(client)
     if view is None:

@@ -45,7 +45,14 @@ def _render(result: Diagnosis) -> None:
 def test_syslog_server(ctx: click.Context, send_test_event: bool, as_json: bool) -> None:
     """Connect with the current configuration and report each step: DNS, TCP connect, TLS
     handshake (version, cipher, server chain, name check, client certificate requested or not),
-    and optionally one test event. Exit code 0 when every step passed, 1 otherwise."""
+    and optionally one test event. Exit code 0 when every step passed, 1 otherwise.
+
+    \b
+    Examples:
+      azs-syslog test-syslog-server
+      azs-syslog test-syslog-server --send-test-event
+      azs-syslog test-syslog-server --json | jq '.steps[] | select(.status != "ok")'
+    """
     from azs_syslog.config import load_config
     from azs_syslog.diagnose import diagnose
 

@@ -81,6 +81,12 @@ def format_event(
 
     One message per line, nothing for an event the OutputSeverity filter drops. Rejected
     events are reported on stderr with their line number (exit code 3).
+
+    \b
+    Examples:
+      echo '{"type": "bcdr", "event": "AuditingManualBackup"}' | azs-syslog format-event -
+      azs-syslog format-event events.jsonl --message-format rfc5424 --framing octet-counting
+      azs-syslog format-event events.jsonl --output-severity Verbose --json
     """
     from azs_syslog.events import iter_records
     from azs_syslog.render import Renderer

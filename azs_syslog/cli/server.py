@@ -322,7 +322,14 @@ def _text(value: object) -> str:
 @click.command("get-syslog-server")
 @json_option
 def get_syslog_server(as_json: bool) -> None:
-    """Show the configured syslog server (Get-SyslogServer)."""
+    """Show the configured syslog server (Get-SyslogServer).
+
+    \b
+    Examples:
+      azs-syslog get-syslog-server
+      azs-syslog get-syslog-server --json | jq .ServerPort
+      azs-syslog Get-SyslogServer
+    """
     server = config.load_config().server
     if server is None:
         note(
