@@ -8,6 +8,7 @@ platformdirs is imported only when it is needed, to keep command start-up fast.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 APP_NAME = "azs-syslog"
@@ -40,7 +41,8 @@ def state_dir() -> Path:
 
 
 def runtime_dir() -> Path:
-    """Directory of the worker's Unix-domain socket and pid file."""
+    """Directory of the worker's Unix-domain socket and pid file (mode 0750: the socket is 0660
+    so that producers in the service's group can reach it, and nobody else)."""
     home = _home()
     if home is not None:
         return home / "run"
@@ -88,9 +90,19 @@ def pid_file() -> Path:
     return runtime_dir() / "forwarder.pid"
 
 
-def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) with mode 0700 and tighten it if it already exists."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if path.stat().st_mode & 0o777 != 0o700:
-        path.chmod(0o700)
+def ensure_private_dir(path: Path, *, mode: int = 0o700) -> Path:
+    """Create ``path`` with ``mode`` (0700 unless said otherwise) and set it if it exists.
+
+    ``AZS_SYSLOG_HOME`` itself, when this creates it, is made 0700 too (``mkdir(parents=True)``
+    would give it the umask's mode); an existing home keeps the mode its owner chose.
+    """
+    home = _home()
+    if home is not None and not home.exists() and home in path.parents:
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.mkdir(parents=True, exist_ok=True, mode=mode)
+    info = path.stat()
+    # Never change a shared directory (sticky, like /tmp) or one that belongs to someone else.
+    shared = info.st_mode & stat.S_ISVTX or info.st_uid != os.geteuid()
+    if not shared and info.st_mode & 0o777 != mode:
+        path.chmod(mode)
     return path

@@ -49,6 +49,9 @@ STATUS_EVERY = 1.0
 FETCH_BATCHES = 8
 MAX_INFLIGHT_BATCHES = 4096
 
+# The socket is 0660 for producers in the service's group; its directory lets that group in.
+RUNTIME_DIR_MODE = 0o750
+
 GAP_SIGNATURE = "Microsoft-AzureStack-Forwarder: QueueOverflow"
 
 
@@ -694,7 +697,7 @@ class PidLock:
 
 def acquire_pid_file(path: Path) -> PidLock:
     """Take the worker's pid file (an exclusive lock held for the process's life)."""
-    paths.ensure_private_dir(path.parent)
+    paths.ensure_private_dir(path.parent, mode=RUNTIME_DIR_MODE)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -755,7 +758,7 @@ class SocketInput:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
-        paths.ensure_private_dir(path.parent)
+        paths.ensure_private_dir(path.parent, mode=RUNTIME_DIR_MODE)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # stale: the pid-file lock proves no other worker owns it
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
+from azs_syslog import paths
 from azs_syslog.cli import COMMANDS, translate_cmdlet_args
 from tests.conftest import run_cli, run_cli_process
 
@@ -28,3 +32,27 @@ def test_python_dash_m_runs() -> None:
     proc = run_cli_process(["--version"])
     assert proc.returncode == 0
     assert b"azs-syslog" in proc.stdout
+
+
+def test_home_created_by_azs_syslog_is_private(azs_home: Path) -> None:
+    assert not azs_home.exists()
+    paths.ensure_private_dir(paths.state_dir())
+    assert stat.S_IMODE(azs_home.stat().st_mode) == 0o700
+    assert stat.S_IMODE(paths.state_dir().stat().st_mode) == 0o700
+
+
+def test_shared_directories_are_never_changed() -> None:
+    before = Path("/tmp").stat().st_mode
+    paths.ensure_private_dir(Path("/tmp"))
+    assert Path("/tmp").stat().st_mode == before
+
+
+def test_an_unexpected_error_is_one_line_without_a_traceback(tmp_path: Path) -> None:
+    # A configuration file that is a directory is not an operator-level error we describe:
+    # whatever breaks, the operator sees one line and a hint, never a traceback.
+    home = tmp_path / "home"
+    (home / "config" / "config.json").mkdir(parents=True)
+    proc = run_cli_process(["get-syslog-server"], env={"AZS_SYSLOG_HOME": str(home)})
+    assert proc.returncode == 1
+    assert b"Traceback" not in proc.stderr
+    assert proc.stderr.startswith(b"error: ")

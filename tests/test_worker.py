@@ -11,6 +11,8 @@ import contextlib
 import json
 import re
 import socket
+import stat
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -462,7 +464,8 @@ def test_config_change_reconnects_within_two_seconds_without_loss(sink: Sink) ->
 
 def test_socket_input_acks_only_durable_lines(tmp_path: Path) -> None:
     Queue().close()
-    path = Path("/tmp") / f"azs-{id(tmp_path)}.sock"  # AF_UNIX paths are short
+    short_dir = Path(tempfile.mkdtemp(prefix="azs-", dir="/tmp"))  # AF_UNIX paths are short
+    path = short_dir / "in.sock"
     socket_input = SocketInput(path, queue_path=paths.queue_file(), limits=QueueLimits())
     socket_input.rendering = id_rendering(Config(client=ClientSettings(output_severity="Verbose")))
     socket_input.start()
@@ -498,3 +501,5 @@ def test_socket_input_acks_only_durable_lines(tmp_path: Path) -> None:
     finally:
         socket_input.stop()
     assert not path.exists()
+    assert stat.S_IMODE(short_dir.stat().st_mode) == 0o750  # the group may reach the socket
+    short_dir.rmdir()

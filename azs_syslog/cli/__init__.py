@@ -165,6 +165,8 @@ class LazyGroup(click.Group):
 
             error(str(exc), fix=exc.fix)
             ctx.exit(ExitCode.FAILED)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # usage errors and exits: click reports them itself
         except Exception as exc:
             # A bug, not an operator's mistake: one line, never a traceback, unless asked for.
             if os.environ.get("AZS_SYSLOG_DEBUG") == "1":

@@ -14,7 +14,14 @@ from azs_syslog.cli.output import console, emit_json, json_option, note
 
 @click.group("forwarder")
 def forwarder() -> None:
-    """Run the forwarder worker, or show its status."""
+    """Run the forwarder worker, or show its status.
+
+    \b
+    Examples:
+      azs-syslog forwarder run
+      azs-syslog forwarder status
+      systemctl reload azs-syslog-forwarder   # SIGHUP: re-read the configuration now
+    """
 
 
 @forwarder.command("run")
@@ -24,6 +31,11 @@ def run() -> None:
     Sends queued events to the configured server, picks up configuration changes within
     2 s (also on SIGHUP), and listens for JSON lines on its Unix socket. SIGTERM or SIGINT
     stops it cleanly within 5 s (a second one forces the stop).
+
+    \b
+    Examples:
+      azs-syslog forwarder run
+      AZS_SYSLOG_HOME=/var/lib/azs-syslog azs-syslog forwarder run
     """
     from azs_syslog import paths
     from azs_syslog.worker import Worker
@@ -64,6 +76,12 @@ def status(as_json: bool) -> None:
     1 anything else: not running (no status file, a stopped worker, a dead pid or a stale
     status), not configured with events waiting, connecting, backing off, or a configuration
     problem.
+
+    \b
+    Examples:
+      azs-syslog forwarder status
+      azs-syslog forwarder status --json | jq .queue
+      azs-syslog forwarder status >/dev/null || echo "forwarding is unhealthy"
     """
     from azs_syslog import paths
     from azs_syslog import status as st

@@ -46,6 +46,12 @@ def send_event(source: str, jobs: int, as_json: bool) -> None:
     \b
     Exit codes: 0 every event accepted; 3 some rejected (each reported with its line
     number and the reason); 1 nothing could be queued (every event rejected, or a failure).
+
+    \b
+    Examples:
+      azs-syslog send-event events.jsonl
+      tail -F /var/log/pep-events.jsonl | azs-syslog send-event -
+      azs-syslog send-event --jobs 2 --json big-export.jsonl
     """
     from azs_syslog.events import iter_records
     from azs_syslog.ingest import Rejection, enqueue_jsonl_file, enqueue_records
