@@ -17,9 +17,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from azs_syslog import cef, syslog
-from azs_syslog.errors import ConfigError
+from azs_syslog.errors import ConfigError, EventError
 from azs_syslog.events import DECODER, Event, load_json, parse_event
-from azs_syslog.events.common import sanitize_host
+from azs_syslog.events.common import (
+    LEVEL_SEVERITY,
+    check_host,
+    parse_time,
+    sanitize_host,
+)
+from azs_syslog.events.windows import USER_DATA_SUFFIX, RenderPlan, _valid_hosts, render_plan
+from azs_syslog.events.windows import _name as windows_name
 
 if TYPE_CHECKING:
     from azs_syslog.config import Config
@@ -140,6 +147,11 @@ class Renderer:
         self._keys: tuple[str, ...] = ()
         self._template = ""
         self._plain_template = ""
+        # The fused path of render_line: shape -> plan (None: not covered), the last plan used,
+        # CEF headers by (provider, event id, name, severity).
+        self._plans: dict[tuple[str, ...], RenderPlan | None] = {}
+        self._plan: RenderPlan | None = None
+        self._fast_headers: dict[tuple[str, int, str, int], str] = {}
 
     # -- the hot path -------------------------------------------------------------------------
 
@@ -155,12 +167,131 @@ class Renderer:
             else:
                 if end != len(line) and not line[end:].isspace():
                     obj = load_json(line)
+                elif type(obj) is dict:
+                    framed = self._render_fast(obj, line, accepted_ms)
+                    if framed is not None:
+                        return framed or None  # b"": filtered
         else:
             obj = load_json(line)
         # Values can hold a character to escape (\\ = CR LF NUL) only if the JSON text holds a
         # backslash (JSON writes CR, LF and NUL as escapes) or "=": most lines hold neither.
         plain = type(line) is str and "\\" not in line and "=" not in line
         return self.render_event(parse_event(obj), accepted_ms, plain)
+
+    def _render_fast(self, obj: dict[str, Any], line: str, accepted_ms: int) -> bytes | None:
+        """The fused path of Windows events of a known shape (``windows.RenderPlan``): the
+        framed message, ``b""`` when the OutputSeverity filter drops it, or ``None`` when it
+        does not apply (``render_line`` then goes the reference way, which explains errors)."""
+        plan = self._plan
+        if plan is None or len(obj) != plan.size:
+            shape = tuple(obj)
+            if shape not in self._plans:
+                event = parse_event(obj)  # raises for an invalid event
+                if len(self._plans) >= 1024:
+                    self._plans.clear()
+                self._plans[shape] = render_plan(obj) if event.type == "windows" else None
+                return None
+            plan = self._plans[shape]
+            if plan is None:
+                return None
+            self._plan = plan
+        try:
+            raw = plan.getter(obj)
+        except KeyError:  # the same size, other fields
+            self._plan = None
+            return self._render_fast(obj, line, accepted_ms)
+        # Every check of parse_windows, in a few C-level operations; any doubt -> None.
+        if (
+            tuple(map(type, raw)) != plan.types
+            or raw[plan.type_index] != "windows"
+            or min(plan.uints(raw)) < 0
+            or "" in plan.strings(raw)
+        ):
+            return None
+        count = plan.count
+        level = raw[plan.level_index]
+        if not 0 <= level <= 5:
+            return None
+        list_indexes = plan.list_indexes
+        if list_indexes or plan.keywords_index >= 0:
+            values: Any = list(raw[:count])
+            for index, is_user_data in list_indexes:
+                try:
+                    text = "!!".join(values[index])
+                except TypeError:  # integers or nulls: the reference path
+                    return None
+                if not text:
+                    return None
+                values[index] = text + USER_DATA_SUFFIX if is_user_data else text
+            index = plan.keywords_index
+            if index >= 0:
+                values[index] = f"0x{values[index] & 0xFFFFFFFFFFFFFFFF:016X}"
+            values = tuple(values)
+        else:
+            values = raw[:count]
+        index = plan.task_name_index
+        name = raw[index] if index >= 0 else ""
+        if not name:
+            name = windows_name(obj)
+        try:
+            index = plan.time_index
+            time_ms = parse_time(raw[index]) if index >= 0 else accepted_ms
+            index = plan.host_index
+            if index >= 0:
+                host = raw[index]
+                if host not in _valid_hosts:
+                    check_host(host)
+                    if len(_valid_hosts) >= 1024:
+                        _valid_hosts.clear()
+                    _valid_hosts.add(host)
+            else:
+                host = self.default_host
+        except EventError:
+            return None
+        if level not in DEFAULT_LEVELS and not self._verbose:
+            self.filtered += 1
+            return b""
+        severity = LEVEL_SEVERITY[level]
+        header_key = (raw[plan.provider_index], raw[plan.event_id_index], name, severity)
+        cef_header = self._fast_headers.get(header_key)
+        if cef_header is None:
+            cef_header = cef.header(
+                self._version, f"{header_key[0]}:{header_key[1]}", name, severity
+            )
+            if len(self._fast_headers) >= 4096:
+                self._fast_headers.clear()
+            self._fast_headers[header_key] = cef_header
+        if "\\" in line or "=" in line:
+            extensions = cef.encode_extensions(plan.keys, plan.escape_template, list(values))
+        else:
+            extensions = plan.template % values
+        seconds = time_ms // 1000
+        if seconds != self._second:
+            self._second = seconds
+            self._stamp = (
+                syslog.rfc5424_seconds(seconds)
+                if self._rfc5424
+                else syslog.rfc3164_timestamp(seconds)
+            )
+        if self._rfc5424:
+            text = (
+                f"{self._pri[severity]}{self._stamp}.{time_ms % 1000:03d}Z {host} "
+                f"{syslog.APP_NAME} - windows - {cef_header}rt={time_ms}{extensions}"
+            )
+        else:
+            text = f"{self._pri[severity]}{self._stamp} {host} {cef_header}rt={time_ms}{extensions}"
+        try:
+            message = text.encode()
+        except UnicodeEncodeError:
+            return None
+        if len(message) > self._limit:
+            return None
+        framing = self._framing
+        if framing == "octet-counting":
+            return b"%d %b" % (len(message), message)
+        if framing == "lf":
+            return message + b"\n"
+        return message
 
     def render_object(self, obj: dict[str, Any], accepted_ms: int) -> bytes | None:
         """Same as ``render_line`` for an already parsed object."""

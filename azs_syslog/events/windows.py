@@ -309,3 +309,107 @@ def parse_windows(obj: Mapping[str, Any]) -> Event:
         add_custom_extensions(obj["extensions"], RESERVED, keys, values)
         event.keys = tuple(keys)
     return event
+
+
+# --- the renderer's fused path ---------------------------------------------------------------
+#
+# ``Renderer.render_line`` goes one step further for the shapes it sees most: a ``RenderPlan``
+# lets it check a Windows event and write its extensions without building an ``Event`` at all.
+# It covers shapes without ``"extensions"`` whose values have the types the first event of the
+# shape had (strings, non-negative integers, arrays of strings, an integer level); anything
+# else, or any doubt, goes through ``parse_event`` + ``render_event`` (the reference).
+
+
+class RenderPlan:
+    """How to check and write the Windows events of one shape (a set of fields) in one go.
+
+    ``getter(obj)`` returns the extension values in the order they are written (``count`` of
+    them), then ``type``, ``time``, ``host``, ``task_name`` when the shape has them (their
+    positions ``time_index``... are -1 otherwise); ``types`` the exact type of each.
+    """
+
+    __slots__ = (
+        "count",
+        "escape_template",
+        "event_id_index",
+        "getter",
+        "host_index",
+        "keys",
+        "keywords_index",
+        "level_index",
+        "list_indexes",
+        "provider_index",
+        "size",
+        "strings",
+        "task_name_index",
+        "template",
+        "time_index",
+        "type_index",
+        "types",
+        "uints",
+    )
+
+    def __init__(self, shape: tuple[str, ...], types: dict[str, type]) -> None:
+        fields = [field for field, _, _ in EXTENSIONS if field in shape]
+        kinds = [_KIND[field][1] for field in fields]
+        self.count = len(fields)
+        self.size = len(shape)
+        extra = [field for field in ("type", "time", "host", "task_name") if field in shape]
+        every = fields + extra
+        self.getter: Callable[[Mapping[str, Any]], tuple[Any, ...]] = itemgetter(*every)
+        self.types = tuple(types[field] for field in every)
+        self.keys = tuple(_KIND_KEYS[field] for field in fields)
+        self.type_index = every.index("type")
+        self.time_index = every.index("time") if "time" in every else -1
+        self.host_index = every.index("host") if "host" in every else -1
+        self.task_name_index = every.index("task_name") if "task_name" in every else -1
+        self.provider_index = fields.index("provider_name")
+        self.event_id_index = fields.index("event_id")
+        self.level_index = fields.index("level")
+        self.list_indexes = tuple(
+            (i, fields[i] == "user_data")
+            for i, kind in enumerate(kinds)
+            if kind == LIST and types[fields[i]] is list
+        )
+        self.keywords_index = next(
+            (i for i, kind in enumerate(kinds) if kind == KEYWORDS and types[fields[i]] is int),
+            -1,
+        )
+        # itemgetter of one index returns the item, not a tuple: repeat it.
+        uints = [i for i, kind in enumerate(kinds) if kind == UINT] + [self.event_id_index]
+        self.uints: Callable[[tuple[Any, ...]], tuple[int, ...]] = itemgetter(*uints)
+        strings = [i for i, field in enumerate(fields) if types[field] is str]
+        strings = strings or [self.type_index]  # provider_name is one: never used
+        if len(strings) == 1:
+            strings.append(strings[0])
+        self.strings: Callable[[tuple[Any, ...]], tuple[str, ...]] = itemgetter(*strings)
+        # Integers (after the conversions above, only UINT and LEVEL fields) with %d.
+        formats = ["%d" if kind in (UINT, LEVEL) else "%s" for kind in kinds]
+        self.template = "".join(
+            f" {key}={spec}" for key, spec in zip(self.keys, formats, strict=True)
+        )
+        # The cef.encode_extensions template: NUL where "=" goes.
+        self.escape_template = self.template.replace("=", "\x00")
+
+
+_RENDER_TYPES: Final[dict[int, tuple[type, ...]]] = {
+    STR: (str,),
+    UINT: (int,),
+    LIST: (str, list),
+    KEYWORDS: (str, int),
+    LEVEL: (int,),
+}
+
+
+def render_plan(obj: Mapping[str, Any]) -> RenderPlan | None:
+    """A ``RenderPlan`` for Windows events shaped like ``obj`` (already accepted by
+    ``parse_windows``), or ``None`` when its shape is not one the plans cover."""
+    if obj.get("type") != "windows" or "extensions" in obj:
+        return None
+    types = {field: type(value) for field, value in obj.items()}
+    for field, value_type in types.items():
+        spec = _KIND.get(field)
+        allowed = (str,) if spec is None else _RENDER_TYPES[spec[1]]
+        if value_type not in allowed:
+            return None
+    return RenderPlan(tuple(obj), types)
