@@ -20,12 +20,20 @@ from azs_syslog import cef, syslog
 from azs_syslog.errors import ConfigError, EventError
 from azs_syslog.events import DECODER, Event, load_json, parse_event
 from azs_syslog.events.common import (
+    _MILLIS,
     LEVEL_SEVERITY,
     check_host,
     parse_time,
     sanitize_host,
 )
-from azs_syslog.events.windows import USER_DATA_SUFFIX, RenderPlan, _valid_hosts, render_plan
+from azs_syslog.events.windows import (
+    CONVERT_KEYWORDS,
+    CONVERT_USER_DATA,
+    USER_DATA_SUFFIX,
+    RenderPlan,
+    _valid_hosts,
+    render_plan,
+)
 from azs_syslog.events.windows import _name as windows_name
 
 if TYPE_CHECKING:
@@ -150,95 +158,106 @@ class Renderer:
         # The fused path of render_line: shape -> plan (None: not covered), the last plan used,
         # CEF headers by (provider, event id, name, severity).
         self._plans: dict[tuple[str, ...], RenderPlan | None] = {}
-        self._plan: RenderPlan | None = None
+        self._fast: tuple[Any, ...] | None = None  # the last plan used, unpacked
+        self._time_key = ""  # "YYYY-MM-DDThh:mm:ss" of the last "...sss.mmmZ" time seen
+        self._time_base = 0  # its second, in ms
         self._fast_headers: dict[tuple[str, int, str, int], str] = {}
 
     # -- the hot path -------------------------------------------------------------------------
 
     def render_line(self, line: str | bytes, accepted_ms: int) -> bytes | None:
         """One JSON object (text) -> the framed syslog message, or ``None`` when the
-        OutputSeverity filter drops it. Raises ``EventError`` naming the field."""
-        if type(line) is str and line[:1] == "{":
-            # json.loads without its Python wrappers: the C scanner directly (~0.7 us less).
-            try:
-                obj, end = _scan_once(line, 0)
-            except (StopIteration, ValueError, RecursionError):
-                obj = load_json(line)  # raises the EventError that explains it
-            else:
-                if end != len(line) and not line[end:].isspace():
-                    obj = load_json(line)
-                elif type(obj) is dict:
-                    framed = self._render_fast(obj, line, accepted_ms)
-                    if framed is not None:
-                        return framed or None  # b"": filtered
-        else:
+        OutputSeverity filter drops it. Raises ``EventError`` naming the field.
+
+        Windows events of a shape seen before take a fused path (``windows.RenderPlan``): no
+        ``Event``, every check of ``parse_windows`` in a few C-level operations, the extensions
+        written with one ``%``. Any doubt sends the event down the reference path
+        (``parse_event`` + ``render_event``), which gives the same bytes or explains the error;
+        tests/test_render_fast.py holds the two to each other. Written as one function, with
+        few attribute loads, on purpose: every Python-level step costs here.
+        """
+        if type(line) is not str or line[:1] != "{":
+            return self.render_event(parse_event(load_json(line)), accepted_ms)
+        # json.loads without its Python wrappers: the C scanner directly (~0.7 us less).
+        try:
+            obj, end = _scan_once(line, 0)
+        except (StopIteration, ValueError, RecursionError):
+            obj = load_json(line)  # raises the EventError that explains it
+            end = len(line)
+        if end != len(line) and not line[end:].isspace():
             obj = load_json(line)
         # Values can hold a character to escape (\\ = CR LF NUL) only if the JSON text holds a
         # backslash (JSON writes CR, LF and NUL as escapes) or "=": most lines hold neither.
-        plain = type(line) is str and "\\" not in line and "=" not in line
-        return self.render_event(parse_event(obj), accepted_ms, plain)
-
-    def _render_fast(self, obj: dict[str, Any], line: str, accepted_ms: int) -> bytes | None:
-        """The fused path of Windows events of a known shape (``windows.RenderPlan``): the
-        framed message, ``b""`` when the OutputSeverity filter drops it, or ``None`` when it
-        does not apply (``render_line`` then goes the reference way, which explains errors)."""
-        plan = self._plan
-        if plan is None or len(obj) != plan.size:
-            shape = tuple(obj)
-            if shape not in self._plans:
-                event = parse_event(obj)  # raises for an invalid event
-                if len(self._plans) >= 1024:
-                    self._plans.clear()
-                self._plans[shape] = render_plan(obj) if event.type == "windows" else None
-                return None
-            plan = self._plans[shape]
-            if plan is None:
-                return None
-            self._plan = plan
+        plain = "\\" not in line and "=" not in line
+        if type(obj) is not dict:
+            return self.render_event(parse_event(obj), accepted_ms, plain)
+        fast = self._fast
         try:
-            raw = plan.getter(obj)
-        except KeyError:  # the same size, other fields
-            self._plan = None
-            return self._render_fast(obj, line, accepted_ms)
-        # Every check of parse_windows, in a few C-level operations; any doubt -> None.
+            if fast is None or len(obj) != fast[0]:
+                raise KeyError
+            raw = fast[1](obj)
+        except KeyError:  # another shape than the last one
+            fast = self._find_plan(obj)
+            if fast is None:
+                return self.render_event(parse_event(obj), accepted_ms, plain)
+            raw = fast[1](obj)
+        (
+            _,
+            _,
+            types,
+            type_index,
+            uints,
+            strings,
+            count,
+            level_index,
+            converts,
+            name_index,
+            time_index,
+            host_index,
+            provider_index,
+            event_id_index,
+            keys,
+            template,
+            escape_template,
+        ) = fast
+        level = raw[level_index]
         if (
-            tuple(map(type, raw)) != plan.types
-            or raw[plan.type_index] != "windows"
-            or min(plan.uints(raw)) < 0
-            or "" in plan.strings(raw)
+            tuple(map(type, raw)) != types
+            or raw[type_index] != "windows"
+            or min(uints(raw)) < 0
+            or "" in strings(raw)
+            or not 0 <= level <= 5
         ):
-            return None
-        count = plan.count
-        level = raw[plan.level_index]
-        if not 0 <= level <= 5:
-            return None
-        list_indexes = plan.list_indexes
-        if list_indexes or plan.keywords_index >= 0:
-            values: Any = list(raw[:count])
-            for index, is_user_data in list_indexes:
-                try:
-                    text = "!!".join(values[index])
-                except TypeError:  # integers or nulls: the reference path
-                    return None
-                if not text:
-                    return None
-                values[index] = text + USER_DATA_SUFFIX if is_user_data else text
-            index = plan.keywords_index
-            if index >= 0:
-                values[index] = f"0x{values[index] & 0xFFFFFFFFFFFFFFFF:016X}"
-            values = tuple(values)
+            return self.render_event(parse_event(obj), accepted_ms, plain)
+        if converts:
+            values = self._convert(raw, count, converts)
+            if values is None:
+                return self.render_event(parse_event(obj), accepted_ms, plain)
         else:
             values = raw[:count]
-        index = plan.task_name_index
-        name = raw[index] if index >= 0 else ""
+        name = raw[name_index] if name_index >= 0 else ""
         if not name:
             name = windows_name(obj)
         try:
-            index = plan.time_index
-            time_ms = parse_time(raw[index]) if index >= 0 else accepted_ms
-            index = plan.host_index
-            if index >= 0:
-                host = raw[index]
+            if time_index >= 0:
+                stamp = raw[time_index]
+                # "YYYY-MM-DDThh:mm:ss.mmmZ" in the second of the last one: no parse at all.
+                millis = (
+                    _MILLIS.get(stamp[20:23])
+                    if stamp[:19] == self._time_key and len(stamp) == 24 and stamp[19::4] == ".Z"
+                    else None
+                )
+                if millis is not None:
+                    time_ms = self._time_base + millis
+                else:
+                    time_ms = parse_time(stamp)
+                    if len(stamp) == 24 and stamp[19::4] == ".Z":
+                        self._time_key = stamp[:19]
+                        self._time_base = time_ms - time_ms % 1000
+            else:
+                time_ms = accepted_ms
+            if host_index >= 0:
+                host = raw[host_index]
                 if host not in _valid_hosts:
                     check_host(host)
                     if len(_valid_hosts) >= 1024:
@@ -247,24 +266,21 @@ class Renderer:
             else:
                 host = self.default_host
         except EventError:
-            return None
-        if level not in DEFAULT_LEVELS and not self._verbose:
+            return self.render_event(parse_event(obj), accepted_ms, plain)
+        if not self._verbose and level not in DEFAULT_LEVELS:
             self.filtered += 1
-            return b""
+            return None
         severity = LEVEL_SEVERITY[level]
-        header_key = (raw[plan.provider_index], raw[plan.event_id_index], name, severity)
+        header_key = (raw[provider_index], raw[event_id_index], name, severity)
         cef_header = self._fast_headers.get(header_key)
         if cef_header is None:
-            cef_header = cef.header(
-                self._version, f"{header_key[0]}:{header_key[1]}", name, severity
-            )
-            if len(self._fast_headers) >= 4096:
-                self._fast_headers.clear()
-            self._fast_headers[header_key] = cef_header
-        if "\\" in line or "=" in line:
-            extensions = cef.encode_extensions(plan.keys, plan.escape_template, list(values))
-        else:
-            extensions = plan.template % values
+            cef_header = self._fast_header(header_key)
+        if plain:
+            extensions = template % values
+        elif "=" in line:
+            extensions = cef.encode_extensions(keys, escape_template, list(values))
+        else:  # no value holds "=": escape the whole text but its "="s
+            extensions = cef.escape_extension_text(template % values)
         seconds = time_ms // 1000
         if seconds != self._second:
             self._second = seconds
@@ -282,16 +298,60 @@ class Renderer:
             text = f"{self._pri[severity]}{self._stamp} {host} {cef_header}rt={time_ms}{extensions}"
         try:
             message = text.encode()
-        except UnicodeEncodeError:
-            return None
+        except UnicodeEncodeError:  # lone surrogates
+            return self.render_event(parse_event(obj), accepted_ms, plain)
         if len(message) > self._limit:
-            return None
+            return self.render_event(parse_event(obj), accepted_ms, plain)
         framing = self._framing
         if framing == "octet-counting":
             return b"%d %b" % (len(message), message)
         if framing == "lf":
             return message + b"\n"
         return message
+
+    def _find_plan(self, obj: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The fused-path plan of ``obj``'s shape (then the current one), or ``None``. The
+        first event of a shape is checked by the reference path before its plan is made."""
+        shape = tuple(obj)
+        if shape not in self._plans:
+            event = parse_event(obj)  # raises for an invalid event
+            if len(self._plans) >= 1024:
+                self._plans.clear()
+            self._plans[shape] = render_plan(obj) if event.type == "windows" else None
+            return None
+        plan = self._plans[shape]
+        if plan is None:
+            return None
+        self._fast = plan.unpacked
+        return self._fast
+
+    @staticmethod
+    def _convert(
+        raw: tuple[Any, ...], count: int, converts: tuple[tuple[int, int], ...]
+    ) -> tuple[Any, ...] | None:
+        """The extension values of ``raw`` with arrays joined and integer keywords in hex;
+        ``None`` when the reference path must decide (array items not all strings, empty)."""
+        values = list(raw[:count])
+        for index, action in converts:
+            if action == CONVERT_KEYWORDS:
+                values[index] = f"0x{values[index] & 0xFFFFFFFFFFFFFFFF:016X}"
+                continue
+            try:
+                text = "!!".join(values[index])
+            except TypeError:  # integers or nulls
+                return None
+            if not text:
+                return None
+            values[index] = text + USER_DATA_SUFFIX if action == CONVERT_USER_DATA else text
+        return tuple(values)
+
+    def _fast_header(self, key: tuple[str, int, str, int]) -> str:
+        provider, event_id, name, severity = key
+        cef_header = cef.header(self._version, f"{provider}:{event_id}", name, severity)
+        if len(self._fast_headers) >= 4096:
+            self._fast_headers.clear()
+        self._fast_headers[key] = cef_header
+        return cef_header
 
     def render_object(self, obj: dict[str, Any], accepted_ms: int) -> bytes | None:
         """Same as ``render_line`` for an already parsed object."""

@@ -165,7 +165,7 @@ def test_fused_path_is_taken_and_shapes_alternate() -> None:
                 RenderSettings(output_severity="Verbose"), default_host="h"
             ).render_object(event, 5)
             assert renderer.render_line(json.dumps(event), 5) == expected
-    assert renderer._plan is not None
+    assert renderer._fast is not None
     assert len(renderer._plans) == 3  # b and c have the same fields: either plan serves both
 
 

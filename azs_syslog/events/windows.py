@@ -320,6 +320,11 @@ def parse_windows(obj: Mapping[str, Any]) -> Event:
 # else, or any doubt, goes through ``parse_event`` + ``render_event`` (the reference).
 
 
+CONVERT_LIST: Final = 0  # "!!".join the array
+CONVERT_USER_DATA: Final = 1  # the same, then USER_DATA_SUFFIX
+CONVERT_KEYWORDS: Final = 2  # an integer -> 0x%016X
+
+
 class RenderPlan:
     """How to check and write the Windows events of one shape (a set of fields) in one go.
 
@@ -329,15 +334,14 @@ class RenderPlan:
     """
 
     __slots__ = (
+        "converts",
         "count",
         "escape_template",
         "event_id_index",
         "getter",
         "host_index",
         "keys",
-        "keywords_index",
         "level_index",
-        "list_indexes",
         "provider_index",
         "size",
         "strings",
@@ -366,14 +370,14 @@ class RenderPlan:
         self.provider_index = fields.index("provider_name")
         self.event_id_index = fields.index("event_id")
         self.level_index = fields.index("level")
-        self.list_indexes = tuple(
-            (i, fields[i] == "user_data")
+        # What to do to a raw value before it is written: join an array, write keywords in hex.
+        self.converts = tuple(
+            (i, CONVERT_USER_DATA if fields[i] == "user_data" else CONVERT_LIST)
+            if kind == LIST
+            else (i, CONVERT_KEYWORDS)
             for i, kind in enumerate(kinds)
-            if kind == LIST and types[fields[i]] is list
-        )
-        self.keywords_index = next(
-            (i for i, kind in enumerate(kinds) if kind == KEYWORDS and types[fields[i]] is int),
-            -1,
+            if (kind == LIST and types[fields[i]] is list)
+            or (kind == KEYWORDS and types[fields[i]] is int)
         )
         # itemgetter of one index returns the item, not a tuple: repeat it.
         uints = [i for i, kind in enumerate(kinds) if kind == UINT] + [self.event_id_index]
@@ -390,6 +394,29 @@ class RenderPlan:
         )
         # The cef.encode_extensions template: NUL where "=" goes.
         self.escape_template = self.template.replace("=", "\x00")
+
+    @property
+    def unpacked(self) -> tuple[Any, ...]:
+        """The plan as ``Renderer.render_line`` unpacks it, in one step."""
+        return (
+            self.size,
+            self.getter,
+            self.types,
+            self.type_index,
+            self.uints,
+            self.strings,
+            self.count,
+            self.level_index,
+            self.converts,
+            self.task_name_index,
+            self.time_index,
+            self.host_index,
+            self.provider_index,
+            self.event_id_index,
+            self.keys,
+            self.template,
+            self.escape_template,
+        )
 
 
 _RENDER_TYPES: Final[dict[int, tuple[type, ...]]] = {
