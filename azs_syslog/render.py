@@ -221,20 +221,26 @@ class Renderer:
             escape_template,
         ) = fast
         level = raw[level_index]
-        if (
-            tuple(map(type, raw)) != types
-            or raw[type_index] != "windows"
-            or min(uints(raw)) < 0
-            or "" in strings(raw)
-            or not 0 <= level <= 5
-        ):
+        if tuple(map(type, raw)) != types or raw[type_index] != "windows" or not 0 <= level <= 5:
             return self.render_event(parse_event(obj), accepted_ms, plain)
         if converts:
-            values = self._convert(raw, count, converts)
-            if values is None:
-                return self.render_event(parse_event(obj), accepted_ms, plain)
+            converted = list(raw[:count])
+            for index, action in converts:
+                if action == CONVERT_KEYWORDS:
+                    converted[index] = f"0x{converted[index] & 0xFFFFFFFFFFFFFFFF:016X}"
+                    continue
+                try:
+                    text = "!!".join(converted[index])
+                except TypeError:  # integers or nulls: the reference path
+                    return self.render_event(parse_event(obj), accepted_ms, plain)
+                if not text:
+                    return self.render_event(parse_event(obj), accepted_ms, plain)
+                converted[index] = text + USER_DATA_SUFFIX if action == CONVERT_USER_DATA else text
+            values = tuple(converted)
         else:
             values = raw[:count]
+        if min(uints(raw)) < 0 or "" in strings(raw):
+            return self.render_event(parse_event(obj), accepted_ms, plain)
         name = raw[name_index] if name_index >= 0 else ""
         if not name:
             name = windows_name(obj)
@@ -275,12 +281,14 @@ class Renderer:
         cef_header = self._fast_headers.get(header_key)
         if cef_header is None:
             cef_header = self._fast_header(header_key)
-        if plain:
-            extensions = template % values
-        elif "=" in line:
-            extensions = cef.encode_extensions(keys, escape_template, list(values))
-        else:  # no value holds "=": escape the whole text but its "="s
-            extensions = cef.escape_extension_text(template % values)
+        extensions = template % values
+        if not plain:
+            # Keys hold neither "=" nor anything to escape: when each "=" is a key's (values
+            # hold none, not even as \u003d), escape the whole text at once.
+            if extensions.count("=") == count:
+                extensions = cef.escape_extension_text(extensions)
+            else:
+                extensions = cef.encode_extensions(keys, escape_template, list(values))
         seconds = time_ms // 1000
         if seconds != self._second:
             self._second = seconds
@@ -324,26 +332,6 @@ class Renderer:
             return None
         self._fast = plan.unpacked
         return self._fast
-
-    @staticmethod
-    def _convert(
-        raw: tuple[Any, ...], count: int, converts: tuple[tuple[int, int], ...]
-    ) -> tuple[Any, ...] | None:
-        """The extension values of ``raw`` with arrays joined and integer keywords in hex;
-        ``None`` when the reference path must decide (array items not all strings, empty)."""
-        values = list(raw[:count])
-        for index, action in converts:
-            if action == CONVERT_KEYWORDS:
-                values[index] = f"0x{values[index] & 0xFFFFFFFFFFFFFFFF:016X}"
-                continue
-            try:
-                text = "!!".join(values[index])
-            except TypeError:  # integers or nulls
-                return None
-            if not text:
-                return None
-            values[index] = text + USER_DATA_SUFFIX if action == CONVERT_USER_DATA else text
-        return tuple(values)
 
     def _fast_header(self, key: tuple[str, int, str, int]) -> str:
         provider, event_id, name, severity = key

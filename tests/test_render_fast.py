@@ -213,3 +213,32 @@ def test_fused_path_edge_values(change: dict[str, Any], severity: str) -> None:
     event = {**base, **change}
     expected = reference(settings_, event)
     assert fused(renderer, json.dumps(event)) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a\\u003db",
+        "a\\u003Db",
+        "\\u003d",
+        "x\\u0000y\\r\\n\\\\",
+        "\\u00e9\\u003d",
+        "\\\\u003d",
+        "-1",
+        " lead",
+        "",
+    ],
+)
+def test_fused_path_json_escapes(value: str) -> None:
+    """Escapes in the JSON text itself: \\u003d is an "=" although the line holds none."""
+    settings_ = RenderSettings(output_severity="Verbose")
+    renderer = Renderer(settings_, default_host="default-host")
+    template = (
+        '{"type": "windows", "provider_name": "P", "event_id": 1, "level": 4, '
+        '"channel": "%s", "computer": "%s"}'
+    )
+    for _ in range(2):
+        renderer.render_line(template % ("c", "d"), ACCEPTED_MS)
+    for line in (template % (value, "d"), template % ("c", value)):
+        expected = reference(settings_, json.loads(line))
+        assert fused(renderer, line) == expected
