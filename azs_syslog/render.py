@@ -219,6 +219,7 @@ class Renderer:
             keys,
             template,
             escape_template,
+            texts,
         ) = fast
         level = raw[level_index]
         if tuple(map(type, raw)) != types or raw[type_index] != "windows" or not 0 <= level <= 5:
@@ -283,12 +284,12 @@ class Renderer:
             cef_header = self._fast_header(header_key)
         extensions = template % values
         if not plain:
-            # Keys hold neither "=" nor anything to escape: when each "=" is a key's (values
-            # hold none, not even as \u003d), escape the whole text at once.
-            if extensions.count("=") == count:
-                extensions = cef.escape_extension_text(extensions)
-            else:
+            # A value holds "=" if the line does, or as \u003d: look in the values written as
+            # text. Without one, escape the whole text at once (keys hold nothing to escape).
+            if "=" in line or "=" in "".join(texts(values)):
                 extensions = cef.encode_extensions(keys, escape_template, list(values))
+            else:
+                extensions = cef.escape_extension_text(extensions)
         seconds = time_ms // 1000
         if seconds != self._second:
             self._second = seconds

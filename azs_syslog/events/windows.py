@@ -347,6 +347,7 @@ class RenderPlan:
         "strings",
         "task_name_index",
         "template",
+        "texts",
         "time_index",
         "type_index",
         "types",
@@ -392,6 +393,12 @@ class RenderPlan:
         self.template = "".join(
             f" {key}={spec}" for key, spec in zip(self.keys, formats, strict=True)
         )
+        # The values written as text (not integers): where an "=" can be.
+        texts = [i for i, kind in enumerate(kinds) if kind not in (UINT, LEVEL)]
+        texts = texts or [self.provider_index]  # provider_name is one: never used
+        if len(texts) == 1:
+            texts.append(texts[0])
+        self.texts: Callable[[tuple[Any, ...]], tuple[str, ...]] = itemgetter(*texts)
         # The cef.encode_extensions template: NUL where "=" goes.
         self.escape_template = self.template.replace("=", "\x00")
 
@@ -416,6 +423,7 @@ class RenderPlan:
             self.keys,
             self.template,
             self.escape_template,
+            self.texts,
         )
 
 
