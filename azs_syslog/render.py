@@ -7,6 +7,8 @@ rendered under (``RenderSettings.key``) are no longer the current ones.
 Speed (SPEC section 10): the constant parts are built once per ``Renderer``; the timestamp once
 per second; the escaped CEF header once per (signature, name, severity); extension values are
 checked for characters to escape in one scan; the message is encoded and measured once.
+Windows events of a shape seen before skip the ``Event`` altogether (``render_line``'s fused
+path, docs/performance.md "Encoding").
 """
 
 from __future__ import annotations
