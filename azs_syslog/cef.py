@@ -98,6 +98,20 @@ def encode_extensions(keys: tuple[str, ...], template: str, values: list[str | i
     return text.replace("\x00", "=")
 
 
+def escape_extension_text(text: str) -> str:
+    """Escape `` key1=value1 key2=value2 ...`` as a whole, when no value holds ``=`` (keys hold
+    nothing to escape): one scan per character, a pass only for those present."""
+    if "\\" in text:
+        text = text.replace("\\", "\\\\")
+    if "\r" in text:
+        text = text.replace("\r", "\\r")
+    if "\n" in text:
+        text = text.replace("\n", "\\n")
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    return text
+
+
 def extensions(time_ms: int, keys: tuple[str, ...], values: list[str | int]) -> str:
     """``rt=<time_ms>`` and the escaped extension pairs, in order."""
     return f"rt={time_ms}" + encode_extensions(keys, extension_template(keys), values)

@@ -7,6 +7,8 @@ rendered under (``RenderSettings.key``) are no longer the current ones.
 Speed (SPEC section 10): the constant parts are built once per ``Renderer``; the timestamp once
 per second; the escaped CEF header once per (signature, name, severity); extension values are
 checked for characters to escape in one scan; the message is encoded and measured once.
+Windows events of a shape seen before skip the ``Event`` altogether (``render_line``'s fused
+path, docs/performance.md "Encoding").
 """
 
 from __future__ import annotations
@@ -17,9 +19,24 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from azs_syslog import cef, syslog
-from azs_syslog.errors import ConfigError
+from azs_syslog.errors import ConfigError, EventError
 from azs_syslog.events import DECODER, Event, load_json, parse_event
-from azs_syslog.events.common import sanitize_host
+from azs_syslog.events.common import (
+    _MILLIS,
+    LEVEL_SEVERITY,
+    check_host,
+    parse_time,
+    sanitize_host,
+)
+from azs_syslog.events.windows import (
+    CONVERT_KEYWORDS,
+    CONVERT_USER_DATA,
+    USER_DATA_SUFFIX,
+    RenderPlan,
+    _valid_hosts,
+    render_plan,
+)
+from azs_syslog.events.windows import _name as windows_name
 
 if TYPE_CHECKING:
     from azs_syslog.config import Config
@@ -140,27 +157,192 @@ class Renderer:
         self._keys: tuple[str, ...] = ()
         self._template = ""
         self._plain_template = ""
+        # The fused path of render_line: shape -> plan (None: not covered), the last plan used,
+        # CEF headers by (provider, event id, name, severity).
+        self._plans: dict[tuple[str, ...], RenderPlan | None] = {}
+        self._fast: tuple[Any, ...] | None = None  # the last plan used, unpacked
+        self._time_key = ""  # "YYYY-MM-DDThh:mm:ss" of the last "...sss.mmmZ" time seen
+        self._time_base = 0  # its second, in ms
+        self._fast_headers: dict[tuple[str, int, str, int], str] = {}
 
     # -- the hot path -------------------------------------------------------------------------
 
     def render_line(self, line: str | bytes, accepted_ms: int) -> bytes | None:
         """One JSON object (text) -> the framed syslog message, or ``None`` when the
-        OutputSeverity filter drops it. Raises ``EventError`` naming the field."""
-        if type(line) is str and line[:1] == "{":
-            # json.loads without its Python wrappers: the C scanner directly (~0.7 us less).
-            try:
-                obj, end = _scan_once(line, 0)
-            except (StopIteration, ValueError, RecursionError):
-                obj = load_json(line)  # raises the EventError that explains it
-            else:
-                if end != len(line) and not line[end:].isspace():
-                    obj = load_json(line)
-        else:
+        OutputSeverity filter drops it. Raises ``EventError`` naming the field.
+
+        Windows events of a shape seen before take a fused path (``windows.RenderPlan``): no
+        ``Event``, every check of ``parse_windows`` in a few C-level operations, the extensions
+        written with one ``%``. Any doubt sends the event down the reference path
+        (``parse_event`` + ``render_event``), which gives the same bytes or explains the error;
+        tests/test_render_fast.py holds the two to each other. Written as one function, with
+        few attribute loads, on purpose: every Python-level step costs here.
+        """
+        if type(line) is not str or line[:1] != "{":
+            return self.render_event(parse_event(load_json(line)), accepted_ms)
+        # json.loads without its Python wrappers: the C scanner directly (~0.7 us less).
+        try:
+            obj, end = _scan_once(line, 0)
+        except (StopIteration, ValueError, RecursionError):
+            obj = load_json(line)  # raises the EventError that explains it
+            end = len(line)
+        if end != len(line) and not line[end:].isspace():
             obj = load_json(line)
         # Values can hold a character to escape (\\ = CR LF NUL) only if the JSON text holds a
         # backslash (JSON writes CR, LF and NUL as escapes) or "=": most lines hold neither.
-        plain = type(line) is str and "\\" not in line and "=" not in line
-        return self.render_event(parse_event(obj), accepted_ms, plain)
+        plain = "\\" not in line and "=" not in line
+        if type(obj) is not dict:
+            return self.render_event(parse_event(obj), accepted_ms, plain)
+        fast = self._fast
+        try:
+            if fast is None or len(obj) != fast[0]:
+                raise KeyError
+            raw = fast[1](obj)
+        except KeyError:  # another shape than the last one
+            fast = self._find_plan(obj)
+            if fast is None:
+                return self.render_event(parse_event(obj), accepted_ms, plain)
+            raw = fast[1](obj)
+        (
+            _,
+            _,
+            types,
+            type_index,
+            uints,
+            strings,
+            count,
+            level_index,
+            converts,
+            name_index,
+            time_index,
+            host_index,
+            provider_index,
+            event_id_index,
+            keys,
+            template,
+            escape_template,
+            texts,
+        ) = fast
+        level = raw[level_index]
+        if tuple(map(type, raw)) != types or raw[type_index] != "windows" or not 0 <= level <= 5:
+            return self.render_event(parse_event(obj), accepted_ms, plain)
+        if converts:
+            converted = list(raw[:count])
+            for index, action in converts:
+                if action == CONVERT_KEYWORDS:
+                    converted[index] = f"0x{converted[index] & 0xFFFFFFFFFFFFFFFF:016X}"
+                    continue
+                try:
+                    text = "!!".join(converted[index])
+                except TypeError:  # integers or nulls: the reference path
+                    return self.render_event(parse_event(obj), accepted_ms, plain)
+                if not text:
+                    return self.render_event(parse_event(obj), accepted_ms, plain)
+                converted[index] = text + USER_DATA_SUFFIX if action == CONVERT_USER_DATA else text
+            values = tuple(converted)
+        else:
+            values = raw[:count]
+        if min(uints(raw)) < 0 or "" in strings(raw):
+            return self.render_event(parse_event(obj), accepted_ms, plain)
+        name = raw[name_index] if name_index >= 0 else ""
+        if not name:
+            name = windows_name(obj)
+        try:
+            if time_index >= 0:
+                stamp = raw[time_index]
+                # "YYYY-MM-DDThh:mm:ss.mmmZ" in the second of the last one: no parse at all.
+                millis = (
+                    _MILLIS.get(stamp[20:23])
+                    if stamp[:19] == self._time_key and len(stamp) == 24 and stamp[19::4] == ".Z"
+                    else None
+                )
+                if millis is not None:
+                    time_ms = self._time_base + millis
+                else:
+                    time_ms = parse_time(stamp)
+                    if len(stamp) == 24 and stamp[19::4] == ".Z":
+                        self._time_key = stamp[:19]
+                        self._time_base = time_ms - time_ms % 1000
+            else:
+                time_ms = accepted_ms
+            if host_index >= 0:
+                host = raw[host_index]
+                if host not in _valid_hosts:
+                    check_host(host)
+                    if len(_valid_hosts) >= 1024:
+                        _valid_hosts.clear()
+                    _valid_hosts.add(host)
+            else:
+                host = self.default_host
+        except EventError:
+            return self.render_event(parse_event(obj), accepted_ms, plain)
+        if not self._verbose and level not in DEFAULT_LEVELS:
+            self.filtered += 1
+            return None
+        severity = LEVEL_SEVERITY[level]
+        header_key = (raw[provider_index], raw[event_id_index], name, severity)
+        cef_header = self._fast_headers.get(header_key)
+        if cef_header is None:
+            cef_header = self._fast_header(header_key)
+        extensions = template % values
+        if not plain:
+            # A value holds "=" if the line does, or as \u003d: look in the values written as
+            # text. Without one, escape the whole text at once (keys hold nothing to escape).
+            if "=" in line or "=" in "".join(texts(values)):
+                extensions = cef.encode_extensions(keys, escape_template, list(values))
+            else:
+                extensions = cef.escape_extension_text(extensions)
+        seconds = time_ms // 1000
+        if seconds != self._second:
+            self._second = seconds
+            self._stamp = (
+                syslog.rfc5424_seconds(seconds)
+                if self._rfc5424
+                else syslog.rfc3164_timestamp(seconds)
+            )
+        if self._rfc5424:
+            text = (
+                f"{self._pri[severity]}{self._stamp}.{time_ms % 1000:03d}Z {host} "
+                f"{syslog.APP_NAME} - windows - {cef_header}rt={time_ms}{extensions}"
+            )
+        else:
+            text = f"{self._pri[severity]}{self._stamp} {host} {cef_header}rt={time_ms}{extensions}"
+        try:
+            message = text.encode()
+        except UnicodeEncodeError:  # lone surrogates
+            return self.render_event(parse_event(obj), accepted_ms, plain)
+        if len(message) > self._limit:
+            return self.render_event(parse_event(obj), accepted_ms, plain)
+        framing = self._framing
+        if framing == "octet-counting":
+            return b"%d %b" % (len(message), message)
+        if framing == "lf":
+            return message + b"\n"
+        return message
+
+    def _find_plan(self, obj: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The fused-path plan of ``obj``'s shape (then the current one), or ``None``. The
+        first event of a shape is checked by the reference path before its plan is made."""
+        shape = tuple(obj)
+        if shape not in self._plans:
+            event = parse_event(obj)  # raises for an invalid event
+            if len(self._plans) >= 1024:
+                self._plans.clear()
+            self._plans[shape] = render_plan(obj) if event.type == "windows" else None
+            return None
+        plan = self._plans[shape]
+        if plan is None:
+            return None
+        self._fast = plan.unpacked
+        return self._fast
+
+    def _fast_header(self, key: tuple[str, int, str, int]) -> str:
+        provider, event_id, name, severity = key
+        cef_header = cef.header(self._version, f"{provider}:{event_id}", name, severity)
+        if len(self._fast_headers) >= 4096:
+            self._fast_headers.clear()
+        self._fast_headers[key] = cef_header
+        return cef_header
 
     def render_object(self, obj: dict[str, Any], accepted_ms: int) -> bytes | None:
         """Same as ``render_line`` for an already parsed object."""

@@ -309,3 +309,142 @@ def parse_windows(obj: Mapping[str, Any]) -> Event:
         add_custom_extensions(obj["extensions"], RESERVED, keys, values)
         event.keys = tuple(keys)
     return event
+
+
+# --- the renderer's fused path ---------------------------------------------------------------
+#
+# ``Renderer.render_line`` goes one step further for the shapes it sees most: a ``RenderPlan``
+# lets it check a Windows event and write its extensions without building an ``Event`` at all.
+# It covers shapes without ``"extensions"`` whose values have the types the first event of the
+# shape had (strings, non-negative integers, arrays of strings, an integer level); anything
+# else, or any doubt, goes through ``parse_event`` + ``render_event`` (the reference).
+
+
+CONVERT_LIST: Final = 0  # "!!".join the array
+CONVERT_USER_DATA: Final = 1  # the same, then USER_DATA_SUFFIX
+CONVERT_KEYWORDS: Final = 2  # an integer -> 0x%016X
+
+
+class RenderPlan:
+    """How to check and write the Windows events of one shape (a set of fields) in one go.
+
+    ``getter(obj)`` returns the extension values in the order they are written (``count`` of
+    them), then ``type``, ``time``, ``host``, ``task_name`` when the shape has them (their
+    positions ``time_index``... are -1 otherwise); ``types`` the exact type of each.
+    """
+
+    __slots__ = (
+        "converts",
+        "count",
+        "escape_template",
+        "event_id_index",
+        "getter",
+        "host_index",
+        "keys",
+        "level_index",
+        "provider_index",
+        "size",
+        "strings",
+        "task_name_index",
+        "template",
+        "texts",
+        "time_index",
+        "type_index",
+        "types",
+        "uints",
+    )
+
+    def __init__(self, shape: tuple[str, ...], types: dict[str, type]) -> None:
+        fields = [field for field, _, _ in EXTENSIONS if field in shape]
+        kinds = [_KIND[field][1] for field in fields]
+        self.count = len(fields)
+        self.size = len(shape)
+        extra = [field for field in ("type", "time", "host", "task_name") if field in shape]
+        every = fields + extra
+        self.getter: Callable[[Mapping[str, Any]], tuple[Any, ...]] = itemgetter(*every)
+        self.types = tuple(types[field] for field in every)
+        self.keys = tuple(_KIND_KEYS[field] for field in fields)
+        self.type_index = every.index("type")
+        self.time_index = every.index("time") if "time" in every else -1
+        self.host_index = every.index("host") if "host" in every else -1
+        self.task_name_index = every.index("task_name") if "task_name" in every else -1
+        self.provider_index = fields.index("provider_name")
+        self.event_id_index = fields.index("event_id")
+        self.level_index = fields.index("level")
+        # What to do to a raw value before it is written: join an array, write keywords in hex.
+        self.converts = tuple(
+            (i, CONVERT_USER_DATA if fields[i] == "user_data" else CONVERT_LIST)
+            if kind == LIST
+            else (i, CONVERT_KEYWORDS)
+            for i, kind in enumerate(kinds)
+            if (kind == LIST and types[fields[i]] is list)
+            or (kind == KEYWORDS and types[fields[i]] is int)
+        )
+        # itemgetter of one index returns the item, not a tuple: repeat it.
+        uints = [i for i, kind in enumerate(kinds) if kind == UINT] + [self.event_id_index]
+        self.uints: Callable[[tuple[Any, ...]], tuple[int, ...]] = itemgetter(*uints)
+        strings = [i for i, field in enumerate(fields) if types[field] is str]
+        strings = strings or [self.type_index]  # provider_name is one: never used
+        if len(strings) == 1:
+            strings.append(strings[0])
+        self.strings: Callable[[tuple[Any, ...]], tuple[str, ...]] = itemgetter(*strings)
+        # Integers (after the conversions above, only UINT and LEVEL fields) with %d.
+        formats = ["%d" if kind in (UINT, LEVEL) else "%s" for kind in kinds]
+        self.template = "".join(
+            f" {key}={spec}" for key, spec in zip(self.keys, formats, strict=True)
+        )
+        # The values written as text (not integers): where an "=" can be.
+        texts = [i for i, kind in enumerate(kinds) if kind not in (UINT, LEVEL)]
+        texts = texts or [self.provider_index]  # provider_name is one: never used
+        if len(texts) == 1:
+            texts.append(texts[0])
+        self.texts: Callable[[tuple[Any, ...]], tuple[str, ...]] = itemgetter(*texts)
+        # The cef.encode_extensions template: NUL where "=" goes.
+        self.escape_template = self.template.replace("=", "\x00")
+
+    @property
+    def unpacked(self) -> tuple[Any, ...]:
+        """The plan as ``Renderer.render_line`` unpacks it, in one step."""
+        return (
+            self.size,
+            self.getter,
+            self.types,
+            self.type_index,
+            self.uints,
+            self.strings,
+            self.count,
+            self.level_index,
+            self.converts,
+            self.task_name_index,
+            self.time_index,
+            self.host_index,
+            self.provider_index,
+            self.event_id_index,
+            self.keys,
+            self.template,
+            self.escape_template,
+            self.texts,
+        )
+
+
+_RENDER_TYPES: Final[dict[int, tuple[type, ...]]] = {
+    STR: (str,),
+    UINT: (int,),
+    LIST: (str, list),
+    KEYWORDS: (str, int),
+    LEVEL: (int,),
+}
+
+
+def render_plan(obj: Mapping[str, Any]) -> RenderPlan | None:
+    """A ``RenderPlan`` for Windows events shaped like ``obj`` (already accepted by
+    ``parse_windows``), or ``None`` when its shape is not one the plans cover."""
+    if obj.get("type") != "windows" or "extensions" in obj:
+        return None
+    types = {field: type(value) for field, value in obj.items()}
+    for field, value_type in types.items():
+        spec = _KIND.get(field)
+        allowed = (str,) if spec is None else _RENDER_TYPES[spec[1]]
+        if value_type not in allowed:
+            return None
+    return RenderPlan(tuple(obj), types)

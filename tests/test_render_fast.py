@@ -1,0 +1,244 @@
+"""The fused path of ``Renderer.render_line`` (Windows events of a known shape) gives exactly
+the bytes, counts and errors of the reference path ``parse_event`` + ``render_event``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from azs_syslog.errors import EventError
+from azs_syslog.events import parse_event
+from azs_syslog.events.windows import EXTENSIONS, KEYWORDS, LEVEL, LIST, STR, UINT
+from azs_syslog.render import Renderer, RenderSettings
+
+SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+ACCEPTED_MS = 1795687200777
+
+# Text that needs every kind of escaping, lone surrogates and non-ASCII included.
+TEXT = st.text(max_size=40) | st.sampled_from(["", "a\\b", "x=y", "\r\n", "\x00", "\ud800", "é|"])
+ODD = st.sampled_from([None, True, False, 1.5, -1, 0, [], {}, ["a", 1, None], [""], "", "x"])
+UINTS = st.integers(0, 2**70) | st.integers(-5, -1)
+
+
+def value_of(kind: int) -> st.SearchStrategy[Any]:
+    """A value of the kind's usual JSON type (most of the time valid), or anything."""
+    usual: st.SearchStrategy[Any] = {
+        STR: TEXT,
+        UINT: UINTS,
+        LIST: TEXT | st.lists(TEXT, max_size=4),
+        KEYWORDS: TEXT | st.integers(-(2**63), 2**64),
+        LEVEL: st.integers(-1, 7),
+    }[kind]
+    return st.one_of(usual, usual, usual, usual, ODD)  # mostly the usual type
+
+
+TIMES = st.sampled_from(
+    [
+        "2026-11-26T10:00:00.123Z",
+        "2026-11-26T10:00:59.999Z",
+        "2026-11-26T10:00:00Z",
+        "2026-11-26T11:00:00.5+01:00",
+        "2026-13-26T10:00:00.123Z",
+        "not a time",
+        "",
+    ]
+)
+HOSTS = st.sampled_from(["azs-node01.local", "h=1\\x", "bad host", "", "é"])
+
+
+@st.composite
+def windows_events(draw: st.DrawFn) -> dict[str, Any]:
+    event: dict[str, Any] = {"type": "windows"}
+    for field, _, kind in EXTENSIONS:
+        if field in ("provider_name", "event_id", "level") or draw(st.booleans()):
+            event[field] = draw(value_of(kind))
+    if draw(st.booleans()):
+        event["task_name"] = draw(st.one_of(TEXT, TEXT, ODD))
+    if draw(st.booleans()):
+        event["time"] = draw(st.one_of(TIMES, TIMES, ODD))
+    if draw(st.booleans()):
+        event["host"] = draw(st.one_of(HOSTS, HOSTS, ODD))
+    if draw(st.integers(0, 9)) == 0:
+        event["extensions"] = draw(st.dictionaries(st.sampled_from(["a", "b c"]), TEXT))
+    if draw(st.integers(0, 19)) == 0:
+        event["unknown"] = 1
+    if draw(st.integers(0, 19)) == 0:
+        event["type"] = draw(st.sampled_from(["arm", "Windows", 1]))
+    order = draw(st.permutations(list(event)))
+    return {field: event[field] for field in order}
+
+
+def primer(event: dict[str, Any]) -> dict[str, Any]:
+    """A valid event with the same fields (and, where valid, the same JSON types)."""
+    kinds = {field: kind for field, _, kind in EXTENSIONS}
+    out: dict[str, Any] = {}
+    for field, value in event.items():
+        kind = kinds.get(field)
+        if kind is None:
+            out[field] = {
+                "type": "windows",
+                "task_name": "Task",
+                "time": "2026-11-26T10:00:01.000Z",
+                "host": "primer-host",
+                "extensions": {"k": "v"},
+                "unknown": 1,
+            }[field]
+        elif kind in (UINT, LEVEL):
+            out[field] = 3
+        elif kind == LIST and type(value) is list:
+            out[field] = ["p", "q"]
+        elif kind == KEYWORDS and type(value) is int:
+            out[field] = 5
+        else:
+            out[field] = "primer"
+    return out
+
+
+def reference(settings_: RenderSettings, event: Any) -> tuple[str, Any, int, int]:
+    renderer = Renderer(settings_, default_host="default-host")
+    try:
+        result = renderer.render_event(parse_event(event), ACCEPTED_MS)
+    except EventError as exc:
+        return ("error", (str(exc), exc.field), 0, 0)
+    return ("ok", result, renderer.filtered, renderer.truncated)
+
+
+def fused(renderer: Renderer, line: str) -> tuple[str, Any, int, int]:
+    filtered, truncated = renderer.filtered, renderer.truncated
+    try:
+        result = renderer.render_line(line, ACCEPTED_MS)
+    except EventError as exc:
+        return ("error", (str(exc), exc.field), 0, 0)
+    return ("ok", result, renderer.filtered - filtered, renderer.truncated - truncated)
+
+
+@SETTINGS
+@given(
+    event=windows_events(),
+    message_format=st.sampled_from(["rfc3164", "rfc5424"]),
+    framing=st.sampled_from(["octet-counting", "lf", "none"]),
+    severity=st.sampled_from(["Default", "Verbose"]),
+    limit=st.sampled_from([480, 600, 8192]),
+    version=st.sampled_from(["0", "0.0"]),
+)
+def test_fused_path_equals_reference(
+    event: dict[str, Any],
+    message_format: str,
+    framing: str,
+    severity: str,
+    limit: int,
+    version: str,
+) -> None:
+    settings_ = RenderSettings(
+        message_format=message_format,
+        framing=framing,
+        output_severity=severity,
+        max_message_size=limit,
+        cef_version=version,
+    )
+    renderer = Renderer(settings_, default_host="default-host")
+    first = primer(event)
+    line = json.dumps(event)
+    for _ in range(2):  # compile the shape's plan, then use it
+        # An error: a shape no event can have (unknown field, extensions with a bad key).
+        with contextlib.suppress(EventError):
+            renderer.render_line(json.dumps(first), ACCEPTED_MS)
+    expected = reference(settings_, json.loads(line))
+    assert fused(renderer, line) == expected
+    assert fused(renderer, line) == expected  # and again, the plan now current
+
+
+def test_fused_path_is_taken_and_shapes_alternate() -> None:
+    """Two shapes in turn, each through its own plan, same bytes as the reference."""
+    renderer = Renderer(RenderSettings(output_severity="Verbose"), default_host="h")
+    a = {"type": "windows", "provider_name": "P", "event_id": 1, "level": 4, "channel": "C"}
+    b = {"type": "windows", "provider_name": "P", "event_id": 2, "level": 2, "task": 7}
+    c = {"level": 2, "type": "windows", "event_id": 3, "provider_name": "Q", "task": 8}
+    for _ in range(3):
+        for event in (a, b, c):
+            expected = Renderer(
+                RenderSettings(output_severity="Verbose"), default_host="h"
+            ).render_object(event, 5)
+            assert renderer.render_line(json.dumps(event), 5) == expected
+    assert renderer._fast is not None
+    assert len(renderer._plans) == 3  # b and c have the same fields: either plan serves both
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"event_record_id": -1},
+        {"level": 9},
+        {"level": True},
+        {"channel": ""},
+        {"event_data": []},
+        {"event_data": ["a", 1, None]},
+        {"event_data": 5},
+        {"time": "2026-11-26T10:00:00.1234+25:00"},
+        {"host": "a b"},
+        {"type": "arm"},
+        {"task_name": ""},
+        {"channel": "x" * 9000},
+        {"channel": "\ud800"},
+        {"channel": "a=b\\c\r\n\x00"},
+        {"level": 0},
+        {"level": 2},
+        {},
+    ],
+)
+@pytest.mark.parametrize("severity", ["Default", "Verbose"])
+def test_fused_path_edge_values(change: dict[str, Any], severity: str) -> None:
+    base = {
+        "type": "windows",
+        "provider_name": "P",
+        "event_id": 4688,
+        "level": 4,
+        "channel": "Security",
+        "event_data": ["a", "b"],
+        "event_record_id": 7,
+        "task_name": "T",
+        "task": 3,
+        "time": "2026-11-26T10:00:00.123Z",
+        "host": "h1",
+    }
+    settings_ = RenderSettings(output_severity=severity)
+    renderer = Renderer(settings_, default_host="default-host")
+    for _ in range(2):
+        renderer.render_line(json.dumps(base), ACCEPTED_MS)
+    event = {**base, **change}
+    expected = reference(settings_, event)
+    assert fused(renderer, json.dumps(event)) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a\\u003db",
+        "a\\u003Db",
+        "\\u003d",
+        "x\\u0000y\\r\\n\\\\",
+        "\\u00e9\\u003d",
+        "\\\\u003d",
+        "-1",
+        " lead",
+        "",
+    ],
+)
+def test_fused_path_json_escapes(value: str) -> None:
+    """Escapes in the JSON text itself: \\u003d is an "=" although the line holds none."""
+    settings_ = RenderSettings(output_severity="Verbose")
+    renderer = Renderer(settings_, default_host="default-host")
+    template = (
+        '{"type": "windows", "provider_name": "P", "event_id": 1, "level": 4, '
+        '"channel": "%s", "computer": "%s"}'
+    )
+    for _ in range(2):
+        renderer.render_line(template % ("c", "d"), ACCEPTED_MS)
+    for line in (template % (value, "d"), template % ("c", value)):
+        expected = reference(settings_, json.loads(line))
+        assert fused(renderer, line) == expected
