@@ -17,8 +17,8 @@ from azs_syslog.events.common import (
     COMMON_FIELDS,
     Event,
     finish,
-    float_text,
     require_str,
+    scalar_text,
     unknown_fields,
     wrong_type,
 )
@@ -73,17 +73,11 @@ def property_text(field: str, value: Any) -> str:
         return value
     if field in STRING_ONLY:
         raise wrong_type(field, "a string", value)
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if type(value) is int:
-        return str(value)
-    if type(value) is float:
-        return float_text(field, value)
     if type(value) is dict or type(value) is list:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    raise wrong_type(field, "a JSON value", value)
+    if value is None:
+        raise wrong_type(field, "a JSON value", value)
+    return scalar_text(value, field)
 
 
 def parse_arm(obj: Mapping[str, Any]) -> Event:
