@@ -276,57 +276,74 @@ class Queue:
                 # Create it 0600 ourselves: SQLite gives the -wal and -shm files the same mode.
                 fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
                 os.close(fd)
-            self._db = sqlite3.connect(
-                self.path,
-                timeout=busy_timeout,
-                isolation_level=None,
-                check_same_thread=False,
-            )
             self.busy_timeout = busy_timeout
-            # BEGIN IMMEDIATE polls for the write lock itself (see _write); this covers the
-            # rare waits of other statements.
-            self._db.execute(f"PRAGMA busy_timeout={OTHER_BUSY_TIMEOUT_MS}")
-            self._db.execute("PRAGMA page_size=16384")  # only takes effect on a new file
-            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise QueueError(f"{self.path}: cannot switch the queue to WAL mode ({mode})")
-            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-            # Some builds (Debian's, pyenv's) compile SQLite with SECURE_DELETE, which zeroes
-            # every deleted page: it doubles the bytes written by a delivered batch. The file
-            # is private (0600) and holds the same events until they are sent anyway.
-            self._db.execute("PRAGMA secure_delete=OFF")
-            # Keep the WAL file from staying huge after a burst.
-            self._db.execute(f"PRAGMA journal_size_limit={64 << 20}")
-            if durable:
-                # Producers leave checkpoints (copying the WAL into the database: a second
-                # write of every byte, and an fsync) to the forwarder, which checkpoints at
-                # the default 1,000 pages, on another core. A producer checkpoints only when
-                # the WAL reaches 256 MiB, i.e. when no forwarder runs.
-                self._db.execute(f"PRAGMA wal_autocheckpoint={(256 << 20) // 16384}")
-            with self._write():
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO counters (name, value) VALUES (?, 0)",
-                    [(name,) for name in (*COUNTERS, "schema_version")],
-                )
-                version = self._counter("schema_version")
-                if version == 0:
-                    self._db.execute(
-                        "UPDATE counters SET value = ? WHERE name = 'schema_version'",
-                        (SCHEMA_VERSION,),
-                    )
-                elif version != SCHEMA_VERSION:
-                    raise QueueError(
-                        f"{self.path}: queue schema version {version} is not supported",
-                        fix="use the azs-syslog version that created it to drain it first",
-                    )
+            deadline = time.monotonic() + busy_timeout
+            while True:
+                try:
+                    self._open(durable)
+                    break
+                except sqlite3.OperationalError as exc:
+                    # Several processes opening a new queue at once: switching it to WAL and
+                    # creating the schema can report "locked" without waiting on the busy
+                    # timeout. Every step is idempotent, so try again.
+                    if getattr(self, "_db", None) is not None:
+                        self._db.close()
+                    if "locked" not in str(exc) or time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.01)
         except sqlite3.Error as exc:
             raise QueueError(
                 f"{self.path}: cannot open the queue: {exc}",
                 fix="check the file's permissions and the free disk space",
             ) from exc
+
+    def _open(self, durable: bool) -> None:
+        """Connect and set the queue up (pragmas, schema): idempotent."""
+        self._db = sqlite3.connect(
+            self.path,
+            timeout=self.busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        # BEGIN IMMEDIATE polls for the write lock itself (see _write); this covers the
+        # rare waits of other statements.
+        self._db.execute(f"PRAGMA busy_timeout={OTHER_BUSY_TIMEOUT_MS}")
+        self._db.execute("PRAGMA page_size=16384")  # only takes effect on a new file
+        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise QueueError(f"{self.path}: cannot switch the queue to WAL mode ({mode})")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        # Some builds (Debian's, pyenv's) compile SQLite with SECURE_DELETE, which zeroes
+        # every deleted page: it doubles the bytes written by a delivered batch. The file
+        # is private (0600) and holds the same events until they are sent anyway.
+        self._db.execute("PRAGMA secure_delete=OFF")
+        # Keep the WAL file from staying huge after a burst.
+        self._db.execute(f"PRAGMA journal_size_limit={64 << 20}")
+        if durable:
+            # Producers leave checkpoints (copying the WAL into the database: a second
+            # write of every byte, and an fsync) to the forwarder, which checkpoints at
+            # the default 1,000 pages, on another core. A producer checkpoints only when
+            # the WAL reaches 256 MiB, i.e. when no forwarder runs.
+            self._db.execute(f"PRAGMA wal_autocheckpoint={(256 << 20) // 16384}")
+        with self._write():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.executemany(
+                "INSERT OR IGNORE INTO counters (name, value) VALUES (?, 0)",
+                [(name,) for name in (*COUNTERS, "schema_version")],
+            )
+            version = self._counter("schema_version")
+            if version == 0:
+                self._db.execute(
+                    "UPDATE counters SET value = ? WHERE name = 'schema_version'",
+                    (SCHEMA_VERSION,),
+                )
+            elif version != SCHEMA_VERSION:
+                raise QueueError(
+                    f"{self.path}: queue schema version {version} is not supported",
+                    fix="use the azs-syslog version that created it to drain it first",
+                )
 
     # --- plumbing
 

@@ -242,3 +242,38 @@ def test_unreadable_queue_is_a_queue_error(tmp_path: Path) -> None:
     else:
         raise AssertionError("opening a corrupt file must fail")
     assert sqlite3.sqlite_version
+
+
+def test_many_processes_opening_a_new_queue_at_once_all_succeed(tmp_path: Path) -> None:
+    # send-event --jobs N starts N producers on a queue that may not exist yet: switching a
+    # new file to WAL can report "locked" without honouring the busy timeout.
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from azs_syslog.queue import Queue\n"
+        "start = float(sys.argv[2])\n"
+        "time.sleep(max(0.0, start - time.time()))\n"
+        "Queue(Path(sys.argv[1])).close()\n"
+    )
+    for round_ in range(5):
+        path = tmp_path / f"round{round_}" / "queue.sqlite3"
+        start = time.time() + 0.5
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", code, str(path), str(start)],
+                cwd=REPO_ROOT,
+                stderr=subprocess.PIPE,
+            )
+            for _ in range(6)
+        ]
+        failures = []
+        for proc in procs:
+            _, err = proc.communicate(timeout=60)
+            if proc.returncode != 0:
+                failures.append(err.decode(errors="replace")[-300:])
+        assert failures == [], failures
