@@ -42,15 +42,6 @@ REPO = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ)
 
 
-class BigBufferUdpReceiver(RsyslogReceiver):
-    def config_text(self) -> str:
-        return (
-            super()
-            .config_text()
-            .replace('input(type="imudp"', 'input(type="imudp" rcvbufSize="64m"')
-        )
-
-
 class LineCounter:
     """Counts the messages rsyslog has written, reading only what was appended."""
 
@@ -380,7 +371,7 @@ def main() -> None:
 
         # 3. UDP
         if not args.skip_udp:
-            receiver = BigBufferUdpReceiver(tmp / "rsyslog-udp", "udp").start()
+            receiver = RsyslogReceiver(tmp / "rsyslog-udp", "udp").start()
             configure(receiver, pki, "udp")
             cli("send-event", str(events_file))
             counter = LineCounter(receiver)
@@ -395,7 +386,7 @@ def main() -> None:
             datagrams = [
                 udp_renderer.render_line(windows_event(i), 0) or b"" for i in range(sample)
             ]
-            base_receiver = BigBufferUdpReceiver(tmp / "rsyslog-base-udp", "udp").start()
+            base_receiver = RsyslogReceiver(tmp / "rsyslog-base-udp", "udp").start()
             sent_rate, base_rate, base_got = udp_baseline(base_receiver, datagrams, repeat)
             base_receiver.stop()
             results.append(("UDP drain, received (events/s)", f"{udp:,.0f}", f"{base_rate:,.0f}"))
