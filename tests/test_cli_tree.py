@@ -3,6 +3,8 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
+
 from azs_syslog import paths
 from azs_syslog.cli import COMMANDS, translate_cmdlet_args
 from tests.conftest import run_cli, run_cli_process
@@ -47,12 +49,23 @@ def test_shared_directories_are_never_changed() -> None:
     assert Path("/tmp").stat().st_mode == before
 
 
-def test_an_unexpected_error_is_one_line_without_a_traceback(tmp_path: Path) -> None:
-    # A configuration file that is a directory is not an operator-level error we describe:
-    # whatever breaks, the operator sees one line and a hint, never a traceback.
+def test_an_unreadable_configuration_is_one_line_without_a_traceback(tmp_path: Path) -> None:
     home = tmp_path / "home"
     (home / "config" / "config.json").mkdir(parents=True)
     proc = run_cli_process(["get-syslog-server"], env={"AZS_SYSLOG_HOME": str(home)})
     assert proc.returncode == 1
     assert b"Traceback" not in proc.stderr
     assert proc.stderr.startswith(b"error: ")
+
+
+def test_an_unexpected_error_is_one_line_with_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A bug, not an operator's mistake: still one line and a hint, never a traceback.
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("azs_syslog.config.load_config", broken)
+    result = run_cli(["get-syslog-server"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: internal error: RuntimeError: boom\n")
+    assert "AZS_SYSLOG_DEBUG=1" in result.stderr
+    assert "Traceback" not in result.stderr
