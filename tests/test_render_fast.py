@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from azs_syslog.errors import EventError
-from azs_syslog.events import parse_event
+from azs_syslog.events import load_json, parse_event
 from azs_syslog.events.windows import EXTENSIONS, KEYWORDS, LEVEL, LIST, STR, UINT
 from azs_syslog.render import Renderer, RenderSettings
 
@@ -242,3 +242,49 @@ def test_fused_path_json_escapes(value: str) -> None:
     for line in (template % (value, "d"), template % ("c", value)):
         expected = reference(settings_, json.loads(line))
         assert fused(renderer, line) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "18446744073709551616",  # 2**64: orjson reads a float, json an integer
+        "18446744073709551615",
+        "-9223372036854775809",
+        "1000000000000000000000000000000",
+        "1e400",  # orjson refuses it, json reads inf
+        "1.0",
+        "NaN",
+        "Infinity",
+        '"\\ud800"',  # a lone surrogate: orjson refuses it
+        '["\\udc00", "a"]',
+        '["a", 18446744073709551616]',
+        "true",
+        "null",
+    ],
+)
+@pytest.mark.parametrize("field", ["event_record_id", "keywords", "event_data", "event_id"])
+def test_fused_path_where_orjson_and_json_differ(field: str, value: str) -> None:
+    """The fused path parses with orjson, which reads some texts differently from json (or
+    refuses them): such a line gives exactly what the json-parsed reference gives."""
+    settings_ = RenderSettings(output_severity="Verbose")
+    renderer = Renderer(settings_, default_host="default-host")
+    fields = {
+        "type": '"windows"',
+        "provider_name": '"P"',
+        "event_id": "4688",
+        "level": "4",
+        "keywords": "5",
+        "event_data": '["a", "b"]',
+        "event_record_id": "7",
+    }
+    first = "{" + ", ".join(f'"{k}": {v}' for k, v in fields.items()) + "}"
+    for _ in range(2):
+        renderer.render_line(first, ACCEPTED_MS)
+    line = "{" + ", ".join(f'"{k}": {value if k == field else v}' for k, v in fields.items()) + "}"
+    try:
+        parsed = load_json(line)
+    except EventError as exc:  # NaN, Infinity
+        expected: tuple[str, Any, int, int] = ("error", (str(exc), exc.field), 0, 0)
+    else:
+        expected = reference(settings_, parsed)
+    assert fused(renderer, line) == expected

@@ -67,10 +67,6 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-# JSON as RFC 8259 has it: NaN and Infinity are rejected.
-DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
-
-
 def load_json(line: str | bytes) -> Any:
     """``json.loads`` (strict: no NaN / Infinity) with its errors turned into an
     ``EventError``."""
