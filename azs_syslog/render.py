@@ -13,10 +13,16 @@ path, docs/performance.md "Encoding").
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from orjson import loads as _orjson_loads
+
+try:
+    from azs_syslog import _speedups
+except ImportError:  # built without a C compiler: the pure-Python fused path
+    _speedups = None  # type: ignore[assignment]
 
 from azs_syslog import cef, syslog
 from azs_syslog.errors import ConfigError, EventError
@@ -40,6 +46,17 @@ from azs_syslog.events.windows import _name as windows_name
 
 if TYPE_CHECKING:
     from azs_syslog.config import Config
+
+
+def _not_built(obj: dict[str, Any], plan: object) -> tuple[Any, ...] | None:
+    raise RuntimeError("azs_syslog._speedups is not built")
+
+
+# The compiled half of the fused path, when the package was built with it (setup.py).
+COMPILED: Final = _speedups is not None
+_native_render: Final[Callable[[dict[str, Any], object], tuple[Any, ...] | None]] = (
+    _speedups.render if _speedups is not None else _not_built
+)
 
 OUTPUT_SEVERITIES: Final = ("Default", "Verbose")
 # Windows levels the Default OutputSeverity forwards: Critical, Error, Warning.
@@ -129,7 +146,15 @@ class Renderer:
     thread-safe: use one per thread. A settings change means a new ``Renderer``.
     """
 
-    def __init__(self, settings: RenderSettings, *, default_host: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: RenderSettings,
+        *,
+        default_host: str | None = None,
+        compiled: bool | None = None,
+    ) -> None:
+        """``compiled``: use ``_speedups`` (default: when it is built; ``True`` raises
+        ``RuntimeError`` when it is not)."""
         if default_host is None:
             import socket
 
@@ -158,6 +183,10 @@ class Renderer:
         # CEF headers by (provider, event id, name, severity).
         self._plans: dict[tuple[str, ...], RenderPlan | None] = {}
         self._fast: tuple[Any, ...] | None = None  # the last plan used, unpacked
+        self._native: object = None  # ... and compiled
+        if compiled and not COMPILED:
+            raise RuntimeError("azs_syslog._speedups is not built (no C compiler at install)")
+        self.compiled = COMPILED if compiled is None else compiled
         self._time_key = ""  # "YYYY-MM-DDThh:mm:ss" of the last "...sss.mmmZ" time seen
         self._time_base = 0  # its second, in ms
         self._fast_headers: dict[tuple[str, int, str, int], str] = {}
@@ -168,18 +197,17 @@ class Renderer:
         """One JSON object (text) -> the framed syslog message, or ``None`` when the
         OutputSeverity filter drops it. Raises ``EventError`` naming the field.
 
-        Windows events of a shape seen before take a fused path (``windows.RenderPlan``): no
-        ``Event``, every check of ``parse_windows`` in a few C-level operations, the extensions
-        written with one ``%``. Any doubt sends the event down the reference path
-        (``parse_event`` + ``render_event``), which gives the same bytes or explains the error;
-        tests/test_render_fast.py holds the two to each other. Written as one function, with
-        few attribute loads, on purpose: every Python-level step costs here.
+        Windows events of a shape seen before take a fused path (``windows.RenderPlan``): the
+        line parsed by orjson, no ``Event``, every check of ``parse_windows`` and the escaped
+        extension pairs in one call of the compiled ``_speedups.render`` or, without it, in a
+        few C-level operations (``_python_fields``). Any doubt sends the event down the
+        reference path (``parse_event`` + ``render_event`` on the line as json parses it),
+        which gives the same bytes or explains the error; tests/test_render_fast.py holds the
+        paths to each other. Written with few attribute loads on purpose: every Python-level
+        step costs here.
         """
         if type(line) is not str or line[:1] != "{" or "windows" not in line:
             return self.render_event(parse_event(load_json(line)), accepted_ms)
-        # Values can hold a character to escape (\\ = CR LF NUL) only if the JSON text holds a
-        # backslash (JSON writes CR, LF and NUL as escapes) or "=": most lines hold neither.
-        plain = "\\" not in line and "=" not in line
         # orjson parses the line three times as fast as json.loads, and gives the same objects
         # except where it refuses (lone surrogates, 1e400, NaN: the reference explains or takes
         # them) or turns an integer beyond 64 bits into a float, which no plan's types allow.
@@ -187,9 +215,89 @@ class Renderer:
         try:
             obj = _orjson_loads(line)
         except ValueError:
-            return self._reference(line, accepted_ms, plain)
-        if type(obj) is not dict:
-            return self._reference(line, accepted_ms, plain)
+            return self._reference(line, accepted_ms)
+        fields: tuple[Any, ...] | None
+        if self.compiled:
+            native = self._native
+            fields = None if native is None else _native_render(obj, native)
+            if fields is None:  # another shape than the last one, or a doubt
+                if self._find_plan(line, obj) is None:
+                    return self._reference(line, accepted_ms)
+                fields = _native_render(obj, self._native)
+        else:
+            fields = self._python_fields(line, obj)
+        if fields is None:
+            return self._reference(line, accepted_ms)
+        extensions, level, stamp, host, name, provider, event_id = fields
+        if not name:
+            name = windows_name(obj)
+        try:
+            if stamp is not None:
+                # "YYYY-MM-DDThh:mm:ss.mmmZ" in the second of the last one: no parse at all.
+                millis = (
+                    _MILLIS.get(stamp[20:23])
+                    if stamp[:19] == self._time_key and len(stamp) == 24 and stamp[19::4] == ".Z"
+                    else None
+                )
+                if millis is not None:
+                    time_ms = self._time_base + millis
+                else:
+                    time_ms = parse_time(stamp)
+                    if len(stamp) == 24 and stamp[19::4] == ".Z":
+                        self._time_key = stamp[:19]
+                        self._time_base = time_ms - time_ms % 1000
+            else:
+                time_ms = accepted_ms
+            if host is not None:
+                if host not in _valid_hosts:
+                    check_host(host)
+                    if len(_valid_hosts) >= 1024:
+                        _valid_hosts.clear()
+                    _valid_hosts.add(host)
+            else:
+                host = self.default_host
+        except EventError:
+            return self._reference(line, accepted_ms)
+        if not self._verbose and level not in DEFAULT_LEVELS:
+            self.filtered += 1
+            return None
+        severity = LEVEL_SEVERITY[level]
+        header_key = (provider, event_id, name, severity)
+        cef_header = self._fast_headers.get(header_key)
+        if cef_header is None:
+            cef_header = self._fast_header(header_key)
+        seconds = time_ms // 1000
+        if seconds != self._second:
+            self._second = seconds
+            self._stamp = (
+                syslog.rfc5424_seconds(seconds)
+                if self._rfc5424
+                else syslog.rfc3164_timestamp(seconds)
+            )
+        if self._rfc5424:
+            head = (
+                f"{self._pri[severity]}{self._stamp}.{time_ms % 1000:03d}Z {host} "
+                f"{syslog.APP_NAME} - windows - {cef_header}rt={time_ms}"
+            )
+        else:
+            head = f"{self._pri[severity]}{self._stamp} {host} {cef_header}rt={time_ms}"
+        try:
+            message: bytes = head.encode() + extensions
+        except UnicodeEncodeError:  # lone surrogates
+            return self._reference(line, accepted_ms)
+        if len(message) > self._limit:
+            return self._reference(line, accepted_ms)
+        framing = self._framing
+        if framing == "octet-counting":
+            return b"%d %b" % (len(message), message)
+        if framing == "lf":
+            return message + b"\n"
+        return message
+
+    def _python_fields(self, line: str, obj: dict[str, Any]) -> tuple[Any, ...] | None:
+        """What ``_speedups.render`` returns, in Python: the extension pairs (UTF-8), the
+        level, time, host, task name, provider and event id (None when absent); ``None`` when
+        the line is not of a planned shape or in any doubt."""
         fast = self._fast
         try:
             if fast is None or len(obj) != fast[0]:
@@ -198,7 +306,7 @@ class Renderer:
         except KeyError:  # another shape than the last one
             fast = self._find_plan(line, obj)
             if fast is None:
-                return self._reference(line, accepted_ms, plain)
+                return None
             raw = fast[1](obj)
         (
             _,
@@ -222,7 +330,7 @@ class Renderer:
         ) = fast
         level = raw[level_index]
         if tuple(map(type, raw)) != types or raw[type_index] != "windows" or not 0 <= level <= 5:
-            return self._reference(line, accepted_ms, plain)
+            return None
         if converts:
             converted = list(raw[:count])
             for index, action in converts:
@@ -232,99 +340,48 @@ class Renderer:
                 try:
                     text = "!!".join(converted[index])
                 except TypeError:  # integers or nulls: the reference path
-                    return self._reference(line, accepted_ms, plain)
+                    return None
                 if not text:
-                    return self._reference(line, accepted_ms, plain)
+                    return None
                 converted[index] = text + USER_DATA_SUFFIX if action == CONVERT_USER_DATA else text
             values = tuple(converted)
         else:
             values = raw[:count]
         if min(uints(raw)) < 0 or "" in strings(raw):
-            return self._reference(line, accepted_ms, plain)
-        name = raw[name_index] if name_index >= 0 else ""
-        if not name:
-            name = windows_name(obj)
-        try:
-            if time_index >= 0:
-                stamp = raw[time_index]
-                # "YYYY-MM-DDThh:mm:ss.mmmZ" in the second of the last one: no parse at all.
-                millis = (
-                    _MILLIS.get(stamp[20:23])
-                    if stamp[:19] == self._time_key and len(stamp) == 24 and stamp[19::4] == ".Z"
-                    else None
-                )
-                if millis is not None:
-                    time_ms = self._time_base + millis
-                else:
-                    time_ms = parse_time(stamp)
-                    if len(stamp) == 24 and stamp[19::4] == ".Z":
-                        self._time_key = stamp[:19]
-                        self._time_base = time_ms - time_ms % 1000
-            else:
-                time_ms = accepted_ms
-            if host_index >= 0:
-                host = raw[host_index]
-                if host not in _valid_hosts:
-                    check_host(host)
-                    if len(_valid_hosts) >= 1024:
-                        _valid_hosts.clear()
-                    _valid_hosts.add(host)
-            else:
-                host = self.default_host
-        except EventError:
-            return self._reference(line, accepted_ms, plain)
-        if not self._verbose and level not in DEFAULT_LEVELS:
-            self.filtered += 1
             return None
-        severity = LEVEL_SEVERITY[level]
-        header_key = (raw[provider_index], raw[event_id_index], name, severity)
-        cef_header = self._fast_headers.get(header_key)
-        if cef_header is None:
-            cef_header = self._fast_header(header_key)
         extensions = template % values
-        if not plain:
+        # Values can hold a character to escape (\\ = CR LF NUL) only if the JSON text holds a
+        # backslash (JSON writes CR, LF and NUL as escapes) or "=": most lines hold neither.
+        if "\\" in line or "=" in line:
             # A value holds "=" if the line does, or as \u003d: look in the values written as
             # text. Without one, escape the whole text at once (keys hold nothing to escape).
             if "=" in line or "=" in "".join(texts(values)):
                 extensions = cef.encode_extensions(keys, escape_template, list(values))
             else:
                 extensions = cef.escape_extension_text(extensions)
-        seconds = time_ms // 1000
-        if seconds != self._second:
-            self._second = seconds
-            self._stamp = (
-                syslog.rfc5424_seconds(seconds)
-                if self._rfc5424
-                else syslog.rfc3164_timestamp(seconds)
-            )
-        if self._rfc5424:
-            text = (
-                f"{self._pri[severity]}{self._stamp}.{time_ms % 1000:03d}Z {host} "
-                f"{syslog.APP_NAME} - windows - {cef_header}rt={time_ms}{extensions}"
-            )
-        else:
-            text = f"{self._pri[severity]}{self._stamp} {host} {cef_header}rt={time_ms}{extensions}"
         try:
-            message = text.encode()
+            encoded = extensions.encode()
         except UnicodeEncodeError:  # lone surrogates
-            return self._reference(line, accepted_ms, plain)
-        if len(message) > self._limit:
-            return self._reference(line, accepted_ms, plain)
-        framing = self._framing
-        if framing == "octet-counting":
-            return b"%d %b" % (len(message), message)
-        if framing == "lf":
-            return message + b"\n"
-        return message
+            return None
+        return (
+            encoded,
+            level,
+            raw[time_index] if time_index >= 0 else None,
+            raw[host_index] if host_index >= 0 else None,
+            raw[name_index] if name_index >= 0 else None,
+            raw[provider_index],
+            raw[event_id_index],
+        )
 
-    def _reference(self, line: str, accepted_ms: int, plain: bool) -> bytes | None:
+    def _reference(self, line: str, accepted_ms: int) -> bytes | None:
         """The reference path for a line the fused path does not take: parsed by json."""
+        plain = "\\" not in line and "=" not in line
         return self.render_event(parse_event(load_json(line)), accepted_ms, plain)
 
     def _find_plan(self, line: str, obj: dict[str, Any]) -> tuple[Any, ...] | None:
-        """The fused-path plan of ``obj``'s shape (then the current one), or ``None``. The
-        first event of a shape is checked by the reference path (on the line as json parses
-        it) before its plan is made."""
+        """The fused-path plan of ``obj``'s shape (then the current one: ``_fast`` unpacked,
+        ``_native`` compiled), or ``None``. The first event of a shape is checked by the
+        reference path (on the line as json parses it) before its plan is made."""
         shape = tuple(obj)
         if shape not in self._plans:
             checked = load_json(line)
@@ -332,12 +389,17 @@ class Renderer:
             if len(self._plans) >= 1024:
                 self._plans.clear()
             plan = render_plan(checked) if event.type == "windows" else None
-            self._plans[shape] = plan if type(checked) is dict and tuple(checked) == shape else None
+            if plan is not None and (type(checked) is not dict or tuple(checked) != shape):
+                plan = None
+            if plan is not None and self.compiled:
+                plan.native = _speedups.compile_plan(*plan.native_spec)
+            self._plans[shape] = plan
             return None
         plan = self._plans[shape]
         if plan is None:
             return None
         self._fast = plan.unpacked
+        self._native = plan.native
         return self._fast
 
     def _fast_header(self, key: tuple[str, int, str, int]) -> str:

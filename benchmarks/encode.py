@@ -16,10 +16,11 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 
 import orjson
 
-from azs_syslog.render import Renderer, RenderSettings
+from azs_syslog.render import COMPILED, Renderer, RenderSettings
 
 EVENT_DATA = [
     "S-1-5-18",
@@ -100,9 +101,17 @@ def main() -> None:
 
     settings = RenderSettings(message_format=args.format, output_severity="Verbose")
     accepted = 1_795_687_200_000
+    print(
+        f"one core, {args.events:,} distinct lines per run, best of {args.repeat} runs "
+        f"(median beside it); {args.format}, octet-counting; target >= 150,000 events/s"
+    )
     for with_path in (True, False):
         lines = make_lines(args.events, with_path=with_path)
-        renderer = Renderer(settings, default_host="bench-host")
+        # The compiled encoder when it is built, and the pure-Python one (what an install
+        # without a C compiler runs), same run.
+        renderers = [Renderer(settings, default_host="bench-host", compiled=False)]
+        if COMPILED:
+            renderers.insert(0, Renderer(settings, default_host="bench-host", compiled=True))
 
         def only_json(batch: list[str]) -> None:
             loads = json.loads
@@ -114,32 +123,43 @@ def main() -> None:
             for line in batch:
                 loads(line)
 
-        def render(batch: list[str], renderer: Renderer = renderer) -> None:
-            render_line = renderer.render_line
-            for line in batch:
-                render_line(line, accepted)
+        def renders(renderer: Renderer) -> Callable[[list[str]], None]:
+            def run(batch: list[str]) -> None:
+                render_line = renderer.render_line
+                for line in batch:
+                    render_line(line, accepted)
 
-        sample = renderer.render_line(lines[0], accepted)
+            return run
+
+        samples = {renderer.render_line(lines[0], accepted) for renderer in renderers}
+        assert len(samples) == 1 and None not in samples  # the same bytes either way
+        sample = samples.pop()
         assert sample is not None
         if args.profile and with_path:
             import cProfile
             import pstats
 
+            render = renders(renderers[0])
             cProfile.runctx("render(lines)", globals(), locals(), "/tmp/encode.prof")
             pstats.Stats("/tmp/encode.prof").sort_stats("tottime").print_stats(12)
 
-        (base_best, base_median), (parse_best, _), (best, median) = rates(
-            [only_json, only_orjson, render], lines, args.repeat
+        figures = rates(
+            [only_json, only_orjson, *(renders(r) for r in renderers)], lines, args.repeat
         )
+        (base_best, base_median), (parse_best, parse_median), *rendered = figures
         kind = "with a path to escape" if with_path else "nothing to escape"
-        print(
-            f"json line -> framed syslog ({args.format}, octet-counting, {kind}): "
-            f"{best:,.0f} events/s (median {median:,.0f}) | json.loads alone: "
-            f"{base_best:,.0f} lines/s (median {base_median:,.0f}) "
-            f"| ratio {best / base_best:.2f} | orjson.loads alone (the parser it uses): "
-            f"{parse_best:,.0f} lines/s "
-            f"| {len(lines[0])} bytes of JSON, {len(sample)} bytes on the wire"
-        )
+        print(f"\n{kind}: {len(lines[0])} bytes of JSON -> {len(sample)} bytes on the wire")
+        for renderer, (best, median) in zip(renderers, rendered, strict=True):
+            name = "compiled encoder" if renderer.compiled else "pure-Python encoder"
+            label = f"json line -> framed syslog, {name}"
+            print(
+                f"  {label:50s}{best:>10,.0f} events/s (median {median:,.0f}) "
+                f"| ratio to json.loads {best / base_best:.2f}"
+            )
+        label = "baseline: json.loads alone"
+        print(f"  {label:50s}{base_best:>10,.0f} lines/s  (median {base_median:,.0f})")
+        label = "orjson.loads alone (the parser the encoders use)"
+        print(f"  {label:50s}{parse_best:>10,.0f} lines/s  (median {parse_median:,.0f})")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the tests need and runs every check.
-#   * Debian packages: rsyslog and its TLS driver (rsyslog-openssl), python3-venv if missing.
+#   * Debian packages: rsyslog and its TLS driver (rsyslog-openssl), python3-venv, and a C
+#     compiler with the Python headers (gcc, python3-dev) for the compiled event encoder,
+#     each only if missing.
 #   * A virtual environment in ./.venv with the package (editable) and its test tools.
 #   * Then: ruff check, ruff format --check, mypy, and the whole pytest suite.
 # Works as root (CI) or as a user with sudo. Extra arguments go to pytest.
@@ -14,6 +16,9 @@ missing=()
 dpkg -s rsyslog >/dev/null 2>&1 || missing+=(rsyslog)
 dpkg -s rsyslog-openssl >/dev/null 2>&1 || missing+=(rsyslog-openssl)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+python3 -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+    || missing+=(python3-dev)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing Debian packages: ${missing[*]}"
     "${sudo_cmd[@]}" apt-get update -qq

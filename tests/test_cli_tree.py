@@ -18,6 +18,11 @@ def test_version_and_help_list_every_command() -> None:
     version = run_cli(["--version"])
     assert version.exit_code == 0
     assert "azs-syslog" in version.output
+    # Which encoder renders events: the compiled one whenever it is built.
+    from azs_syslog.render import COMPILED
+
+    expected = "(event encoder: compiled)" if COMPILED else "(event encoder: pure Python;"
+    assert expected in version.output
 
 
 def test_cmdlet_spelling_is_rewritten_only_for_cmdlet_names() -> None:

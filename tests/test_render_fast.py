@@ -1,10 +1,12 @@
-"""The fused path of ``Renderer.render_line`` (Windows events of a known shape) gives exactly
-the bytes, counts and errors of the reference path ``parse_event`` + ``render_event``."""
+"""The fused path of ``Renderer.render_line`` (Windows events of a known shape), compiled
+(``_speedups``) and pure-Python, gives exactly the bytes, counts and errors of the reference
+path ``parse_event`` + ``render_event``."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 from typing import Any
 
 import pytest
@@ -14,10 +16,26 @@ from hypothesis import strategies as st
 from azs_syslog.errors import EventError
 from azs_syslog.events import load_json, parse_event
 from azs_syslog.events.windows import EXTENSIONS, KEYWORDS, LEVEL, LIST, STR, UINT
-from azs_syslog.render import Renderer, RenderSettings
+from azs_syslog.render import COMPILED, Renderer, RenderSettings
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ACCEPTED_MS = 1795687200777
+# Both fused paths. In CI the compiled one must be built (the test command installs a C
+# compiler): a missing one fails there; elsewhere it is skipped.
+PATHS = pytest.mark.parametrize(
+    "compiled",
+    [
+        pytest.param(
+            True,
+            id="compiled",
+            marks=pytest.mark.skipif(
+                not COMPILED and not os.environ.get("CI"),
+                reason="azs_syslog._speedups is not built",
+            ),
+        ),
+        pytest.param(False, id="python"),
+    ],
+)
 
 # Text that needs every kind of escaping, lone surrogates and non-ASCII included.
 TEXT = st.text(max_size=40) | st.sampled_from(["", "a\\b", "x=y", "\r\n", "\x00", "\ud800", "é|"])
@@ -117,6 +135,7 @@ def fused(renderer: Renderer, line: str) -> tuple[str, Any, int, int]:
     return ("ok", result, renderer.filtered - filtered, renderer.truncated - truncated)
 
 
+@PATHS
 @SETTINGS
 @given(
     event=windows_events(),
@@ -127,6 +146,7 @@ def fused(renderer: Renderer, line: str) -> tuple[str, Any, int, int]:
     version=st.sampled_from(["0", "0.0"]),
 )
 def test_fused_path_equals_reference(
+    compiled: bool,
     event: dict[str, Any],
     message_format: str,
     framing: str,
@@ -141,7 +161,7 @@ def test_fused_path_equals_reference(
         max_message_size=limit,
         cef_version=version,
     )
-    renderer = Renderer(settings_, default_host="default-host")
+    renderer = Renderer(settings_, default_host="default-host", compiled=compiled)
     first = primer(event)
     line = json.dumps(event)
     for _ in range(2):  # compile the shape's plan, then use it
@@ -153,9 +173,13 @@ def test_fused_path_equals_reference(
     assert fused(renderer, line) == expected  # and again, the plan now current
 
 
-def test_fused_path_is_taken_and_shapes_alternate() -> None:
+@PATHS
+def test_fused_path_is_taken_and_shapes_alternate(compiled: bool) -> None:
     """Two shapes in turn, each through its own plan, same bytes as the reference."""
-    renderer = Renderer(RenderSettings(output_severity="Verbose"), default_host="h")
+    renderer = Renderer(
+        RenderSettings(output_severity="Verbose"), default_host="h", compiled=compiled
+    )
+    assert renderer.compiled is compiled
     a = {"type": "windows", "provider_name": "P", "event_id": 1, "level": 4, "channel": "C"}
     b = {"type": "windows", "provider_name": "P", "event_id": 2, "level": 2, "task": 7}
     c = {"level": 2, "type": "windows", "event_id": 3, "provider_name": "Q", "task": 8}
@@ -192,7 +216,8 @@ def test_fused_path_is_taken_and_shapes_alternate() -> None:
     ],
 )
 @pytest.mark.parametrize("severity", ["Default", "Verbose"])
-def test_fused_path_edge_values(change: dict[str, Any], severity: str) -> None:
+@PATHS
+def test_fused_path_edge_values(compiled: bool, change: dict[str, Any], severity: str) -> None:
     base = {
         "type": "windows",
         "provider_name": "P",
@@ -207,7 +232,7 @@ def test_fused_path_edge_values(change: dict[str, Any], severity: str) -> None:
         "host": "h1",
     }
     settings_ = RenderSettings(output_severity=severity)
-    renderer = Renderer(settings_, default_host="default-host")
+    renderer = Renderer(settings_, default_host="default-host", compiled=compiled)
     for _ in range(2):
         renderer.render_line(json.dumps(base), ACCEPTED_MS)
     event = {**base, **change}
@@ -229,10 +254,11 @@ def test_fused_path_edge_values(change: dict[str, Any], severity: str) -> None:
         "",
     ],
 )
-def test_fused_path_json_escapes(value: str) -> None:
+@PATHS
+def test_fused_path_json_escapes(compiled: bool, value: str) -> None:
     """Escapes in the JSON text itself: \\u003d is an "=" although the line holds none."""
     settings_ = RenderSettings(output_severity="Verbose")
-    renderer = Renderer(settings_, default_host="default-host")
+    renderer = Renderer(settings_, default_host="default-host", compiled=compiled)
     template = (
         '{"type": "windows", "provider_name": "P", "event_id": 1, "level": 4, '
         '"channel": "%s", "computer": "%s"}'
@@ -263,11 +289,12 @@ def test_fused_path_json_escapes(value: str) -> None:
     ],
 )
 @pytest.mark.parametrize("field", ["event_record_id", "keywords", "event_data", "event_id"])
-def test_fused_path_where_orjson_and_json_differ(field: str, value: str) -> None:
+@PATHS
+def test_fused_path_where_orjson_and_json_differ(compiled: bool, field: str, value: str) -> None:
     """The fused path parses with orjson, which reads some texts differently from json (or
     refuses them): such a line gives exactly what the json-parsed reference gives."""
     settings_ = RenderSettings(output_severity="Verbose")
-    renderer = Renderer(settings_, default_host="default-host")
+    renderer = Renderer(settings_, default_host="default-host", compiled=compiled)
     fields = {
         "type": '"windows"',
         "provider_name": '"P"',
@@ -288,3 +315,119 @@ def test_fused_path_where_orjson_and_json_differ(field: str, value: str) -> None
     else:
         expected = reference(settings_, parsed)
     assert fused(renderer, line) == expected
+
+
+BIG = "é😀\\=\r\n\x00|\t" + "C:\\Windows\\System32\\" * 40
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"channel": BIG},  # past the compiled path's 4 KiB stack buffer
+        {"event_data": [BIG] * 30},
+        {"user_data": [BIG, "", "x"]},
+        {"user_data": [""]},
+        {"user_data": ["", ""]},
+        {"user_data": "text"},
+        {"event_data": [""] * 3},
+        {"keywords": -1},
+        {"keywords": 0},
+        {"keywords": 2**64 - 1},
+        {"keywords": -(2**63)},
+        {"event_record_id": 2**63 - 1},
+        {"event_record_id": 2**63},
+        {"event_record_id": 2**64 - 1},
+        {"event_record_id": 0},
+        {"level": 5},
+        {"level": 6},
+        {"level": -1},
+        {"level": False},
+        {"task_name": BIG},
+        {"host": "h\u00e9"},
+    ],
+)
+@PATHS
+def test_fused_path_large_and_odd_values(compiled: bool, change: dict[str, Any]) -> None:
+    """Values that take the compiled path's rarer branches: a growing buffer, escapes in
+    multibyte text, 64-bit edges, lists with empty items."""
+    base = {
+        "type": "windows",
+        "provider_name": "P",
+        "event_id": 4688,
+        "level": 4,
+        "channel": "Security",
+        "event_data": ["a", "b"],
+        "user_data": ["u"],
+        "keywords": 5,
+        "event_record_id": 7,
+        "task_name": "T",
+        "host": "h1",
+    }
+    settings_ = RenderSettings(output_severity="Verbose", max_message_size=1 << 20)
+    renderer = Renderer(settings_, default_host="default-host", compiled=compiled)
+    for _ in range(2):
+        renderer.render_line(json.dumps(base), ACCEPTED_MS)
+    event = {**base, **change}
+    expected = reference(settings_, event)
+    assert fused(renderer, json.dumps(event)) == expected
+    assert fused(renderer, json.dumps(event, ensure_ascii=False)) == expected
+
+
+def test_compiled_path_is_built_in_ci() -> None:
+    """The test command installs a C compiler: in CI the compiled path must be there."""
+    if not os.environ.get("CI"):
+        pytest.skip("only CI requires the compiled path")
+    assert COMPILED
+
+
+@pytest.mark.skipif(not COMPILED, reason="azs_syslog._speedups is not built")
+def test_compiled_path_keeps_reference_counts() -> None:
+    """Rendering the same objects many times leaves their reference counts as they were (no
+    leak, no premature release), whether the result is kept or dropped."""
+    import sys
+
+    renderer = Renderer(RenderSettings(output_severity="Verbose"), default_host="h", compiled=True)
+    value = "x" * 50
+    items = ["a\\b", "c"]
+    event = {"type": "windows", "provider_name": value, "event_id": 1, "level": 4}
+    event.update({"channel": value, "event_data": items, "time": "2026-11-26T10:00:00.123Z"})
+    line = json.dumps(event)
+    for _ in range(2):
+        renderer.render_line(line, ACCEPTED_MS)
+    from azs_syslog import _speedups
+
+    plan = renderer._native
+    before = (sys.getrefcount(value), sys.getrefcount(items), sys.getrefcount(items[0]))
+    kept = [_speedups.render(event, plan) for _ in range(1000)]
+    assert all(result is not None for result in kept)
+    del kept
+    for _ in range(1000):
+        _speedups.render(event, plan)
+    bad = {**event, "level": 9}
+    for _ in range(1000):
+        assert _speedups.render(bad, plan) is None
+    del bad
+    assert (sys.getrefcount(value), sys.getrefcount(items), sys.getrefcount(items[0])) == before
+
+
+@pytest.mark.skipif(not COMPILED, reason="azs_syslog._speedups is not built")
+@pytest.mark.parametrize(
+    "args",
+    [
+        (1, 1, (("f", 99, None, -1, None),)),  # unknown kind
+        (1, 1, (("f", 0, None, 1, None),)),  # return slot out of range
+        (1, 1, (("f", 0, "not bytes", -1, None),)),
+        (1, 1, (("f", 0, None, -1, b"not str"),)),
+        (1, 1, ((b"f", 0, None, -1, None),)),
+        (1, 1, (("f", 0, None),)),
+        (-1, 1, ()),
+        (1, 1, ["not a tuple"]),
+    ],
+)
+def test_compiled_plan_rejects_bad_entries(args: tuple[Any, ...]) -> None:
+    from azs_syslog import _speedups
+
+    with pytest.raises((TypeError, ValueError)):
+        _speedups.compile_plan(*args)
+    with pytest.raises(ValueError):
+        _speedups.render({}, "not a plan")

@@ -9,6 +9,7 @@ in one place; no traceback reaches an operator unless ``AZS_SYSLOG_DEBUG=1``.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 from typing import Any
@@ -184,7 +185,18 @@ class LazyGroup(click.Group):
     cls=LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.version_option(__version__, "--version", prog_name="azs-syslog")
+@click.version_option(
+    __version__,
+    "--version",
+    prog_name="azs-syslog",
+    message="%(prog)s, version %(version)s (event encoder: "
+    + (
+        "compiled"
+        if importlib.util.find_spec("azs_syslog._speedups")
+        else "pure Python; install gcc and the Python headers, then reinstall, for the compiled one"
+    )
+    + ")",
+)
 def cli() -> None:
     """Forward security, audit and alert events to a SIEM as CEF over syslog.
 

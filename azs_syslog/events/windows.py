@@ -324,6 +324,26 @@ CONVERT_LIST: Final = 0  # "!!".join the array
 CONVERT_USER_DATA: Final = 1  # the same, then USER_DATA_SUFFIX
 CONVERT_KEYWORDS: Final = 2  # an integer -> 0x%016X
 
+# The kinds of the compiled path (azs_syslog/_speedups.c, which names them K_*).
+NATIVE_STR: Final = 0  # a non-empty string, written
+NATIVE_UINT: Final = 1  # an integer >= 0, written
+NATIVE_LEVEL: Final = 2  # an integer 0-5, written
+NATIVE_LIST: Final = 3  # an array of strings, written joined with "!!" (not empty)
+NATIVE_KEYWORDS: Final = 4  # an integer, written as 0x%016X
+NATIVE_TYPE: Final = 5  # "windows", not written
+NATIVE_TEXT: Final = 6  # a string, not written
+# The values the compiled path returns beside the extensions (None when absent), in order.
+NATIVE_RETURNED: Final = ("level", "time", "host", "task_name", "provider_name", "event_id")
+_NATIVE_KINDS: Final = {
+    (STR, str): NATIVE_STR,
+    (UINT, int): NATIVE_UINT,
+    (LEVEL, int): NATIVE_LEVEL,
+    (LIST, str): NATIVE_STR,
+    (LIST, list): NATIVE_LIST,
+    (KEYWORDS, str): NATIVE_STR,
+    (KEYWORDS, int): NATIVE_KEYWORDS,
+}
+
 
 class RenderPlan:
     """How to check and write the Windows events of one shape (a set of fields) in one go.
@@ -342,6 +362,8 @@ class RenderPlan:
         "host_index",
         "keys",
         "level_index",
+        "native",
+        "native_spec",
         "provider_index",
         "size",
         "strings",
@@ -401,6 +423,36 @@ class RenderPlan:
         self.texts: Callable[[tuple[Any, ...]], tuple[str, ...]] = itemgetter(*texts)
         # The cef.encode_extensions template: NUL where "=" goes.
         self.escape_template = self.template.replace("=", "\x00")
+        # The same checks and pairs for the compiled path: _speedups.compile_plan's arguments.
+        returned = {field: slot for slot, field in enumerate(NATIVE_RETURNED)}
+        entries: list[tuple[str, int, bytes | None, int, str | None]] = [
+            (
+                field,
+                _NATIVE_KINDS[kind, types[field]],
+                f" {key}=".encode(),
+                returned.get(field, -1),
+                USER_DATA_SUFFIX if field == "user_data" else None,
+            )
+            for field, key, kind in zip(fields, self.keys, kinds, strict=True)
+        ]
+        entries += [
+            (
+                field,
+                NATIVE_TYPE if field == "type" else NATIVE_TEXT,
+                None,
+                returned.get(field, -1),
+                None,
+            )
+            for field in extra
+        ]
+        self.native: object = None  # the compiled plan, made by the renderer
+        self.native_spec: tuple[
+            int, int, tuple[tuple[str, int, bytes | None, int, str | None], ...]
+        ] = (
+            self.size,
+            len(NATIVE_RETURNED),
+            tuple(entries),
+        )
 
     @property
     def unpacked(self) -> tuple[Any, ...]:

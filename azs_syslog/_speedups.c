@@ -1,0 +1,446 @@
+/* azs_syslog._speedups: the compiled half of the renderer's fused path (optional).
+ *
+ * One function does, for a Windows event of a known shape, what render.Renderer.render_line's
+ * pure-Python fused path does with a dozen Python-level steps: check every field's type and
+ * value against the shape's plan and write the escaped " Key=value" extension pairs, as UTF-8.
+ * Anything it is not sure of returns None, and the caller takes the reference path, which
+ * gives the same bytes or explains the error (tests/test_render_fast.py holds all three paths
+ * to each other). It never parses: the objects come from orjson.
+ *
+ *   compile_plan(size, nret, entries) -> plan (a capsule)
+ *       size: the number of fields of the shape; nret: the number of values returned;
+ *       entries: (field, kind, prefix, ret, suffix) in the order the pairs are written;
+ *       prefix: b" Key=" (None: checked, not written); ret: the slot the value is returned in
+ *       (-1: none); suffix: text written after a joined list (None: nothing).
+ *   render(obj, plan) -> (extensions: bytes, value of slot 0, ...) | None
+ *
+ * Escaping (SPEC section 6, cef.py): \ -> \\, = -> \=, CR -> \r, LF -> \n, NUL -> U+FFFD.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Keep in step with windows.py (NATIVE_*). */
+enum {
+    K_STR = 0,      /* a non-empty string, written */
+    K_UINT = 1,     /* an integer >= 0, written in decimal */
+    K_LEVEL = 2,    /* an integer 0-5, written in decimal */
+    K_LIST = 3,     /* an array of strings, written joined with "!!" (not empty) */
+    K_KEYWORDS = 4, /* an integer, written as 0x%016X of its low 64 bits */
+    K_TYPE = 5,     /* the string "windows", not written */
+    K_TEXT = 6,     /* a string, not written */
+    K_COUNT = 7
+};
+
+#define PLAN_NAME "azs_syslog._speedups.plan"
+
+typedef struct {
+    PyObject *field;  /* str */
+    PyObject *prefix; /* bytes or NULL */
+    PyObject *suffix; /* str or NULL */
+    int kind;
+    Py_ssize_t ret;
+} Entry;
+
+typedef struct {
+    Py_ssize_t size;
+    Py_ssize_t nret;
+    Py_ssize_t count;
+    Entry entries[];
+} Plan;
+
+static void
+plan_free(PyObject *capsule)
+{
+    Plan *plan = (Plan *)PyCapsule_GetPointer(capsule, PLAN_NAME);
+    if (plan == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    for (Py_ssize_t i = 0; i < plan->count; i++) {
+        Py_XDECREF(plan->entries[i].field);
+        Py_XDECREF(plan->entries[i].prefix);
+        Py_XDECREF(plan->entries[i].suffix);
+    }
+    PyMem_Free(plan);
+}
+
+static PyObject *
+compile_plan(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    Py_ssize_t size, nret;
+    PyObject *entries;
+    if (!PyArg_ParseTuple(args, "nnO!:compile_plan", &size, &nret, &PyTuple_Type, &entries)) {
+        return NULL;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(entries);
+    if (size < 0 || nret < 0 || nret > 64) {
+        PyErr_SetString(PyExc_ValueError, "compile_plan: bad size or nret");
+        return NULL;
+    }
+    Plan *plan = PyMem_Calloc(1, sizeof(Plan) + (size_t)count * sizeof(Entry));
+    if (plan == NULL) {
+        return PyErr_NoMemory();
+    }
+    plan->size = size;
+    plan->nret = nret;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *field, *prefix, *suffix;
+        int kind;
+        Py_ssize_t ret;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(entries, i), "UiOnO:compile_plan entry", &field,
+                              &kind, &prefix, &ret, &suffix)) {
+            goto fail;
+        }
+        if (kind < 0 || kind >= K_COUNT || ret < -1 || ret >= nret ||
+            (prefix != Py_None && !PyBytes_CheckExact(prefix)) ||
+            (suffix != Py_None && !PyUnicode_CheckExact(suffix))) {
+            PyErr_SetString(PyExc_ValueError, "compile_plan: bad entry");
+            goto fail;
+        }
+        Entry *entry = &plan->entries[i];
+        Py_INCREF(field);
+        entry->field = field;
+        entry->prefix = prefix == Py_None ? NULL : Py_NewRef(prefix);
+        entry->suffix = suffix == Py_None ? NULL : Py_NewRef(suffix);
+        entry->kind = kind;
+        entry->ret = ret;
+        plan->count = i + 1;
+    }
+    PyObject *capsule = PyCapsule_New(plan, PLAN_NAME, plan_free);
+    if (capsule != NULL) {
+        return capsule;
+    }
+fail:
+    for (Py_ssize_t i = 0; i < plan->count; i++) {
+        Py_XDECREF(plan->entries[i].field);
+        Py_XDECREF(plan->entries[i].prefix);
+        Py_XDECREF(plan->entries[i].suffix);
+    }
+    PyMem_Free(plan);
+    return NULL;
+}
+
+/* -- an output buffer ------------------------------------------------------------------------ */
+
+typedef struct {
+    char *data;
+    Py_ssize_t len;
+    Py_ssize_t cap;
+    char stack[4096];
+} Buffer;
+
+static int
+reserve(Buffer *buf, Py_ssize_t extra)
+{
+    if (extra <= buf->cap - buf->len) {
+        return 0;
+    }
+    if (extra > PY_SSIZE_T_MAX / 2 - buf->len) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t cap = buf->cap * 2;
+    if (cap < buf->len + extra) {
+        cap = buf->len + extra;
+    }
+    char *data;
+    if (buf->data == buf->stack) {
+        data = PyMem_Malloc((size_t)cap);
+        if (data != NULL) {
+            memcpy(data, buf->data, (size_t)buf->len);
+        }
+    }
+    else {
+        data = PyMem_Realloc(buf->data, (size_t)cap);
+    }
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    buf->data = data;
+    buf->cap = cap;
+    return 0;
+}
+
+static int
+put(Buffer *buf, const char *bytes, Py_ssize_t n)
+{
+    if (reserve(buf, n) < 0) {
+        return -1;
+    }
+    memcpy(buf->data + buf->len, bytes, (size_t)n);
+    buf->len += n;
+    return 0;
+}
+
+/* 1 for the bytes an extension value escapes. */
+static const unsigned char ESCAPED[256] = {
+    [0] = 1, ['\\'] = 1, ['='] = 1, ['\r'] = 1, ['\n'] = 1,
+};
+
+static int
+put_escaped(Buffer *buf, const char *text, Py_ssize_t n)
+{
+    if (n > PY_SSIZE_T_MAX / 4 || reserve(buf, 3 * n) < 0) { /* NUL -> 3 bytes */
+        if (!PyErr_Occurred()) {
+            PyErr_NoMemory();
+        }
+        return -1;
+    }
+    char *out = buf->data + buf->len;
+    Py_ssize_t start = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (!ESCAPED[c]) {
+            continue;
+        }
+        memcpy(out, text + start, (size_t)(i - start));
+        out += i - start;
+        start = i + 1;
+        switch (c) {
+        case 0:
+            *out++ = (char)0xEF; /* U+FFFD */
+            *out++ = (char)0xBF;
+            *out++ = (char)0xBD;
+            break;
+        case '\r':
+            *out++ = '\\';
+            *out++ = 'r';
+            break;
+        case '\n':
+            *out++ = '\\';
+            *out++ = 'n';
+            break;
+        default:
+            *out++ = '\\';
+            *out++ = (char)c;
+        }
+    }
+    memcpy(out, text + start, (size_t)(n - start));
+    out += n - start;
+    buf->len = out - buf->data;
+    return 0;
+}
+
+/* The escaped UTF-8 of a str. 1: it has no UTF-8 (a lone surrogate): the caller doubts. */
+static int
+put_text(Buffer *buf, PyObject *text)
+{
+    Py_ssize_t n;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &n);
+    if (utf8 == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+            return -1;
+        }
+        PyErr_Clear();
+        return 1;
+    }
+    return put_escaped(buf, utf8, n);
+}
+
+/* An int in decimal. */
+static int
+put_decimal(Buffer *buf, PyObject *value)
+{
+    int overflow;
+    long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (number == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (!overflow) {
+        char digits[32];
+        int n = snprintf(digits, sizeof digits, "%lld", number);
+        return put(buf, digits, n);
+    }
+    PyObject *text = PyObject_Str(value);
+    if (text == NULL) {
+        return -1;
+    }
+    Py_ssize_t n;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &n);
+    int status = utf8 == NULL ? -1 : put(buf, utf8, n);
+    Py_DECREF(text);
+    return status;
+}
+
+/* -1 below zero, 0 zero, 1 above (an exact int). */
+static int
+sign_of(PyObject *value)
+{
+    int overflow;
+    long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow) {
+        return overflow;
+    }
+    return (number > 0) - (number < 0);
+}
+
+/* -- render ---------------------------------------------------------------------------------- */
+
+#define DOUBT 1
+
+static int
+render_entry(const Entry *entry, PyObject *value, Buffer *buf)
+{
+    int status = 0;
+    if (entry->prefix != NULL &&
+        put(buf, PyBytes_AS_STRING(entry->prefix), PyBytes_GET_SIZE(entry->prefix)) < 0) {
+        return -1;
+    }
+    switch (entry->kind) {
+    case K_STR:
+        if (!PyUnicode_CheckExact(value) || PyUnicode_GET_LENGTH(value) == 0) {
+            return DOUBT;
+        }
+        return put_text(buf, value);
+    case K_UINT:
+        if (!PyLong_CheckExact(value) || sign_of(value) < 0) {
+            return DOUBT;
+        }
+        return put_decimal(buf, value);
+    case K_LEVEL: {
+        if (!PyLong_CheckExact(value)) {
+            return DOUBT;
+        }
+        int overflow;
+        long level = PyLong_AsLongAndOverflow(value, &overflow);
+        if (overflow || level < 0 || level > 5) {
+            return DOUBT;
+        }
+        char digit = (char)('0' + level);
+        return put(buf, &digit, 1);
+    }
+    case K_LIST: {
+        if (!PyList_CheckExact(value)) {
+            return DOUBT;
+        }
+        Py_ssize_t count = PyList_GET_SIZE(value);
+        if (count == 0) {
+            return DOUBT; /* "" */
+        }
+        for (Py_ssize_t i = 0; i < count; i++) {
+            PyObject *item = PyList_GET_ITEM(value, i);
+            if (!PyUnicode_CheckExact(item)) {
+                return DOUBT;
+            }
+            if (count == 1 && PyUnicode_GET_LENGTH(item) == 0) {
+                return DOUBT; /* "" */
+            }
+            if (i > 0 && put(buf, "!!", 2) < 0) {
+                return -1;
+            }
+            status = put_text(buf, item);
+            if (status != 0) {
+                return status;
+            }
+        }
+        return entry->suffix == NULL ? 0 : put_text(buf, entry->suffix);
+    }
+    case K_KEYWORDS: {
+        if (!PyLong_CheckExact(value)) {
+            return DOUBT;
+        }
+        unsigned long long mask = PyLong_AsUnsignedLongLongMask(value);
+        if (mask == (unsigned long long)-1 && PyErr_Occurred()) {
+            return -1;
+        }
+        char digits[24];
+        int n = snprintf(digits, sizeof digits, "0x%016llX", mask);
+        return put(buf, digits, n);
+    }
+    case K_TYPE:
+        if (!PyUnicode_CheckExact(value) || PyUnicode_CompareWithASCIIString(value, "windows")) {
+            return DOUBT;
+        }
+        return 0;
+    case K_TEXT:
+        return PyUnicode_CheckExact(value) ? 0 : DOUBT;
+    }
+    return DOUBT;
+}
+
+static PyObject *
+render(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "render(obj, plan) takes two arguments");
+        return NULL;
+    }
+    PyObject *obj = args[0];
+    Plan *plan = (Plan *)PyCapsule_GetPointer(args[1], PLAN_NAME);
+    if (plan == NULL) {
+        return NULL;
+    }
+    if (!PyDict_CheckExact(obj) || PyDict_GET_SIZE(obj) != plan->size) {
+        Py_RETURN_NONE;
+    }
+    PyObject *result = PyTuple_New(plan->nret + 1);
+    if (result == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 1; i <= plan->nret; i++) {
+        PyTuple_SET_ITEM(result, i, Py_NewRef(Py_None));
+    }
+    Buffer buf;
+    buf.data = buf.stack;
+    buf.len = 0;
+    buf.cap = sizeof buf.stack;
+    int status = 0;
+    for (Py_ssize_t i = 0; i < plan->count && status == 0; i++) {
+        const Entry *entry = &plan->entries[i];
+        PyObject *value = PyDict_GetItemWithError(obj, entry->field); /* borrowed */
+        if (value == NULL) {
+            status = PyErr_Occurred() ? -1 : DOUBT;
+            break;
+        }
+        status = render_entry(entry, value, &buf);
+        if (status == 0 && entry->ret >= 0) {
+            PyObject *old = PyTuple_GET_ITEM(result, entry->ret + 1);
+            PyTuple_SET_ITEM(result, entry->ret + 1, Py_NewRef(value));
+            Py_DECREF(old);
+        }
+    }
+    PyObject *extensions = NULL;
+    if (status == 0) {
+        extensions = PyBytes_FromStringAndSize(buf.data, buf.len);
+        if (extensions == NULL) {
+            status = -1;
+        }
+    }
+    if (buf.data != buf.stack) {
+        PyMem_Free(buf.data);
+    }
+    if (status != 0) {
+        Py_DECREF(result);
+        if (status < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    PyTuple_SET_ITEM(result, 0, extensions);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"compile_plan", compile_plan, METH_VARARGS,
+     "compile_plan(size, nret, entries) -> plan: see the module's source."},
+    {"render", (PyCFunction)(void (*)(void))render, METH_FASTCALL,
+     "render(obj, plan) -> (extensions, *values) | None: see the module's source."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "azs_syslog._speedups",
+    .m_doc = "The compiled half of the renderer's fused path (optional; see render.py).",
+    .m_size = 0,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,17 @@
+"""The compiled half of the renderer's fused path, built when a C compiler and the Python
+headers are there, and skipped (with a warning) when not: the package then renders with its
+pure-Python path, same bytes, slower (docs/performance.md). Everything else is in
+pyproject.toml."""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "azs_syslog._speedups",
+            ["azs_syslog/_speedups.c"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
+            optional=True,
+        )
+    ]
+)
