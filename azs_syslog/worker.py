@@ -486,11 +486,8 @@ class Worker:
         builder = BatchBuilder(self.rendering.renderer, self.rendering.key)
         rejected = 0
         for accepted_ms, line in raw:
-            text: str | bytes = line
-            with contextlib.suppress(UnicodeDecodeError):
-                text = line.decode()  # as text, the renderer's fused path can take it
             try:
-                builder.add(text, accepted_ms)
+                builder.add(line, accepted_ms)
             except EventError:
                 rejected += 1  # valid when accepted; cannot happen unless the rules changed
         batch, truncated = builder.take()
