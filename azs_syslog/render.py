@@ -173,7 +173,7 @@ class Renderer:
             f"<{syslog.pri(settings.facility, sev)}>" + ("1 " if self._rfc5424 else "")
             for sev in range(11)
         )
-        self._second = -1
+        self._second = -(1 << 62)  # no real second: the first event always sets _stamp
         self._stamp = ""
         self._headers: dict[tuple[str, str, int], str] = {}
         self._keys: tuple[str, ...] = ()
