@@ -268,12 +268,7 @@ class Renderer:
             cef_header = self._fast_header(header_key)
         seconds = time_ms // 1000
         if seconds != self._second:
-            self._second = seconds
-            self._stamp = (
-                syslog.rfc5424_seconds(seconds)
-                if self._rfc5424
-                else syslog.rfc3164_timestamp(seconds)
-            )
+            self._new_second(seconds)
         if self._rfc5424:
             head = (
                 f"{self._pri[severity]}{self._stamp}.{time_ms % 1000:03d}Z {host} "
@@ -402,6 +397,13 @@ class Renderer:
         self._native = plan.native
         return self._fast
 
+    def _new_second(self, seconds: int) -> None:
+        """Cache the syslog timestamp of ``seconds`` (once per second of event time)."""
+        self._second = seconds
+        self._stamp = (
+            syslog.rfc5424_seconds(seconds) if self._rfc5424 else syslog.rfc3164_timestamp(seconds)
+        )
+
     def _fast_header(self, key: tuple[str, int, str, int]) -> str:
         provider, event_id, name, severity = key
         cef_header = cef.header(self._version, f"{provider}:{event_id}", name, severity)
@@ -436,12 +438,7 @@ class Renderer:
             time_ms = accepted_ms
         seconds = time_ms // 1000
         if seconds != self._second:
-            self._second = seconds
-            self._stamp = (
-                syslog.rfc5424_seconds(seconds)
-                if self._rfc5424
-                else syslog.rfc3164_timestamp(seconds)
-            )
+            self._new_second(seconds)
         host = event.host or self.default_host
         severity = event.severity
         if self._rfc5424:
