@@ -126,6 +126,14 @@ def reference(settings_: RenderSettings, event: Any) -> tuple[str, Any, int, int
     return ("ok", result, renderer.filtered, renderer.truncated)
 
 
+def primed(settings_: RenderSettings, first: str, *, compiled: bool) -> Renderer:
+    """A renderer that has rendered ``first`` twice: its shape's plan made, then used."""
+    renderer = Renderer(settings_, default_host="default-host", compiled=compiled)
+    for _ in range(2):
+        renderer.render_line(first, ACCEPTED_MS)
+    return renderer
+
+
 def fused(renderer: Renderer, line: str) -> tuple[str, Any, int, int]:
     filtered, truncated = renderer.filtered, renderer.truncated
     try:
@@ -232,9 +240,7 @@ def test_fused_path_edge_values(compiled: bool, change: dict[str, Any], severity
         "host": "h1",
     }
     settings_ = RenderSettings(output_severity=severity)
-    renderer = Renderer(settings_, default_host="default-host", compiled=compiled)
-    for _ in range(2):
-        renderer.render_line(json.dumps(base), ACCEPTED_MS)
+    renderer = primed(settings_, json.dumps(base), compiled=compiled)
     event = {**base, **change}
     expected = reference(settings_, event)
     assert fused(renderer, json.dumps(event)) == expected
@@ -258,13 +264,11 @@ def test_fused_path_edge_values(compiled: bool, change: dict[str, Any], severity
 def test_fused_path_json_escapes(compiled: bool, value: str) -> None:
     """Escapes in the JSON text itself: \\u003d is an "=" although the line holds none."""
     settings_ = RenderSettings(output_severity="Verbose")
-    renderer = Renderer(settings_, default_host="default-host", compiled=compiled)
     template = (
         '{"type": "windows", "provider_name": "P", "event_id": 1, "level": 4, '
         '"channel": "%s", "computer": "%s"}'
     )
-    for _ in range(2):
-        renderer.render_line(template % ("c", "d"), ACCEPTED_MS)
+    renderer = primed(settings_, template % ("c", "d"), compiled=compiled)
     for line in (template % (value, "d"), template % ("c", value)):
         expected = reference(settings_, json.loads(line))
         assert fused(renderer, line) == expected
@@ -294,7 +298,6 @@ def test_fused_path_where_orjson_and_json_differ(compiled: bool, field: str, val
     """The fused path parses with orjson, which reads some texts differently from json (or
     refuses them): such a line gives exactly what the json-parsed reference gives."""
     settings_ = RenderSettings(output_severity="Verbose")
-    renderer = Renderer(settings_, default_host="default-host", compiled=compiled)
     fields = {
         "type": '"windows"',
         "provider_name": '"P"',
@@ -305,8 +308,7 @@ def test_fused_path_where_orjson_and_json_differ(compiled: bool, field: str, val
         "event_record_id": "7",
     }
     first = "{" + ", ".join(f'"{k}": {v}' for k, v in fields.items()) + "}"
-    for _ in range(2):
-        renderer.render_line(first, ACCEPTED_MS)
+    renderer = primed(settings_, first, compiled=compiled)
     line = "{" + ", ".join(f'"{k}": {value if k == field else v}' for k, v in fields.items()) + "}"
     try:
         parsed = load_json(line)
@@ -364,9 +366,7 @@ def test_fused_path_large_and_odd_values(compiled: bool, change: dict[str, Any])
         "host": "h1",
     }
     settings_ = RenderSettings(output_severity="Verbose", max_message_size=1 << 20)
-    renderer = Renderer(settings_, default_host="default-host", compiled=compiled)
-    for _ in range(2):
-        renderer.render_line(json.dumps(base), ACCEPTED_MS)
+    renderer = primed(settings_, json.dumps(base), compiled=compiled)
     event = {**base, **change}
     expected = reference(settings_, event)
     assert fused(renderer, json.dumps(event)) == expected
