@@ -592,6 +592,7 @@ class Worker:
                     self.options.socket_path or paths.socket_file(),
                     queue_path=self.queue.path,
                     limits=self.options.limits,
+                    log=self.log,
                 )
                 self.step(time.monotonic())  # load the configuration first
                 self.socket_input.rendering = self.make_rendering(self.config or Config())

@@ -1,22 +1,56 @@
-"""The forwarder's Unix-socket input: JSON lines in, ``error N`` / ``ok N`` replies out."""
+"""The forwarder's Unix-socket input: JSON lines in, ``error N`` / ``ok N`` replies out.
+
+Any local producer in the service's group may connect, so the input is written to survive a
+careless or hostile one: every buffer has a bound, a client whose replies are not being read
+is no longer read from, the number of connections has a cap (a client beyond it is told so
+and closed), running out of file descriptors pauses accepting instead of failing, and a
+supervisor restarts the input after any failure (closing the socket while it is down, so
+producers fail at once instead of hanging). The bounds are stated in docs/security.md.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import selectors
 import socket
+import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from azs_syslog import paths
-from azs_syslog.errors import AzsSyslogError, EventError
+from azs_syslog.errors import AzsSyslogError, EventError, QueueError
 from azs_syslog.ingest import BatchBuilder, error_reason
 from azs_syslog.pipeline import RUNTIME_DIR_MODE, Rendering
 from azs_syslog.queue import Queue, QueueLimits, now_ms
 
 MAX_LINE = 1 << 20
-SOCKET_COMMIT_EVENTS = 2000
+SOCKET_COMMIT_EVENTS = 2000  # events per commit, at most (one batch)
+COMMIT_BYTES = 4 << 20  # rendered + raw bytes per commit, at most (one batch)
+MAX_CONNECTIONS = 128
+READ_CHUNK = 1 << 18  # one recv; a client is read from only while it holds <= MAX_LINE
+READS_PER_TURN = 16  # recv calls per client per loop turn: the others get their turn
+OUT_HIGH = 1 << 16  # replies waiting for a client: above this, its lines wait unparsed
+MAX_REASON = 200  # characters of a rejection reason in a reply line
+MAX_FAILURE_REASON = 100  # characters of a commit failure's reason (one per accepted line)
+ACCEPTS_PER_TURN = 64
+ACCEPT_PAUSE = 0.5  # seconds without accepting after EMFILE / ENFILE
+ACCEPT_RECOVERED_AFTER = 5.0  # seconds without EMFILE / ENFILE before the problem is over
+IDLE_WAIT = 0.2  # the loop's longest sleep: how soon a stop is seen
+RESTART_INITIAL = 0.5
+RESTART_MAX = 30.0
+RESTART_RESET_AFTER = 60.0  # a life this long resets the restart backoff
+
+# accept() failing for want of a file descriptor or kernel memory: pause, keep serving.
+_ACCEPT_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# accept() failing for one connection only (it went away before we took it).
+_ACCEPT_TRANSIENT_ERRNOS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
+_SQLITE_FULL = 13
+
+Log = Callable[[str], None]
 
 
 class _Client:
@@ -26,7 +60,16 @@ class _Client:
         self.line_no = 0
         self.out = bytearray()
         self.skipping = False  # discarding the rest of an over-long line
-        self.closed = False
+        self.eof = False  # the producer has finished writing (closed or half-closed)
+        self.broken = False  # the connection failed: drop everything, close
+        self.dirty = False  # the buffer may hold lines not yet parsed
+        self.interest = 0  # the selector events registered for it (0: not registered)
+
+    def wants_commit(self) -> bool:
+        return self.dirty and not self.broken and len(self.out) < OUT_HIGH
+
+    def finished(self) -> bool:
+        return self.broken or (self.eof and not self.dirty and not self.out)
 
 
 class SocketInput:
@@ -36,26 +79,63 @@ class SocketInput:
     connection. After each commit the worker answers ``error N reason`` for every rejected
     line, then ``ok N``: every line up to N not reported as an error is durably queued. A
     producer that writes one line and waits gets ``ok 1``; a streaming producer gets one
-    ``ok`` per commit (up to a few thousand lines).
+    ``ok`` per commit (up to a few thousand lines). When a commit fails, every line of it
+    that would have been accepted is answered ``error N queue unavailable: <cause>``. A
+    connection refused (too many connections) gets one ``error 0 <reason>`` line and is
+    closed.
+
+    ``error`` is the input's current problem, or None: a failure the supervisor is
+    restarting from, commits failing, or accepting paused for want of file descriptors.
     """
 
-    def __init__(self, path: Path, *, queue_path: Path, limits: QueueLimits) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        queue_path: Path,
+        limits: QueueLimits,
+        log: Log | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
         self.path = path
         self.queue_path = queue_path
         self.limits = limits
+        self.log: Log = log or (lambda message: None)
+        self.max_connections = max_connections
         self.rendering: Rendering | None = None
+        self.restarts = 0
+        self.refused = 0  # connections refused over the cap, in total
+        self._failure: BaseException | None = None  # what stopped the last life
+        self._commit_problem: BaseException | None = None
+        self._accept_problem: BaseException | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.error: BaseException | None = None
+        self._clients: dict[int, _Client] = {}
+        self._selector: selectors.BaseSelector | None = None
+        self._accept_paused_until: float | None = None
+        self._accept_failed_at = 0.0
+        self._at_cap = False
+        self._next_first = 0
+        self._failed_lines: set[str] = set()  # exception types already logged for a line
         paths.ensure_private_dir(path.parent, mode=RUNTIME_DIR_MODE)
+        self.server = self._listen()
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._failure or self._commit_problem or self._accept_problem
+
+    # --- the listening socket
+
+    def _listen(self) -> socket.socket:
+        path = self.path
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # stale: the pid-file lock proves no other worker owns it
-        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old_umask = os.umask(0o117)
         try:
-            self.server.bind(str(path))
+            server.bind(str(path))
         except OSError as exc:
-            self.server.close()
+            server.close()
             raise AzsSyslogError(
                 f"cannot listen on the socket {path}: {exc.strerror or exc}",
                 fix="a Unix socket path must be shorter than 108 bytes: use a shorter "
@@ -65,151 +145,397 @@ class SocketInput:
             ) from exc
         finally:
             os.umask(old_umask)
-        path.chmod(0o660)
-        self.server.listen(64)
-        self.server.setblocking(False)
+        try:
+            path.chmod(0o660)
+            server.listen(64)
+        except OSError:
+            server.close()
+            raise
+        server.setblocking(False)
+        return server
+
+    def _close_listener(self) -> None:
+        """Producers fail at once (no such file) instead of waiting in the backlog."""
+        with contextlib.suppress(OSError):
+            self.server.close()
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+    # --- start, stop, the supervisor
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="azs-syslog-socket", daemon=True)
+        self._thread = threading.Thread(
+            target=self._supervise, name="azs-syslog-socket", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=3)
-        with contextlib.suppress(OSError):
-            self.server.close()
-        with contextlib.suppress(OSError):
-            self.path.unlink()
+        self._close_listener()
 
-    def _run(self) -> None:
-        import selectors
+    def _supervise(self) -> None:
+        """Run the input; after any failure, close the socket, wait, and start it again."""
+        delay = RESTART_INITIAL
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self._serve()
+                return  # stopped
+            except Exception as exc:
+                self._failure = _failed(exc)
+                self._close_listener()
+                self.log(
+                    f"socket input failed: {_describe(exc)}; its socket is closed (producers"
+                    f" fail at once); restarting in {delay:g} s"
+                )
+            if time.monotonic() - started >= RESTART_RESET_AFTER:
+                delay = RESTART_INITIAL
+            if self._stop.wait(delay):
+                return
+            delay = min(delay * 2, RESTART_MAX)
+            try:
+                self.server = self._listen()
+            except Exception as exc:
+                self._failure = _failed(exc)
+                self.log(f"socket input cannot listen again: {_describe(exc)}; retrying")
+                continue
+            self.restarts += 1
+            self.log(f"socket input listening again on {self.path} (restart {self.restarts})")
 
+    # --- one life of the input
+
+    def _serve(self) -> None:
         queue = Queue(self.queue_path, limits=self.limits, durable=True)
         selector = selectors.DefaultSelector()
-        selector.register(self.server, selectors.EVENT_READ, None)
-        clients: dict[int, _Client] = {}
+        self._selector = selector
+        self._clients = {}
+        self._accept_paused_until = None
         try:
+            selector.register(self.server, selectors.EVENT_READ, None)
+            # Listening, with the queue open: whatever stopped the last life is over.
+            self._failure = None
             while not self._stop.is_set():
-                ready = selector.select(timeout=0.2)
-                touched: list[_Client] = []
-                for key, _ in ready:
-                    if key.data is None:
-                        self._accept(selector, clients)
-                        continue
-                    client: _Client = key.data
-                    self._read(client)
-                    touched.append(client)
-                if touched:
-                    self._commit(queue, touched)
-                for client in list(clients.values()):
-                    self._flush_out(client)
-                    if client.closed and not client.out:
-                        with contextlib.suppress(KeyError, ValueError):
-                            selector.unregister(client.conn)
-                        client.conn.close()
-                        del clients[id(client)]
-        except BaseException as exc:
-            self.error = exc
+                self._turn(selector, queue)
         finally:
-            for client in clients.values():
-                client.conn.close()
+            for client in self._clients.values():
+                client.conn.close()  # its producer sees the close without an ``ok``
+            self._clients = {}
+            self._selector = None
             selector.close()
             queue.close()
 
-    def _accept(self, selector: Any, clients: dict[int, _Client]) -> None:
-        import selectors
+    def _turn(self, selector: selectors.BaseSelector, queue: Queue) -> None:
+        busy = self.rendering is not None and any(
+            client.wants_commit() for client in self._clients.values()
+        )
+        timeout = 0.0 if busy else IDLE_WAIT
+        if self._accept_paused_until is not None:
+            timeout = min(timeout, max(0.0, self._accept_paused_until - time.monotonic()))
+        for key, events in selector.select(timeout):
+            if key.data is None:
+                self._accept(selector)
+                continue
+            client: _Client = key.data
+            if events & selectors.EVENT_READ:
+                self._read(client)
+            if events & selectors.EVENT_WRITE:
+                self._flush_out(client)
+        if self._accept_paused_until is not None and time.monotonic() >= self._accept_paused_until:
+            self._resume_accepting(selector)
+        self._accept_recovered()
+        self._commit(queue)
+        for client in list(self._clients.values()):
+            self._flush_out(client)
+            if client.finished():
+                self._drop(selector, client)
+            else:
+                self._update_interest(selector, client)
 
-        try:
-            conn, _ = self.server.accept()
-        except BlockingIOError:
+    # --- connections
+
+    def _accept(self, selector: selectors.BaseSelector) -> None:
+        for _ in range(ACCEPTS_PER_TURN):
+            try:
+                conn, _ = self.server.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno in _ACCEPT_RESOURCE_ERRNOS:
+                    self._pause_accepting(selector, exc)
+                    return
+                if exc.errno in _ACCEPT_TRANSIENT_ERRNOS:
+                    continue
+                raise
+            if len(self._clients) >= self.max_connections:
+                self._refuse(conn)
+                continue
+            if self._at_cap:
+                self._at_cap = False
+                self.log("socket input: below its connection limit again")
+            conn.setblocking(False)
+            client = _Client(conn)
+            self._clients[id(client)] = client
+            self._update_interest(selector, client)
+
+    def _refuse(self, conn: socket.socket) -> None:
+        self.refused += 1
+        if not self._at_cap:
+            self._at_cap = True
+            self.log(
+                f"socket input: {self.max_connections} producers connected, the limit;"
+                " refusing new connections until one closes"
+            )
+        with contextlib.suppress(OSError):
+            conn.setblocking(False)
+            conn.send(
+                b"error 0 too many connections (%d, the limit); try again later\n"
+                % self.max_connections
+            )
+        conn.close()
+
+    def _pause_accepting(self, selector: selectors.BaseSelector, exc: OSError) -> None:
+        """Out of file descriptors (or kernel memory): stop accepting for a moment; the
+        producers already connected are served, new ones wait in the listen backlog."""
+        with contextlib.suppress(KeyError, ValueError):
+            selector.unregister(self.server)
+        self._accept_failed_at = time.monotonic()
+        self._accept_paused_until = self._accept_failed_at + ACCEPT_PAUSE
+        if self._accept_problem is None:
+            name = errno.errorcode.get(exc.errno or 0, "?")
+            self._accept_problem = AzsSyslogError(
+                f"not accepting connections: {exc.strerror or exc} ({name});"
+                f" {len(self._clients)} producers connected",
+                fix="raise the open-files limit (LimitNOFILE=) or find what holds the files",
+            )
+            self.log(
+                f"socket input: {self._accept_problem}; serving those, trying again every"
+                f" {ACCEPT_PAUSE:g} s (raise LimitNOFILE= if this recurs)"
+            )
+
+    def _resume_accepting(self, selector: selectors.BaseSelector) -> None:
+        self._accept_paused_until = None
+        selector.register(self.server, selectors.EVENT_READ, None)
+
+    def _accept_recovered(self) -> None:
+        """The descriptor shortage is over once accepting has worked for a while (one free
+        descriptor is soon taken by the next connection in the backlog: no flapping log)."""
+        if (
+            self._accept_problem is not None
+            and self._accept_paused_until is None
+            and time.monotonic() - self._accept_failed_at >= ACCEPT_RECOVERED_AFTER
+        ):
+            self._accept_problem = None
+            self.log("socket input: accepting connections again")
+
+    def _update_interest(self, selector: selectors.BaseSelector, client: _Client) -> None:
+        """Read only from a client whose replies are being taken and whose buffer has room;
+        never wait for reading on one that has finished writing (a half-closed socket is
+        always readable: waiting on it would spin)."""
+        events = 0
+        if not client.eof and len(client.buffer) <= MAX_LINE and len(client.out) < OUT_HIGH:
+            events |= selectors.EVENT_READ
+        if client.out:
+            events |= selectors.EVENT_WRITE
+        if events == client.interest:
             return
-        conn.setblocking(False)
-        client = _Client(conn)
-        clients[id(client)] = client
-        selector.register(conn, selectors.EVENT_READ, client)
+        if client.interest == 0:
+            selector.register(client.conn, events, client)
+        elif events == 0:
+            selector.unregister(client.conn)
+        else:
+            selector.modify(client.conn, events, client)
+        client.interest = events
+
+    def _drop(self, selector: selectors.BaseSelector, client: _Client) -> None:
+        if client.interest:
+            with contextlib.suppress(KeyError, ValueError):
+                selector.unregister(client.conn)
+        client.conn.close()
+        del self._clients[id(client)]
 
     def _read(self, client: _Client) -> None:
-        for _ in range(16):  # bounded: other clients get their turn
+        for _ in range(READS_PER_TURN):
+            if len(client.buffer) > MAX_LINE or len(client.out) >= OUT_HIGH:
+                return
             try:
-                data = client.conn.recv(1 << 18)
+                data = client.conn.recv(READ_CHUNK)
             except BlockingIOError:
                 return
             except OSError:
-                client.closed = True
+                client.broken = True
                 return
             if not data:
-                client.closed = True
+                client.eof = True
+                client.dirty = True  # a last line without its newline still counts
                 return
             client.buffer += data
-            if len(client.buffer) > 4 * MAX_LINE:
-                return
-
-    def _commit(self, queue: Queue, clients: list[_Client]) -> None:
-        rendering = self.rendering
-        if rendering is None:
-            return
-        builder = BatchBuilder(rendering.renderer, rendering.key)
-        replies: list[tuple[_Client, list[bytes], int]] = []
-        rejected = 0
-        for client in clients:
-            errors: list[bytes] = []
-            last = client.line_no
-            while True:
-                end = client.buffer.find(b"\n")
-                if end < 0:
-                    if len(client.buffer) > MAX_LINE:
-                        # An over-long line: reject it now and discard it up to its newline.
-                        if not client.skipping:
-                            client.line_no += 1
-                            errors.append(
-                                b"error %d line longer than %d bytes\n" % (client.line_no, MAX_LINE)
-                            )
-                            rejected += 1
-                        client.skipping = True
-                        client.buffer.clear()
-                    break
-                line = bytes(client.buffer[:end]).rstrip(b"\r")
-                del client.buffer[: end + 1]
-                if client.skipping:
-                    client.skipping = False
-                    continue
-                client.line_no += 1
-                if line.strip():
-                    rejected += self._add_line(builder, client, line, errors)
-            if client.closed and client.buffer and not client.skipping:
-                # The producer closed without a final newline: the last line still counts.
-                line = bytes(client.buffer)
-                client.buffer.clear()
-                client.line_no += 1
-                if line.strip():
-                    rejected += self._add_line(builder, client, line, errors)
-            if client.line_no != last:
-                replies.append((client, errors, client.line_no))
-        batch, truncated = builder.take()
-        if batch is not None or rejected or truncated:
-            queue.append_batch(batch, rejected=rejected, truncated=truncated)
-        for client, errors, upto in replies:  # only now is every accepted line durable
-            client.out += b"".join(errors) + b"ok %d\n" % upto
-
-    @staticmethod
-    def _add_line(builder: BatchBuilder, client: _Client, line: bytes, errors: list[bytes]) -> int:
-        try:
-            builder.add(line, now_ms())
-        except EventError as exc:
-            reason = " ".join(error_reason(exc).split())
-            errors.append(f"error {client.line_no} {reason}\n".encode())
-            return 1
-        return 0
+            client.dirty = True
 
     def _flush_out(self, client: _Client) -> None:
-        while client.out:
+        while client.out and not client.broken:
             try:
                 sent = client.conn.send(client.out)
             except BlockingIOError:
                 return
             except OSError:
                 client.out.clear()
-                client.closed = True
+                client.broken = True
                 return
             del client.out[:sent]
+        if not client.out:
+            client.out = bytearray()  # give back a large reply buffer's memory
+
+    # --- parsing and committing
+
+    def _commit(self, queue: Queue) -> None:
+        """Parse the waiting lines of every client that has some (bounded: one batch, and
+        no more replies per client than ``OUT_HIGH``), commit them in one transaction, then
+        answer each client."""
+        rendering = self.rendering
+        if rendering is None:
+            return
+        builder = BatchBuilder(rendering.renderer, rendering.key)
+        # Per client: (line, reply) in line order; reply None for a line accepted.
+        replies: list[tuple[_Client, list[tuple[int, bytes | None]]]] = []
+        rejected = 0
+        clients = list(self._clients.values())
+        self._next_first = (self._next_first + 1) % max(1, len(clients))  # fair turns
+        for client in clients[self._next_first :] + clients[: self._next_first]:
+            if not client.wants_commit():
+                continue
+            if len(builder) >= SOCKET_COMMIT_EVENTS or builder.nbytes >= COMMIT_BYTES:
+                break  # the rest next turn (the loop does not sleep while work waits)
+            first = client.line_no
+            lines: list[tuple[int, bytes | None]] = []
+            rejected += self._parse(builder, client, lines)
+            if client.line_no != first:
+                replies.append((client, lines))
+        batch, truncated = builder.take()
+        failure: str | None = None
+        if batch is not None or rejected or truncated:
+            try:
+                queue.append_batch(batch, rejected=rejected, truncated=truncated)
+            except QueueError as exc:
+                failure = _queue_reason(exc)
+                if self._commit_problem is None:
+                    self.log(
+                        f"socket input: cannot commit to the queue: {exc}; producers are"
+                        f" answered 'error N {failure}' until it works again"
+                    )
+                self._commit_problem = exc
+            else:
+                if self._commit_problem is not None:
+                    self.log("socket input: committing to the queue again")
+                self._commit_problem = None
+        for client, lines in replies:  # only now is every accepted line durable (or not)
+            out = client.out
+            for line_no, reply in lines:
+                if reply is not None:
+                    out += reply
+                elif failure is not None:
+                    out += b"error %d %s\n" % (line_no, failure.encode())
+            out += b"ok %d\n" % client.line_no
+
+    def _parse(
+        self, builder: BatchBuilder, client: _Client, lines: list[tuple[int, bytes | None]]
+    ) -> int:
+        """Take ``client``'s complete lines into ``builder`` while the batch and the client's
+        replies have room; returns how many were rejected."""
+        rejected = 0
+        budget = OUT_HIGH - len(client.out)  # reply bytes this client may still be given
+        buffer = client.buffer
+        start = 0
+        while budget > 0 and len(builder) < SOCKET_COMMIT_EVENTS and builder.nbytes < COMMIT_BYTES:
+            end = buffer.find(b"\n", start)
+            line: bytes | None = None
+            if end >= 0:
+                line = bytes(buffer[start:end]).rstrip(b"\r")
+                start = end + 1
+                if client.skipping:  # the end of an over-long line
+                    client.skipping = False
+                    continue
+                if len(line) > MAX_LINE:  # arrived whole, with its newline, in one read
+                    client.line_no += 1
+                    too_long = b"error %d line longer than %d bytes\n" % (client.line_no, MAX_LINE)
+                    lines.append((client.line_no, too_long))
+                    rejected += 1
+                    continue
+            else:
+                client.dirty = False  # nothing complete left: wait for more
+                rest = len(buffer) - start
+                if client.skipping:
+                    start = len(buffer)  # more of an over-long line: discard it as it comes
+                elif rest > MAX_LINE:
+                    # An over-long line: reject it now and discard it up to its newline.
+                    client.line_no += 1
+                    too_long = b"error %d line longer than %d bytes\n" % (client.line_no, MAX_LINE)
+                    lines.append((client.line_no, too_long))
+                    rejected += 1
+                    client.skipping = True
+                    start = len(buffer)
+                elif client.eof:
+                    if rest:  # closed without a final newline: the last line still counts
+                        line = bytes(buffer[start:])
+                    start = len(buffer)
+                if line is None:
+                    break
+            client.line_no += 1
+            if not line.strip():
+                continue  # blank: numbered, skipped
+            reply = self._add_line(builder, client.line_no, line)
+            lines.append((client.line_no, reply))
+            if reply is not None:
+                rejected += 1
+                budget -= len(reply)
+        del buffer[:start]
+        if not buffer:
+            client.buffer = bytearray()  # give back a large buffer's memory
+        return rejected
+
+    def _add_line(self, builder: BatchBuilder, line_no: int, line: bytes) -> bytes | None:
+        """Render and add one line; returns its ``error`` reply, or None when accepted."""
+        try:
+            builder.add(line, now_ms())
+        except EventError as exc:
+            reason = " ".join(error_reason(exc).split())[:MAX_REASON]
+            return f"error {line_no} {reason}\n".encode()
+        except Exception as exc:
+            # A line the renderer cannot handle is that line's problem, not every producer's.
+            kind = type(exc).__name__
+            if kind not in self._failed_lines:
+                self._failed_lines.add(kind)
+                self.log(f"socket input: a line could not be rendered ({kind}: {exc})")
+            return f"error {line_no} cannot be rendered ({kind})\n".encode()
+        return None
+
+
+def _queue_reason(exc: QueueError) -> str:
+    """A short reason for a reply line: ``queue unavailable: disk full`` and the like."""
+    cause = exc.__cause__
+    if isinstance(cause, sqlite3.Error) and getattr(cause, "sqlite_errorcode", None) == (
+        _SQLITE_FULL
+    ):
+        return "queue unavailable: disk full"
+    if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
+        return "queue unavailable: disk full"
+    text = str(cause) if cause is not None else str(exc)
+    if "disk is full" in text:
+        return "queue unavailable: disk full"
+    return "queue unavailable: " + " ".join(text.split())[:MAX_FAILURE_REASON]
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _failed(exc: BaseException) -> AzsSyslogError:
+    """What ``forwarder status`` shows while the supervisor restarts the input."""
+    failure = AzsSyslogError(
+        f"the socket input failed ({_describe(exc)}); its socket is closed while it restarts",
+        fix="see the forwarder's log",
+    )
+    failure.__cause__ = exc
+    return failure
