@@ -111,7 +111,6 @@ class SocketInput:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._clients: dict[int, _Client] = {}
-        self._selector: selectors.BaseSelector | None = None
         self._accept_paused_until: float | None = None
         self._accept_failed_at = 0.0
         self._at_cap = False
@@ -178,7 +177,7 @@ class SocketInput:
     def _supervise(self) -> None:
         """Run the input; after any failure, close the socket, wait, and start it again."""
         delay = RESTART_INITIAL
-        while not self._stop.is_set():
+        while True:
             started = time.monotonic()
             try:
                 self._serve()
@@ -192,15 +191,19 @@ class SocketInput:
                 )
             if time.monotonic() - started >= RESTART_RESET_AFTER:
                 delay = RESTART_INITIAL
-            if self._stop.wait(delay):
-                return
-            delay = min(delay * 2, RESTART_MAX)
-            try:
-                self.server = self._listen()
-            except Exception as exc:
-                self._failure = _failed(exc)
-                self.log(f"socket input cannot listen again: {_describe(exc)}; retrying")
-                continue
+            while True:  # wait, then listen again
+                if self._stop.wait(delay):
+                    return
+                delay = min(delay * 2, RESTART_MAX)
+                try:
+                    self.server = self._listen()
+                    break
+                except Exception as exc:
+                    self._failure = _failed(exc)
+                    self.log(
+                        f"socket input cannot listen again: {_describe(exc)};"
+                        f" retrying in {delay:g} s"
+                    )
             self.restarts += 1
             self.log(f"socket input listening again on {self.path} (restart {self.restarts})")
 
@@ -208,22 +211,21 @@ class SocketInput:
 
     def _serve(self) -> None:
         queue = Queue(self.queue_path, limits=self.limits, durable=True)
-        selector = selectors.DefaultSelector()
-        self._selector = selector
-        self._clients = {}
-        self._accept_paused_until = None
         try:
-            selector.register(self.server, selectors.EVENT_READ, None)
-            # Listening, with the queue open: whatever stopped the last life is over.
-            self._failure = None
-            while not self._stop.is_set():
-                self._turn(selector, queue)
+            with selectors.DefaultSelector() as selector:
+                self._clients = {}
+                self._accept_paused_until = None
+                try:
+                    selector.register(self.server, selectors.EVENT_READ, None)
+                    # Listening, with the queue open: what stopped the last life is over.
+                    self._failure = None
+                    while not self._stop.is_set():
+                        self._turn(selector, queue)
+                finally:
+                    for client in self._clients.values():
+                        client.conn.close()  # its producer sees the close without an ``ok``
+                    self._clients = {}
         finally:
-            for client in self._clients.values():
-                client.conn.close()  # its producer sees the close without an ``ok``
-            self._clients = {}
-            self._selector = None
-            selector.close()
             queue.close()
 
     def _turn(self, selector: selectors.BaseSelector, queue: Queue) -> None:
@@ -374,7 +376,9 @@ class SocketInput:
             client.dirty = True
 
     def _flush_out(self, client: _Client) -> None:
-        while client.out and not client.broken:
+        if not client.out or client.broken:
+            return
+        while client.out:
             try:
                 sent = client.conn.send(client.out)
             except BlockingIOError:
@@ -384,8 +388,7 @@ class SocketInput:
                 client.broken = True
                 return
             del client.out[:sent]
-        if not client.out:
-            client.out = bytearray()  # give back a large reply buffer's memory
+        client.out = bytearray()  # all sent: give back a large reply buffer's memory
 
     # --- parsing and committing
 
@@ -489,9 +492,10 @@ class SocketInput:
             if reply is not None:
                 rejected += 1
                 budget -= len(reply)
-        del buffer[:start]
-        if not buffer:
-            client.buffer = bytearray()  # give back a large buffer's memory
+        if start:
+            del buffer[:start]
+            if not buffer:
+                client.buffer = bytearray()  # give back a large buffer's memory
         return rejected
 
     def _add_line(self, builder: BatchBuilder, line_no: int, line: bytes) -> bytes | None:
