@@ -90,7 +90,7 @@ def evaluate(status: dict[str, Any] | None, *, now: float | None = None) -> Heal
     if status.get("config_problem"):
         return Health(False, True, "the configuration is invalid; running on the last good one")
     if status.get("socket_error"):
-        return Health(False, True, f"the socket input stopped: {status['socket_error']}")
+        return Health(False, True, f"the socket input has a problem: {status['socket_error']}")
     queue = status.get("queue") or {}
     if state == CONNECTED:
         return Health(True, True, "connected")

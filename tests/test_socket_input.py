@@ -37,6 +37,7 @@ from tests.tmpfs import fill, mounted_tmpfs
 
 EVENT = b'{"type":"pep","event":"PrivilegedEndpointAccessed","who":"a","which_ip":"10.0.0.1"}\n'
 REFUSAL = b"error 0 too many connections (%d, the limit); try again later\n" % MAX_CONNECTIONS
+GUIDE = (Path(__file__).resolve().parent.parent / "docs" / "troubleshooting.md").read_text()
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -88,6 +89,17 @@ def forwarders(tmp_path: Path) -> Iterator[Callable[..., LimitedForwarder]]:
     yield make
     for worker in started:
         worker.stop_quietly()
+
+
+def normal(text: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"\d+", "N", text)).strip()
+
+
+def assert_documented(log: str, start: str, end: str) -> None:
+    """The log line from ``start`` up to ``end`` is shown in docs/troubleshooting.md."""
+    at = log.index(start)
+    text = log[at : log.index(end, at) + len(end)]
+    assert normal(text) in normal(GUIDE), f"docs/troubleshooting.md does not show: {text}"
 
 
 def wait_until(
@@ -222,6 +234,8 @@ def test_connections_beyond_the_cap_are_refused_with_a_line(
                 conn.close()
     log = worker.log.read_text()
     assert log.count("refusing new connections") == 1
+    assert_documented(log, "socket input: ", "until one closes")
+    assert_documented(REFUSAL.decode(), "error 0", "later")
     assert "below its connection limit again" in log
     worker.wait_for(lambda status: status.get("socket_error") is None)
     code, _ = worker.terminate()
@@ -253,6 +267,7 @@ def test_running_out_of_file_descriptors_pauses_accepting_only(
     worker.wait_for(lambda status: status.get("socket_error") is None, timeout=30)
     log = worker.log.read_text()
     assert log.count("Too many open files") == 1, log  # said once, not at every retry
+    assert_documented(log, "socket input: not accepting", "if this recurs)")
     assert "accepting connections again" in log
     code, _ = worker.terminate()
     assert code == 0
@@ -378,6 +393,7 @@ def test_a_full_disk_is_answered_per_line_and_the_input_recovers(
             assert set(ids) == set(range(20))  # acknowledged: delivered; refused: not
             log = worker.log.read_text()
             assert log.count("socket input: cannot commit to the queue") == 1
+            assert_documented(log, "database or disk is full; producers", "works again")
             assert "committing to the queue again" in log
             worker.wait_for(lambda status: status.get("socket_error") is None)
             code, _ = worker.terminate()
