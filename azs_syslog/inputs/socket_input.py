@@ -100,7 +100,7 @@ class SocketInput:
         self.path = path
         self.queue_path = queue_path
         self.limits = limits
-        self.log: Log = log or (lambda message: None)
+        self._log_to: Log = log or (lambda message: None)
         self.max_connections = max_connections
         self.rendering: Rendering | None = None
         self.restarts = 0
@@ -118,6 +118,10 @@ class SocketInput:
         self._failed_lines: set[str] = set()  # exception types already logged for a line
         paths.ensure_private_dir(path.parent, mode=RUNTIME_DIR_MODE)
         self.server = self._listen()
+
+    def log(self, message: str) -> None:
+        with contextlib.suppress(OSError, ValueError):  # a closed log must not stop the input
+            self._log_to(message)
 
     @property
     def error(self) -> BaseException | None:
@@ -397,7 +401,7 @@ class SocketInput:
         no more replies per client than ``OUT_HIGH``), commit them in one transaction, then
         answer each client."""
         rendering = self.rendering
-        if rendering is None:
+        if rendering is None or not any(c.wants_commit() for c in self._clients.values()):
             return
         builder = BatchBuilder(rendering.renderer, rendering.key)
         # Per client: (line, reply) in line order; reply None for a line accepted.
