@@ -42,7 +42,13 @@ from typing import TYPE_CHECKING, Any
 
 from azs_syslog import paths
 from azs_syslog import status as st
-from azs_syslog.config import LEVEL_NAMES, ClientSettings, Config, ServerSettings
+from azs_syslog.config import (
+    LEVEL_NAMES,
+    LEVEL_TLS_UNVERIFIED,
+    ClientSettings,
+    Config,
+    ServerSettings,
+)
 from azs_syslog.errors import AzsSyslogError, ConfigError, EventError, QueueError, TransportError
 from azs_syslog.ingest import BatchBuilder, error_reason
 from azs_syslog.queue import Gap, Held, Queue, QueueLimits, now_ms
@@ -111,13 +117,20 @@ def _stamped(make_rendering: MakeRendering) -> MakeRendering:
 
 def held_message(events: int, accepted_level: int, current: Config) -> str:
     """The one line that explains held events and the two ways out."""
+    them = "them" if events != 1 else "it"
+    # From clear text any TLS delivers them; from TLS without a check, only a verified one.
+    wanted = (
+        "TLS with the certificate check"
+        if current.security_level >= LEVEL_TLS_UNVERIFIED
+        else "TLS"
+    )
     return (
         f"{events} event{'s' if events != 1 else ''} accepted under"
         f" {LEVEL_NAMES.get(accepted_level, str(accepted_level))}"
         f" {'are' if events != 1 else 'is'} held: the current configuration"
-        f" ({current.describe_transport()}) is weaker; configure"
-        f" {LEVEL_NAMES.get(accepted_level, str(accepted_level))} again to deliver them, or run"
-        " `azs-syslog forwarder release-held` to send them under the current configuration"
+        f" ({current.describe_transport()}) is weaker; configure {wanted} again to deliver"
+        f" {them}, or run `azs-syslog forwarder release-held` to send {them} under the current"
+        " configuration"
     )
 
 
@@ -579,8 +592,6 @@ class Worker:
         sent now (it is of our generation after all, or the file still holds an older one
         after GENERATION_WAIT: then it counts as older and is rendered again)."""
         assert self.config is not None
-        if self.generation_wait is None or self.generation_wait[0] != generation:
-            self.generation_wait = (generation, now)
         self.next_config_check = now + self.options.config_poll
         self._check_config()  # sets pending (drain, then switch) or adopts a new generation
         if self.pending is not None:
@@ -588,8 +599,14 @@ class Worker:
         if self.config.generation >= generation:
             self.generation_wait = None
             return True
-        since = self.generation_wait[1] if self.generation_wait else now
-        if now - since < GENERATION_WAIT:
+        if self.generation_wait is None or self.generation_wait[0] != generation:
+            self.generation_wait = (generation, now)
+            self.log(
+                f"events rendered for configuration generation {generation} are queued, but the"
+                f" configuration file has generation {self.config.generation}: waiting up to"
+                f" {GENERATION_WAIT:.0f} s for it"
+            )
+        if now - self.generation_wait[1] < GENERATION_WAIT:
             return False
         # The file went back (restored from a backup, or deleted and written again): it is
         # the operator's current intent, so treat the batch as older than it.
@@ -608,13 +625,16 @@ class Worker:
         if config is None or config.server is None:
             self.held = None  # nothing is sent at all; the status says why
             return
-        released = self.queue.counters().get("released", 0)
+        try:
+            released = self.queue.counters().get("released", 0)
+            held = self.queue.held(config.security_level, self._older_than())
+        except QueueError:
+            return  # an auxiliary look: the delivery path meets and reports the same problem
         if self.released_seen is not None and released != self.released_seen:
             # Released batches lie behind the send cursor: look at the queue from the start
             # (batches in flight are excluded by the query, so nothing is sent twice).
             self.last_sent_id = 0
         self.released_seen = released
-        held = self.queue.held(config.security_level, self._older_than())
         previous = self.held.events if self.held else 0
         self.held = held if held.events else None
         if held.events and held.events != previous:

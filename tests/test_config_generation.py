@@ -412,3 +412,19 @@ def test_the_socket_input_stamps_what_its_rendering_was_made_for(
     finally:
         worker.close()
         short.rmdir()
+
+
+def test_the_held_message_names_the_way_out() -> None:
+    from azs_syslog.worker import held_message
+
+    udp = tcp_config(514, udp=True)
+    assert held_message(1, config.LEVEL_TLS_VERIFIED, udp) == (
+        "1 event accepted under TLS is held: the current configuration (UDP) is weaker;"
+        " configure TLS again to deliver it, or run `azs-syslog forwarder release-held` to send"
+        " it under the current configuration"
+    )
+    unverified = tls_config(6514, skip_certificate_check=True)
+    assert held_message(3, config.LEVEL_TLS_VERIFIED, unverified).startswith(
+        "3 events accepted under TLS are held: the current configuration (TLS without a"
+        " certificate check) is weaker; configure TLS with the certificate check again"
+    )
