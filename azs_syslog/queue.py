@@ -105,8 +105,9 @@ CREATE TABLE IF NOT EXISTS counters (
 """
 
 # Version 1 -> 2: the columns a batch's configuration generation and security level live in.
-# (ADD COLUMN appends them after ``raw``: reading them from a migrated row is slower, which only
-# lasts until the batches queued before the upgrade are sent.)
+# ADD COLUMN puts them after ``raw``, so reading them walks the pages of a batch's raw lines,
+# which the layout of a new file avoids. An empty queue (the usual state at an upgrade) is
+# therefore given the new layout instead; a non-empty one keeps the added columns.
 _MIGRATE_1_TO_2 = (
     "ALTER TABLE batches ADD COLUMN generation INTEGER NOT NULL DEFAULT 0",
     "ALTER TABLE batches ADD COLUMN level INTEGER NOT NULL DEFAULT 0",
@@ -377,8 +378,21 @@ class Queue:
             )
             version = self._counter("schema_version")
             if version == 1:
-                for statement in _MIGRATE_1_TO_2:
-                    self._db.execute(statement)
+                empty = self._db.execute("SELECT 1 FROM batches LIMIT 1").fetchone() is None
+                if empty:
+                    # Keep the id sequence: ids never go back (a cursor may be past them).
+                    row = self._db.execute(
+                        "SELECT seq FROM sqlite_sequence WHERE name = 'batches'"
+                    ).fetchone()
+                    self._db.execute("DROP TABLE batches")
+                    self._db.execute(_SCHEMA.split(";")[0])
+                    if row is not None:
+                        self._db.execute(
+                            "INSERT INTO sqlite_sequence (name, seq) VALUES ('batches', ?)", row
+                        )
+                else:
+                    for statement in _MIGRATE_1_TO_2:
+                        self._db.execute(statement)
             if version in (0, 1):
                 self._db.execute(
                     "UPDATE counters SET value = ? WHERE name = 'schema_version'",

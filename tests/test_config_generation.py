@@ -207,6 +207,27 @@ def test_an_old_schema_queue_is_migrated_in_place(sinks: Callable[..., Sink]) ->
         worker.close()
 
 
+def test_an_empty_old_schema_queue_gets_the_new_layout() -> None:
+    path = paths.queue_file()
+    make_v1_queue(path, range(3), "k")
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM batches")  # delivered: empty, with batch ids used up to 1
+    db.execute("UPDATE counters SET value = 0 WHERE name LIKE 'queued_%'")
+    db.commit()
+    db.close()
+    with Queue() as queue:
+        assert queue.counters()["schema_version"] == 2
+    db = sqlite3.connect(path)
+    columns = [row[1] for row in db.execute("PRAGMA table_info(batches)")]
+    db.close()
+    # The small columns before the blobs, as in a new file.
+    assert columns.index("level") < columns.index("lengths") < columns.index("raw")
+    enqueue_for(replace(tcp_config(1), generation=1), 0, 1)
+    with Queue() as queue:
+        (batch,) = queue.next_batches()
+    assert batch.id == 2  # ids never go back
+
+
 # --- the worker's rules ------------------------------------------------------------------------
 
 
