@@ -116,9 +116,11 @@ _MIGRATE_1_TO_2 = (
 
 # A batch is *held* when it was accepted under a higher security level than the current one
 # (and the operator has not released it down to the current level). Batches rendered for a
-# newer configuration than the worker's are not held: they wait for the worker to switch.
+# newer configuration than the worker's are not held: they wait for the worker to switch;
+# except those up to ``:stale`` (a batch id), which the worker treats as older (a configuration
+# file that went back in generations).
 _HELD = (
-    "generation <= :generation AND level > :level"
+    "(generation <= :generation OR id <= :stale) AND level > :level"
     " AND (released_level IS NULL OR released_level > :level)"
 )
 
@@ -586,6 +588,7 @@ class Queue:
         after_id: int = 0,
         level: int | None = None,
         generation: int = 0,
+        stale: int = 0,
     ) -> list[QueuedBatch]:
         """The oldest batches not in flight, with ``id > after_id``, oldest first; with
         ``level``, without the batches held at that level (see :meth:`held`)."""
@@ -597,9 +600,8 @@ class Queue:
             + held
             + " ORDER BY id LIMIT :limit"
         )
-        rows = self._db.execute(
-            query, {"after": after_id, "limit": limit, "level": level, "generation": generation}
-        ).fetchall()
+        params = {"after": after_id, "limit": limit, "level": level, "generation": generation}
+        rows = self._db.execute(query, {**params, "stale": stale}).fetchall()
         return [
             QueuedBatch(
                 id=row[0],
@@ -616,13 +618,13 @@ class Queue:
         ]
 
     @_reads
-    def held(self, level: int, generation: int) -> Held:
+    def held(self, level: int, generation: int, *, stale: int = 0) -> Held:
         """The batches a worker running configuration ``generation`` at security ``level``
         must not send: accepted under a higher level and not released down to this one."""
         events, batches, highest = self._db.execute(
             "SELECT COALESCE(SUM(count), 0), COUNT(*), COALESCE(MAX(level), 0) FROM batches"  # noqa: S608
             f" WHERE {_HELD}",
-            {"level": level, "generation": generation},
+            {"level": level, "generation": generation, "stale": stale},
         ).fetchone()
         return Held(int(events), int(batches), int(highest))
 
@@ -631,7 +633,7 @@ class Queue:
         security ``level``) may be sent at that level. Recorded in each batch, so a later,
         even weaker configuration holds them again. Returns, and counts as ``released``, the
         number of events released."""
-        params = {"level": level, "generation": generation}
+        params = {"level": level, "generation": generation, "stale": 0}
         with self._write():
             (events,) = self._db.execute(
                 f"SELECT COALESCE(SUM(count), 0) FROM batches WHERE {_HELD}",  # noqa: S608

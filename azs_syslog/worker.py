@@ -51,7 +51,7 @@ from azs_syslog.config import (
 )
 from azs_syslog.errors import AzsSyslogError, ConfigError, EventError, QueueError, TransportError
 from azs_syslog.ingest import BatchBuilder, error_reason
-from azs_syslog.queue import Gap, Held, Queue, QueueLimits, now_ms
+from azs_syslog.queue import Gap, Held, Queue, QueuedBatch, QueueLimits, now_ms
 
 BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 30.0
@@ -257,8 +257,9 @@ class Worker:
         self.pending: tuple[Config, Rendering] | None = None
         # A batch rendered for a newer configuration than ours: (its generation, since when).
         self.generation_wait: tuple[int, float] | None = None
-        # Generations up to this one count as older than ours (a wait for them timed out).
-        self.generation_floor = 0
+        # Batches up to this id count as older than ours, whatever their generation: a wait
+        # for the configuration they were rendered for timed out (the file went back).
+        self.stale_upto_id = 0
         self.held: Held | None = None
         self.next_held_check = 0.0
         self.released_seen: int | None = None
@@ -543,15 +544,18 @@ class Worker:
             FETCH_BATCHES,
             after_id=self.last_sent_id,
             level=self.config.security_level,
-            generation=self._older_than(),
+            generation=self.config.generation,
+            stale=self.stale_upto_id,
         )
         if not batches:
             return False
         sent_ids: list[int] = []
         try:
             for batch in batches:
-                if batch.generation > self._older_than() and not self._newer_generation(
-                    batch.generation, now
+                if (
+                    batch.generation > self.config.generation
+                    and batch.id > self.stale_upto_id
+                    and not self._newer_generation(batch, now)
                 ):
                     break  # switch first (or wait for the file to catch up); keep the order
                 wire: bytes = batch.wire
@@ -580,18 +584,13 @@ class Worker:
             self.counters.last_send_ms = now_ms()
         return bool(sent_ids) or self.pending is not None
 
-    def _older_than(self) -> int:
-        """Batches of this generation or an earlier one are rendered for our configuration or
-        an older one (see _newer_generation for why it can exceed ours)."""
-        assert self.config is not None
-        return max(self.config.generation, self.generation_floor)
-
-    def _newer_generation(self, generation: int, now: float) -> bool:
+    def _newer_generation(self, batch: QueuedBatch, now: float) -> bool:
         """A batch was rendered for configuration ``generation``, newer than ours: re-read
         the configuration now rather than at the next poll. Returns whether the batch may be
         sent now (it is of our generation after all, or the file still holds an older one
         after GENERATION_WAIT: then it counts as older and is rendered again)."""
         assert self.config is not None
+        generation = batch.generation
         self.next_config_check = now + self.options.config_poll
         self._check_config()  # sets pending (drain, then switch) or adopts a new generation
         if self.pending is not None:
@@ -609,13 +608,15 @@ class Worker:
         if now - self.generation_wait[1] < GENERATION_WAIT:
             return False
         # The file went back (restored from a backup, or deleted and written again): it is
-        # the operator's current intent, so treat the batch as older than it.
+        # the operator's current intent, so treat the batches queued so far as older than it.
+        # By id, not by generation: batches rendered for the file's next writes must still
+        # wait for the switch to them.
         self.log(
             f"events rendered for configuration generation {generation} are queued, but the"
             f" configuration file has generation {self.config.generation} (it was restored or"
             " recreated); they are rendered again under the current configuration"
         )
-        self.generation_floor = max(self.generation_floor, generation)
+        self.stale_upto_id = max(self.stale_upto_id, batch.id)
         self.generation_wait = None
         return True
 
@@ -627,7 +628,9 @@ class Worker:
             return
         try:
             released = self.queue.counters().get("released", 0)
-            held = self.queue.held(config.security_level, self._older_than())
+            held = self.queue.held(
+                config.security_level, config.generation, stale=self.stale_upto_id
+            )
         except QueueError:
             return  # an auxiliary look: the delivery path meets and reports the same problem
         if self.released_seen is not None and released != self.released_seen:

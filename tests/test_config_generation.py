@@ -361,7 +361,7 @@ def test_a_file_gone_back_in_generations_is_waited_for_then_followed(
     monkeypatch.setattr(worker_module, "GENERATION_WAIT", 1.0)
     sink = sinks()
     source = Source(replace(tcp_config(sink.port), generation=2))
-    worker = make_worker(source)
+    worker = make_worker(source, config_poll=3600.0)
     try:
         run_until(worker, lambda: worker.sender is not None)
         # Rendered for generation 9, but the file (restored from a backup) has generation 2.
@@ -374,6 +374,15 @@ def test_a_file_gone_back_in_generations_is_waited_for_then_followed(
         assert wait_for_ids(sink, 3) == [0, 1, 2]  # re-rendered under the file's settings
         assert worker.queue.counters()["rerendered"] == 3
         assert worker.status()["waiting_for_generation"] is None
+        # The file's next write (generation 3, below the 9 given up on) is a change like any
+        # other: its events wait for the switch, they are not rendered back into generation 2.
+        udp_sink = sinks(udp=True)
+        source.config = replace(tcp_config(udp_sink.port, udp=True), generation=3)
+        enqueue_for(source.config, 3, 2)
+        run_until(worker, lambda: worker.queue.depth().events == 0, timeout=10)
+        assert wait_for_ids(udp_sink, 2) == [3, 4]
+        assert sink.ids() == [0, 1, 2]
+        assert worker.queue.counters()["rerendered"] == 3
     finally:
         worker.close()
 
