@@ -8,6 +8,9 @@ CONTRACT (shared by every part of the package; change only with care):
   ``ConfigError`` naming the file and the field.
 * ``update_config(change)`` reads, applies ``change(old) -> new``, validates and writes the file
   atomically under an exclusive lock; on any error the file is left untouched.
+* Every successful write increments ``Config.generation`` (a file without one is generation 0).
+  Producers record the generation each queued batch was rendered for; the worker uses it to
+  tell a batch rendered for a newer configuration than its own (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -94,11 +97,46 @@ class ClientSettings:
     output_severity: str = "Default"
 
 
+# Security levels of a configuration's transport [project]: a batch accepted under one level is
+# never sent under a lower one without the operator's consent (``forwarder release-held``).
+# A client certificate does not change the level: it proves who we are, not who receives.
+LEVEL_CLEAR = 0  # UDP, TCP without encryption, or no server configured
+LEVEL_TLS_UNVERIFIED = 1  # TLS with --skip-certificate-check
+LEVEL_TLS_VERIFIED = 2  # TLS with the chain verified (with or without the name check)
+LEVEL_NAMES = {
+    LEVEL_CLEAR: "clear text",
+    LEVEL_TLS_UNVERIFIED: "TLS without a certificate check",
+    LEVEL_TLS_VERIFIED: "TLS",
+}
+
+
 @dataclass(frozen=True)
 class Config:
     version: int = CONFIG_VERSION
     server: ServerSettings | None = None
     client: ClientSettings = field(default_factory=ClientSettings)
+    # Incremented by every write (update_config). Not part of equality: two files with the
+    # same settings are the same configuration, whatever their generations.
+    generation: int = field(default=0, compare=False)
+
+    @property
+    def security_level(self) -> int:
+        """The security level of the configured transport (``LEVEL_*``)."""
+        server = self.server
+        if server is None or server.transport != "tls":
+            return LEVEL_CLEAR
+        if server.skip_certificate_check:
+            return LEVEL_TLS_UNVERIFIED
+        return LEVEL_TLS_VERIFIED
+
+    def describe_transport(self) -> str:
+        """How events leave under this configuration, in a few words (for messages)."""
+        server = self.server
+        if server is None:
+            return "no server"
+        if server.transport == "tls":
+            return LEVEL_NAMES[self.security_level]
+        return server.transport.upper()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,6 +299,7 @@ def client_to_dict(client: ClientSettings) -> dict[str, Any]:
 def config_to_dict(config: Config) -> dict[str, Any]:
     return {
         "version": config.version,
+        "generation": config.generation,
         "server": server_to_dict(config.server) if config.server is not None else None,
         "client": client_to_dict(config.client),
     }
@@ -378,11 +417,16 @@ def parse_config(text: str | bytes, *, path: str = "<config>") -> Config:
                 path=path,
                 field="version",
             )
-        _unknown_keys(root, ("version", "server", "client"), "", path)
+        _unknown_keys(root, ("version", "generation", "server", "client"), "", path)
+        # Files written before generations existed have none: generation 0.
+        generation = _typed(root.get("generation", 0), int, "generation", path)
+        if generation < 0:
+            raise ConfigError(f"{generation} is negative", path=path, field="generation")
         config = Config(
             version=version,
             server=_parse_server(root.get("server"), path),
             client=_parse_client(root.get("client"), path),
+            generation=generation,
         )
         check_config(config, path=path)
     except ConfigError as exc:
@@ -478,9 +522,10 @@ def config_lock(timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def load_config() -> Config:
-    """The current configuration; an empty one when no file exists."""
-    path = paths.config_file()
+def load_config(path: Path | None = None) -> Config:
+    """The current configuration (of ``path``, by default the configuration file); an empty
+    one when no file exists."""
+    path = path or paths.config_file()
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -505,9 +550,13 @@ def update_config(
     ``write_files`` (written before the configuration, so it never names a missing file) and
     ``remove_files`` (removed after it, once nothing refers to them) are companion files such
     as the client certificate. Nothing is written if ``change`` or validation fails.
+
+    The written configuration's generation is the old one plus one: under the lock, so two
+    writers never produce the same generation.
     """
     with config_lock():
-        new = change(load_config())
+        old = load_config()
+        new = replace(change(old), generation=old.generation + 1)
         check_config(new)
         for file_path, data in (write_files or {}).items():
             write_private_file(file_path, data)

@@ -48,11 +48,20 @@ RejectCallback = Callable[[Rejection], None]
 
 
 class BatchBuilder:
-    """Accumulates rendered events for one batch."""
+    """Accumulates rendered events for one batch.
 
-    def __init__(self, renderer: LineRenderer, render_key: str) -> None:
+    ``generation`` and ``level`` are the configuration generation the renderer's settings
+    come from and the security level configured at acceptance; every batch records them, so
+    the worker never sends it under an older configuration or a weaker transport.
+    """
+
+    def __init__(
+        self, renderer: LineRenderer, render_key: str, *, generation: int = 0, level: int = 0
+    ) -> None:
         self.renderer = renderer
         self.render_key = render_key
+        self.generation = generation
+        self.level = level
         self._wire: list[bytes] = []
         self._lengths = array("I")
         self._raw: list[bytes] = []
@@ -92,6 +101,8 @@ class BatchBuilder:
                 wire=b"".join(self._wire),
                 lengths=self._lengths.tobytes(),
                 raw=encode_raw(self._times, self._raw),
+                generation=self.generation,
+                level=self.level,
             )
         self._wire = []
         self._lengths = array("I")
@@ -129,9 +140,11 @@ class Enqueuer:
         batch_bytes: int = DEFAULT_BATCH_BYTES,
         max_delay: float = DEFAULT_MAX_DELAY,
         on_reject: RejectCallback | None = None,
+        generation: int = 0,
+        level: int = 0,
     ) -> None:
         self.queue = queue
-        self.builder = BatchBuilder(renderer, render_key)
+        self.builder = BatchBuilder(renderer, render_key, generation=generation, level=level)
         self.batch_events = batch_events
         self.batch_bytes = batch_bytes
         self.max_delay = max_delay
@@ -242,9 +255,12 @@ def enqueue_records(
     batch_events: int = DEFAULT_BATCH_EVENTS,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     max_delay: float = DEFAULT_MAX_DELAY,
+    generation: int = 0,
+    level: int = 0,
 ) -> IngestResult:
     """Render and durably enqueue ``records`` (``(line_no, record)`` pairs, as
     ``events.iter_records`` yields them). When this returns, every accepted event is on disk.
+    ``generation`` / ``level``: see :class:`BatchBuilder`.
 
     An ``EventError`` raised by the record iterator itself (input that cannot be split into
     records) is reported as a rejection of that line and ends the input.
@@ -257,6 +273,8 @@ def enqueue_records(
         batch_bytes=batch_bytes,
         max_delay=max_delay,
         on_reject=on_reject,
+        generation=generation,
+        level=level,
     )
     enqueuer.start()
     try:
@@ -321,13 +339,21 @@ def _produce_range(
     part: tuple[int, int, int],
     make_rendering: RenderingFactory,
     results: Any,
+    origin: tuple[int, int] = (0, 0),
 ) -> None:
     try:
         renderer, key = make_rendering()
         rejections: list[Rejection] = []
+        generation, level = origin
         with Queue() as queue:
             result = enqueue_records(
-                _read_range(path, *part), queue, renderer, key, on_reject=rejections.append
+                _read_range(path, *part),
+                queue,
+                renderer,
+                key,
+                on_reject=rejections.append,
+                generation=generation,
+                level=level,
             )
         results.put(("ok", result, rejections))
     except BaseException as exc:
@@ -335,19 +361,28 @@ def _produce_range(
 
 
 def enqueue_jsonl_file(
-    path: Path, jobs: int, make_rendering: RenderingFactory
+    path: Path,
+    jobs: int,
+    make_rendering: RenderingFactory,
+    *,
+    generation: int = 0,
+    level: int = 0,
 ) -> tuple[IngestResult, list[Rejection]]:
     """Enqueue a JSON-lines file (one event object per line) with ``jobs`` producer
     processes, each rendering and committing its own part of the file. Batches of different
     parts interleave in the queue, so events may be sent in a different order than the file's
-    (each event keeps its own time). Returns the totals and the rejections, by line."""
+    (each event keeps its own time). Returns the totals and the rejections, by line.
+    ``generation`` / ``level``: see :class:`BatchBuilder` (the same for every part)."""
     import multiprocessing
 
     context = multiprocessing.get_context("fork")
     results = context.Queue()
     parts = split_lines(path, jobs)
     children = [
-        context.Process(target=_produce_range, args=(path, part, make_rendering, results))
+        context.Process(
+            target=_produce_range,
+            args=(path, part, make_rendering, results, (generation, level)),
+        )
         for part in parts
     ]
     for child in children:

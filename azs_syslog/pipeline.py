@@ -20,8 +20,11 @@ RUNTIME_DIR_MODE = 0o750
 
 @dataclass(frozen=True)
 class Rendering:
-    """The renderer for a configuration, and the key of its settings."""
+    """The renderer for a configuration, and the key of its settings; with the configuration's
+    generation and security level, which every batch rendered with it records."""
 
     key: str
     settings: Any
     renderer: Renderer
+    generation: int = 0
+    level: int = 0

@@ -4,7 +4,14 @@ One row holds one batch (up to a few thousand events): the framed syslog message
 write (``wire``), the length of each (``lengths``, so UDP can send one datagram per message),
 the ``RenderSettings.key`` they were rendered under, and the accepted input lines with their
 acceptance times (``raw``), so that the worker can render the batch again when the settings
-changed before it was sent.
+changed before it was sent. A batch also records the configuration generation it was rendered
+for and the security level of the transport configured when it was accepted (``generation``,
+``level``; see ``config.Config``), and, once the operator ran ``forwarder release-held``, the
+lower level they allowed it to be sent at (``released_level``).
+
+Schema versions: 1 had no ``generation`` / ``level`` / ``released_level``; a version-1 queue is
+migrated in place when opened (the columns are added with their defaults: generation 0, level
+0, i.e. what the batches were sent under before levels existed).
 
 Durability. The database is in WAL mode. Connections that *accept* events (``send-event``,
 the worker's socket input) use ``synchronous=FULL``: every commit fsyncs the WAL before it
@@ -47,7 +54,7 @@ from typing import Any, TypeVar
 from azs_syslog import paths
 from azs_syslog.errors import QueueError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_MAX_EVENTS = 1_000_000
 DEFAULT_MAX_BYTES = 1 << 30
 OTHER_BUSY_TIMEOUT_MS = 5000
@@ -65,6 +72,7 @@ COUNTERS = (
     "truncated",  # events shortened to the maximum message size
     "resent",  # events sent again after a broken connection or a restart (possible duplicates)
     "rerendered",  # events rendered again because the settings changed before sending
+    "released",  # held events the operator let go at a lower security level (release-held)
     "queued_events",
     "queued_bytes",
     "gap_events",  # dropped events not yet reported by a warning event
@@ -79,6 +87,9 @@ CREATE TABLE IF NOT EXISTS batches (
     count INTEGER NOT NULL,
     nbytes INTEGER NOT NULL,
     render_key TEXT NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 0,
+    level INTEGER NOT NULL DEFAULT 0,
+    released_level INTEGER,
     lengths BLOB NOT NULL,
     wire BLOB NOT NULL,
     raw BLOB NOT NULL
@@ -92,6 +103,26 @@ CREATE TABLE IF NOT EXISTS counters (
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
 """
+
+# Version 1 -> 2: the columns a batch's configuration generation and security level live in.
+# ADD COLUMN puts them after ``raw``, so reading them walks the pages of a batch's raw lines,
+# which the layout of a new file avoids. An empty queue (the usual state at an upgrade) is
+# therefore given the new layout instead; a non-empty one keeps the added columns.
+_MIGRATE_1_TO_2 = (
+    "ALTER TABLE batches ADD COLUMN generation INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE batches ADD COLUMN level INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE batches ADD COLUMN released_level INTEGER",
+)
+
+# A batch is *held* when it was accepted under a higher security level than the current one
+# (and the operator has not released it down to the current level). Batches rendered for a
+# newer configuration than the worker's are not held: they wait for the worker to switch;
+# except those up to ``:stale`` (a batch id), which the worker treats as older (a configuration
+# file that went back in generations).
+_HELD = (
+    "(generation <= :generation OR id <= :stale) AND level > :level"
+    " AND (released_level IS NULL OR released_level > :level)"
+)
 
 _RAW_HEADER = struct.Struct("<4sI")
 _RAW_MAGIC = b"AZR1"
@@ -181,6 +212,8 @@ class NewBatch:
     wire: bytes
     lengths: bytes  # array('I') of each framed message's length in ``wire``
     raw: bytes  # encode_raw(...)
+    generation: int = 0  # the configuration generation it was rendered for
+    level: int = 0  # the security level configured when it was accepted (config.LEVEL_*)
 
     @property
     def nbytes(self) -> int:
@@ -198,6 +231,8 @@ class QueuedBatch:
     render_key: str
     lengths: array[int]
     wire: bytes
+    generation: int = 0
+    level: int = 0
 
     @property
     def messages(self) -> int:
@@ -218,6 +253,16 @@ class Gap:
     events: int
     first_ms: int
     last_ms: int
+
+
+@dataclass(frozen=True)
+class Held:
+    """Batches held because the current security level is lower than the one they were
+    accepted under."""
+
+    events: int
+    batches: int
+    level: int  # the highest level they were accepted under
 
 
 @dataclass(frozen=True)
@@ -334,7 +379,23 @@ class Queue:
                 [(name,) for name in (*COUNTERS, "schema_version")],
             )
             version = self._counter("schema_version")
-            if version == 0:
+            if version == 1:
+                empty = self._db.execute("SELECT 1 FROM batches LIMIT 1").fetchone() is None
+                if empty:
+                    # Keep the id sequence: ids never go back (a cursor may be past them).
+                    row = self._db.execute(
+                        "SELECT seq FROM sqlite_sequence WHERE name = 'batches'"
+                    ).fetchone()
+                    self._db.execute("DROP TABLE batches")
+                    self._db.execute(_SCHEMA.split(";")[0])
+                    if row is not None:
+                        self._db.execute(
+                            "INSERT INTO sqlite_sequence (name, seq) VALUES ('batches', ?)", row
+                        )
+                else:
+                    for statement in _MIGRATE_1_TO_2:
+                        self._db.execute(statement)
+            if version in (0, 1):
                 self._db.execute(
                     "UPDATE counters SET value = ? WHERE name = 'schema_version'",
                     (SCHEMA_VERSION,),
@@ -434,13 +495,15 @@ class Queue:
                 if batch is not None and batch.count:
                     self._make_room(batch.count, batch.nbytes)
                     self._db.execute(
-                        "INSERT INTO batches (created_ms, count, nbytes, render_key, lengths,"
-                        " wire, raw) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO batches (created_ms, count, nbytes, render_key, generation,"
+                        " level, lengths, wire, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             batch.created_ms,
                             batch.count,
                             batch.nbytes,
                             batch.render_key,
+                            batch.generation,
+                            batch.level,
                             batch.lengths,
                             batch.wire,
                             batch.raw,
@@ -518,14 +581,27 @@ class Queue:
     # --- the worker
 
     @_reads
-    def next_batches(self, limit: int = 8, *, after_id: int = 0) -> list[QueuedBatch]:
-        """The oldest batches not in flight, with ``id > after_id``, oldest first."""
-        rows = self._db.execute(
-            "SELECT id, created_ms, count, nbytes, render_key, lengths, wire FROM batches"
-            " WHERE id > ? AND NOT EXISTS (SELECT 1 FROM inflight WHERE batch_id = batches.id)"
-            " ORDER BY id LIMIT ?",
-            (after_id, limit),
-        ).fetchall()
+    def next_batches(
+        self,
+        limit: int = 8,
+        *,
+        after_id: int = 0,
+        level: int | None = None,
+        generation: int = 0,
+        stale: int = 0,
+    ) -> list[QueuedBatch]:
+        """The oldest batches not in flight, with ``id > after_id``, oldest first; with
+        ``level``, without the batches held at that level (see :meth:`held`)."""
+        held = f" AND NOT ({_HELD})" if level is not None else ""  # constant SQL, bound values
+        query = (
+            "SELECT id, created_ms, count, nbytes, render_key, lengths, wire, generation, level"  # noqa: S608
+            " FROM batches WHERE id > :after"
+            " AND NOT EXISTS (SELECT 1 FROM inflight WHERE batch_id = batches.id)"
+            + held
+            + " ORDER BY id LIMIT :limit"
+        )
+        params = {"after": after_id, "limit": limit, "level": level, "generation": generation}
+        rows = self._db.execute(query, {**params, "stale": stale}).fetchall()
         return [
             QueuedBatch(
                 id=row[0],
@@ -535,9 +611,40 @@ class Queue:
                 render_key=row[4],
                 lengths=lengths_from_bytes(row[5]),
                 wire=row[6],
+                generation=row[7],
+                level=row[8],
             )
             for row in rows
         ]
+
+    @_reads
+    def held(self, level: int, generation: int, *, stale: int = 0) -> Held:
+        """The batches a worker running configuration ``generation`` at security ``level``
+        must not send: accepted under a higher level and not released down to this one."""
+        events, batches, highest = self._db.execute(
+            "SELECT COALESCE(SUM(count), 0), COUNT(*), COALESCE(MAX(level), 0) FROM batches"  # noqa: S608
+            f" WHERE {_HELD}",
+            {"level": level, "generation": generation, "stale": stale},
+        ).fetchone()
+        return Held(int(events), int(batches), int(highest))
+
+    def release_held(self, level: int, generation: int) -> int:
+        """The operator's consent: the batches held under configuration ``generation`` (at
+        security ``level``) may be sent at that level. Recorded in each batch, so a later,
+        even weaker configuration holds them again. Returns, and counts as ``released``, the
+        number of events released."""
+        params = {"level": level, "generation": generation, "stale": 0}
+        with self._write():
+            (events,) = self._db.execute(
+                f"SELECT COALESCE(SUM(count), 0) FROM batches WHERE {_HELD}",  # noqa: S608
+                params,
+            ).fetchone()
+            self._db.execute(
+                f"UPDATE batches SET released_level = :level WHERE {_HELD}",  # noqa: S608
+                params,
+            )
+            self._add({"released": int(events)})
+        return int(events)
 
     @_reads
     def load_raw(self, batch_id: int) -> list[tuple[int, bytes]] | None:

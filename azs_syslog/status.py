@@ -70,8 +70,8 @@ def evaluate(status: dict[str, Any] | None, *, now: float | None = None) -> Heal
 
     Not running (no status, a ``stopped`` status, a dead pid or a status older than
     ``STALE_AFTER`` seconds) is unhealthy, and so is every other state (not configured with
-    events waiting, connecting, backing off, draining), a configuration problem and a failed
-    socket input.
+    events waiting, connecting, backing off, draining), a configuration problem, a failed
+    socket input and held events (accepted under a stronger transport than the current one).
     """
     current = time.time() if now is None else now
     if status is None:
@@ -91,6 +91,9 @@ def evaluate(status: dict[str, Any] | None, *, now: float | None = None) -> Heal
         return Health(False, True, "the configuration is invalid; running on the last good one")
     if status.get("socket_error"):
         return Health(False, True, f"the socket input has a problem: {status['socket_error']}")
+    held = status.get("held") or {}
+    if held.get("events"):
+        return Health(False, True, f"{held['events']} events are held (see Held)")
     queue = status.get("queue") or {}
     if state == CONNECTED:
         return Health(True, True, "connected")

@@ -11,6 +11,13 @@ SIGKILL loses what it had buffered). After a broken connection, a restart, or a 
 out of time, every batch still in flight is sent again first; those events are counted as
 ``resent``. UDP has no acknowledgement: a datagram written is a batch done.
 
+Configuration changes (docs/architecture.md): every batch records the configuration generation
+it was rendered for and the security level configured when it was accepted. Before sending a
+batch the worker compares: a newer generation than its own makes it re-read the configuration
+and switch before sending it; an older one is rendered again under the current settings, unless
+the current transport is weaker than the batch's level, in which case the batch is *held* until
+a strong enough transport is configured again or the operator runs ``forwarder release-held``.
+
 Signal handlers only set flags (and, while the loop waits in a blocking connect or send, raise
 ``Interrupted`` so that a stop is never held up by a network timeout); the loop acts on them.
 """
@@ -27,14 +34,20 @@ import socket
 import time
 from array import array
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from azs_syslog import paths
 from azs_syslog import status as st
-from azs_syslog.config import ClientSettings, Config, ServerSettings
+from azs_syslog.config import (
+    LEVEL_NAMES,
+    LEVEL_TLS_UNVERIFIED,
+    ClientSettings,
+    Config,
+    ServerSettings,
+)
 from azs_syslog.errors import AzsSyslogError, ConfigError, EventError, QueueError, TransportError
 from azs_syslog.ingest import BatchBuilder
 from azs_syslog.inputs.socket_input import MAX_LINE as MAX_LINE
@@ -42,7 +55,7 @@ from azs_syslog.inputs.socket_input import SOCKET_COMMIT_EVENTS as SOCKET_COMMIT
 from azs_syslog.inputs.socket_input import SocketInput as SocketInput
 from azs_syslog.pipeline import RUNTIME_DIR_MODE as RUNTIME_DIR_MODE
 from azs_syslog.pipeline import Rendering as Rendering
-from azs_syslog.queue import Gap, Queue, QueueLimits, now_ms
+from azs_syslog.queue import Gap, Held, Queue, QueuedBatch, QueueLimits, now_ms
 
 BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 30.0
@@ -50,6 +63,10 @@ CONFIG_POLL = 0.5  # seconds between looks at the configuration (a change applie
 CONFIRM_DELAY = 1.0  # the replay window
 DRAIN_TIMEOUT = 1.5  # how long a reload or a stop waits for in-flight batches to be confirmed
 STATUS_EVERY = 1.0
+HELD_CHECK = 1.0  # seconds between looks at the held batches (and at release-held)
+# How long a batch rendered for a newer configuration than the file now holds (a file restored
+# from a backup, or deleted and written again) waits before it is treated as older.
+GENERATION_WAIT = 10.0
 FETCH_BATCHES = 8
 MAX_INFLIGHT_BATCHES = 4096
 
@@ -69,7 +86,40 @@ def default_rendering(config: Config) -> Rendering:
     from azs_syslog.render import Renderer, RenderSettings
 
     settings = RenderSettings.from_config(config)
-    return Rendering(settings.key, settings, Renderer(settings))
+    return Rendering(
+        settings.key, settings, Renderer(settings), config.generation, config.security_level
+    )
+
+
+def _stamped(make_rendering: MakeRendering) -> MakeRendering:
+    """``make_rendering`` whose renderings always carry their configuration's generation and
+    security level (whatever renderer it builds)."""
+
+    def make(config: Config) -> Rendering:
+        return replace(
+            make_rendering(config), generation=config.generation, level=config.security_level
+        )
+
+    return make
+
+
+def held_message(events: int, accepted_level: int, current: Config) -> str:
+    """The one line that explains held events and the two ways out."""
+    them = "them" if events != 1 else "it"
+    # From clear text any TLS delivers them; from TLS without a check, only a verified one.
+    wanted = (
+        "TLS with the certificate check"
+        if current.security_level >= LEVEL_TLS_UNVERIFIED
+        else "TLS"
+    )
+    return (
+        f"{events} event{'s' if events != 1 else ''} accepted under"
+        f" {LEVEL_NAMES.get(accepted_level, str(accepted_level))}"
+        f" {'are' if events != 1 else 'is'} held: the current configuration"
+        f" ({current.describe_transport()}) is weaker; configure {wanted} again to deliver"
+        f" {them}, or run `azs-syslog forwarder release-held` to send {them} under the current"
+        " configuration"
+    )
 
 
 def default_connect(server: ServerSettings, client: ClientSettings) -> Sender:
@@ -96,7 +146,8 @@ class ConfigWatcher:
         except FileNotFoundError:
             stamp = None
         if self._config is None or stamp != self._seen:
-            config = load_config()  # raises ConfigError; the worker keeps the last good one
+            # Raises ConfigError; the worker keeps the last good one.
+            config = load_config(self.path)
             self._config, self._seen = config, stamp
         return self._config
 
@@ -172,7 +223,7 @@ class Worker:
         self.pid_lock = acquire_pid_file(self.options.pid_path or paths.pid_file())
         self.config_source = config_source or ConfigWatcher()
         self.connect = connect or default_connect
-        self.make_rendering = make_rendering or default_rendering
+        self.make_rendering = _stamped(make_rendering or default_rendering)
         try:
             self.queue = Queue(self.options.queue_path, limits=self.options.limits, durable=False)
         except BaseException:
@@ -192,6 +243,14 @@ class Worker:
         self.next_status = 0.0
         self.draining_since: float | None = None
         self.pending: tuple[Config, Rendering] | None = None
+        # A batch rendered for a newer configuration than ours: (its generation, since when).
+        self.generation_wait: tuple[int, float] | None = None
+        # Batches up to this id count as older than ours, whatever their generation: a wait
+        # for the configuration they were rendered for timed out (the file went back).
+        self.stale_upto_id = 0
+        self.held: Held | None = None
+        self.next_held_check = 0.0
+        self.released_seen: int | None = None
         self.last_error: LastError | None = None
         self.counters = Counters()
         self.stop_requested = False
@@ -229,6 +288,9 @@ class Worker:
             self.next_config_check = now + self.options.config_poll
             self._check_config()
         wait = self._deliver(now)
+        if now >= self.next_held_check:
+            self.next_held_check = now + HELD_CHECK
+            self._check_held()
         if now >= self.next_status:
             self.next_status = now + STATUS_EVERY
             self.write_status()
@@ -237,6 +299,8 @@ class Worker:
     def _check_config(self) -> None:
         try:
             config = self.config_source()
+            # Equality ignores the generation: a new generation of the same settings is
+            # adopted at once (_adopt_generation), without a reconnection.
             rendering = self.make_rendering(config) if config != self.config else None
         except ConfigError as exc:
             if self.config_problem != str(exc):
@@ -250,6 +314,7 @@ class Worker:
         self.config_problem = None
         if rendering is None:  # unchanged (or changed back while draining)
             self.pending = None
+            self._adopt_generation(config)
             return
         if self.config is None or self.sender is None:
             self._apply(config, rendering)
@@ -257,10 +322,25 @@ class Worker:
         # Connected: drain what is in flight, then switch (see _deliver).
         self.pending = (config, rendering)
 
+    def _adopt_generation(self, config: Config) -> None:
+        """The file holds the settings we run with under another generation: take it."""
+        if self.config is None or self.rendering is None:
+            return
+        if config.generation == self.config.generation:
+            return
+        self.config = config
+        self.rendering = replace(self.rendering, generation=config.generation)
+        self.generation_wait = None
+        socket_input = self.socket_input
+        if socket_input is not None and socket_input.rendering is not None:
+            socket_input.rendering = replace(socket_input.rendering, generation=config.generation)
+
     def _apply(self, config: Config, rendering: Rendering) -> None:
         self.config = config
         self.rendering = rendering
         self.pending = None
+        self.generation_wait = None
+        self.next_held_check = 0.0  # what is held depends on the level: look again now
         self.backoff = 0.0
         self.next_attempt = 0.0
         server = config.server
@@ -435,20 +515,41 @@ class Worker:
         )
 
     def _send_some(self, now: float) -> bool:
+        """Send the next few batches. For each, in this order (docs/architecture.md):
+        rendered for a newer configuration than ours -> re-read the configuration and switch
+        before sending it (never render it back into ours); accepted under a higher security
+        level than ours -> held (the query leaves it out; later batches go on); rendered for
+        an older configuration under other settings -> rendered again under ours; else sent
+        as rendered."""
         assert self.sender is not None and self.rendering is not None
+        assert self.config is not None
         if len(self.inflight) >= MAX_INFLIGHT_BATCHES:
             return False
         gap = self.queue.pending_gap()
         if gap is not None:
             self._send_gap_warning(gap)
-        batches = self.queue.next_batches(FETCH_BATCHES, after_id=self.last_sent_id)
+        batches = self.queue.next_batches(
+            FETCH_BATCHES,
+            after_id=self.last_sent_id,
+            level=self.config.security_level,
+            generation=self.config.generation,
+            stale=self.stale_upto_id,
+        )
         if not batches:
             return False
         sent_ids: list[int] = []
         try:
             for batch in batches:
+                if (
+                    batch.generation > self.config.generation
+                    and batch.id > self.stale_upto_id
+                    and not self._newer_generation(batch, now)
+                ):
+                    break  # switch first (or wait for the file to catch up); keep the order
                 wire: bytes = batch.wire
                 lengths: Sequence[int] = batch.lengths
+                # Our generation or an older one. Older with the same render key: the same
+                # bytes (the key covers every setting that shapes them), so sent as they are.
                 if batch.render_key != self.rendering.key:
                     wire, lengths = self._rerender(batch.id)
                 self._interruptible = True
@@ -467,11 +568,72 @@ class Worker:
                     break
         finally:
             self.queue.mark_sent(sent_ids)
-        self.counters.last_send_ms = now_ms()
+        if sent_ids:
+            self.counters.last_send_ms = now_ms()
+        return bool(sent_ids) or self.pending is not None
+
+    def _newer_generation(self, batch: QueuedBatch, now: float) -> bool:
+        """A batch was rendered for configuration ``generation``, newer than ours: re-read
+        the configuration now rather than at the next poll. Returns whether the batch may be
+        sent now (it is of our generation after all, or the file still holds an older one
+        after GENERATION_WAIT: then it counts as older and is rendered again)."""
+        assert self.config is not None
+        generation = batch.generation
+        self.next_config_check = now + self.options.config_poll
+        self._check_config()  # sets pending (drain, then switch) or adopts a new generation
+        if self.pending is not None:
+            return False
+        if self.config.generation >= generation:
+            self.generation_wait = None
+            return True
+        if self.generation_wait is None or self.generation_wait[0] != generation:
+            self.generation_wait = (generation, now)
+            self.log(
+                f"events rendered for configuration generation {generation} are queued, but the"
+                f" configuration file has generation {self.config.generation}: waiting up to"
+                f" {GENERATION_WAIT:.0f} s for it"
+            )
+        if now - self.generation_wait[1] < GENERATION_WAIT:
+            return False
+        # The file went back (restored from a backup, or deleted and written again): it is
+        # the operator's current intent, so treat the batches queued so far as older than it.
+        # By id, not by generation: batches rendered for the file's next writes must still
+        # wait for the switch to them.
+        self.log(
+            f"events rendered for configuration generation {generation} are queued, but the"
+            f" configuration file has generation {self.config.generation} (it was restored or"
+            " recreated); they are rendered again under the current configuration"
+        )
+        self.stale_upto_id = max(self.stale_upto_id, batch.id)
+        self.generation_wait = None
         return True
 
+    def _check_held(self) -> None:
+        """Count the held batches (for the status) and notice a ``release-held``."""
+        config = self.config
+        if config is None or config.server is None:
+            self.held = None  # nothing is sent at all; the status says why
+            return
+        try:
+            released = self.queue.counters().get("released", 0)
+            held = self.queue.held(
+                config.security_level, config.generation, stale=self.stale_upto_id
+            )
+        except QueueError:
+            return  # an auxiliary look: the delivery path meets and reports the same problem
+        if self.released_seen is not None and released != self.released_seen:
+            # Released batches lie behind the send cursor: look at the queue from the start
+            # (batches in flight are excluded by the query, so nothing is sent twice).
+            self.last_sent_id = 0
+        self.released_seen = released
+        previous = self.held.events if self.held else 0
+        self.held = held if held.events else None
+        if held.events and held.events != previous:
+            self.log(held_message(held.events, held.level, config))
+
     def _rerender(self, batch_id: int) -> tuple[bytes, array[int]]:
-        """Render a batch again from its raw lines under the current settings."""
+        """Render a batch again from its raw lines under the current settings (a batch
+        rendered for an older configuration: never one rendered for a newer one)."""
         assert self.rendering is not None
         raw = self.queue.load_raw(batch_id) or []
         builder = BatchBuilder(self.rendering.renderer, self.rendering.key)
@@ -563,10 +725,37 @@ class Worker:
             if self.state == st.BACKING_OFF
             else None,
             "config_problem": self.config_problem,
+            "held": self._held_status(config),
+            "waiting_for_generation": self._generation_wait_status(config),
             "socket": str(self.socket_input.path) if self.socket_input else None,
             "socket_error": str(self.socket_input.error)
             if self.socket_input and self.socket_input.error
             else None,
+        }
+
+    def _held_status(self, config: Config) -> dict[str, Any] | None:
+        held = self.held
+        if held is None:
+            return None
+        return {
+            "events": held.events,
+            "batches": held.batches,
+            "accepted_under": LEVEL_NAMES.get(held.level, str(held.level)),
+            "current": config.describe_transport(),
+            "message": held_message(held.events, held.level, config),
+        }
+
+    def _generation_wait_status(self, config: Config) -> dict[str, Any] | None:
+        if self.generation_wait is None:
+            return None
+        generation, since = self.generation_wait
+        return {
+            "batch_generation": generation,
+            "config_generation": config.generation,
+            "waiting_s": max(0.0, time.monotonic() - since),
+            "message": f"events rendered for configuration generation {generation} wait: the"
+            f" configuration file has generation {config.generation}; after"
+            f" {GENERATION_WAIT:.0f} s they are rendered again under the file's configuration",
         }
 
     def write_status(self) -> None:

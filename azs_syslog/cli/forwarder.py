@@ -1,4 +1,5 @@
-"""``forwarder run`` (the worker, in the foreground) and ``forwarder status``."""
+"""``forwarder run`` (the worker, in the foreground), ``forwarder status`` and
+``forwarder release-held``."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ from azs_syslog.cli.output import console, emit_json, json_option, note
 
 @click.group("forwarder")
 def forwarder() -> None:
-    """Run the forwarder worker, or show its status.
+    """Run the forwarder worker, show its status, or release held events.
 
     \b
     Examples:
       azs-syslog forwarder run
       azs-syslog forwarder status
+      azs-syslog forwarder release-held
       systemctl reload azs-syslog-forwarder   # SIGHUP: re-read the configuration now
     """
 
@@ -177,8 +179,72 @@ def _render(data: dict[str, Any] | None, live: dict[str, Any] | None, health: An
             rows.append(("  fix", str(error["fix"])))
     if status.get("config_problem"):
         rows.append(("Configuration problem", str(status["config_problem"])))
+    held = status.get("held")
+    if held:
+        rows.append(("Held", str(held.get("message") or f"{held.get('events')} events")))
+    waiting = status.get("waiting_for_generation")
+    if waiting:
+        rows.append(("Waiting", str(waiting.get("message"))))
     for name, value in rows:
         table.add_row(name, value)
     console().print(table)
     if data is None:
         note("the forwarder has not run on this home yet (azs-syslog forwarder run)")
+
+
+@forwarder.command("release-held")
+@json_option
+def release_held(as_json: bool) -> None:
+    """Send the held events under the current, weaker, transport.
+
+    Events accepted while a stronger transport was configured (TLS) are never sent over a
+    weaker one (TCP or UDP in clear text, or TLS without a certificate check) on their own:
+    the forwarder holds them, and `forwarder status` counts them. Configuring the stronger
+    transport again delivers them; this command is the other way out: your consent, recorded
+    in the queue, to send the events held now under the configuration in force now. Events
+    accepted later, or a configuration weaker still, are held again.
+
+    \b
+    Exit codes: 0 done (the number released is printed, 0 when nothing was held);
+    1 no server is configured, or the configuration or the queue cannot be read.
+
+    \b
+    Examples:
+      azs-syslog forwarder status              # "N events accepted under TLS are held ..."
+      azs-syslog forwarder release-held
+      azs-syslog forwarder release-held --json
+    """
+    from azs_syslog import paths
+    from azs_syslog.config import load_config
+    from azs_syslog.errors import AzsSyslogError
+
+    config = load_config()
+    if config.server is None:
+        raise AzsSyslogError(
+            "no syslog server is configured, so there is nothing to release held events to",
+            fix="configure the server with set-syslog-server, then run this command again",
+        )
+    released = 0
+    if paths.queue_file().exists():
+        from azs_syslog.queue import Queue
+
+        with Queue() as queue:
+            released = queue.release_held(config.security_level, config.generation)
+    transport = config.describe_transport()
+    if as_json:
+        emit_json(
+            {
+                "released": released,
+                "transport": transport,
+                "level": config.security_level,
+                "generation": config.generation,
+            }
+        )
+    elif released:
+        note(
+            f"released {released} held event{'s' if released != 1 else ''}: the forwarder sends"
+            f" {'them' if released != 1 else 'it'} under the current configuration ({transport})"
+            " within a second"
+        )
+    else:
+        note(f"no events are held under the current configuration ({transport})")

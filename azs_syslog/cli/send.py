@@ -63,6 +63,9 @@ def send_event(source: str, jobs: int, as_json: bool) -> None:
         warn(f"{problem}; rendering with the default settings (the forwarder renders again)")
     settings = RenderSettings.from_config(config)
     renderer = Renderer(settings)
+    # Recorded with every batch: the worker never sends these events under an older
+    # configuration than this one, nor over a weaker transport (docs/architecture.md).
+    origin = {"generation": config.generation, "level": config.security_level}
     rejections: list[dict[str, object]] = []
 
     def on_reject(rejection: Rejection) -> None:
@@ -81,7 +84,7 @@ def send_event(source: str, jobs: int, as_json: bool) -> None:
         def make_rendering() -> tuple[Renderer, str]:
             return Renderer(settings), settings.key
 
-        result, rejected_lines = enqueue_jsonl_file(path, jobs, make_rendering)
+        result, rejected_lines = enqueue_jsonl_file(path, jobs, make_rendering, **origin)
         for rejection in rejected_lines:
             on_reject(rejection)
         label = source
@@ -102,7 +105,12 @@ def send_event(source: str, jobs: int, as_json: bool) -> None:
             label = source
         with stream, Queue() as queue:
             result = enqueue_records(
-                iter_records(stream), queue, renderer, settings.key, on_reject=on_reject
+                iter_records(stream),
+                queue,
+                renderer,
+                settings.key,
+                on_reject=on_reject,
+                **origin,
             )
             depth = queue.depth()
 

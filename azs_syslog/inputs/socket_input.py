@@ -403,7 +403,12 @@ class SocketInput:
         rendering = self.rendering
         if rendering is None or not any(c.wants_commit() for c in self._clients.values()):
             return
-        builder = BatchBuilder(rendering.renderer, rendering.key)
+        builder = BatchBuilder(
+            rendering.renderer,
+            rendering.key,
+            generation=rendering.generation,
+            level=rendering.level,
+        )
         # Per client: (line, reply) in line order; reply None for a line accepted.
         replies: list[tuple[_Client, list[tuple[int, bytes | None]]]] = []
         rejected = 0
