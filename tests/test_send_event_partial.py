@@ -15,6 +15,7 @@ import pytest
 
 from azs_syslog.queue import Queue
 from tests.conftest import REPO_ROOT, run_cli_process
+from tests.test_help_and_docs_troubleshooting import assert_documented
 from tests.test_send_event import windows_event
 from tests.tmpfs import fill, mounted_tmpfs
 
@@ -72,6 +73,12 @@ def test_disk_full_part_way_reports_exact_counts(
         assert f"error: disk full: {accepted} events queued, {total - accepted} not " in stderr
         assert f"fix: free space on the file system of {home / 'state'}" in stderr
         assert f"tail -n +{accepted + 1} {source} | azs-syslog send-event -" in stderr
+        # docs/troubleshooting.md shows these lines as printed (paths of the service).
+        shown = stderr.replace(str(home), "/var/lib/azs-syslog").replace(
+            str(source), "events.jsonl"
+        )
+        for line in shown.splitlines():
+            assert_documented(line)
 
         # Nothing fits any more: nothing queued is exit 1, and the text says so.
         again = run_cli_process(["send-event", str(source)], timeout=120)
