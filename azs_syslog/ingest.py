@@ -164,11 +164,15 @@ class Enqueuer:
         (``failure`` is set) nothing is added: the record is counted in ``not_queued``."""
         if self._error is not None and self._error is not self.failure:
             raise self._error
-        line: str | bytes = (
-            json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-            if isinstance(record, dict)
-            else record
-        )
+        line: str | bytes
+        if isinstance(record, dict):
+            try:
+                line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+            except RecursionError:  # parsed near the parser's limit, too deep to write back
+                self.reject(line_no, "invalid JSON: nested too deeply")
+                return False
+        else:
+            line = record
         with self._lock:
             if self.failure is not None:
                 self._not_queued(1, line_no)

@@ -223,3 +223,24 @@ def test_every_valid_line_is_accepted_once_and_every_invalid_line_reported(
         assert sorted(row["line"] for row in rows if "error" in row) == invalid
         shown_lines = sorted(row["line"] for row in rows if "message" in row)
         assert shown_lines == [n for n, (k, _) in enumerate(lines, start=1) if k == "valid"]
+
+
+def test_a_parsed_object_too_deep_to_write_back_is_a_rejection() -> None:
+    from azs_syslog.ingest import Rejection, enqueue_records
+    from azs_syslog.render import Renderer, RenderSettings
+
+    deep: dict[str, object] = {"a": 1}
+    for _ in range(100_000):
+        deep = {"a": deep}
+    rejections: list[Rejection] = []
+    settings = RenderSettings()
+    with Queue() as queue:
+        result = enqueue_records(
+            [(1, deep), (2, pep("after"))],
+            queue,
+            Renderer(settings),
+            settings.key,
+            on_reject=rejections.append,
+        )
+    assert (result.accepted, result.rejected) == (1, 1)
+    assert rejections == [Rejection(1, "invalid JSON: nested too deeply")]
