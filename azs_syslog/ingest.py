@@ -636,12 +636,18 @@ def enqueue_jsonl_file(
     else:
         name = signal.Signals(stop.signum).name if stop.signum else "a signal"
         cause = QueueError(f"stopped by {name} before the end of the input")
+    merged: list[tuple[int, int | None]] = []
+    for first, last in ranges:  # one range where one part's follows on from another's
+        if merged and merged[-1][1] is not None and merged[-1][1] + 1 == first:
+            merged[-1] = (merged[-1][0], last)
+        else:
+            merged.append((first, last))
     raise IngestFailure(
         cause,
         result,
         sum(report.not_queued for report in left_out),
         [first for first, _last in ranges],
-        ranges=ranges,
+        ranges=merged,
         interrupted=not failed,
         rejections=rejections,
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import shlex
 import sqlite3
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -109,7 +111,7 @@ def send_event(source: str, jobs: int, as_json: bool) -> None:
                 ) from exc
             label = source
         failure = None
-        with stream, Queue() as queue:
+        with stream, open_queue(Queue) as queue:
             try:
                 result = enqueue_records(
                     iter_records(stream),
@@ -165,6 +167,28 @@ def send_event(source: str, jobs: int, as_json: bool) -> None:
         sys.exit(ExitCode.PARTIAL if result.accepted else ExitCode.FAILED)
     if result.rejected:
         sys.exit(ExitCode.PARTIAL if result.accepted else ExitCode.FAILED)
+
+
+@contextlib.contextmanager
+def open_queue(queue_class: Any) -> Iterator[Any]:
+    """The queue, or — when it cannot be opened because the disk is full — that error in the
+    words of a partial failure: nothing was queued."""
+    from azs_syslog import paths
+    from azs_syslog.errors import QueueError
+
+    try:
+        queue = queue_class()
+    except QueueError as exc:
+        if not is_disk_full(exc):
+            raise
+        where = paths.state_dir()
+        raise QueueError(
+            f"disk full: nothing queued: {exc.message}",
+            fix=f"free space on the file system of {where} (df -h {where}), then send the "
+            "input again",
+        ) from exc
+    with queue:
+        yield queue
 
 
 def queue_depth(queue_class: Any) -> int | None:
