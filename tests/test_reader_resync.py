@@ -156,7 +156,7 @@ def test_a_broken_pretty_printed_object_reports_each_line_it_cannot_use() -> Non
 # --- the property: random mixtures ---------------------------------------------------------------
 
 GARBAGE_START = "x#<!@~?"
-KINDS = st.sampled_from(["valid", "valid", "valid", "cut", "garbage", "blank", "deep"])
+KINDS = st.sampled_from(["valid", "valid", "valid", "cut", "garbage", "blank", "deep", "not-utf-8"])
 
 
 @st.composite
@@ -176,6 +176,10 @@ def mixtures(draw: st.DrawFn) -> list[tuple[str, str]]:
                 st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=20)
             )
             lines.append((kind, head + tail.replace("\x85", " ")))
+        elif kind == "not-utf-8":
+            # Written as Latin-1 below: "\xe9" alone is not UTF-8.
+            samples = ['{"who": "\xe9"}', "\xe9t\xe9", '{"a": "\xff']
+            lines.append((kind, draw(st.sampled_from(samples))))
         elif kind == "blank":
             lines.append((kind, draw(st.sampled_from(["", "  ", "\t"]))))
         else:
@@ -206,10 +210,13 @@ def test_every_valid_line_is_accepted_once_and_every_invalid_line_reported(
     lines: list[tuple[str, str]],
 ) -> None:
     valid, invalid = expected(lines)
-    data = "".join(line + "\n" for _, line in lines)
+    data = b"".join(
+        (line.encode("latin-1") if kind == "not-utf-8" else line.encode()) + b"\n"
+        for kind, line in lines
+    )
     with fresh_home() as home:
         source = home / "events.jsonl"
-        source.write_text(data, encoding="utf-8")
+        source.write_bytes(data)
 
         result = run_cli(["send-event", "--json", str(source)])
         report = json.loads(result.stdout)
