@@ -14,7 +14,12 @@ it goes, even when the producer pauses (a flusher thread watches the clock).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import queue as queue_module
+import signal
+import sys
 import threading
 from array import array
 from collections.abc import Callable, Iterable, Iterator
@@ -152,6 +157,12 @@ class Enqueuer:
         self.accepted = 0  # committed, i.e. durable
         self.rejected = 0
         self.truncated = 0
+        # After a failed commit nothing more is added (what is queued stays a prefix of the
+        # input): the failure, the events it left out, and the first line not queued.
+        self.failure: QueueError | None = None
+        self.not_queued = 0
+        self.first_line_not_queued: int | None = None
+        self._first_line: int | None = None  # of the batch being built
         self._pending_rejected = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -162,22 +173,35 @@ class Enqueuer:
 
     def add(self, line_no: int, record: str | bytes | dict[str, object]) -> bool:
         """Add one input record (a JSON text, or an already parsed object). Returns whether it
-        was accepted (it becomes durable at the next commit)."""
-        if self._error is not None:
+        was accepted (it becomes durable at the next commit). After a failed commit
+        (``failure`` is set) nothing is added: the record is counted in ``not_queued``."""
+        if self._error is not None and self._error is not self.failure:
             raise self._error
-        line: str | bytes = (
-            json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-            if isinstance(record, dict)
-            else record
-        )
+        line: str | bytes
+        if isinstance(record, dict):
+            try:
+                line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+            except RecursionError:  # parsed near the parser's limit, too deep to write back
+                self.reject(line_no, "invalid JSON: nested too deeply")
+                return False
+        else:
+            line = record
         with self._lock:
+            if self.failure is not None:
+                self._not_queued(1, line_no)
+                return False
             try:
                 self.builder.add(line, now_ms())
             except EventError as exc:
                 self._reject(line_no, error_reason(exc))
                 return False
+            if self._first_line is None:
+                self._first_line = line_no
             if len(self.builder) >= self.batch_events or self.builder.nbytes >= self.batch_bytes:
-                self._commit()
+                try:
+                    self._commit()
+                except QueueError:
+                    return False  # recorded in ``failure``
         return True
 
     def reject(self, line_no: int, reason: str) -> None:
@@ -196,11 +220,26 @@ class Enqueuer:
         with self._lock:
             self._commit()
 
+    def _not_queued(self, events: int, first_line: int | None) -> None:
+        self.not_queued += events
+        if self.first_line_not_queued is None:
+            self.first_line_not_queued = first_line
+
     def _commit(self) -> None:
+        """Commit the batch built so far. A ``QueueError`` is recorded in ``failure`` (with
+        the batch's events in ``not_queued``) and raised; no later commit is tried."""
+        if self.failure is not None:
+            raise self.failure
         batch, truncated = self.builder.take()
+        first_line, self._first_line = self._first_line, None
         if batch is None and not self._pending_rejected and not truncated:
             return
-        self.queue.append_batch(batch, rejected=self._pending_rejected, truncated=truncated)
+        try:
+            self.queue.append_batch(batch, rejected=self._pending_rejected, truncated=truncated)
+        except QueueError as exc:
+            self.failure = exc
+            self._not_queued(batch.count if batch is not None else 0, first_line)
+            raise
         self._pending_rejected = 0
         self.truncated += truncated
         if batch is not None:
@@ -228,14 +267,52 @@ class Enqueuer:
                 return
 
     def close(self) -> None:
-        """Stop the flusher and commit the rest. Raises what the flusher met, if anything."""
+        """Stop the flusher and commit the rest. Raises what the flusher met, if anything
+        (except a failed commit, which stays in ``failure``)."""
         self._stop.set()
         if self._flusher is not None:
             self._flusher.join()
             self._flusher = None
-        if self._error is not None:
+        if self._error is not None and self._error is not self.failure:
             raise self._error
-        self.flush()
+        if self.failure is None:
+            with contextlib.suppress(QueueError):  # recorded in ``failure``
+                self.flush()
+
+
+class IngestFailure(QueueError):
+    """The queue stopped taking events part-way through an input (a full disk, say).
+
+    ``result`` counts what was durably queued before the failure (a prefix of the input for
+    one process); ``not_queued`` the events of the input that were not; ``first_lines`` the
+    first line not queued of each part of the input (one part unless ``--jobs``);
+    ``rest_unread``: the input (a pipe) was not read to its end, so ``not_queued`` counts only
+    what had been read. ``cause`` is the queue's own error; ``interrupted``: no error, the
+    producers were asked to stop (SIGTERM / SIGINT). ``rejections``: those of ``--jobs``.
+    """
+
+    def __init__(
+        self,
+        cause: QueueError,
+        result: IngestResult,
+        not_queued: int,
+        first_lines: list[int],
+        *,
+        rest_unread: bool = False,
+        interrupted: bool = False,
+        rejections: list[Rejection] | None = None,
+        ranges: list[tuple[int, int | None]] | None = None,
+    ) -> None:
+        super().__init__(cause.message, fix=cause.fix)
+        self.cause = cause
+        self.result = result
+        self.not_queued = not_queued
+        self.first_lines = first_lines
+        self.rest_unread = rest_unread
+        self.interrupted = interrupted
+        self.rejections = rejections or []
+        # The lines not queued, first to last (None: to the end of the input).
+        self.ranges = ranges if ranges is not None else [(first, None) for first in first_lines]
 
 
 @dataclass(frozen=True)
@@ -257,6 +334,7 @@ def enqueue_records(
     max_delay: float = DEFAULT_MAX_DELAY,
     generation: int = 0,
     level: int = 0,
+    read_to_end: bool = True,
 ) -> IngestResult:
     """Render and durably enqueue ``records`` (``(line_no, record)`` pairs, as
     ``events.iter_records`` yields them). When this returns, every accepted event is on disk.
@@ -264,6 +342,10 @@ def enqueue_records(
 
     An ``EventError`` raised by the record iterator itself (input that cannot be split into
     records) is reported as a rejection of that line and ends the input.
+
+    When the queue stops taking events (a full disk), nothing more is rendered and
+    ``IngestFailure`` says how many events were queued before and how many were not: the rest
+    of ``records`` is counted when ``read_to_end`` (a file; not a pipe, which may never end).
     """
     enqueuer = Enqueuer(
         queue,
@@ -277,15 +359,32 @@ def enqueue_records(
         level=level,
     )
     enqueuer.start()
+    rest = iter(records)
     try:
         try:
-            for line_no, record in records:
+            for line_no, record in rest:
                 enqueuer.add(line_no, record)
+                if enqueuer.failure is not None:
+                    break
         except EventError as exc:
             enqueuer.reject(exc.line or 0, error_reason(exc))
     finally:
         enqueuer.close()
-    return IngestResult(enqueuer.accepted, enqueuer.rejected, enqueuer.truncated)
+    result = IngestResult(enqueuer.accepted, enqueuer.rejected, enqueuer.truncated)
+    if enqueuer.failure is None:
+        return result
+    if read_to_end:
+        with contextlib.suppress(EventError):
+            for line_no, _record in rest:
+                enqueuer._not_queued(1, line_no)
+    first = enqueuer.first_line_not_queued
+    raise IngestFailure(
+        enqueuer.failure,
+        result,
+        enqueuer.not_queued,
+        [] if first is None else [first],
+        rest_unread=not read_to_end,
+    )
 
 
 # --- several producer processes for one big JSON-lines file -----------------------------------
@@ -334,30 +433,136 @@ def _read_range(path: Path, start: int, end: int, first_line: int) -> Iterator[t
                 yield line_no, line
 
 
+@dataclass(frozen=True)
+class PartResult:
+    """What one producer process of ``enqueue_jsonl_file`` did with its part of the file.
+
+    ``failure``: the queue's error (message, fix) when it stopped taking events; ``stopped``:
+    the process was asked to stop (SIGTERM/SIGINT) before the end of its part. In both cases
+    ``not_queued`` counts the events of the part left out, from ``first_line_not_queued``.
+    """
+
+    part: int
+    result: IngestResult
+    rejections: list[Rejection]
+    not_queued: int = 0
+    first_line_not_queued: int | None = None
+    failure: tuple[str, str | None] | None = None
+    stopped: bool = False
+
+
+_stop_requested = False  # set by the signal handlers of a producer process
+
+
+def _request_stop(signum: int, frame: object) -> None:
+    global _stop_requested
+    _stop_requested = True
+
+
+def _until_stopped(records: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
+    """``records`` until a stop is requested; what is left stays in ``records``."""
+    if _stopping():
+        return
+    for record in records:
+        yield record
+        if _stopping():
+            return
+
+
+def _stopping() -> bool:
+    return _stop_requested
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this process when its parent dies, whatever kills the parent
+    (SIGKILL included): the transaction being written is then rolled back, whole."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request: go now
+        os._exit(1)
+
+
 def _produce_range(
     path: Path,
     part: tuple[int, int, int],
     make_rendering: RenderingFactory,
     results: Any,
-    origin: tuple[int, int] = (0, 0),
+    origin: tuple[int, int],
+    parent: int,
+    index: int,
 ) -> None:
+    global _stop_requested
+    _die_with_parent(parent)
+    # SIGTERM / SIGINT (forwarded by the parent, or a Ctrl-C to the whole process group): stop
+    # reading, commit what is rendered, report. Only a flag is set here. A signal that came
+    # before this point went to the parent's handler inherited by the fork: honour it too.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        inherited = signal.signal(signum, _request_stop)
+        if isinstance(inherited, _StopFlag) and inherited.signum:
+            _stop_requested = True
     try:
         renderer, key = make_rendering()
         rejections: list[Rejection] = []
         generation, level = origin
-        with Queue() as queue:
-            result = enqueue_records(
-                _read_range(path, *part),
-                queue,
-                renderer,
-                key,
-                on_reject=rejections.append,
-                generation=generation,
-                level=level,
+        records = _read_range(path, *part)
+        report: PartResult
+        try:
+            with Queue() as queue:
+                result = enqueue_records(
+                    _until_stopped(records),
+                    queue,
+                    renderer,
+                    key,
+                    on_reject=rejections.append,
+                    generation=generation,
+                    level=level,
+                )
+            report = PartResult(index, result, rejections)
+            if _stopping():
+                not_queued, first = 0, None
+                for line_no, _line in records:
+                    not_queued += 1
+                    first = line_no if first is None else first
+                report = PartResult(index, result, rejections, not_queued, first, stopped=True)
+        except IngestFailure as exc:
+            # Counted to the end of the part, even if a stop cut the counting short.
+            rest = [line_no for line_no, _line in records]
+            firsts = exc.first_lines + rest[:1]
+            report = PartResult(
+                index,
+                exc.result,
+                rejections,
+                exc.not_queued + len(rest),
+                firsts[0] if firsts else None,
+                failure=(exc.message, exc.fix),
             )
-        results.put(("ok", result, rejections))
+        except QueueError as exc:  # the queue could not even be opened: nothing queued
+            lines = [line_no for line_no, _line in records]
+            report = PartResult(
+                index,
+                IngestResult(0, len(rejections), 0),
+                rejections,
+                len(lines),
+                lines[0] if lines else None,
+                failure=(exc.message, exc.fix),
+            )
+        results.put(("ok", report))
     except BaseException as exc:
-        results.put(("error", f"{type(exc).__name__}: {exc}", []))
+        results.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+class _StopFlag:
+    """Set by the parent's SIGTERM / SIGINT handlers while it waits for its producers."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.signum = signum
 
 
 def enqueue_jsonl_file(
@@ -372,7 +577,14 @@ def enqueue_jsonl_file(
     processes, each rendering and committing its own part of the file. Batches of different
     parts interleave in the queue, so events may be sent in a different order than the file's
     (each event keeps its own time). Returns the totals and the rejections, by line.
-    ``generation`` / ``level``: see :class:`BatchBuilder` (the same for every part)."""
+
+    The producers never outlive this process: they are killed by the kernel when it dies, and
+    a SIGTERM or SIGINT it receives is passed on to them; each then commits what it has
+    rendered and stops. ``IngestFailure`` (its cause says why: a full disk, or ``Interrupted``)
+    then gives the exact totals, summed over the producers.
+
+    ``generation`` / ``level``: see :class:`BatchBuilder` (the same for every part).
+    """
     import multiprocessing
 
     context = multiprocessing.get_context("fork")
@@ -381,30 +593,94 @@ def enqueue_jsonl_file(
     children = [
         context.Process(
             target=_produce_range,
-            args=(path, part, make_rendering, results, (generation, level)),
+            args=(path, part, make_rendering, results, (generation, level), os.getpid(), index),
         )
-        for part in parts
+        for index, part in enumerate(parts)
     ]
-    for child in children:
-        child.start()
-    accepted = rejected = truncated = 0
-    rejections: list[Rejection] = []
+    stop = _StopFlag()
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, stop)
+    reports: list[PartResult] = []
     problems: list[str] = []
-    for _ in children:
-        status, result, rejected_lines = results.get()
-        if status != "ok":
-            problems.append(str(result))
-            continue
-        accepted += result.accepted
-        rejected += result.rejected
-        truncated += result.truncated
-        rejections += rejected_lines
-    for child in children:
-        child.join()
+    try:
+        for child in children:
+            child.start()
+        forwarded = False
+        pending = len(children)
+        while pending:
+            if stop.signum and not forwarded:
+                forwarded = True
+                for child in children:
+                    if child.pid is not None and child.exitcode is None:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(child.pid, signal.SIGTERM)
+            try:
+                status, payload = results.get(timeout=0.1)
+            except queue_module.Empty:
+                if any(child.exitcode is None for child in children):
+                    continue
+                # Every producer has exited; one killed without a word never reports.
+                try:
+                    status, payload = results.get(timeout=1.0)
+                except queue_module.Empty:
+                    problems += ["a producer process was killed"] * pending
+                    break
+            pending -= 1
+            if status == "ok":
+                reports.append(payload)
+            else:
+                problems.append(str(payload))
+        for child in children:
+            child.join()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    accepted = sum(report.result.accepted for report in reports)
+    rejected = sum(report.result.rejected for report in reports)
+    truncated = sum(report.result.truncated for report in reports)
+    rejections = sorted(
+        (rejection for report in reports for rejection in report.rejections),
+        key=lambda rejection: rejection.line,
+    )
+    result = IngestResult(accepted, rejected, truncated)
     if problems:
         raise QueueError(
             f"{len(problems)} of {len(children)} producer processes failed: {problems[0]}",
-            fix="events they accepted before failing are queued; check the free disk space",
+            fix=f"{accepted} events were queued by the others; check the free disk space",
         )
-    rejections.sort(key=lambda rejection: rejection.line)
-    return IngestResult(accepted, rejected, truncated), rejections
+    failed = [report for report in reports if report.failure is not None]
+    stopped = [report for report in reports if report.stopped and report.not_queued]
+    if not failed and not stopped:
+        return result, rejections
+    left_out = failed + stopped
+    ranges: list[tuple[int, int | None]] = sorted(
+        (
+            report.first_line_not_queued,
+            parts[report.part + 1][2] - 1 if report.part + 1 < len(parts) else None,
+        )
+        for report in left_out
+        if report.first_line_not_queued is not None
+    )
+    if failed:
+        message, fix = failed[0].failure or ("", None)
+        cause = QueueError(message, fix=fix)
+    else:
+        name = signal.Signals(stop.signum).name if stop.signum else "a signal"
+        cause = QueueError(f"stopped by {name} before the end of the input")
+    merged: list[tuple[int, int | None]] = []
+    for first, last in ranges:  # one range where one part's follows on from another's
+        if merged and merged[-1][1] is not None and merged[-1][1] + 1 == first:
+            merged[-1] = (merged[-1][0], last)
+        else:
+            merged.append((first, last))
+    raise IngestFailure(
+        cause,
+        result,
+        sum(report.not_queued for report in left_out),
+        [first for first, _last in ranges],
+        ranges=merged,
+        interrupted=not failed,
+        rejections=rejections,
+    )

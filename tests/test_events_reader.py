@@ -83,8 +83,10 @@ def test_json_lines_stream_without_waiting_for_eof() -> None:
 
 
 def test_invalid_utf8_in_arrays_and_objects_is_not_replaced() -> None:
+    # In an array, likewise: no array can be read as text, so each line is reported on its
+    # own, and the one that is not UTF-8 as bytes.
     records = list(iter_records(io.BytesIO(b'[\n{"a": "\xff"}\n]\n')))
-    assert records == [(1, b'[\n{"a": "\xff"}\n]\n')]
+    assert records == [(1, "["), (2, b'{"a": "\xff"}\n'), (3, "]")]
+    # In a pretty-printed object, the line that is not UTF-8 is reported on its own, as bytes.
     records = list(iter_records(io.BytesIO(b'{\n"a": "\xff"\n}\n')))
-    assert records[0][0] == 1
-    assert isinstance(records[0][1], bytes)
+    assert records == [(1, "{"), (2, b'"a": "\xff"\n'), (3, "}")]

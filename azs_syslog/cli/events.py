@@ -112,7 +112,12 @@ def format_event(
                 message = renderer.render_object(record, accepted_ms)
             else:
                 message = renderer.render_line(record, accepted_ms)
-        except EventError as exc:
+        except (EventError, RecursionError) as caught:
+            exc = (
+                caught
+                if isinstance(caught, EventError)
+                else EventError("invalid JSON: nested too deeply")
+            )
             exc.line = line
             rejected += 1
             if as_json:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import shlex
+import sqlite3
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import click
 
 from azs_syslog.cli.exit_codes import ExitCode
-from azs_syslog.cli.output import emit_json, json_option, note, warn
+from azs_syslog.cli.output import emit_json, error, json_option, note, warn
 
 
 def current_config() -> tuple[Any, str | None]:
@@ -44,8 +49,10 @@ def send_event(source: str, jobs: int, as_json: bool) -> None:
     committed as it goes (at most 0.15 s after each line).
 
     \b
-    Exit codes: 0 every event accepted; 3 some rejected (each reported with its line
-    number and the reason); 1 nothing could be queued (every event rejected, or a failure).
+    Exit codes: 0 every event accepted; 3 partly: some rejected (each reported with its line
+    number and the reason), or the queue stopped taking events part-way (a full disk;
+    the report says how many were queued and from which line on they were not); 1 nothing
+    could be queued (every event rejected, or a failure before the first commit).
 
     \b
     Examples:
@@ -54,7 +61,7 @@ def send_event(source: str, jobs: int, as_json: bool) -> None:
       azs-syslog send-event --jobs 2 --json big-export.jsonl
     """
     from azs_syslog.events import iter_records
-    from azs_syslog.ingest import Rejection, enqueue_jsonl_file, enqueue_records
+    from azs_syslog.ingest import IngestFailure, Rejection, enqueue_jsonl_file, enqueue_records
     from azs_syslog.queue import Queue
     from azs_syslog.render import Renderer, RenderSettings
 
@@ -84,12 +91,15 @@ def send_event(source: str, jobs: int, as_json: bool) -> None:
         def make_rendering() -> tuple[Renderer, str]:
             return Renderer(settings), settings.key
 
-        result, rejected_lines = enqueue_jsonl_file(path, jobs, make_rendering, **origin)
+        failure: IngestFailure | None = None
+        try:
+            result, rejected_lines = enqueue_jsonl_file(path, jobs, make_rendering, **origin)
+        except IngestFailure as exc:
+            failure, result, rejected_lines = exc, exc.result, exc.rejections
         for rejection in rejected_lines:
             on_reject(rejection)
         label = source
-        with Queue() as queue:
-            depth = queue.depth()
+        events_queued = queue_depth(Queue)
     else:
         stream: BinaryIO
         if source == "-":
@@ -103,33 +113,148 @@ def send_event(source: str, jobs: int, as_json: bool) -> None:
                     f"cannot read {source}: {exc.strerror or exc}", param_hint="FILE"
                 ) from exc
             label = source
-        with stream, Queue() as queue:
-            result = enqueue_records(
-                iter_records(stream),
-                queue,
-                renderer,
-                settings.key,
-                on_reject=on_reject,
-                **origin,
-            )
-            depth = queue.depth()
+        failure = None
+        with stream, open_queue(Queue) as queue:
+            try:
+                result = enqueue_records(
+                    iter_records(stream),
+                    queue,
+                    renderer,
+                    settings.key,
+                    on_reject=on_reject,
+                    read_to_end=source != "-",
+                    **origin,
+                )
+            except IngestFailure as exc:
+                failure, result = exc, exc.result
+        events_queued = queue_depth(Queue)
 
+    not_queued = failure.not_queued if failure is not None else 0
     if as_json:
-        emit_json(
-            {
-                "source": label,
-                "accepted": result.accepted,
-                "rejected": rejections,
-                "truncated": result.truncated,
-                "queued": depth.events,
+        report: dict[str, object] = {
+            "source": label,
+            "accepted": result.accepted,
+            "rejected": rejections,
+            "truncated": result.truncated,
+            "queued": events_queued,
+            "not_queued": not_queued,
+        }
+        if failure is not None:
+            message, fix = failure_text(failure, source, jobs)
+            report["not_queued_lines"] = [list(span) for span in failure.ranges]
+            report["rest_unread"] = failure.rest_unread
+            report["error"] = {
+                "cause": "interrupted"
+                if failure.interrupted
+                else "disk full"
+                if is_disk_full(failure)
+                else "queue",
+                "message": message,
+                "fix": fix,
             }
-        )
+        emit_json(report)
     else:
         text = f"accepted {result.accepted} event{'s' if result.accepted != 1 else ''}"
         if result.rejected:
             text += f", rejected {result.rejected}"
         if result.truncated:
             text += f" ({result.truncated} shortened to the maximum message size)"
-        note(f"{text}; {depth.events} queued")
+        if failure is not None:
+            text += f", {not_queued} not queued ({describe_ranges(failure)})"
+            if failure.rest_unread:
+                text += " and the rest of the input not read"
+        queued = "?" if events_queued is None else events_queued
+        note(f"{text}; {queued} queued")
+    if failure is not None:
+        message, fix = failure_text(failure, source, jobs)
+        error(message, fix=fix)
+        sys.exit(ExitCode.PARTIAL if result.accepted else ExitCode.FAILED)
     if result.rejected:
         sys.exit(ExitCode.PARTIAL if result.accepted else ExitCode.FAILED)
+
+
+@contextlib.contextmanager
+def open_queue(queue_class: Any) -> Iterator[Any]:
+    """The queue, or — when it cannot be opened because the disk is full — that error in the
+    words of a partial failure: nothing was queued."""
+    from azs_syslog import paths
+    from azs_syslog.errors import QueueError
+
+    try:
+        queue = queue_class()
+    except QueueError as exc:
+        if not is_disk_full(exc):
+            raise
+        where = paths.state_dir()
+        raise QueueError(
+            f"disk full: nothing queued: {exc.message}",
+            fix=f"free space on the file system of {where} (df -h {where}), then send the "
+            "input again",
+        ) from exc
+    with queue:
+        yield queue
+
+
+def queue_depth(queue_class: Any) -> int | None:
+    """Events in the queue now, or None when the queue cannot even be read."""
+    from azs_syslog.errors import QueueError
+
+    try:
+        with queue_class() as queue:
+            return int(queue.depth().events)
+    except (QueueError, sqlite3.Error, OSError):
+        return None
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it, in this process or a producer process, whose
+    message is all that reaches here) is a full file system."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # bounded: a cause chain is short
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(seen, sqlite3.Error) and (
+            getattr(seen, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc).lower()
+    return "disk is full" in text or "no space left" in text or "quota exceeded" in text
+
+
+def describe_ranges(failure: Any) -> str:
+    """``lines 2001-end``, or ``lines 2001-12500, 14001-end`` for several producers."""
+    spans = [f"{first}-{'end' if last is None else last}" for first, last in failure.ranges]
+    return "lines " + ", ".join(spans) if spans else "no line"
+
+
+def failure_text(failure: Any, source: str, jobs: int) -> tuple[str, str]:
+    """The error line and its fix for a partial ``send-event``."""
+    from azs_syslog import paths
+
+    queued = failure.result.accepted
+    head = (
+        f"{queued} event{'s' if queued != 1 else ''} queued, {failure.not_queued} not "
+        f"({describe_ranges(failure)})"
+    )
+    if len(failure.ranges) == 1 and source != "-":
+        again = f"tail -n +{failure.ranges[0][0]} {shlex.quote(source)} | azs-syslog send-event -"
+    elif source == "-":
+        again = "send the input again from the first line not queued"
+    else:
+        script = ";".join(
+            f"{first},{'$' if last is None else last}p" for first, last in failure.ranges
+        )
+        again = f"sed -n {shlex.quote(script)} {shlex.quote(source)} | azs-syslog send-event -"
+    if failure.interrupted:
+        return f"interrupted: {failure.message}; {head}", f"to queue the rest: {again}"
+    if is_disk_full(failure):
+        where = paths.state_dir()
+        return (
+            f"disk full: {head}: {failure.message}",
+            f"free space on the file system of {where} (df -h {where}), then: {again}",
+        )
+    fix = failure.fix or "check the free disk space and the queue file's permissions"
+    return f"cannot queue: {head}: {failure.message}", f"{fix}; then: {again}"

@@ -9,15 +9,60 @@ is fed by long-running pipes: each line is yielded as soon as it is read, never 
   it starts on);
 * one or more pretty-printed objects spanning several lines (each yielded parsed, with the line
   it starts on).
+
+Malformed input never hides a valid line. A line that starts an object it does not finish (a
+cut-off line, ``{"type": "pep", "event":``) is only a multi-line object if the lines after it
+complete it; when they do not, that line is reported on its own and reading starts again on the
+next line that could start an event, so a valid line after a cut-off one is still read. Inside
+an array, a broken element is reported and reading goes on at the next line that could start
+one. Nesting too deep for the parser is a rejection of its line, never an internal error.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
 Record = tuple[int, "str | bytes | dict[str, Any]"]
+_Line = tuple[int, "str | bytes"]
+_FIRST_CHAR = re.compile(r"[ \t\r]*(\S)")  # the first character of a line, if not blank
+
+
+class _Source:
+    """The input lines with their numbers, and the lines read ahead that must be read again
+    (after a failed multi-line object, or the text after an array's ``]``)."""
+
+    __slots__ = ("again", "lineno", "lines")
+
+    def __init__(self, lines: Iterator[str | bytes]) -> None:
+        self.lines = lines
+        self.lineno = 0  # the number of the last line taken from ``lines``
+        self.again: deque[_Line] = deque()
+
+    def next_line(self) -> _Line | None:
+        if self.again:
+            return self.again.popleft()
+        raw = next(self.lines, None)
+        if raw is None:
+            return None
+        self.lineno += 1
+        return self.lineno, raw
+
+    def read_again(self, lines: list[_Line]) -> None:
+        """Put ``lines`` (in order) before everything not yet read."""
+        self.again.extendleft(reversed(lines))
+
+    def rest(self) -> list[_Line]:
+        """Every line not yet read, with its number (the stream is then exhausted)."""
+        taken = list(self.again)
+        self.again.clear()
+        for raw in self.lines:
+            self.lineno += 1
+            taken.append((self.lineno, raw))
+        return taken
 
 
 def iter_records(stream: Iterable[str] | Iterable[bytes]) -> Iterator[Record]:
@@ -28,104 +73,168 @@ def iter_records(stream: Iterable[str] | Iterable[bytes]) -> Iterator[Record]:
     bytes may not be valid JSON at all: ``Renderer.render_line`` / ``events.parse_line`` reject
     them with a message, and the caller reports the line number.
     """
-    lines = iter(cast(Iterable[str | bytes], stream))
-    lineno = 0
-    for raw in lines:
-        lineno += 1
-        if isinstance(raw, bytes):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                yield lineno, raw
-                continue
-        else:
-            line = raw
-        text = line.strip()
-        if not text:
-            continue
-        if text[0] == "{" and text[-1] == "}":
-            yield lineno, text
-        elif text[0] == "[":
-            rest = _read_rest(lines)
-            if isinstance(rest, bytes):
-                yield lineno, line.encode() + rest  # not UTF-8: rejected as a whole
+    source = _Source(iter(cast(Iterable[str | bytes], stream)))
+    lines = source.lines
+    again = source.again
+    while True:
+        while again:
+            number, raw = again.popleft()
+            yield from _line(number, raw, source)
+        # The hot path: JSON lines, one complete object per line, read straight from the stream.
+        lineno = source.lineno
+        for raw in lines:
+            lineno += 1
+            if isinstance(raw, bytes):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    yield lineno, raw
+                    continue
             else:
-                yield from _array(line + rest, lineno)
-            return
-        elif text[0] == "{":
-            consumed, records = _multiline(line, lines, lineno)
-            yield from records
-            lineno = consumed
+                line = raw
+            text = line.strip()
+            if not text:
+                continue
+            if text[0] == "{" and text[-1] == "}":
+                yield lineno, text
+            elif text[0] == "{" or text[0] == "[":
+                source.lineno = lineno
+                yield from _start(lineno, line, text, source)
+                break  # read what it left to read again, then the stream again
+            else:
+                yield lineno, text
         else:
-            yield lineno, text
+            return
 
 
-def _read_rest(lines: Iterator[str | bytes]) -> str | bytes:
-    """The rest of the stream as text, or as bytes when it is not UTF-8."""
-    parts = list(lines)
-    if parts and isinstance(parts[0], bytes):
+def _line(number: int, raw: str | bytes, source: _Source) -> Iterator[Record]:
+    """One line read again: the same rules as the hot path of ``iter_records``."""
+    if isinstance(raw, bytes):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            yield number, raw
+            return
+    else:
+        line = raw
+    text = line.strip()
+    if not text:
+        return
+    if text[0] == "{" and text[-1] == "}":
+        yield number, text
+    elif text[0] == "{" or text[0] == "[":
+        yield from _start(number, line, text, source)
+    else:
+        yield number, text
+
+
+def _start(number: int, line: str, text: str, source: _Source) -> Iterator[Record]:
+    """A line that opens an array, or an object it does not close."""
+    if text[0] == "[":
+        taken = source.rest()
+        rest = _join([raw for _, raw in taken])
+        if isinstance(rest, bytes):
+            # Not UTF-8 after the "[": no array can be read as text. Its line is reported on
+            # its own and every later line is read again as a line (one that is not UTF-8 is
+            # then reported as itself), so nothing after it goes unread or unreported.
+            yield number, text
+            source.read_again(taken)
+        else:
+            yield from _array(line + rest, number, source)
+    else:
+        yield from _multiline(number, line, text, source)
+
+
+def _join(parts: list[str | bytes]) -> str | bytes:
+    """Lines as one text, or as bytes when they are not UTF-8."""
+    if any(isinstance(p, bytes) for p in parts):
         data = b"".join(p.encode() if isinstance(p, str) else p for p in parts)
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
             return data
-    return "".join(p.decode() if isinstance(p, bytes) else p for p in parts)
+    return "".join(cast(list[str], parts))
 
 
-def _multiline(first: str, lines: Iterator[str | bytes], start: int) -> tuple[int, list[Record]]:
-    """Gather the lines of one pretty-printed object; return the last line number read and
-    the record (the parsed object, or the gathered text when it is not valid JSON)."""
-    buffer = [first]
-    lineno = start
+def _may_start_event(raw: str | bytes) -> bool:
+    """Whether a line, read on its own, could hold an event (an object, or an array)."""
+    head = raw.lstrip()[:1]
+    return head in ("{", "[", b"{", b"[")
+
+
+def _multiline(start: int, first: str, text: str, source: _Source) -> Iterator[Record]:
+    """Gather the lines of one pretty-printed object starting on line ``start``; yield the
+    parsed object, or report the first line and have the others read again."""
     try:
         json.loads(first)
     except json.JSONDecodeError as exc:
         if exc.pos < len(first.rstrip()):
-            return lineno, [(start, first.strip())]  # broken on its own line: not a start
-    for raw in lines:
-        lineno += 1
+            yield start, text  # broken on its own line: not a start
+            return
+    except RecursionError:
+        yield start, text  # nested too deeply: the renderer says so
+        return
+    taken: list[_Line] = [(start, first)]
+    buffer = [first]
+    while True:
+        item = source.next_line()
+        if item is None:
+            break  # the input ends inside the object
+        taken.append(item)
+        raw = item[1]
         if isinstance(raw, bytes):
             try:
-                decoded = raw.decode("utf-8")
+                raw = raw.decode("utf-8")
             except UnicodeDecodeError:
-                return lineno, [(start, "".join(buffer).encode() + raw)]
-        else:
-            decoded = raw
-        buffer.append(decoded)
-        text = "".join(buffer)
+                break  # not UTF-8: not a continuation; reported on its own when read again
+        buffer.append(raw)
+        joined = "".join(buffer)
         try:
-            value = json.loads(text)
+            value = json.loads(joined)
         except json.JSONDecodeError as exc:
-            if exc.pos >= len(text.rstrip()):
+            if exc.pos >= len(joined.rstrip()):
                 continue  # incomplete: read on
-            return lineno, [(start, text.strip())]
+            break
+        except RecursionError:
+            break
         if isinstance(value, dict):
-            return lineno, [(start, value)]
-        return lineno, [(start, text.strip())]
-    return lineno, [(start, "".join(buffer).strip())]
+            yield start, value
+            return
+        break  # cannot happen (the text starts with "{"): reported below all the same
+    # Not an object. The first line is rejected with the continuation lines that could not
+    # start an event anyway; from the first one that could (or the line that broke the
+    # object), everything is read again, so a valid line after a cut-off one is not lost.
+    failed_at = len(taken) - 1 if item is not None else len(taken)
+    again = next(
+        (i for i in range(1, failed_at) if _may_start_event(taken[i][1])),
+        failed_at,
+    )
+    yield start, "".join(buffer[:again]).strip()
+    source.read_again(taken[again:])
 
 
-def _array(text: str, start: int) -> Iterator[Record]:
+def _array(text: str, start: int, source: _Source) -> Iterator[Record]:
     """Each element of a JSON array, with the line it starts on (``start`` is the line of
-    the ``[``)."""
+    the ``[``). What follows the closing ``]`` is read again as lines."""
     decoder = json.JSONDecoder()
-    pos = text.index("[") + 1
+    opening = text.index("[")
+    pos = opening + 1
     line = start
     counted = 0
     length = len(text)
     expect_value = True
+    reported: set[int] = set()  # lines already rejected here: each is reported once
     while True:
         while pos < length and text[pos] in " \t\r\n":
             pos += 1
         if pos >= length:
-            yield line + text.count("\n", counted, pos), text[text.index("[") :].strip()
+            if start not in reported:  # the array is never closed
+                yield start, text[opening:].strip()
             return
         char = text[pos]
         if char == "]" and (expect_value is False or text[pos - 1] in "[ \t\r\n"):
-            trailing = text[pos + 1 :].strip()
-            if trailing:
-                line += text.count("\n", counted, pos)
-                yield line, trailing
+            line += text.count("\n", counted, pos)
+            _read_after(text, pos + 1, line, source)
             return
         if char == "," and not expect_value:
             pos += 1
@@ -135,13 +244,44 @@ def _array(text: str, start: int) -> Iterator[Record]:
         counted = pos
         try:
             value, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError:
-            # Not valid JSON from here on: report the rest once, as text.
-            yield line, text[pos:].strip()
-            return
-        if isinstance(value, dict):
-            yield line, value
+        except json.JSONDecodeError as exc:
+            broken_at = exc.pos
+        except RecursionError:
+            broken_at = pos  # nested too deeply
         else:
-            yield line, text[pos:end]
-        pos = end
-        expect_value = False
+            if isinstance(value, dict):
+                yield line, value
+            else:
+                reported.add(line)
+                yield line, text[pos:end]
+            pos = end
+            expect_value = False
+            continue
+        # A broken element: report it on its line and go on at the next line that could start
+        # an element, or at the line where it broke (which is then read on its own), or, when
+        # it broke on its own line, at the next line.
+        last = line + text.count("\n", pos, broken_at)
+        resume, number = pos, line
+        while True:
+            newline = text.find("\n", resume)
+            if newline < 0:
+                resume = length
+                break
+            resume, number = newline + 1, number + 1
+            if number >= last:
+                break
+            head = _FIRST_CHAR.match(text, resume)
+            if head is not None and head.group(1) in "{[]":
+                break
+        if line not in reported:
+            reported.add(line)
+            yield line, text[pos:resume].strip()
+        pos = counted = resume
+        line = number
+        expect_value = True
+
+
+def _read_after(text: str, pos: int, line: int, source: _Source) -> None:
+    """Have the text after an array's ``]`` (from ``pos``, on line ``line``) read again."""
+    lines = text[pos:].splitlines(keepends=True)
+    source.read_again([(line + index, part) for index, part in enumerate(lines)])
