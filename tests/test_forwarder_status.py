@@ -42,11 +42,26 @@ def test_health_rules() -> None:
     assert not st.evaluate(fresh(state=st.STOPPED)).running
 
 
-def test_status_file_is_written_atomically_and_privately() -> None:
-    st.write_status(fresh())
+def test_status_file_is_preallocated_private_and_overwritten_in_place() -> None:
+    first = fresh(state=st.CONNECTING)
+    st.write_status(first)
     path = paths.status_file()
-    assert path.stat().st_mode & 0o777 == 0o600
-    assert st.read_status() == json.loads(path.read_text())
+    info = path.stat()
+    assert info.st_mode & 0o777 == 0o600
+    assert info.st_size == st.STATUS_FILE_BYTES  # preallocated: later writes need no blocks
+    on_disk = json.loads(path.read_text())  # plain JSON (padding is whitespace)
+    assert on_disk["write"] == on_disk["write_check"]
+    assert st.read_status() == first
+    second = fresh()
+    st.write_status(second)
+    again = path.stat()
+    assert (again.st_ino, again.st_size) == (info.st_ino, info.st_size)  # in place
+    assert st.read_status() == second
+    # A reader that catches a write half done (first and last keys differ) does not take it.
+    text = json.loads(path.read_text())
+    text["write_check"] = "someone else"
+    path.write_text(json.dumps(text))
+    assert st.read_status() is None
     path.write_text("{not json")
     assert st.read_status() is None
 
