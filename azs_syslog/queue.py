@@ -300,7 +300,7 @@ class Queue:
                         raise
                     time.sleep(0.01)
         except PermissionError:
-            raise fserrors.access_error(self.path, "create the queue", write=True) from None
+            raise fserrors.access_error(self.path, "open the queue", write=True) from None
         except OSError as exc:
             raise QueueError(
                 f"{self.path}: cannot create the queue: {exc.strerror or exc}",
