@@ -154,7 +154,8 @@ def access_problem(path: Path, action: str, *, write: bool) -> tuple[str, str, P
         )
         if group_can:
             fix += (
-                f"; for the forwarder's socket, adding {user} to the group {group_name} is enough"
+                "; to stream events to the forwarder's socket instead, joining the group "
+                f"{group_name} is enough"
             )
     return message, fix, where
 
