@@ -1089,7 +1089,11 @@ class SocketInput:
     def _run(self) -> None:
         import selectors
 
-        queue = Queue(self.queue_path, limits=self.limits, durable=True)
+        try:
+            queue = Queue(self.queue_path, limits=self.limits, durable=True)
+        except AzsSyslogError as exc:  # a full disk: reported in the status, not a traceback
+            self.error = exc
+            return
         selector = selectors.DefaultSelector()
         selector.register(self.server, selectors.EVENT_READ, None)
         clients: dict[int, _Client] = {}
