@@ -175,6 +175,104 @@ class QueueWrite:
     at_ms: int = 0
 
 
+MAX_OWED_RANGES = 1000  # per kind and segment, in the status file (ids are mostly contiguous)
+
+
+def _ranges(ids: set[int]) -> list[list[int]]:
+    out: list[list[int]] = []
+    for batch_id in sorted(ids):
+        if out and out[-1][1] == batch_id - 1:
+            out[-1][1] = batch_id
+        else:
+            out.append([batch_id, batch_id])
+    return out
+
+
+def _ids(ranges: object) -> tuple[int, ...]:
+    out: list[int] = []
+    if isinstance(ranges, list):
+        for item in ranges:
+            if isinstance(item, list) and len(item) == 2 and all(isinstance(i, int) for i in item):
+                out.extend(range(item[0], item[1] + 1))
+    return tuple(out)
+
+
+def owed_summary(backlog: Sequence[QueueWrite]) -> list[dict[str, Any]]:
+    """The owed queue writes, compacted for the status file: between two requeues, the order
+    of marks, deletions and counter updates does not change the result, so each stretch is
+    one segment of id ranges and sums."""
+    segments: list[dict[str, Any]] = []
+    marked: set[int] = set()
+    delivered: set[int] = set()
+    sums: dict[str, int] = {}
+
+    def close() -> None:
+        if not (marked or delivered or sums):
+            return
+        marks, deliveries = _ranges(marked), _ranges(delivered)
+        if len(marks) <= MAX_OWED_RANGES and len(deliveries) <= MAX_OWED_RANGES:
+            segments.append({"marked": marks, "delivered": deliveries, "sums": dict(sums)})
+        else:
+            segments.append({"incomplete": True})  # too scattered to keep: documented
+        marked.clear()
+        delivered.clear()
+        sums.clear()
+
+    for write in backlog:
+        if write.kind == "requeue":
+            close()
+            segments.append({"requeue": True})
+        elif write.kind == "mark":
+            marked.update(write.ids)
+        elif write.kind == "confirm":
+            delivered.update(write.ids)
+            sums["sent"] = sums.get("sent", 0) + write.sent
+            sums["filtered"] = sums.get("filtered", 0) + write.filtered
+        elif write.kind == "counters":
+            for name, value in write.counts:
+                sums[name] = sums.get(name, 0) + value
+        elif write.kind == "clear_gap" and write.gap is not None:
+            sums["gap_events"] = sums.get("gap_events", 0) + write.gap.events
+    close()
+    return segments
+
+
+def owed_writes(segments: list[Any]) -> list[QueueWrite]:
+    """The queue writes an :func:`owed_summary` stands for, in an order that gives the same
+    queue."""
+    writes: list[QueueWrite] = []
+    for segment in segments:
+        if not isinstance(segment, dict):
+            continue
+        if segment.get("requeue"):
+            writes.append(QueueWrite("requeue"))
+            continue
+        sums = segment.get("sums") if isinstance(segment.get("sums"), dict) else {}
+        assert isinstance(sums, dict)
+        number = {k: int(v) for k, v in sums.items() if isinstance(v, int)}
+        marked = _ids(segment.get("marked"))
+        if marked:
+            writes.append(QueueWrite("mark", ids=marked, at_ms=now_ms()))
+        delivered = _ids(segment.get("delivered"))
+        if delivered:
+            writes.append(
+                QueueWrite(
+                    "confirm",
+                    ids=delivered,
+                    sent=number.pop("sent", 0),
+                    filtered=number.pop("filtered", 0),
+                )
+            )
+        gap_events = number.pop("gap_events", 0)
+        number.pop("sent", None)
+        number.pop("filtered", None)
+        if number:
+            writes.append(QueueWrite("counters", counts=tuple(sorted(number.items()))))
+        if gap_events:
+            writes.append(QueueWrite("clear_gap", gap=Gap(gap_events, 0, 0)))
+    return writes
+
+
 @dataclass(frozen=True)
 class DiskFull:
     """One file the worker could not write because its file system is full."""
@@ -264,9 +362,23 @@ class Worker:
         self._signals = 0
         self.started_ms = now_ms()
         self.socket_input: SocketInput | None = None
+        # What an earlier run could not write to the queue (the disk was full when it
+        # stopped) it left in its status file: written first, so that batches it delivered
+        # are not sent again and those it sent are counted as resent.
+        inherited = self._inherited_writes()
+        for write in inherited:
+            self._queue_write(write)
+            if write.kind == "confirm" and self.backlog:
+                self.delivered_ids.update(write.ids)
         # Batches sent on an earlier run and never confirmed go out again first (counted as
         # resent: now, or when the queue can be written again).
         self._queue_write(QueueWrite("requeue", at_ms=-1))
+        if inherited:
+            self.log(
+                f"{_updates(len(inherited))} the previous run could not write (disk full) "
+                + ("are written" if not self.backlog else "are kept until there is space")
+            )
+            self.write_status()  # they are in the queue now: not to be applied twice
 
     # --- signals: flags only
 
@@ -342,6 +454,16 @@ class Worker:
         elif write.kind == "clear_gap":
             self.gap_clear_owed = False
 
+    def _inherited_writes(self) -> list[QueueWrite]:
+        try:
+            previous = st.read_status(self.options.status_path)
+        except AzsSyslogError:
+            return []
+        if not previous or previous.get("pid") == os.getpid():
+            return []
+        owed = previous.get("owed")
+        return owed_writes(owed) if isinstance(owed, list) else []
+
     def _flush_backlog(self) -> None:
         """Reopen the queue if only a read-only view of it could be opened, then write what is
         owed, oldest first; stop at the first failure (tried again in QUEUE_RETRY)."""
@@ -365,7 +487,7 @@ class Worker:
             written += 1
             self._written(write, result)
         if written:
-            self.log(f"the queue can be written again: {written} owed updates written")
+            self.log(f"the queue can be written again: {_updates(written)} owed, written")
         self._queue_ok()
 
     def _queue_failed(self, exc: QueueError) -> None:
@@ -801,6 +923,8 @@ class Worker:
                 ],
             },
             "queue_writes_owed": len(self.backlog),
+            # For the next run, should this one stop before it can write them.
+            "owed": owed_summary(self.backlog) if self.backlog else None,
             "socket": str(self.socket_input.path) if self.socket_input else None,
             "socket_error": str(self.socket_input.error)
             if self.socket_input and self.socket_input.error
@@ -875,12 +999,17 @@ class Worker:
             f"{depth.events} events queued; {counts.get('sent', 0)} sent,"
             f" {counts.get('resent', 0)} resent, {counts.get('dropped', 0)} dropped in total"
         )
-        if owed:
-            unconfirmed = len(self.delivered_ids)
+        if owed and "status file" not in self.disk_full:
             summary += (
-                f"; {len(owed)} queue updates could not be written (disk full): "
-                f"{unconfirmed} delivered batches stay queued and go out again at the next "
-                "start (counted as resent only where their sending was recorded)"
+                f"; {_updates(len(owed))} could not be written (disk full): kept in the "
+                "status file, written at the next start"
+            )
+        elif owed:
+            summary += (
+                f"; {_updates(len(owed))} could not be written (disk full), nor the status"
+                f" file: {len(self.delivered_ids)} delivered batches stay queued and go out"
+                " again at the next start, counted as resent only where their sending was"
+                " recorded"
             )
         return summary
 
@@ -891,6 +1020,10 @@ class Worker:
             self._close(requeue=True)
         self.queue.close()
         release_pid_file(self.pid_lock)
+
+
+def _updates(count: int) -> str:
+    return f"{count} queue update{'' if count == 1 else 's'}"
 
 
 def _text(value: object) -> str | None:

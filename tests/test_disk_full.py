@@ -163,3 +163,59 @@ def record_ids_now(receiver: RsyslogReceiver) -> dict[int, int]:
     from tests.test_forwarder_rsyslog import record_ids
 
     return dict(record_ids(receiver.lines()))
+
+
+def test_stopped_while_the_disk_is_full_the_next_run_resends_nothing_uncounted(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    rsyslog_factory: Callable[..., RsyslogReceiver],  # noqa: F811
+) -> None:
+    count = 3000
+    home = tmp_path / "home"
+    with mounted_tmpfs(home, 32 << 10):
+        monkeypatch.setenv("AZS_SYSLOG_HOME", str(home))
+        receiver = rsyslog_factory("tcp")
+        configure("tcp", receiver, None, tmp_path)
+        send_events(0, count)
+        first = Forwarder(tmp_path / "forwarder-1.log").start()
+        second = Forwarder(tmp_path / "forwarder-2.log")
+        try:
+            deadline = time.monotonic() + 30
+            while not receiver.lines():
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            filler = fill(home)
+            ids = wait_for_ids(receiver, range(count))
+            assert_none_missing(ids, range(count))
+            # Delivered and confirmed by the receiver; deleting them from the queue is owed.
+            first.wait_for(
+                lambda s: (
+                    s.get("condition") == "disk full"
+                    and s["queue"]["in_flight_batches"] == 0  # type: ignore[index]
+                    and bool(s.get("owed"))
+                ),
+                timeout=30,
+            )
+            code, elapsed = first.terminate()
+            assert code == 0 and elapsed < 5
+            assert "kept in the status file" in first.log.read_text()
+
+            filler.unlink()
+            second.start()
+            second.wait_for(
+                lambda s: s.get("queue_writes_owed") == 0 and s["queue"]["events"] == 0,  # type: ignore[index]
+                timeout=30,
+            )
+            code, _ = second.terminate()
+            assert code == 0
+        finally:
+            first.stop_quietly()
+            second.stop_quietly()
+        ids = record_ids_now(receiver)
+        duplicates = sum(ids.values()) - len(ids)
+        counts = counters()
+        assert counts["sent"] == count, counts
+        assert duplicates <= counts["resent"], (duplicates, counts)
+        log = second.log.read_text()
+        assert "the previous run could not write (disk full) are written" in log, log
+        assert "Traceback" not in first.log.read_text() + log
