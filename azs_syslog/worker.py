@@ -404,7 +404,8 @@ class Worker:
             self.next_config_check = now + self.options.config_poll
             self._check_config()
         wait = self._deliver(now)
-        if (self.backlog or self.queue.read_only) and now >= self.next_queue_retry:
+        queue_owed = self.backlog or self.queue.read_only or "queue" in self.disk_full
+        if queue_owed and now >= self.next_queue_retry:
             self.next_queue_retry = now + QUEUE_RETRY
             self._flush_backlog()
         if now >= self.next_status:
@@ -489,6 +490,8 @@ class Worker:
         if written:
             self.log(f"the queue can be written again: {_updates(written)} owed, written")
         self._queue_ok()
+        if written:
+            self.write_status()  # its "owed" is obsolete now: never to be applied twice
 
     def _queue_failed(self, exc: QueueError) -> None:
         if fserrors.is_disk_full(exc, self.queue.path):

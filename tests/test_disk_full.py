@@ -219,3 +219,36 @@ def test_stopped_while_the_disk_is_full_the_next_run_resends_nothing_uncounted(
         log = second.log.read_text()
         assert "the previous run could not write (disk full) are written" in log, log
         assert "Traceback" not in first.log.read_text() + log
+
+
+def test_owed_queue_updates_survive_the_round_trip_through_the_status_file() -> None:
+    from azs_syslog.queue import Gap
+    from azs_syslog.worker import QueueWrite, owed_summary, owed_writes
+
+    backlog = [
+        QueueWrite("requeue", at_ms=-1),
+        QueueWrite("mark", ids=(1, 2, 3), at_ms=5),
+        QueueWrite("confirm", ids=(1, 2), sent=4000, filtered=3),
+        QueueWrite("counters", counts=(("rerendered", 2), ("rejected", 0))),
+        QueueWrite("clear_gap", gap=Gap(7, 1, 2)),
+        QueueWrite("requeue"),
+        QueueWrite("mark", ids=(9,), at_ms=6),
+    ]
+    summary = owed_summary(backlog)
+    assert json.loads(json.dumps(summary)) == summary  # plain JSON
+    assert summary[1]["marked"] == [[1, 3]] and summary[1]["delivered"] == [[1, 2]]
+    writes = owed_writes(summary)
+    assert [w.kind for w in writes] == [
+        "requeue",
+        "mark",
+        "confirm",
+        "counters",
+        "clear_gap",
+        "requeue",
+        "mark",
+    ]
+    assert writes[1].ids == (1, 2, 3) and writes[2].ids == (1, 2)
+    assert (writes[2].sent, writes[2].filtered) == (4000, 3)
+    assert dict(writes[3].counts) == {"rerendered": 2, "rejected": 0}
+    assert writes[4].gap is not None and writes[4].gap.events == 7
+    assert writes[6].ids == (9,)
