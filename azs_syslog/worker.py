@@ -1011,8 +1011,8 @@ class Worker:
             summary += (
                 f"; {_updates(len(owed))} could not be written (disk full), nor the status"
                 f" file: {len(self.delivered_ids)} delivered batches stay queued and go out"
-                " again at the next start, counted as resent only where their sending was"
-                " recorded"
+                " again at the next start (those whose sending was not recorded are not"
+                " counted as resent)"
             )
         return summary
 
@@ -1093,7 +1093,13 @@ def acquire_pid_file(path: Path) -> PidLock:
     """Take the worker's pid file: an exclusive ``flock`` held for the process's life, which is
     what guarantees one worker per home (and tells ``forwarder status`` that one runs). The
     pid number is written as well when the disk has room for it (see :func:`write_pid`)."""
-    paths.ensure_private_dir(path.parent, mode=RUNTIME_DIR_MODE)
+    try:
+        paths.ensure_private_dir(path.parent, mode=RUNTIME_DIR_MODE)
+    except OSError as exc:  # a refused permission is an AccessError already
+        raise AzsSyslogError(
+            f"cannot create the directory {path.parent}: {exc.strerror or exc}",
+            fix=fserrors.disk_full_fix(path.parent) if fserrors.is_disk_full(exc) else None,
+        ) from exc
     deadline = time.monotonic() + PID_LOCK_PATIENCE
     while True:
         try:
