@@ -195,6 +195,9 @@ def evaluate(
         return Health(False, False, f"the forwarder is not running (pid {pid} is gone)")
     if lock is True:
         worker = lock_pid if lock_pid is not None else pid
+        if state == STOPPED and pid == lock_pid and current - updated <= STALE_AFTER:
+            # Its final status is written just before it lets go of the lock.
+            return Health(False, False, "the forwarder is not running (it stopped)")
         describes_it = (
             status is not None
             and state != STOPPED

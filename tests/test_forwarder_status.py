@@ -349,3 +349,9 @@ def test_a_forwarder_that_is_gone_shows_no_connection(tmp_path: Path) -> None:
         table = run_cli(["forwarder", "status"])
         assert "Connected to" not in table.stdout
         assert "stopped" in table.stdout
+
+
+def test_a_forwarder_in_its_last_moment_is_stopped_not_stale() -> None:
+    final = st.evaluate(fresh(state=st.STOPPED), lock=True, lock_pid=os.getpid())
+    assert (final.running, final.current) == (False, True)
+    assert "it stopped" in final.reason
