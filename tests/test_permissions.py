@@ -116,6 +116,8 @@ def test_commands_run_by_another_user_say_what_to_do(
         assert_one_clear_line(status, user=member, owner=service, path=home / "state")
         get = as_user(python, member, ["get-syslog-server"], home=home)
         assert_one_clear_line(get, user=member, owner=service, path=home / "config")
+        run = as_user(python, member, ["forwarder", "run"], home=home, timeout=30)
+        assert_one_clear_line(run, user=member, owner=service, path=home)
 
 
 def test_a_producer_in_the_service_group_reaches_the_socket(
