@@ -87,9 +87,9 @@ def status(as_json: bool) -> None:
 
     \b
     Exit codes: 0 healthy (connected, or nothing to send and no server configured);
-    1 anything else: not running (no status file, a stopped worker, a dead pid or a stale
-    status), not configured with events waiting, connecting, backing off, or a configuration
-    problem.
+    1 anything else: not running (no forwarder holds the lock on its pid file), a full disk,
+    a status file that is not being updated, not configured with events waiting, connecting,
+    backing off, or a configuration problem.
 
     \b
     Examples:
