@@ -470,7 +470,7 @@ def write_private_file(path: Path, data: bytes) -> None:
     except OSError as exc:
         with suppress(OSError):
             temporary.unlink()
-        raise ConfigError(f"cannot be written: {exc.strerror}", path=str(path)) from None
+        raise _file_error(path, exc, "write", "cannot be written") from None
     _fsync_directory(directory)
 
 
@@ -480,8 +480,23 @@ def remove_private_file(path: Path) -> None:
     except FileNotFoundError:
         return
     except OSError as exc:
-        raise ConfigError(f"cannot be removed: {exc.strerror}", path=str(path)) from None
+        raise _file_error(path, exc, "remove", "cannot be removed") from None
     _fsync_directory(path.parent)
+
+
+def _file_error(path: Path, exc: OSError, action: str, what: str) -> ConfigError:
+    """A ConfigError for a failed file operation: for a refused permission it names the user,
+    the refusing path's owner and mode, and the fix; for a full disk, the fix is space."""
+    from azs_syslog import fserrors
+
+    if fserrors.is_permission_error(exc):
+        message, fix, _ = fserrors.access_problem(path, action, write=action != "read")
+        return ConfigError(message, fix=fix)
+    if fserrors.is_disk_full(exc):
+        return ConfigError(
+            f"{what}: {exc.strerror}", path=str(path), fix=fserrors.disk_full_fix(path)
+        )
+    return ConfigError(f"{what}: {exc.strerror}", path=str(path))
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -500,7 +515,7 @@ def config_lock(timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
-        raise ConfigError(f"cannot be opened: {exc.strerror}", path=str(lock_path)) from None
+        raise _file_error(lock_path, exc, "open", "cannot be opened") from None
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -530,6 +545,8 @@ def load_config(path: Path | None = None) -> Config:
         raw = path.read_bytes()
     except FileNotFoundError:
         return Config()
+    except PermissionError as exc:
+        raise _file_error(path, exc, "read", "cannot be read") from None
     except OSError as exc:
         raise ConfigError(
             f"cannot be read: {exc.strerror}",

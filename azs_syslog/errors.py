@@ -78,6 +78,18 @@ class QueueError(AzsSyslogError):
     """The durable queue could not be opened or written."""
 
 
+class AccessError(AzsSyslogError):
+    """The running user may not read or write one of azs-syslog's files or directories.
+
+    ``path`` is the file or directory that refused access (not always the one asked for: a
+    private directory on the way refuses for everything below it).
+    """
+
+    def __init__(self, message: str, *, path: str, fix: str | None = None) -> None:
+        super().__init__(message, fix=fix)
+        self.path = path
+
+
 class TransportError(AzsSyslogError):
     """Connecting to or sending to the syslog server failed.
 

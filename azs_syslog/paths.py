@@ -95,14 +95,23 @@ def ensure_private_dir(path: Path, *, mode: int = 0o700) -> Path:
 
     ``AZS_SYSLOG_HOME`` itself, when this creates it, is made 0700 too (``mkdir(parents=True)``
     would give it the umask's mode); an existing home keeps the mode its owner chose.
+
+    A permission refused on the way is raised as ``AccessError`` naming the path, the user, the
+    owner and the fix; any other failure (a full disk) as the ``OSError`` it is.
     """
     home = _home()
-    if home is not None and not home.exists() and home in path.parents:
-        home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.mkdir(parents=True, exist_ok=True, mode=mode)
-    info = path.stat()
-    # Never change a shared directory (sticky, like /tmp) or one that belongs to someone else.
-    shared = info.st_mode & stat.S_ISVTX or info.st_uid != os.geteuid()
-    if not shared and info.st_mode & 0o777 != mode:
-        path.chmod(mode)
+    try:
+        if home is not None and not home.exists() and home in path.parents:
+            home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.mkdir(parents=True, exist_ok=True, mode=mode)
+        info = path.stat()
+        # Never change a shared directory (sticky, like /tmp) or one that belongs to someone
+        # else.
+        shared = info.st_mode & stat.S_ISVTX or info.st_uid != os.geteuid()
+        if not shared and info.st_mode & 0o777 != mode:
+            path.chmod(mode)
+    except PermissionError:
+        from azs_syslog.fserrors import access_error
+
+        raise access_error(path, "use the directory", write=True) from None
     return path

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from azs_syslog import paths
+from azs_syslog import fserrors, paths
 from azs_syslog.errors import QueueError
 
 SCHEMA_VERSION = 2
@@ -315,12 +315,20 @@ class Queue:
     ) -> None:
         self.path = path or paths.queue_file()
         self.limits = limits or QueueLimits.from_env()
+        self.read_only = False
         try:
             paths.ensure_private_dir(self.path.parent)
             if not self.path.exists():
                 # Create it 0600 ourselves: SQLite gives the -wal and -shm files the same mode.
                 fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
                 os.close(fd)
+            # Readers too need to write (the -shm file): a refusal is named here, in the
+            # operator's terms, rather than as SQLite's "unable to open database file".
+            if not (
+                os.access(self.path, os.R_OK | os.W_OK)
+                and os.access(self.path.parent, os.W_OK | os.X_OK)
+            ):
+                raise fserrors.access_error(self.path, "open the queue", write=True)
             self.busy_timeout = busy_timeout
             deadline = time.monotonic() + busy_timeout
             while True:
@@ -336,11 +344,79 @@ class Queue:
                     if "locked" not in str(exc) or time.monotonic() >= deadline:
                         raise
                     time.sleep(0.01)
+        except PermissionError:
+            raise fserrors.access_error(self.path, "open the queue", write=True) from None
+        except OSError as exc:
+            raise QueueError(
+                f"{self.path}: cannot create the queue: {exc.strerror or exc}",
+                fix=fserrors.disk_full_fix(self.path) if fserrors.is_disk_full(exc) else None,
+            ) from exc
         except sqlite3.Error as exc:
             raise QueueError(
                 f"{self.path}: cannot open the queue: {exc}",
-                fix="check the file's permissions and the free disk space",
+                fix=fserrors.disk_full_fix(self.path)
+                if fserrors.is_disk_full(exc, self.path)
+                else "check the file's permissions and the free disk space",
             ) from exc
+
+    @classmethod
+    def snapshot(cls, path: Path | None = None, *, limits: QueueLimits | None = None) -> Queue:
+        """A read-only view of the queue that needs no disk space, for the worker when the
+        queue cannot be opened because the disk is full (opening a queue that no process has
+        open creates its 32 KiB ``-shm`` file). Raises ``QueueError`` when the view could be
+        stale: the write-ahead log holds commits the main file does not have yet.
+
+        Every write method fails on it (``read_only`` is True); the worker keeps its
+        bookkeeping in memory meanwhile and opens the queue normally once space is back.
+        """
+        self = cls.__new__(cls)
+        self.path = path or paths.queue_file()
+        self.limits = limits or QueueLimits.from_env()
+        self.read_only = True
+        self.busy_timeout = 0.0
+        wal = self.path.with_name(self.path.name + "-wal")
+        try:
+            wal_bytes = wal.stat().st_size
+        except FileNotFoundError:
+            wal_bytes = 0
+        except OSError as exc:
+            raise QueueError(f"{wal}: cannot be examined: {exc.strerror or exc}") from exc
+        if wal_bytes:
+            raise QueueError(
+                f"{self.path}: cannot open the queue (its write-ahead log {wal} holds "
+                "commits, and the disk is full)",
+                fix=fserrors.disk_full_fix(self.path, forwarder=True),
+            )
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        except OSError as exc:
+            raise QueueError(f"{self.path}: cannot be examined: {exc.strerror or exc}") from exc
+        try:
+            if size == 0:
+                # Nothing was ever committed: an empty queue, in memory.
+                self._db = sqlite3.connect(":memory:", isolation_level=None)
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.executemany(
+                    "INSERT INTO counters (name, value) VALUES (?, 0)",
+                    [(name,) for name in COUNTERS],
+                )
+            else:
+                from urllib.parse import quote
+
+                self._db = sqlite3.connect(
+                    f"file:{quote(str(self.path))}?immutable=1",
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                self._db.execute("SELECT 1 FROM batches LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            raise QueueError(f"{self.path}: cannot read the queue: {exc}") from exc
+        return self
 
     def _open(self, durable: bool) -> None:
         """Connect and set the queue up (pragmas, schema): idempotent."""
@@ -589,16 +665,22 @@ class Queue:
         level: int | None = None,
         generation: int = 0,
         stale: int = 0,
+        include_inflight: bool = False,
     ) -> list[QueuedBatch]:
         """The oldest batches not in flight, with ``id > after_id``, oldest first; with
-        ``level``, without the batches held at that level (see :meth:`held`)."""
+        ``level``, without the batches held at that level (see :meth:`held`).
+
+        ``include_inflight``: those in flight too (the worker, when its own bookkeeping is
+        newer than the ``inflight`` table because the disk was full)."""
         held = f" AND NOT ({_HELD})" if level is not None else ""  # constant SQL, bound values
+        not_inflight = (
+            ""
+            if include_inflight
+            else " AND NOT EXISTS (SELECT 1 FROM inflight WHERE batch_id = batches.id)"
+        )
         query = (
             "SELECT id, created_ms, count, nbytes, render_key, lengths, wire, generation, level"  # noqa: S608
-            " FROM batches WHERE id > :after"
-            " AND NOT EXISTS (SELECT 1 FROM inflight WHERE batch_id = batches.id)"
-            + held
-            + " ORDER BY id LIMIT :limit"
+            " FROM batches WHERE id > :after" + not_inflight + held + " ORDER BY id LIMIT :limit"
         )
         params = {"after": after_id, "limit": limit, "level": level, "generation": generation}
         rows = self._db.execute(query, {**params, "stale": stale}).fetchall()

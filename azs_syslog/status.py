@@ -1,11 +1,25 @@
-"""The worker's status file: written atomically about once a second, read by
+"""The worker's status file: overwritten in place about once a second, read by
 ``forwarder status``; and the health rule that turns it into an exit code.
+
+The file survives a full disk: it is preallocated (``STATUS_FILE_BYTES``, padded with spaces,
+which JSON ignores) and every update overwrites it in place with one ``pwrite``, which needs no
+new blocks. A reader that catches a write half done sees a document whose first and last keys
+(``write`` and ``write_check``) differ, or no JSON at all, and reads again.
+
+Whether a worker runs does not depend on the status file (which may be stale when the disk is
+full) nor on the pid number in the pid file (which may be missing for the same reason): the
+worker holds an exclusive ``flock`` on its pid file for its whole life, and
+:func:`worker_lock_held` probes it.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import itertools
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,31 +35,81 @@ BACKING_OFF = "backing off"
 DRAINING = "draining"
 STOPPED = "stopped"
 
-# A worker rewrites its status every second; older than this, the worker is presumed gone.
+# A condition the worker reports alongside its state.
+DISK_FULL = "disk full"
+
+# A worker rewrites its status every second; older than this, the worker is presumed gone
+# (unless its pid-file lock says otherwise).
 STALE_AFTER = 10.0
+
+STATUS_FILE_BYTES = 64 << 10
+READ_ATTEMPTS = 20  # a torn read is retried (5 ms apart): 0.1 s at most
+
+_write_lock = threading.Lock()
+_write_tokens = itertools.count(1)
 
 
 def write_status(data: dict[str, Any], path: Path | None = None) -> None:
-    """Replace the status file atomically (a reader never sees half of it). Not fsynced: the
-    status describes the running worker and is rewritten every second."""
+    """Overwrite the status file in place with ``data`` (see the module doc). Not fsynced: the
+    status describes the running worker and is rewritten every second. Safe to call from
+    several threads. Raises ``OSError`` (ENOSPC only when the file cannot hold the document
+    yet) or ``AccessError``."""
     target = path or paths.status_file()
     paths.ensure_private_dir(target.parent)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
-    tmp.replace(target)
+    with _write_lock:
+        token = f"{os.getpid()}.{next(_write_tokens)}"
+        text = json.dumps({"write": token, **data, "write_check": token}, indent=2).encode()
+        text += b"\n"
+        fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            size = os.fstat(fd).st_size
+            length = max(size, STATUS_FILE_BYTES)
+            while length < len(text):
+                length *= 2
+            try:
+                _pwrite_all(fd, text.ljust(length), 0)
+            except OSError as exc:
+                # Full disk: the blocks the file already has still take a document that fits.
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or len(text) > size:
+                    raise
+                _pwrite_all(fd, text.ljust(size), 0)
+        finally:
+            os.close(fd)
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    written = os.pwrite(fd, data, offset)
+    if written != len(data):  # a short write: out of space after the blocks it had
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 def read_status(path: Path | None = None) -> dict[str, Any] | None:
-    """The last status the worker wrote, or None when there is none (or it is unreadable)."""
+    """The last status the worker wrote, or None when there is none (or it is unreadable).
+    Raises ``AccessError`` when the user may not read it."""
     target = path or paths.status_file()
-    try:
-        data = json.loads(target.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    for attempt in range(READ_ATTEMPTS):
+        if attempt:
+            time.sleep(0.005)
+        try:
+            raw = target.read_bytes()
+        except PermissionError:
+            from azs_syslog.fserrors import access_error
+
+            raise access_error(target, "read the status file", write=False) from None
+        except OSError:
+            return None
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            continue  # torn (or damaged: after READ_ATTEMPTS, None)
+        if not isinstance(data, dict):
+            return None
+        if data.get("write") != data.get("write_check"):
+            continue  # torn
+        data.pop("write", None)
+        data.pop("write_check", None)
+        return data
+    return None
 
 
 def pid_alive(pid: int) -> bool:
@@ -58,34 +122,121 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def worker_lock_held(path: Path | None = None) -> bool | None:
+    """Whether a worker holds the pid file's lock: True or False; None when that cannot be
+    told (no pid file, or no permission to open it)."""
+    target = path or paths.pid_file()
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return True
+            return None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def pid_in_file(path: Path | None = None) -> int | None:
+    """The pid written in the pid file (it may be missing: writing it is best effort)."""
+    target = path or paths.pid_file()
+    try:
+        text = target.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
 @dataclass(frozen=True)
 class Health:
     healthy: bool
     running: bool
     reason: str
+    # False when a worker runs but the status file does not describe it (not updated since
+    # ``updated``: the disk is full, or the worker is stuck).
+    current: bool = True
 
 
-def evaluate(status: dict[str, Any] | None, *, now: float | None = None) -> Health:
+def _stamp(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(seconds))
+
+
+def evaluate(
+    status: dict[str, Any] | None,
+    *,
+    now: float | None = None,
+    lock: bool | None = None,
+    lock_pid: int | None = None,
+) -> Health:
     """Healthy = a live worker that is connected, or idle with an empty queue.
 
-    Not running (no status, a ``stopped`` status, a dead pid or a status older than
-    ``STALE_AFTER`` seconds) is unhealthy, and so is every other state (not configured with
-    events waiting, connecting, backing off, draining), a configuration problem, a failed
-    socket input and held events (accepted under a stronger transport than the current one).
+    ``lock`` is :func:`worker_lock_held` (``lock_pid`` the pid in the pid file): when it is
+    known, it alone says whether a worker runs. Otherwise a worker is not running when there
+    is no status, a ``stopped`` status, a dead pid or a status older than ``STALE_AFTER``
+    seconds. A running worker is unhealthy in every state but connected (or idle with nothing
+    queued), with a configuration problem, a failed socket input, a full disk, held events
+    (accepted under a stronger transport than the current one), or a status that has not
+    been updated.
     """
     current = time.time() if now is None else now
-    if status is None:
-        return Health(False, False, "the forwarder has never run on this home (no status file)")
-    pid = status.get("pid")
-    updated = float(status.get("updated", 0))
-    state = status.get("state")
-    if state == STOPPED:
-        return Health(False, False, "the forwarder is not running (it stopped)")
-    if not isinstance(pid, int) or not pid_alive(pid):
+    pid = status.get("pid") if status else None
+    updated = float(status.get("updated", 0)) if status else 0.0
+    state = status.get("state") if status else None
+    if lock is False:
+        if status is None:
+            return Health(False, False, "the forwarder has never run on this home (no status file)")
+        if state == STOPPED:
+            return Health(False, False, "the forwarder is not running (it stopped)")
         return Health(False, False, f"the forwarder is not running (pid {pid} is gone)")
-    if current - updated > STALE_AFTER:
+    if lock is True:
+        worker = lock_pid if lock_pid is not None else pid
+        if state == STOPPED and pid == lock_pid and current - updated <= STALE_AFTER:
+            # Its final status is written just before it lets go of the lock.
+            return Health(False, False, "the forwarder is not running (it stopped)")
+        describes_it = (
+            status is not None
+            and state != STOPPED
+            and (lock_pid is None or pid == lock_pid)
+            and current - updated <= STALE_AFTER
+        )
+        if not describes_it:
+            since = (
+                f"since {_stamp(updated)}"
+                if status is not None and (lock_pid is None or pid == lock_pid)
+                else "since it started"
+            )
+            return Health(
+                False,
+                True,
+                f"the forwarder runs (pid {worker if worker is not None else '?'}) but its "
+                f"status has not been updated {since} (disk full?)",
+                current=False,
+            )
+        assert status is not None
+    else:
+        if status is None:
+            return Health(False, False, "the forwarder has never run on this home (no status file)")
+        if state == STOPPED:
+            return Health(False, False, "the forwarder is not running (it stopped)")
+        if not isinstance(pid, int) or not pid_alive(pid):
+            return Health(False, False, f"the forwarder is not running (pid {pid} is gone)")
+        if current - updated > STALE_AFTER:
+            return Health(
+                False, False, f"the forwarder's status is stale ({current - updated:.0f} s old)"
+            )
+    if status.get("condition") == DISK_FULL:
+        full = status.get("disk_full") or {}
         return Health(
-            False, False, f"the forwarder's status is stale ({current - updated:.0f} s old)"
+            False,
+            True,
+            f"disk full: {full.get('path', 'a file')} cannot be written; delivering"
+            " what is queued meanwhile",
         )
     if status.get("config_problem"):
         return Health(False, True, "the configuration is invalid; running on the last good one")

@@ -31,6 +31,7 @@ import os
 import random
 import signal
 import socket
+import threading
 import time
 from array import array
 from collections.abc import Callable, Sequence
@@ -39,7 +40,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from azs_syslog import paths
+from azs_syslog import fserrors, paths
 from azs_syslog import status as st
 from azs_syslog.config import (
     LEVEL_NAMES,
@@ -55,7 +56,7 @@ from azs_syslog.inputs.socket_input import SOCKET_COMMIT_EVENTS as SOCKET_COMMIT
 from azs_syslog.inputs.socket_input import SocketInput as SocketInput
 from azs_syslog.pipeline import RUNTIME_DIR_MODE as RUNTIME_DIR_MODE
 from azs_syslog.pipeline import Rendering as Rendering
-from azs_syslog.queue import Gap, Held, Queue, QueuedBatch, QueueLimits, now_ms
+from azs_syslog.queue import Depth, Gap, Held, Queue, QueuedBatch, QueueLimits, now_ms
 
 BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 30.0
@@ -69,6 +70,7 @@ HELD_CHECK = 1.0  # seconds between looks at the held batches (and at release-he
 GENERATION_WAIT = 10.0
 FETCH_BATCHES = 8
 MAX_INFLIGHT_BATCHES = 4096
+QUEUE_RETRY = 1.0  # seconds between attempts to write owed queue updates (disk full)
 
 GAP_SIGNATURE = "Microsoft-AzureStack-Forwarder: QueueOverflow"
 
@@ -174,13 +176,16 @@ class Counters:
     last_send_ms: int | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class LastError:
     message: str
     cause: str | None
     fix: str | None
     step: str | None
     at_ms: int
+    # The server it concerned (``name:port transport``), or None when it concerns no server
+    # (a full disk): an error of a server that is no longer configured is forgotten.
+    server: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -189,7 +194,135 @@ class LastError:
             "fix": self.fix,
             "step": self.step,
             "time_ms": self.at_ms,
+            "server": self.server,
         }
+
+
+def server_label(server: ServerSettings | None) -> str | None:
+    if server is None:
+        return None
+    return f"{server.server_name}:{server.server_port} {server.transport}"
+
+
+@dataclass(frozen=True)
+class QueueWrite:
+    """A write of the worker's bookkeeping to the queue, kept in memory (in order) while the
+    queue cannot be written, and written when it can."""
+
+    kind: str  # "requeue" (at_ms -1: at start), "mark", "confirm", "counters", "clear_gap"
+    ids: tuple[int, ...] = ()
+    sent: int = 0
+    filtered: int = 0
+    counts: tuple[tuple[str, int], ...] = ()
+    gap: Gap | None = None
+    at_ms: int = 0
+
+
+MAX_OWED_RANGES = 1000  # per kind and segment, in the status file (ids are mostly contiguous)
+
+
+def _ranges(ids: set[int]) -> list[list[int]]:
+    out: list[list[int]] = []
+    for batch_id in sorted(ids):
+        if out and out[-1][1] == batch_id - 1:
+            out[-1][1] = batch_id
+        else:
+            out.append([batch_id, batch_id])
+    return out
+
+
+def _ids(ranges: object) -> tuple[int, ...]:
+    out: list[int] = []
+    if isinstance(ranges, list):
+        for item in ranges:
+            if isinstance(item, list) and len(item) == 2 and all(isinstance(i, int) for i in item):
+                out.extend(range(item[0], item[1] + 1))
+    return tuple(out)
+
+
+def owed_summary(backlog: Sequence[QueueWrite]) -> list[dict[str, Any]]:
+    """The owed queue writes, compacted for the status file: between two requeues, the order
+    of marks, deletions and counter updates does not change the result, so each stretch is
+    one segment of id ranges and sums."""
+    segments: list[dict[str, Any]] = []
+    marked: set[int] = set()
+    delivered: set[int] = set()
+    sums: dict[str, int] = {}
+
+    def close() -> None:
+        if not (marked or delivered or sums):
+            return
+        marks, deliveries = _ranges(marked), _ranges(delivered)
+        if len(marks) <= MAX_OWED_RANGES and len(deliveries) <= MAX_OWED_RANGES:
+            segments.append({"marked": marks, "delivered": deliveries, "sums": dict(sums)})
+        else:
+            segments.append({"incomplete": True})  # too scattered to keep: documented
+        marked.clear()
+        delivered.clear()
+        sums.clear()
+
+    for write in backlog:
+        if write.kind == "requeue":
+            close()
+            segments.append({"requeue": True})
+        elif write.kind == "mark":
+            marked.update(write.ids)
+        elif write.kind == "confirm":
+            delivered.update(write.ids)
+            sums["sent"] = sums.get("sent", 0) + write.sent
+            sums["filtered"] = sums.get("filtered", 0) + write.filtered
+        elif write.kind == "counters":
+            for name, value in write.counts:
+                sums[name] = sums.get(name, 0) + value
+        elif write.kind == "clear_gap" and write.gap is not None:
+            sums["gap_events"] = sums.get("gap_events", 0) + write.gap.events
+    close()
+    return segments
+
+
+def owed_writes(segments: list[Any]) -> list[QueueWrite]:
+    """The queue writes an :func:`owed_summary` stands for, in an order that gives the same
+    queue."""
+    writes: list[QueueWrite] = []
+    for segment in segments:
+        if not isinstance(segment, dict):
+            continue
+        if segment.get("requeue"):
+            writes.append(QueueWrite("requeue"))
+            continue
+        sums = segment.get("sums") if isinstance(segment.get("sums"), dict) else {}
+        assert isinstance(sums, dict)
+        number = {k: int(v) for k, v in sums.items() if isinstance(v, int)}
+        marked = _ids(segment.get("marked"))
+        if marked:
+            writes.append(QueueWrite("mark", ids=marked, at_ms=now_ms()))
+        delivered = _ids(segment.get("delivered"))
+        if delivered:
+            writes.append(
+                QueueWrite(
+                    "confirm",
+                    ids=delivered,
+                    sent=number.pop("sent", 0),
+                    filtered=number.pop("filtered", 0),
+                )
+            )
+        gap_events = number.pop("gap_events", 0)
+        number.pop("sent", None)
+        number.pop("filtered", None)
+        if number:
+            writes.append(QueueWrite("counters", counts=tuple(sorted(number.items()))))
+        if gap_events:
+            writes.append(QueueWrite("clear_gap", gap=Gap(gap_events, 0, 0)))
+    return writes
+
+
+@dataclass(frozen=True)
+class DiskFull:
+    """One file the worker could not write because its file system is full."""
+
+    what: str  # "queue", "status file", "pid file"
+    path: Path
+    since_ms: int
 
 
 @dataclass
@@ -219,13 +352,35 @@ class Worker:
     ) -> None:
         self.log = log or (lambda message: None)
         self.options = options or WorkerOptions()
+        # Queue writes owed because the queue could not be written (disk full), in order;
+        # the batches they concern, as this worker knows them, live in memory meanwhile.
+        self.backlog: list[QueueWrite] = []
+        self.delivered_ids: set[int] = set()  # delivered; their deletion is owed
+        self.gap_clear_owed = False
+        self.next_queue_retry = 0.0
+        self.disk_full: dict[str, DiskFull] = {}
+        self._lock = threading.RLock()  # status snapshots and disk-full records (any thread)
+        self._owner = threading.get_ident()
+        self._queue_view: tuple[Depth, dict[str, int]] | None = None
+        self._logged_problem: str | None = None
+        self.last_error: LastError | None = None
         # First, before touching the queue: one worker per home.
         self.pid_lock = acquire_pid_file(self.options.pid_path or paths.pid_file())
+        if not self.pid_lock.written:
+            self._disk_full_begins("pid file", self.pid_lock.path)
         self.config_source = config_source or ConfigWatcher()
         self.connect = connect or default_connect
         self.make_rendering = _stamped(make_rendering or default_rendering)
+        queue_path = self.options.queue_path or paths.queue_file()
         try:
-            self.queue = Queue(self.options.queue_path, limits=self.options.limits, durable=False)
+            try:
+                self.queue = Queue(queue_path, limits=self.options.limits, durable=False)
+            except QueueError as exc:
+                if not fserrors.is_disk_full(exc, queue_path):
+                    raise
+                # Opening needs space (the -shm file); reading what is queued does not.
+                self.queue = Queue.snapshot(queue_path, limits=self.options.limits)
+                self._disk_full_begins("queue", queue_path)
         except BaseException:
             release_pid_file(self.pid_lock)
             raise
@@ -251,7 +406,6 @@ class Worker:
         self.held: Held | None = None
         self.next_held_check = 0.0
         self.released_seen: int | None = None
-        self.last_error: LastError | None = None
         self.counters = Counters()
         self.stop_requested = False
         self.reload_requested = False
@@ -259,10 +413,23 @@ class Worker:
         self._signals = 0
         self.started_ms = now_ms()
         self.socket_input: SocketInput | None = None
-        # Batches sent on an earlier run and never confirmed go out again first.
-        resent = self.queue.requeue_sent()
-        if resent:
-            self.log(f"{resent} events sent before the last stop but not confirmed go out again")
+        # What an earlier run could not write to the queue (the disk was full when it
+        # stopped) it left in its status file: written first, so that batches it delivered
+        # are not sent again and those it sent are counted as resent.
+        inherited = self._inherited_writes()
+        for write in inherited:
+            self._queue_write(write)
+            if write.kind == "confirm" and self.backlog:
+                self.delivered_ids.update(write.ids)
+        # Batches sent on an earlier run and never confirmed go out again first (counted as
+        # resent: now, or when the queue can be written again).
+        self._queue_write(QueueWrite("requeue", at_ms=-1))
+        if inherited:
+            self.log(
+                f"{_updates(len(inherited))} the previous run could not write (disk full) "
+                + ("are written" if not self.backlog else "are kept until there is space")
+            )
+            self.write_status()  # they are in the queue now: not to be applied twice
 
     # --- signals: flags only
 
@@ -291,10 +458,140 @@ class Worker:
         if now >= self.next_held_check:
             self.next_held_check = now + HELD_CHECK
             self._check_held()
+        queue_owed = self.backlog or self.queue.read_only or "queue" in self.disk_full
+        if queue_owed and now >= self.next_queue_retry:
+            self.next_queue_retry = now + QUEUE_RETRY
+            self._flush_backlog()
         if now >= self.next_status:
             self.next_status = now + STATUS_EVERY
+            if not self.pid_lock.written:
+                self._write_pid()
             self.write_status()
         return wait
+
+    # --- queue writes that wait for space
+
+    def _queue_write(self, write: QueueWrite) -> bool:
+        """Write ``write`` to the queue now, or keep it (in order, behind the others owed) when
+        the queue cannot be written. True when it was written."""
+        if self.backlog or self.queue.read_only:
+            self.backlog.append(write)
+            return False
+        try:
+            result = self._apply_write(write)
+        except QueueError as exc:
+            self.backlog.append(write)
+            self._queue_failed(exc)
+            return False
+        self._written(write, result)
+        return True
+
+    def _apply_write(self, write: QueueWrite) -> int:
+        queue = self.queue
+        if write.kind == "requeue":
+            return queue.requeue_sent()
+        if write.kind == "mark":
+            queue.mark_sent(write.ids, write.at_ms)
+        elif write.kind == "confirm":
+            return queue.confirm(write.ids, sent=write.sent, filtered=write.filtered)
+        elif write.kind == "counters":
+            queue.add_counters(**dict(write.counts))
+        elif write.kind == "clear_gap":
+            assert write.gap is not None
+            queue.clear_gap(write.gap)
+        return 0
+
+    def _written(self, write: QueueWrite, result: int) -> None:
+        if write.kind == "requeue" and write.at_ms == -1 and result:
+            self.log(f"{result} events sent before but not confirmed go out again (resent)")
+        elif write.kind == "confirm":
+            self.delivered_ids.difference_update(write.ids)
+        elif write.kind == "clear_gap":
+            self.gap_clear_owed = False
+
+    def _inherited_writes(self) -> list[QueueWrite]:
+        try:
+            previous = st.read_status(self.options.status_path)
+        except AzsSyslogError:
+            return []
+        if not previous or previous.get("pid") == os.getpid():
+            return []
+        owed = previous.get("owed")
+        return owed_writes(owed) if isinstance(owed, list) else []
+
+    def _flush_backlog(self) -> None:
+        """Reopen the queue if only a read-only view of it could be opened, then write what is
+        owed, oldest first; stop at the first failure (tried again in QUEUE_RETRY)."""
+        if self.queue.read_only:
+            try:
+                queue = Queue(self.queue.path, limits=self.options.limits, durable=False)
+            except QueueError as exc:
+                self._queue_failed(exc)
+                return
+            self.queue.close()
+            self.queue = queue
+        written = 0
+        while self.backlog:
+            write = self.backlog[0]
+            try:
+                result = self._apply_write(write)
+            except QueueError as exc:
+                self._queue_failed(exc)
+                return
+            del self.backlog[0]
+            written += 1
+            self._written(write, result)
+        if written:
+            self.log(f"the queue can be written again: {_updates(written)} owed, written")
+        self._queue_ok()
+        if written:
+            self.write_status()  # its "owed" is obsolete now: never to be applied twice
+
+    def _queue_failed(self, exc: QueueError) -> None:
+        if fserrors.is_disk_full(exc, self.queue.path):
+            self._disk_full_begins("queue", self.queue.path)
+            return
+        if self._logged_problem != exc.message:
+            self._logged_problem = exc.message
+            self.log(
+                f"{exc.message}; delivering what can be read, writing the queue again in "
+                f"{QUEUE_RETRY:.0f} s" + (f"; fix: {exc.fix}" if exc.fix else "")
+            )
+        self.last_error = LastError(exc.message, "queue-error", exc.fix, "queue", now_ms())
+
+    def _queue_ok(self) -> None:
+        self._logged_problem = None
+        self._disk_full_ends("queue")
+
+    def _disk_full_begins(self, what: str, path: Path) -> None:
+        """Record (and log, once per episode and file) that ``path`` cannot be written."""
+        with self._lock:
+            if what in self.disk_full:
+                return
+            self.disk_full[what] = DiskFull(what, path, now_ms())
+            fix = fserrors.disk_full_fix(path, forwarder=True)
+            message = f"disk full: cannot write the {what} {path}"
+            self.last_error = LastError(message, "disk-full", fix, what, now_ms())
+        self.log(f"{message}; fix: {fix}")
+
+    def _disk_full_ends(self, what: str) -> None:
+        with self._lock:
+            if self.disk_full.pop(what, None) is None:
+                return
+            everything = not self.disk_full
+        self.log(
+            f"the {what} can be written again"
+            + ("; the disk-full condition is over" if everything else "")
+        )
+
+    def _write_pid(self) -> None:
+        try:
+            write_pid(self.pid_lock)
+        except OSError as exc:
+            if fserrors.is_disk_full(exc):
+                self._disk_full_begins("pid file", self.pid_lock.path)
+            return
+        self._disk_full_ends("pid file")
 
     def _check_config(self) -> None:
         try:
@@ -336,6 +633,9 @@ class Worker:
             socket_input.rendering = replace(socket_input.rendering, generation=config.generation)
 
     def _apply(self, config: Config, rendering: Rendering) -> None:
+        error = self.last_error
+        if error is not None and error.server not in (None, server_label(config.server)):
+            self.last_error = None  # it concerned a server no longer configured
         self.config = config
         self.rendering = rendering
         self.pending = None
@@ -381,6 +681,9 @@ class Worker:
         except Interrupted:
             self._close(requeue=True)
             return 0.0
+        except QueueError as exc:  # a read failed: keep the connection, try again shortly
+            self._queue_failed(exc)
+            return 0.2
         if sent:
             return 0.0
         if self.inflight:
@@ -425,7 +728,8 @@ class Worker:
         return 0.0
 
     def _failed(self, exc: TransportError, now: float) -> None:
-        self.last_error = LastError(exc.message, exc.cause, exc.fix, exc.step, now_ms())
+        server = server_label(self.config.server) if self.config is not None else None
+        self.last_error = LastError(exc.message, exc.cause, exc.fix, exc.step, now_ms(), server)
         self.backoff = (
             self.options.backoff_initial
             if self.backoff == 0
@@ -450,8 +754,9 @@ class Worker:
         if sender is not None:
             sender.close(timeout=2.0)
         if requeue and self.inflight:
-            resent = self.queue.requeue_sent()
-            self.log(f"{resent} events sent but not confirmed will be sent again")
+            self._queue_write(QueueWrite("requeue"))
+            events = sum(item.count for item in self.inflight)
+            self.log(f"{events} events sent but not confirmed will be sent again")
         self.inflight = []
         self.last_sent_id = 0
         self.written = 0
@@ -508,11 +813,15 @@ class Worker:
         if not self.inflight or not done:
             return
         del self.inflight[: len(done)]
-        self.queue.confirm(
-            [i.batch_id for i in done],
+        ids = tuple(i.batch_id for i in done)
+        confirm = QueueWrite(
+            "confirm",
+            ids=ids,
             sent=sum(i.messages for i in done),
             filtered=sum(i.count - i.messages for i in done),
         )
+        self.delivered_ids.update(ids)  # until the queue has deleted them: never again
+        self._queue_write(confirm)
 
     def _send_some(self, now: float) -> bool:
         """Send the next few batches. For each, in this order (docs/architecture.md):
@@ -525,7 +834,7 @@ class Worker:
         assert self.config is not None
         if len(self.inflight) >= MAX_INFLIGHT_BATCHES:
             return False
-        gap = self.queue.pending_gap()
+        gap = None if self.gap_clear_owed else self.queue.pending_gap()
         if gap is not None:
             self._send_gap_warning(gap)
         batches = self.queue.next_batches(
@@ -534,12 +843,19 @@ class Worker:
             level=self.config.security_level,
             generation=self.config.generation,
             stale=self.stale_upto_id,
+            # The worker's own bookkeeping says what is in flight (the inflight table may lag
+            # behind it when the disk is full).
+            include_inflight=True,
         )
         if not batches:
             return False
         sent_ids: list[int] = []
+        inflight_ids = {item.batch_id for item in self.inflight}
         try:
             for batch in batches:
+                if batch.id in self.delivered_ids or batch.id in inflight_ids:
+                    self.last_sent_id = max(self.last_sent_id, batch.id)
+                    continue
                 if (
                     batch.generation > self.config.generation
                     and batch.id > self.stale_upto_id
@@ -567,7 +883,8 @@ class Worker:
                 if self.stop_requested or self.pending is not None:
                     break
         finally:
-            self.queue.mark_sent(sent_ids)
+            if sent_ids:
+                self._queue_write(QueueWrite("mark", ids=tuple(sent_ids), at_ms=now_ms()))
         if sent_ids:
             self.counters.last_send_ms = now_ms()
         return bool(sent_ids) or self.pending is not None
@@ -644,7 +961,8 @@ class Worker:
             except EventError:
                 rejected += 1  # valid when accepted; cannot happen unless the rules changed
         batch, truncated = builder.take()
-        self.queue.add_counters(rerendered=len(raw), rejected=rejected, truncated=truncated)
+        counts = (("rerendered", len(raw)), ("rejected", rejected), ("truncated", truncated))
+        self._queue_write(QueueWrite("counters", counts=counts))
         if batch is None:
             return b"", array("I")
         lengths = array("I")
@@ -660,17 +978,41 @@ class Worker:
         finally:
             self._interruptible = False
         self.written += len(message)
-        self.queue.clear_gap(gap)
+        if not self._queue_write(QueueWrite("clear_gap", gap=gap)):
+            self.gap_clear_owed = True  # reported: not again before the queue knows it
         self.counters.gap_warnings += 1
 
     # --- status
 
+    def _queue_numbers(self) -> tuple[Depth, dict[str, int]]:
+        """The queue's depth and counters: read by the worker's own thread (the connection is
+        not for sharing); another thread (a status timer) gets the last ones read."""
+        if threading.get_ident() == self._owner or self._queue_view is None:
+            try:
+                view = (self.queue.depth(), self.queue.counters())
+            except QueueError:
+                view = self._queue_view or (Depth(0, 0, None), {})
+            self._queue_view = view
+        return self._queue_view
+
     def status(self) -> dict[str, Any]:
-        depth = self.queue.depth()
-        counters = self.queue.counters()
+        with self._lock:
+            return self._status()
+
+    def _status(self) -> dict[str, Any]:
+        depth, stored = self._queue_numbers()
+        counters = dict(stored)
+        for write in self.backlog:  # counted, not yet in the queue file
+            if write.kind == "confirm":
+                counters["sent"] = counters.get("sent", 0) + write.sent
+                counters["filtered"] = counters.get("filtered", 0) + write.filtered
+            for name, value in write.counts:
+                counters[name] = counters.get(name, 0) + value
         config = self.config or Config()
         server = config.server
-        info = getattr(self.sender, "info", None) if self.sender is not None else None
+        sender = self.sender
+        info = getattr(sender, "info", None) if sender is not None else None
+        full = next(iter(self.disk_full.values()), None)
         client_cert = config.client.certificate
         now = now_ms()
         return {
@@ -727,6 +1069,21 @@ class Worker:
             "config_problem": self.config_problem,
             "held": self._held_status(config),
             "waiting_for_generation": self._generation_wait_status(config),
+            "condition": st.DISK_FULL if full is not None else None,
+            "disk_full": None
+            if full is None
+            else {
+                "what": full.what,
+                "path": str(full.path),
+                "since_ms": full.since_ms,
+                "fix": fserrors.disk_full_fix(full.path, forwarder=True),
+                "files": [
+                    {"what": item.what, "path": str(item.path)} for item in self.disk_full.values()
+                ],
+            },
+            "queue_writes_owed": len(self.backlog),
+            # For the next run, should this one stop before it can write them.
+            "owed": owed_summary(self.backlog) if self.backlog else None,
             "socket": str(self.socket_input.path) if self.socket_input else None,
             "socket_error": str(self.socket_input.error)
             if self.socket_input and self.socket_input.error
@@ -759,8 +1116,20 @@ class Worker:
         }
 
     def write_status(self) -> None:
-        with contextlib.suppress(OSError, QueueError):
-            st.write_status(self.status(), self.options.status_path)
+        """Write the status file (any thread may call this). A full disk is recorded and said
+        in the log once; the status file is preallocated, so this rarely happens after the
+        first write."""
+        path = self.options.status_path or paths.status_file()
+        try:
+            st.write_status(self.status(), path)
+        except (OSError, AzsSyslogError) as exc:
+            if fserrors.is_disk_full(exc):
+                self._disk_full_begins("status file", path)
+            elif self._logged_problem != str(exc):
+                self._logged_problem = str(exc)
+                self.log(f"cannot write the status file {path}: {exc}")
+            return
+        self._disk_full_ends("status file")
 
     # --- the real loop
 
@@ -800,18 +1169,34 @@ class Worker:
                     self.socket_input.stop()
                 if self.sender is not None:
                     self._close(requeue=True)
+                if self.backlog or self.queue.read_only:
+                    self._flush_backlog()
                 self.write_status()
             finally:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
-                depth = self.queue.depth()
-                counts = self.queue.counters()
+                self._owner = threading.get_ident()
+                depth, counts = self._queue_numbers()
+                owed = self.backlog
                 self.queue.close()
                 release_pid_file(self.pid_lock)
-        return (
-            f"{depth.events} events queued; {counts['sent']} sent, {counts['resent']} resent,"
-            f" {counts['dropped']} dropped in total"
+        summary = (
+            f"{depth.events} events queued; {counts.get('sent', 0)} sent,"
+            f" {counts.get('resent', 0)} resent, {counts.get('dropped', 0)} dropped in total"
         )
+        if owed and "status file" not in self.disk_full:
+            summary += (
+                f"; {_updates(len(owed))} could not be written (disk full): kept in the "
+                "status file, written at the next start"
+            )
+        elif owed:
+            summary += (
+                f"; {_updates(len(owed))} could not be written (disk full), nor the status"
+                f" file: {len(self.delivered_ids)} delivered batches stay queued and go out"
+                " again at the next start (those whose sending was not recorded are not"
+                " counted as resent)"
+            )
+        return summary
 
     def close(self) -> None:
         """Close the connection (requeueing what is in flight), the queue and the pid file
@@ -820,6 +1205,10 @@ class Worker:
             self._close(requeue=True)
         self.queue.close()
         release_pid_file(self.pid_lock)
+
+
+def _updates(count: int) -> str:
+    return f"{count} queue update{'' if count == 1 else 's'}"
 
 
 def _text(value: object) -> str | None:
@@ -874,26 +1263,73 @@ def gap_warning(gap: Gap, rendering: Rendering | None, host: str | None = None) 
 class PidLock:
     path: Path
     fd: int
+    written: bool = False  # the pid number is in the file (best effort: the disk may be full)
+
+
+# ``forwarder status`` probes the lock with a brief shared lock; a worker starting at that
+# instant tries again for this long before it concludes another worker runs.
+PID_LOCK_PATIENCE = 0.5
 
 
 def acquire_pid_file(path: Path) -> PidLock:
-    """Take the worker's pid file (an exclusive lock held for the process's life)."""
-    paths.ensure_private_dir(path.parent, mode=RUNTIME_DIR_MODE)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    """Take the worker's pid file: an exclusive ``flock`` held for the process's life, which is
+    what guarantees one worker per home (and tells ``forwarder status`` that one runs). The
+    pid number is written as well when the disk has room for it (see :func:`write_pid`)."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        other = os.read(fd, 32).decode(errors="replace").strip() or "?"
-        os.close(fd)
-        if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
+        paths.ensure_private_dir(path.parent, mode=RUNTIME_DIR_MODE)
+    except OSError as exc:  # a refused permission is an AccessError already
+        raise AzsSyslogError(
+            f"cannot create the directory {path.parent}: {exc.strerror or exc}",
+            fix=fserrors.disk_full_fix(path.parent) if fserrors.is_disk_full(exc) else None,
+        ) from exc
+    deadline = time.monotonic() + PID_LOCK_PATIENCE
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except PermissionError:
+            raise fserrors.access_error(path, "open the pid file", write=True) from None
+        except OSError as exc:
             raise AzsSyslogError(
-                f"a forwarder is already running for this home (pid {other}, {path})",
-                fix="stop it first, or point AZS_SYSLOG_HOME at another directory",
+                f"cannot create the pid file {path}: {exc.strerror or exc}",
+                fix=fserrors.disk_full_fix(path) if fserrors.is_disk_full(exc) else None,
             ) from exc
-        raise AzsSyslogError(f"cannot lock the pid file {path}: {exc}") from exc
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    return PidLock(path, fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            other = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
+                if time.monotonic() < deadline:
+                    time.sleep(0.02)
+                    continue
+                raise AzsSyslogError(
+                    f"a forwarder is already running for this home (pid {other}, {path})",
+                    fix="stop it first, or point AZS_SYSLOG_HOME at another directory",
+                ) from exc
+            raise AzsSyslogError(f"cannot lock the pid file {path}: {exc}") from exc
+        # A worker that stopped may have unlinked the file between our open and our lock:
+        # then we locked a file nobody else will ever look at. Start again on the new one.
+        try:
+            same = os.fstat(fd).st_ino == path.stat().st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    lock = PidLock(path, fd)
+    with contextlib.suppress(OSError):  # best effort: the lock is what counts
+        write_pid(lock)
+    return lock
+
+
+def write_pid(lock: PidLock) -> None:
+    """Write the pid number into the locked pid file; raises ``OSError`` (ENOSPC on a full
+    disk: the worker tries again every second)."""
+    data = f"{os.getpid()}\n".encode()
+    os.ftruncate(lock.fd, 0)
+    if os.pwrite(lock.fd, data, 0) != len(data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    lock.written = True
 
 
 def release_pid_file(lock: PidLock) -> None:

@@ -52,6 +52,20 @@ def run() -> None:
     log(f"forwarder stopped; {summary}")
 
 
+def _exists(path: Any) -> bool:
+    """``path.exists()``, except that a directory the user may not enter is an error naming
+    it, not a file that is not there."""
+    from azs_syslog import fserrors
+
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return False
+    except PermissionError:
+        raise fserrors.access_error(path, "read", write=False) from None
+    return True
+
+
 def _fmt_ms(value: object) -> str:
     if not isinstance(value, int):
         return "-"
@@ -75,9 +89,9 @@ def status(as_json: bool) -> None:
 
     \b
     Exit codes: 0 healthy (connected, or nothing to send and no server configured);
-    1 anything else: not running (no status file, a stopped worker, a dead pid or a stale
-    status), not configured with events waiting, connecting, backing off, or a configuration
-    problem.
+    1 anything else: not running (no forwarder holds the lock on its pid file), a full disk,
+    a status file that is not being updated, not configured with events waiting, connecting,
+    backing off, or a configuration problem.
 
     \b
     Examples:
@@ -87,16 +101,28 @@ def status(as_json: bool) -> None:
     """
     from azs_syslog import paths
     from azs_syslog import status as st
+    from azs_syslog.errors import QueueError
 
     data = st.read_status()
-    health = st.evaluate(data)
+    health = st.evaluate(data, lock=st.worker_lock_held(), lock_pid=st.pid_in_file())
     live: dict[str, Any] | None = None
-    if paths.queue_file().exists():
+    if _exists(paths.queue_file()):
         from azs_syslog.queue import Queue
 
-        with Queue(durable=False) as queue:
-            depth = queue.depth()
-            counts = queue.counters()
+        try:
+            with Queue(durable=False) as queue:
+                depth = queue.depth()
+                counts = queue.counters()
+        except QueueError:
+            # A full disk can keep the queue from being opened normally; reading it needs no
+            # space. Anything else (a permission) is for the operator to hear.
+            from azs_syslog import fserrors
+
+            if (fserrors.free_bytes(paths.state_dir()) or 0) >= fserrors.LOW_SPACE_BYTES:
+                raise
+            with Queue.snapshot() as queue:
+                depth = queue.depth()
+                counts = queue.counters()
         live = {
             "events": depth.events,
             "bytes": depth.bytes,
@@ -113,6 +139,12 @@ def status(as_json: bool) -> None:
             }
     if data is not None and not health.running:
         data["state"] = st.STOPPED
+    if data is not None and (not health.running or not health.current):
+        # Connection details describe a live connection, and only a current status has one.
+        data["connection"] = None
+    if data is not None and health.running and not health.current:
+        data["state"] = "running (status not current)"
+        data["status_updated"] = data.get("updated")
     if as_json:
         emit_json(
             {
@@ -139,7 +171,8 @@ def _render(data: dict[str, Any] | None, live: dict[str, Any] | None, health: An
         ("Health", ("healthy" if health.healthy else "UNHEALTHY") + f" ({health.reason})")
     ]
     status = data or {}
-    rows.append(("State", str(status.get("state", "not running"))))
+    default_state = "running" if health.running else "not running"
+    rows.append(("State", str(status.get("state", default_state))))
     if status.get("pid"):
         rows.append(("Pid", str(status["pid"])))
     server = status.get("server")
@@ -185,6 +218,26 @@ def _render(data: dict[str, Any] | None, live: dict[str, Any] | None, health: An
     waiting = status.get("waiting_for_generation")
     if waiting:
         rows.append(("Waiting", str(waiting.get("message"))))
+    full = status.get("disk_full")
+    if full:
+        rows.append(("Condition", f"disk full since {_fmt_ms(full.get('since_ms'))}"))
+        for item in full.get("files") or []:
+            rows.append(("  cannot write", f"{item.get('what')} {item.get('path')}"))
+        rows.append(("  fix", str(full.get("fix"))))
+    if not health.current:
+        updated = status.get("updated")
+        rows.append(
+            (
+                "Status file",
+                "not updated since "
+                + (
+                    _fmt_ms(int(updated * 1000))
+                    if isinstance(updated, (int, float))
+                    else "the forwarder started"
+                )
+                + " (disk full?)",
+            )
+        )
     for name, value in rows:
         table.add_row(name, value)
     console().print(table)

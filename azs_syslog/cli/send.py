@@ -67,6 +67,9 @@ def send_event(source: str, jobs: int, as_json: bool) -> None:
 
     config, problem = current_config()
     if problem:
+        # A user who may not read the configuration often may not write the queue either:
+        # then that refusal is the one line to print, not a warning before it.
+        Queue().close()
         warn(f"{problem}; rendering with the default settings (the forwarder renders again)")
     settings = RenderSettings.from_config(config)
     renderer = Renderer(settings)

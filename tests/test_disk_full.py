@@ -1,0 +1,254 @@
+"""A full disk, at start and while running: the forwarder keeps running, keeps delivering what
+is queued, says "disk full" (status and log, once), recovers by itself, and counts every
+duplicate it causes. Real tmpfs (tests/tmpfs.py), real rsyslog, real ``forwarder run``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from azs_syslog import paths
+from azs_syslog.queue import Queue
+from tests.conftest import run_cli
+from tests.receivers import RsyslogReceiver, rsyslog_factory  # noqa: F401
+from tests.test_forwarder_rsyslog import (
+    Forwarder,
+    assert_none_missing,
+    configure,
+    send_events,
+    wait_for_ids,
+)
+from tests.tmpfs import fill, mounted_tmpfs
+
+pytestmark = pytest.mark.rsyslog
+
+
+def status_report() -> dict[str, object]:
+    result = run_cli(["forwarder", "status", "--json"])
+    assert result.exit_code in (0, 1), result.stderr
+    report = json.loads(result.stdout)
+    assert isinstance(report, dict)
+    return report
+
+
+def counters() -> dict[str, int]:
+    with Queue() as queue:
+        return queue.counters()
+
+
+def test_started_on_a_full_disk_it_delivers_says_so_and_recovers(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    rsyslog_factory: Callable[..., RsyslogReceiver],  # noqa: F811
+) -> None:
+    home = tmp_path / "home"
+    with mounted_tmpfs(home, 16 << 10):
+        monkeypatch.setenv("AZS_SYSLOG_HOME", str(home))
+        receiver = rsyslog_factory("tcp")
+        configure("tcp", receiver, None, tmp_path)
+        send_events(0, 1000)
+        # A status file left by an older forwarder, too small for the next status: it says
+        # "stopped" and cannot be rewritten while the disk is full.
+        paths.status_file().write_text(
+            json.dumps({"pid": 1, "state": "stopped", "updated": time.time() - 3600})
+        )
+        filler = fill(home)
+        worker = Forwarder(tmp_path / "forwarder.log").start()
+        try:
+            ids = wait_for_ids(receiver, range(1000))
+            assert assert_none_missing(ids, range(1000)) == 0
+            assert worker.proc is not None and worker.proc.poll() is None
+
+            report = status_report()
+            assert report["running"] is True, report
+            assert report["healthy"] is False
+            assert "disk full" in str(report["reason"]), report
+            table = run_cli(["forwarder", "status"])
+            assert "stopped" not in table.stdout, table.stdout
+            assert "disk full" in table.stdout
+            log = worker.log.read_text()
+            assert log.count("disk full: cannot write the queue") == 1, log
+            assert "Traceback" not in log
+
+            filler.unlink()
+            worker.wait_for(
+                lambda s: (
+                    s.get("condition") is None
+                    and s.get("state") == "connected"
+                    and s.get("queue_writes_owed") == 0
+                    and s["queue"]["events"] == 0
+                ),  # type: ignore[index]
+                timeout=30,
+            )
+            send_events(1000, 100)
+            ids = wait_for_ids(receiver, range(1100))
+            assert assert_none_missing(ids, range(1100)) == 0
+            worker.wait_for(lambda s: s["counts"]["sent"] == 1100)  # type: ignore[index]
+            recovered = status_report()
+            assert recovered["running"] is True, recovered
+            # Healthy, but for the socket input: its thread could not open the queue on the
+            # full disk, and restarting it is its supervisor's job.
+            assert recovered["healthy"] is True or "socket input" in str(recovered["reason"])
+            assert "disk full" not in str(recovered["reason"])
+            counts = counters()
+            assert (counts["sent"], counts["resent"]) == (1100, 0)
+            code, elapsed = worker.terminate()
+            assert code == 0 and elapsed < 5
+        finally:
+            worker.stop_quietly()
+        log = worker.log.read_text()
+        assert "the disk-full condition is over" in log, log
+        assert "Traceback" not in log
+
+
+def test_disk_fills_while_forwarding_nothing_lost_every_duplicate_counted(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    rsyslog_factory: Callable[..., RsyslogReceiver],  # noqa: F811
+) -> None:
+    count = 6000
+    home = tmp_path / "home"
+    with mounted_tmpfs(home, 48 << 10):
+        monkeypatch.setenv("AZS_SYSLOG_HOME", str(home))
+        receiver = rsyslog_factory("tcp")
+        configure("tcp", receiver, None, tmp_path)
+        send_events(0, count)
+        worker = Forwarder(tmp_path / "forwarder.log").start()
+        try:
+            deadline = time.monotonic() + 30
+            while not receiver.lines():  # events flow
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            filler = fill(home)
+            # The receiver restarts while batches are in flight: they go out again, and the
+            # bookkeeping of that can only be written once space is back.
+            receiver.stop()
+            receiver.start()
+            worker.wait_for(lambda s: s.get("condition") == "disk full", timeout=30)
+            ids = wait_for_ids(receiver, range(count))
+            assert_none_missing(ids, range(count))
+            assert worker.proc is not None and worker.proc.poll() is None
+            report = status_report()
+            assert report["running"] is True and "disk full" in str(report["reason"]), report
+
+            filler.unlink()
+            worker.wait_for(
+                lambda s: (
+                    s.get("condition") is None
+                    and s.get("queue_writes_owed") == 0
+                    and s["queue"]["events"] == 0
+                ),  # type: ignore[index]
+                timeout=30,
+            )
+            counts = counters()
+            ids = record_ids_now(receiver)
+            duplicates = sum(ids.values()) - len(ids)
+            assert duplicates <= counts["resent"], (duplicates, counts)
+            assert counts["sent"] + 0 >= count
+            code, _ = worker.terminate()
+            assert code == 0
+        finally:
+            worker.stop_quietly()
+        log = worker.log.read_text()
+        assert 1 <= log.count("disk full: cannot write the queue") <= 5, log
+        assert "Traceback" not in log
+
+
+def record_ids_now(receiver: RsyslogReceiver) -> dict[int, int]:
+    from tests.test_forwarder_rsyslog import record_ids
+
+    return dict(record_ids(receiver.lines()))
+
+
+def test_stopped_while_the_disk_is_full_the_next_run_resends_nothing_uncounted(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    rsyslog_factory: Callable[..., RsyslogReceiver],  # noqa: F811
+) -> None:
+    count = 3000
+    home = tmp_path / "home"
+    with mounted_tmpfs(home, 32 << 10):
+        monkeypatch.setenv("AZS_SYSLOG_HOME", str(home))
+        receiver = rsyslog_factory("tcp")
+        configure("tcp", receiver, None, tmp_path)
+        send_events(0, count)
+        first = Forwarder(tmp_path / "forwarder-1.log").start()
+        second = Forwarder(tmp_path / "forwarder-2.log")
+        try:
+            deadline = time.monotonic() + 30
+            while not receiver.lines():
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            filler = fill(home)
+            ids = wait_for_ids(receiver, range(count))
+            assert_none_missing(ids, range(count))
+            # Delivered and confirmed by the receiver; deleting them from the queue is owed.
+            first.wait_for(
+                lambda s: (
+                    s.get("condition") == "disk full"
+                    and s["queue"]["in_flight_batches"] == 0  # type: ignore[index]
+                    and bool(s.get("owed"))
+                ),
+                timeout=30,
+            )
+            code, elapsed = first.terminate()
+            assert code == 0 and elapsed < 5
+            assert "kept in the status file" in first.log.read_text()
+
+            filler.unlink()
+            second.start()
+            second.wait_for(
+                lambda s: s.get("queue_writes_owed") == 0 and s["queue"]["events"] == 0,  # type: ignore[index]
+                timeout=30,
+            )
+            code, _ = second.terminate()
+            assert code == 0
+        finally:
+            first.stop_quietly()
+            second.stop_quietly()
+        ids = record_ids_now(receiver)
+        duplicates = sum(ids.values()) - len(ids)
+        counts = counters()
+        assert counts["sent"] == count, counts
+        assert duplicates <= counts["resent"], (duplicates, counts)
+        log = second.log.read_text()
+        assert "the previous run could not write (disk full) are written" in log, log
+        assert "Traceback" not in first.log.read_text() + log
+
+
+def test_owed_queue_updates_survive_the_round_trip_through_the_status_file() -> None:
+    from azs_syslog.queue import Gap
+    from azs_syslog.worker import QueueWrite, owed_summary, owed_writes
+
+    backlog = [
+        QueueWrite("requeue", at_ms=-1),
+        QueueWrite("mark", ids=(1, 2, 3), at_ms=5),
+        QueueWrite("confirm", ids=(1, 2), sent=4000, filtered=3),
+        QueueWrite("counters", counts=(("rerendered", 2), ("rejected", 0))),
+        QueueWrite("clear_gap", gap=Gap(7, 1, 2)),
+        QueueWrite("requeue"),
+        QueueWrite("mark", ids=(9,), at_ms=6),
+    ]
+    summary = owed_summary(backlog)
+    assert json.loads(json.dumps(summary)) == summary  # plain JSON
+    assert summary[1]["marked"] == [[1, 3]] and summary[1]["delivered"] == [[1, 2]]
+    writes = owed_writes(summary)
+    assert [w.kind for w in writes] == [
+        "requeue",
+        "mark",
+        "confirm",
+        "counters",
+        "clear_gap",
+        "requeue",
+        "mark",
+    ]
+    assert writes[1].ids == (1, 2, 3) and writes[2].ids == (1, 2)
+    assert (writes[2].sent, writes[2].filtered) == (4000, 3)
+    assert dict(writes[3].counts) == {"rerendered": 2, "rejected": 0}
+    assert writes[4].gap is not None and writes[4].gap.events == 7
+    assert writes[6].ids == (9,)
