@@ -23,6 +23,32 @@ STOPPED = "stopped"
 
 # A worker rewrites its status every second; older than this, the worker is presumed gone.
 STALE_AFTER = 10.0
+# A network call that has waited without progress for longer than this makes the forwarder
+# unhealthy (a write to a server that does not read fails only after 30 s).
+BLOCKED_UNHEALTHY_AFTER = 5.0
+
+_BLOCKED_REASONS = {
+    "write": "sending is blocked for {s:.0f} s: the server is not reading",
+    "connect": "connecting is blocked for {s:.0f} s: the server does not answer",
+    "tls handshake": "the TLS handshake is blocked for {s:.0f} s: the server does not answer",
+    "close": "closing the connection is blocked for {s:.0f} s: the server does not answer",
+}
+
+
+def blocked_for(status: dict[str, Any], now: float) -> tuple[str, float] | None:
+    """What the worker's loop waits on without progress, and for how many seconds."""
+    blocked = status.get("blocked")
+    if not isinstance(blocked, dict):
+        return None
+    since = blocked.get("since_ms")
+    if not isinstance(since, (int, float)):
+        return None
+    return str(blocked.get("on") or "?"), max(0.0, now - since / 1000)
+
+
+def blocked_reason(on: str, seconds: float) -> str:
+    template = _BLOCKED_REASONS.get(on, "the forwarder is blocked in " + on + " for {s:.0f} s")
+    return template.format(s=seconds)
 
 
 def write_status(data: dict[str, Any], path: Path | None = None) -> None:
@@ -70,8 +96,8 @@ def evaluate(status: dict[str, Any] | None, *, now: float | None = None) -> Heal
 
     Not running (no status, a ``stopped`` status, a dead pid or a status older than
     ``STALE_AFTER`` seconds) is unhealthy, and so is every other state (not configured with
-    events waiting, connecting, backing off, draining), a configuration problem and a failed
-    socket input.
+    events waiting, connecting, backing off, draining), a configuration problem, a failed
+    socket input, and a network call blocked for more than ``BLOCKED_UNHEALTHY_AFTER`` s.
     """
     current = time.time() if now is None else now
     if status is None:
@@ -91,6 +117,9 @@ def evaluate(status: dict[str, Any] | None, *, now: float | None = None) -> Heal
         return Health(False, True, "the configuration is invalid; running on the last good one")
     if status.get("socket_error"):
         return Health(False, True, f"the socket input stopped: {status['socket_error']}")
+    blocked = blocked_for(status, current)
+    if blocked is not None and blocked[1] > BLOCKED_UNHEALTHY_AFTER:
+        return Health(False, True, blocked_reason(*blocked))
     queue = status.get("queue") or {}
     if state == CONNECTED:
         return Health(True, True, "connected")

@@ -11,8 +11,16 @@ SIGKILL loses what it had buffered). After a broken connection, a restart, or a 
 out of time, every batch still in flight is sent again first; those events are counted as
 ``resent``. UDP has no acknowledgement: a datagram written is a batch done.
 
-Signal handlers only set flags (and, while the loop waits in a blocking connect or send, raise
-``Interrupted`` so that a stop is never held up by a network timeout); the loop acts on them.
+Signals (as gunicorn's arbiter and huey's consumer do it): the handlers only set flags; the
+loop acts on them. The loop is woken by ``signal.set_wakeup_fd`` on a non-blocking socket pair:
+the loop sleeps in ``poll`` on it, and every blocking network call waits on it next to its own
+socket (``transport.IoWatch``), so a stop is never held up by a network timeout and no
+exception is ever raised into whatever the loop was doing. A second SIGTERM or SIGINT forces
+the stop: no drain, no graceful close; what is in flight stays queued.
+
+The status file is written by the loop at each state change and about every second, and by a
+small status thread whenever the loop has not written it for a second (the loop is blocked in a
+network call): from the loop's last snapshot, with what the loop is blocked on and since when.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import errno
 import fcntl
 import os
 import random
+import select
 import signal
 import socket
 import threading
@@ -33,7 +42,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from azs_syslog import paths
+from azs_syslog import paths, transport
 from azs_syslog import status as st
 from azs_syslog.config import ClientSettings, Config, ServerSettings
 from azs_syslog.errors import AzsSyslogError, ConfigError, EventError, QueueError, TransportError
@@ -45,6 +54,9 @@ BACKOFF_MAX = 30.0
 CONFIG_POLL = 0.5  # seconds between looks at the configuration (a change applies within 2 s)
 CONFIRM_DELAY = 1.0  # the replay window
 DRAIN_TIMEOUT = 1.5  # how long a reload or a stop waits for in-flight batches to be confirmed
+# After a stop request, a write that is under way gets this long to finish before it is given
+# up (a write given up half-way leaves a cut message at the receiver; the batch is sent again).
+STOP_SEND_GRACE = 1.0
 STATUS_EVERY = 1.0
 FETCH_BATCHES = 8
 MAX_INFLIGHT_BATCHES = 4096
@@ -108,10 +120,6 @@ class ConfigWatcher:
             config = load_config()  # raises ConfigError; the worker keeps the last good one
             self._config, self._seen = config, stamp
         return self._config
-
-
-class Interrupted(BaseException):
-    """A stop was requested while the loop waited in a blocking network call."""
 
 
 @dataclass
@@ -180,7 +188,7 @@ class Worker:
         # First, before touching the queue: one worker per home.
         self.pid_lock = acquire_pid_file(self.options.pid_path or paths.pid_file())
         self.config_source = config_source or ConfigWatcher()
-        self.connect = connect or default_connect
+        self.connect = connect or self._connect_watched
         self.make_rendering = make_rendering or default_rendering
         try:
             self.queue = Queue(self.options.queue_path, limits=self.options.limits, durable=False)
@@ -204,9 +212,20 @@ class Worker:
         self.last_error: LastError | None = None
         self.counters = Counters()
         self.stop_requested = False
+        self.forced = False  # a second stop signal: no drain, no graceful close
         self.reload_requested = False
-        self._interruptible = False
         self._signals = 0
+        self._stop_at: float | None = None  # when the loop first saw the stop (monotonic)
+        self._io: str | None = None  # the blocking network call under way: connect/send/close
+        self.io_watch = transport.IoWatch(give_up_at=self._give_up_at)
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._loop_thread = threading.get_ident()
+        self._status_lock = threading.Lock()
+        self._snapshot: dict[str, Any] | None = None
+        self._status_written = 0.0
+        self._status_stop = threading.Event()
+        self._status_thread: threading.Thread | None = None
         self.started_ms = now_ms()
         self.socket_input: SocketInput | None = None
         # Batches sent on an earlier run and never confirmed go out again first.
@@ -214,19 +233,46 @@ class Worker:
         if resent:
             self.log(f"{resent} events sent before the last stop but not confirmed go out again")
 
-    # --- signals: flags only
+    # --- signals: flags only (the wake-up descriptor wakes the loop)
 
     def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
         self.stop_requested = True
-        if self._signals > 1 or self._interruptible:
-            raise Interrupted
+        if self._signals > 1:
+            self.forced = True
 
     def _on_hup(self, signum: int, frame: FrameType | None) -> None:
         self.reload_requested = True
 
-    def request_stop(self) -> None:
+    def request_stop(self, *, force: bool = False) -> None:
+        """Ask the loop to stop (from any thread)."""
         self.stop_requested = True
+        if force:
+            self.forced = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._wake_w is not None:
+            with contextlib.suppress(OSError):
+                self._wake_w.send(b"\0")
+
+    def _give_up_at(self) -> float | None:
+        """By when (monotonic) the blocking network call under way must give up; None lets it
+        run to its own timeout. Asked by the call itself (``transport.IoWatch``)."""
+        if self.forced:
+            return 0.0
+        if not self.stop_requested:
+            return None
+        if self._stop_at is None:
+            self._stop_at = time.monotonic()
+        if self._io == "send":
+            return self._stop_at + STOP_SEND_GRACE
+        if self._io == "close":
+            return None  # a graceful close is bounded by its own 2 s
+        return 0.0  # connecting: nothing worth finishing
+
+    def _connect_watched(self, server: ServerSettings, client: ClientSettings) -> Sender:
+        return transport.connect(server, client, watch=self.io_watch)
 
     # --- one iteration
 
@@ -303,11 +349,15 @@ class Worker:
         self.draining_since = None
         try:
             self._confirm(now)
-            sent = self._send_some(now)
+            self._io = "send"
+            try:
+                sent = self._send_some(now)
+            finally:
+                self._io = None
         except TransportError as exc:
             self._broken(exc, now)
             return 0.0
-        except Interrupted:
+        except transport.StopRequested:
             self._close(requeue=True)
             return 0.0
         if sent:
@@ -320,19 +370,18 @@ class Worker:
         assert self.config is not None
         self.state = st.CONNECTING
         self.write_status()
+        if self.stop_requested:
+            return 0.0
+        self._io = "connect"
         try:
-            self._interruptible = True
-            try:
-                if self.stop_requested:
-                    return 0.0
-                sender = self.connect(server, self.config.client)
-            finally:
-                self._interruptible = False
-        except Interrupted:
+            sender = self.connect(server, self.config.client)
+        except transport.StopRequested:
             return 0.0
         except TransportError as exc:
             self._failed(exc, now)
             return 0.0
+        finally:
+            self._io = None
         self.sender = sender
         self.written = 0
         self.inflight = []
@@ -377,7 +426,11 @@ class Worker:
     def _close(self, *, requeue: bool) -> None:
         sender, self.sender = self.sender, None
         if sender is not None:
-            sender.close(timeout=2.0)
+            self._io = "close"
+            try:
+                sender.close(timeout=2.0)  # never raises; a forced stop cuts it short
+            finally:
+                self._io = None
         if requeue and self.inflight:
             resent = self.queue.requeue_sent()
             self.log(f"{resent} events sent but not confirmed will be sent again")
@@ -398,7 +451,9 @@ class Worker:
             self._broken(exc, now)
             self._after_drain()
             return 0.0
-        if self.inflight and now - self.draining_since < self.options.drain_timeout:
+        if self.forced and self.inflight:
+            self.log("stopping at once (second signal): unconfirmed events stay queued")
+        elif self.inflight and now - self.draining_since < self.options.drain_timeout:
             return 0.05
         self.draining_since = None
         self._close(requeue=True)
@@ -460,12 +515,8 @@ class Worker:
                 lengths: Sequence[int] = batch.lengths
                 if batch.render_key != self.rendering.key:
                     wire, lengths = self._rerender(batch.id)
-                self._interruptible = True
-                try:
-                    if wire:
-                        self.sender.send(wire, lengths)
-                finally:
-                    self._interruptible = False
+                if wire:
+                    self.sender.send(wire, lengths)
                 self.written += len(wire)
                 self.last_sent_id = batch.id
                 sent_ids.append(batch.id)
@@ -501,11 +552,7 @@ class Worker:
     def _send_gap_warning(self, gap: Gap) -> None:
         assert self.sender is not None and self.config is not None
         message = gap_warning(gap, self.rendering)
-        self._interruptible = True
-        try:
-            self.sender.send(message, [len(message)])
-        finally:
-            self._interruptible = False
+        self.sender.send(message, [len(message)])
         self.written += len(message)
         self.queue.clear_gap(gap)
         self.counters.gap_warnings += 1
@@ -576,17 +623,60 @@ class Worker:
             "socket_error": str(self.socket_input.error)
             if self.socket_input and self.socket_input.error
             else None,
+            "blocked": self._blocked(),
         }
 
+    def _blocked(self) -> dict[str, Any] | None:
+        """The blocking network call the loop waits in without progress, and since when."""
+        blocked = self.io_watch.blocked
+        if blocked is None:
+            return None
+        return {"on": blocked[0], "since_ms": blocked[1]}
+
     def write_status(self) -> None:
-        with contextlib.suppress(OSError, QueueError):
-            st.write_status(self.status(), self.options.status_path)
+        """Write the status file; the only writer of it. On the loop's thread: a fresh
+        snapshot. On the status thread (while the loop is blocked): the loop's last snapshot,
+        with the time and what the loop is blocked on brought up to date."""
+        snapshot: dict[str, Any] | None = None
+        if threading.get_ident() == self._loop_thread:
+            with contextlib.suppress(QueueError):
+                snapshot = self.status()
+        with self._status_lock:
+            if snapshot is not None:
+                self._snapshot = snapshot
+            if self._snapshot is None:
+                return
+            data = {**self._snapshot, "updated": time.time(), "blocked": self._blocked()}
+            with contextlib.suppress(OSError):
+                st.write_status(data, self.options.status_path)
+            self._status_written = time.monotonic()
+
+    def _status_timer(self) -> None:
+        while not self._status_stop.wait(STATUS_EVERY / 4):
+            if time.monotonic() - self._status_written >= STATUS_EVERY:
+                self.write_status()
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep until the next iteration is due or a signal (or ``request_stop``) wakes us."""
+        if self._wake_r is None:
+            time.sleep(seconds)
+            return
+        poller = select.poll()
+        poller.register(self._wake_r, select.POLLIN)
+        if poller.poll(seconds * 1000):
+            self.io_watch.clear_wakeups()
 
     # --- the real loop
 
     def run(self) -> str:
         """Run until SIGTERM / SIGINT; returns a one-line summary. Raises ``AzsSyslogError``
         when it cannot start."""
+        self._loop_thread = threading.get_ident()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.io_watch.wake_fd = self._wake_r.fileno()
+        previous_wakeup = signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
         previous = {
             sig: signal.signal(sig, handler)
             for sig, handler in (
@@ -596,6 +686,10 @@ class Worker:
             )
         }
         try:
+            self._status_thread = threading.Thread(
+                target=self._status_timer, name="azs-syslog-status", daemon=True
+            )
+            self._status_thread.start()
             if self.options.socket_input:
                 self.socket_input = SocketInput(
                     self.options.socket_path or paths.socket_file(),
@@ -605,13 +699,10 @@ class Worker:
                 self.step(time.monotonic())  # load the configuration first
                 self.socket_input.rendering = self.make_rendering(self.config or Config())
                 self.socket_input.start()
-            try:
-                while not (self.stop_requested and self.sender is None):
-                    wait = self.step()
-                    if wait > 0 and not self.stop_requested:
-                        time.sleep(wait)
-            except Interrupted:
-                self._close(requeue=True)
+            while not (self.stop_requested and self.sender is None):
+                wait = self.step()
+                if wait > 0 and not self.stop_requested:
+                    self._sleep(wait)
         finally:
             self.state = st.STOPPED
             try:
@@ -619,10 +710,18 @@ class Worker:
                     self.socket_input.stop()
                 if self.sender is not None:
                     self._close(requeue=True)
+                self._status_stop.set()
+                if self._status_thread is not None:
+                    self._status_thread.join(timeout=2)
                 self.write_status()
             finally:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
+                signal.set_wakeup_fd(previous_wakeup)
+                self.io_watch.wake_fd = None
+                for end in (self._wake_r, self._wake_w):
+                    end.close()
+                self._wake_r = self._wake_w = None
                 depth = self.queue.depth()
                 counts = self.queue.counters()
                 self.queue.close()

@@ -74,8 +74,8 @@ def status(as_json: bool) -> None:
     \b
     Exit codes: 0 healthy (connected, or nothing to send and no server configured);
     1 anything else: not running (no status file, a stopped worker, a dead pid or a stale
-    status), not configured with events waiting, connecting, backing off, or a configuration
-    problem.
+    status), not configured with events waiting, connecting, backing off, a configuration
+    problem, or a network call blocked for more than 5 s (a server that does not read).
 
     \b
     Examples:
@@ -130,6 +130,8 @@ def status(as_json: bool) -> None:
 def _render(data: dict[str, Any] | None, live: dict[str, Any] | None, health: Any) -> None:
     from rich.table import Table
 
+    from azs_syslog import status as st
+
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
@@ -138,6 +140,9 @@ def _render(data: dict[str, Any] | None, live: dict[str, Any] | None, health: An
     ]
     status = data or {}
     rows.append(("State", str(status.get("state", "not running"))))
+    blocked = st.blocked_for(status, time.time()) if health.running else None
+    if blocked is not None:
+        rows.append(("Blocked", st.blocked_reason(*blocked)))
     if status.get("pid"):
         rows.append(("Pid", str(status["pid"])))
     server = status.get("server")
