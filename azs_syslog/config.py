@@ -47,7 +47,7 @@ MAX_UDP_MESSAGE_SIZE = 65507
 # no flow control: a receiver that falls behind drops datagrams in its kernel buffer, unseen.
 # The default is what a stock rsyslog on loopback (default receive buffer) absorbs without loss,
 # with a margin (docs/operations.md, "UDP pacing").
-DEFAULT_UDP_RATE = 5000
+DEFAULT_UDP_RATE = 2000
 MAX_UDP_RATE = 1_000_000
 
 

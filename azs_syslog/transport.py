@@ -670,32 +670,47 @@ class DatagramSender:
 
     def send(self, wire: bytes | memoryview, lengths: Sequence[int]) -> None:
         view = wire if isinstance(wire, memoryview) else memoryview(wire)
-        send = self._sock.send
         bucket = self._bucket
-        allowed = len(lengths) if bucket is None else 0
         start = 0
         try:
-            for index, length in enumerate(lengths):
-                while not allowed:
-                    assert bucket is not None
-                    allowed, pause = bucket.take(len(lengths) - index)
-                    if not allowed:
-                        self._watch.pause(pause)
-                end = start + length
-                while True:
-                    try:
-                        send(view[start:end])
-                        break
-                    except BlockingIOError:
-                        until = time.monotonic() + self._write_timeout
-                        try:
-                            self._watch.wait(self._sock, write=True, until=until, what="write")
-                        finally:
-                            self._watch.done()
-                allowed -= 1
-                start = end
+            if bucket is None:
+                self._send_datagrams(view, 0, lengths)
+                return
+            index, total = 0, len(lengths)
+            while index < total:
+                allowed, pause = bucket.take(total - index)
+                if not allowed:
+                    self._watch.pause(pause)  # no busy wait; a stop cuts it short
+                    continue
+                start = self._send_datagrams(view, start, lengths[index : index + allowed])
+                index += allowed
         except OSError as exc:
             raise self._send_error(exc, lengths_sent=start) from exc
+
+    def _send_datagrams(self, view: memoryview, start: int, lengths: Sequence[int]) -> int:
+        """One datagram per length from ``view[start:]``; returns the offset after them."""
+        send = self._sock.send
+        for length in lengths:
+            end = start + length
+            try:
+                send(view[start:end])
+            except BlockingIOError:
+                self._send_when_writable(view[start:end])
+            start = end
+        return start
+
+    def _send_when_writable(self, datagram: memoryview) -> None:
+        until = time.monotonic() + self._write_timeout
+        try:
+            while True:
+                self._watch.wait(self._sock, write=True, until=until, what="write")
+                try:
+                    self._sock.send(datagram)
+                    return
+                except BlockingIOError:
+                    continue
+        finally:
+            self._watch.done()
 
     def _send_error(self, exc: OSError, *, lengths_sent: int) -> TransportError:
         label = self.info.server

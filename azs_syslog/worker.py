@@ -451,9 +451,8 @@ class Worker:
             self._broken(exc, now)
             self._after_drain()
             return 0.0
-        if self.forced and self.inflight:
-            self.log("stopping at once (second signal): unconfirmed events stay queued")
-        elif self.inflight and now - self.draining_since < self.options.drain_timeout:
+        waiting = now - self.draining_since < self.options.drain_timeout
+        if self.inflight and waiting and not self.forced:
             return 0.05
         self.draining_since = None
         self._close(requeue=True)
@@ -704,6 +703,8 @@ class Worker:
                 if wait > 0 and not self.stop_requested:
                     self._sleep(wait)
         finally:
+            if self.forced:
+                self.log("stopping at once on a second signal: unconfirmed events stay queued")
             self.state = st.STOPPED
             try:
                 if self.socket_input is not None:
