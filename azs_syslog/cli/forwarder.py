@@ -141,7 +141,7 @@ def _render(data: dict[str, Any] | None, live: dict[str, Any] | None, health: An
     status = data or {}
     rows.append(("State", str(status.get("state", "not running"))))
     blocked = st.blocked_for(status, time.time()) if health.running else None
-    if blocked is not None:
+    if blocked is not None and blocked[1] >= 1:  # shorter waits are ordinary flow control
         rows.append(("Blocked", st.blocked_reason(*blocked)))
     if status.get("pid"):
         rows.append(("Pid", str(status["pid"])))
