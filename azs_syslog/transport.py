@@ -515,7 +515,7 @@ class StreamSender:
                 until = time.monotonic() + self._timeouts.write
                 watch.done()
         except StopRequested:
-            self._aborted = position > 0
+            self._aborted = True  # the server is not reading: a graceful close would wait too
             raise
         except (OSError, ValueError) as exc:
             self._aborted = True

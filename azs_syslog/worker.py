@@ -57,6 +57,9 @@ DRAIN_TIMEOUT = 1.5  # how long a reload or a stop waits for in-flight batches t
 # After a stop request, a write that is under way gets this long to finish before it is given
 # up (a write given up half-way leaves a cut message at the receiver; the batch is sent again).
 STOP_SEND_GRACE = 1.0
+# Everything a stop waits for (that write, the drain, the graceful close) ends within this long
+# after the stop was seen, so that the process exits well within 5 s of SIGTERM.
+STOP_BUDGET = 3.5
 STATUS_EVERY = 1.0
 FETCH_BATCHES = 8
 MAX_INFLIGHT_BATCHES = 4096
@@ -268,7 +271,7 @@ class Worker:
         if self._io == "send":
             return self._stop_at + STOP_SEND_GRACE
         if self._io == "close":
-            return None  # a graceful close is bounded by its own 2 s
+            return self._stop_at + STOP_BUDGET  # within its own 2 s, and within the budget
         return 0.0  # connecting: nothing worth finishing
 
     def _connect_watched(self, server: ServerSettings, client: ClientSettings) -> Sender:
@@ -279,6 +282,8 @@ class Worker:
     def step(self, now: float | None = None) -> float:
         """Run one iteration; returns how many seconds the loop may sleep before the next."""
         now = time.monotonic() if now is None else now
+        if self.stop_requested and self._stop_at is None:
+            self._stop_at = time.monotonic()
         if self.reload_requested or now >= self.next_config_check or self.config is None:
             self.reload_requested = False
             self.next_config_check = now + self.options.config_poll
