@@ -9,6 +9,7 @@ file must stay true while the loop is blocked.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -98,6 +99,57 @@ def not_reading() -> Iterator[int]:
         yield listener.getsockname()[1]
 
 
+class TlsNotReading:
+    """A TLS server that completes the handshake, then never reads: the client's writes block
+    once both sides' buffers are full."""
+
+    def __init__(self, pki: TestPKI) -> None:
+        import ssl
+
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(pki.server_cert, pki.server_key)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.listener.settimeout(60)
+        self.port: int = self.listener.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+            conn.settimeout(30)
+            self.connections.append(self.context.wrap_socket(conn, server_side=True))
+        except OSError:
+            return  # closed by the test
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(timeout=10)
+        for conn in self.connections:
+            conn.close()
+
+
+@contextlib.contextmanager
+def configure(kind: str, tmp_path: Path) -> Iterator[None]:
+    """Point the configuration at a server of ``kind`` (tcp or tls) that never reads."""
+    if kind == "tcp":
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            set_tcp_server(listener.getsockname()[1])
+            yield
+        return
+    pki = TestPKI.create(tmp_path / "pki")
+    server = TlsNotReading(pki)
+    try:
+        result = run_cli([*SET_LOCAL, str(server.port), "--trusted-ca", str(pki.ca_file)])
+        assert result.exit_code == 0, result.stderr
+        yield
+    finally:
+        server.close()
+
+
 def set_tcp_server(port: int) -> None:
     result = run_cli([*SET_LOCAL, str(port), "--no-encryption"])
     assert result.exit_code == 0, result.stderr
@@ -123,11 +175,16 @@ def test_a_blocked_write_is_unhealthy_after_a_few_seconds() -> None:
 # --- the real forwarder ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("kind", ["tcp", "tls"])
 def test_blocked_write_status_is_true_and_sigterm_stops_within_5_s(
-    tmp_path: Path, not_reading: int, reaped: list[subprocess.Popen[bytes]]
+    tmp_path: Path, kind: str, reaped: list[subprocess.Popen[bytes]]
 ) -> None:
     queue_events(10_000)  # ~8 MB: more than the socket buffers of both ends hold
-    set_tcp_server(not_reading)
+    with configure(kind, tmp_path):
+        check_blocked_write_then_stop(tmp_path, reaped)
+
+
+def check_blocked_write_then_stop(tmp_path: Path, reaped: list[subprocess.Popen[bytes]]) -> None:
     proc = start_forwarder(tmp_path / "forwarder.log")
     reaped.append(proc)
     wait_until(lambda: blocked_on(proc, "write"), 60, "a blocked write in the status")
