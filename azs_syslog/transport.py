@@ -633,7 +633,8 @@ class TokenBucket:
 
     def take(self, wanted: int) -> tuple[int, float]:
         """Take up to ``wanted`` whole tokens. Returns how many were taken and, when none was,
-        how many seconds until ``min(wanted, burst)`` of them are there."""
+        how many seconds to sleep before asking again: until half a burst is there, so that
+        waking up late (a busy machine) still finds room below the cap and loses no rate."""
         now = time.monotonic()
         self.tokens = min(self.burst, self.tokens + (now - self._stamp) * self.rate)
         self._stamp = now
@@ -641,7 +642,7 @@ class TokenBucket:
         if taken:
             self.tokens -= taken
             return taken, 0.0
-        return 0, (min(wanted, self.burst) - self.tokens) / self.rate
+        return 0, (max(1.0, min(wanted, self.burst / 2)) - self.tokens) / self.rate
 
 
 class DatagramSender:
