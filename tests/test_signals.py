@@ -389,7 +389,8 @@ def test_a_paced_udp_send_gives_up_when_woken_for_a_stop() -> None:
         sender = transport.DatagramSender(sock, info, rate=100, watch=watch)
 
         def ring() -> None:
-            time.sleep(0.3)  # the send is well under way (it would take 100 s)
+            # Once the first datagrams arrived the send is under way (it would take 100 s).
+            select.select([receiver], [], [], 10)
             stop.set()
             wake_w.send(b"\0")
 
