@@ -46,6 +46,12 @@ EXPIRY_WARNING_DAYS = 30  # a client certificate closer to its end than this is 
 MIN_MESSAGE_SIZE = 480
 MAX_MESSAGE_SIZE = 65535
 MAX_UDP_MESSAGE_SIZE = 65507
+# UDP pacing, in datagrams (events) a second; 0 sends as fast as the socket takes them. UDP has
+# no flow control: a receiver that falls behind drops datagrams in its kernel buffer, unseen.
+# The default is what a stock rsyslog on loopback (default receive buffer) absorbs without loss,
+# with a margin (docs/operations.md, "UDP pacing").
+DEFAULT_UDP_RATE = 2000
+MAX_UDP_RATE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,7 @@ class ServerSettings:
     facility: int = DEFAULT_FACILITY
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     cef_version: str = "0"
+    udp_rate: int = DEFAULT_UDP_RATE  # UDP only
 
     @property
     def transport(self) -> str:
@@ -229,6 +236,8 @@ def check_server(server: ServerSettings, *, path: str | None = None) -> None:
         )
     if server.cef_version not in CEF_VERSIONS:
         raise fail("CefVersion", f"must be one of {', '.join(CEF_VERSIONS)}")
+    if not 0 <= server.udp_rate <= MAX_UDP_RATE:
+        raise fail("UdpRate", f"{server.udp_rate} is out of range (0-{MAX_UDP_RATE} events/s)")
 
 
 def check_client(client: ClientSettings, *, path: str | None = None) -> None:
@@ -272,6 +281,7 @@ def server_to_dict(server: ServerSettings) -> dict[str, Any]:
         "Facility": server.facility,
         "MaxMessageSize": server.max_message_size,
         "CefVersion": server.cef_version,
+        "UdpRate": server.udp_rate,
     }
 
 
@@ -318,6 +328,7 @@ _SERVER_FIELDS: dict[str, tuple[str, type]] = {
     "Facility": ("facility", int),
     "MaxMessageSize": ("max_message_size", int),
     "CefVersion": ("cef_version", str),
+    "UdpRate": ("udp_rate", int),  # absent in files written before it existed: the default
 }
 _REQUIRED_SERVER_FIELDS = ("ServerName", "ServerPort")
 _OPTIONAL_NONE = frozenset({"TrustedCA"})

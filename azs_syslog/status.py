@@ -41,6 +41,33 @@ DISK_FULL = "disk full"
 # A worker rewrites its status every second; older than this, the worker is presumed gone
 # (unless its pid-file lock says otherwise).
 STALE_AFTER = 10.0
+# A network call that has waited without progress for longer than this makes the forwarder
+# unhealthy (a write to a server that does not read fails only after 30 s).
+BLOCKED_UNHEALTHY_AFTER = 5.0
+
+_BLOCKED_REASONS = {
+    "write": "sending is blocked for {s:.0f} s: the server is not reading",
+    "connect": "connecting is blocked for {s:.0f} s: the server does not answer",
+    "tls handshake": "the TLS handshake is blocked for {s:.0f} s: the server does not answer",
+    "close": "closing the connection is blocked for {s:.0f} s: the server does not answer",
+}
+
+
+def blocked_for(status: dict[str, Any], now: float) -> tuple[str, float] | None:
+    """What the worker's loop waits on without progress, and for how many seconds."""
+    blocked = status.get("blocked")
+    if not isinstance(blocked, dict):
+        return None
+    since = blocked.get("since_ms")
+    if not isinstance(since, (int, float)):
+        return None
+    return str(blocked.get("on") or "?"), max(0.0, now - since / 1000)
+
+
+def blocked_reason(on: str, seconds: float) -> str:
+    template = _BLOCKED_REASONS.get(on, "the forwarder is blocked in " + on + " for {s:.0f} s")
+    return template.format(s=seconds)
+
 
 STATUS_FILE_BYTES = 64 << 10
 READ_ATTEMPTS = 20  # a torn read is retried (5 ms apart): 0.1 s at most
@@ -180,9 +207,9 @@ def evaluate(
     known, it alone says whether a worker runs. Otherwise a worker is not running when there
     is no status, a ``stopped`` status, a dead pid or a status older than ``STALE_AFTER``
     seconds. A running worker is unhealthy in every state but connected (or idle with nothing
-    queued), with a configuration problem, a failed socket input, a full disk, held events
-    (accepted under a stronger transport than the current one), or a status that has not
-    been updated.
+    queued), with a configuration problem, a failed socket input, a full disk, a network call
+    blocked for more than ``BLOCKED_UNHEALTHY_AFTER`` s, held events (accepted under a
+    stronger transport than the current one), or a status that has not been updated.
     """
     current = time.time() if now is None else now
     pid = status.get("pid") if status else None
@@ -245,6 +272,9 @@ def evaluate(
     held = status.get("held") or {}
     if held.get("events"):
         return Health(False, True, f"{held['events']} events are held (see Held)")
+    blocked = blocked_for(status, current)
+    if blocked is not None and blocked[1] > BLOCKED_UNHEALTHY_AFTER:
+        return Health(False, True, blocked_reason(*blocked))
     queue = status.get("queue") or {}
     if state == CONNECTED:
         return Health(True, True, "connected")

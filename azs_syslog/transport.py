@@ -8,6 +8,13 @@ why, with a message and a fix for an operator (SPEC section 8).
 
 The steps are public (``resolve``, ``open_stream``, ``tls_handshake``) so that
 ``test-syslog-server`` can report them one by one.
+
+No call blocks in the kernel for long: the sockets are non-blocking, and every wait (connect,
+TLS handshake, a write the server does not read, the graceful close, a UDP pause for pacing) is
+a ``poll`` on the socket *and* on the caller's wake-up descriptor, in slices of at most
+``SLICE`` seconds (``IoWatch``). A stop requested by a signal handler is therefore noticed at
+once, and the call gives up by raising ``StopRequested``; the timeouts and their explanations
+are those of a blocking call.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import os
 import select
 import socket
 import struct
@@ -39,6 +47,14 @@ UDP_SEND_BUFFER = 4 * 1024 * 1024
 # TLS 1.3: a server that refuses the client certificate says so only after the client's side of
 # the handshake is done. Wait this long for that verdict when the server asked for one.
 CLIENT_CERTIFICATE_VERDICT_WAIT = 0.4
+# The longest a blocking call waits in the kernel before it looks at its deadlines again.
+SLICE = 0.2
+# TLS writes go out in pieces this large, so that a write that stalls is seen as stalled (a
+# no-progress timeout) rather than as one long SSL_write.
+TLS_WRITE_CHUNK = 256 * 1024
+# A UDP sender that is paced may save up this many seconds' worth of datagrams and send them
+# back to back: small enough for a receiver's default socket buffer (about 200 KiB).
+UDP_BURST_SECONDS = 0.01
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,106 @@ class Sender(Protocol):
 
 
 Address = tuple[int, tuple[Any, ...]]  # (family, sockaddr)
+
+
+class StopRequested(Exception):
+    """A blocking network call gave up because its caller asked it to (``IoWatch``).
+
+    Raised by the call itself once it is awake again, never from a signal handler."""
+
+
+class IoWatch:
+    """What the blocking network calls of one worker watch besides their own socket.
+
+    ``wake_fd`` (optional) becomes readable when something happened: the worker's signal
+    handlers write to it (``signal.set_wakeup_fd``). A waiting call then reads it empty and asks
+    ``give_up_at()`` by when (``time.monotonic``) it must give up, or None to carry on until its
+    own timeout; past that time it raises ``StopRequested``. ``give_up_at`` is also asked
+    every ``SLICE`` seconds, so a caller without a wake-up descriptor is obeyed too.
+
+    While a call waits without progress it records what it waits on and since when
+    (``blocked``: ``(what, ms since the epoch)``), so that a status written by another thread
+    can tell a blocked forwarder from a healthy one.
+    """
+
+    def __init__(
+        self,
+        wake_fd: int | None = None,
+        give_up_at: Callable[[], float | None] | None = None,
+    ) -> None:
+        self.wake_fd = wake_fd
+        self.give_up_at: Callable[[], float | None] = give_up_at or (lambda: None)
+        self.blocked: tuple[str, int] | None = None
+
+    def wait(self, sock: socket.socket | None, *, write: bool, until: float, what: str) -> None:
+        """Return when ``sock`` is readable (writable if ``write``); with ``sock`` None, sleep
+        until ``until`` and return. Raises ``TimeoutError`` at ``until`` (a socket only) and
+        ``StopRequested`` when the caller gives up."""
+        if self.blocked is None:
+            self.blocked = (what, time.time_ns() // 1_000_000)
+        poller = select.poll()
+        if sock is not None:
+            poller.register(sock, select.POLLOUT if write else select.POLLIN)
+        if self.wake_fd is not None:
+            poller.register(self.wake_fd, select.POLLIN)
+        while True:
+            now = time.monotonic()
+            give_up = self.give_up_at()
+            if give_up is not None and now >= give_up:
+                raise StopRequested(what)
+            remaining = until - now
+            if remaining <= 0:
+                if sock is None:
+                    return
+                raise TimeoutError(errno.ETIMEDOUT, "timed out")
+            limit = min(remaining, SLICE)
+            if give_up is not None:
+                limit = min(limit, max(give_up - now, 0.0))
+            woken = False
+            for fd, _ in poller.poll(limit * 1000):
+                if fd == self.wake_fd:
+                    woken = True
+                elif sock is not None:
+                    return  # ready, or an error that the next call on the socket reports
+            if woken:
+                self.clear_wakeups()
+
+    def pause(self, seconds: float, *, what: str = "pause") -> None:
+        """Sleep ``seconds`` (no busy wait), giving up like ``wait``; not a blocked state."""
+        blocked = self.blocked
+        try:
+            self.wait(None, write=False, until=time.monotonic() + seconds, what=what)
+        finally:
+            self.blocked = blocked
+
+    def clear_wakeups(self) -> None:
+        """Read the wake-up descriptor empty (it is only a doorbell: the flags say why)."""
+        if self.wake_fd is None:
+            return
+        with contextlib.suppress(OSError):
+            while os.read(self.wake_fd, 4096):
+                pass
+
+    def done(self) -> None:
+        """The blocking call returned or made progress: it is not blocked any more."""
+        self.blocked = None
+
+
+def _connect_socket(
+    sock: socket.socket, sockaddr: tuple[Any, ...], timeout: float, watch: IoWatch
+) -> None:
+    """``sock.connect(sockaddr)`` with ``timeout``, waiting in ``watch``. Raises ``OSError``
+    (``TimeoutError`` at the timeout) or ``StopRequested``."""
+    sock.setblocking(False)
+    try:
+        code = sock.connect_ex(sockaddr)
+        if code in (errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK, errno.EINTR):
+            watch.wait(sock, write=True, until=time.monotonic() + timeout, what="connect")
+            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    finally:
+        watch.done()
+    if code:
+        raise OSError(code, os.strerror(code))
 
 
 def server_label(server: ServerSettings) -> str:
@@ -114,19 +230,28 @@ def resolve(server: ServerSettings) -> list[Address]:
 
 
 def open_stream(
-    server: ServerSettings, addresses: Sequence[Address], timeout: float
+    server: ServerSettings,
+    addresses: Sequence[Address],
+    timeout: float,
+    *,
+    watch: IoWatch | None = None,
 ) -> socket.socket:
-    """A TCP connection to the first address that accepts, with keepalive on."""
+    """A TCP connection to the first address that accepts, with keepalive on (the socket is
+    returned with ``timeout`` set)."""
+    watch = watch or IoWatch()
     failure: OSError | None = None
     for family, sockaddr in addresses:
         sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
         try:
-            sock.connect(sockaddr)
+            _connect_socket(sock, sockaddr, timeout, watch)
         except OSError as exc:
             sock.close()
             failure = exc
             continue
+        except BaseException:
+            sock.close()
+            raise
+        sock.settimeout(timeout)
         enable_keepalive(sock)
         return sock
     raise _connect_error(server, addresses, failure, timeout)
@@ -203,10 +328,15 @@ def tls_handshake(
     timeouts: Timeouts,
     *,
     check_name: bool = True,
+    watch: IoWatch | None = None,
 ) -> TlsSession:
     """Wrap ``raw`` in TLS, verify the server (chain and, unless skipped, name) and wait for a
     TLS 1.3 client-certificate verdict. On failure ``raw`` is closed and the error explained."""
+    import ssl
+
     from azs_syslog import tls
+
+    watch = watch or IoWatch()
 
     try:
         context = tls.client_context(server, client)
@@ -221,17 +351,42 @@ def tls_handshake(
             peer_sockaddr, family, server.server_name, timeouts.handshake
         )
 
-    raw.settimeout(timeouts.handshake)
-    try:
-        sock = context.context.wrap_socket(raw, server_hostname=tls.sni_name(server.server_name))
-    except (OSError, ValueError) as exc:
-        raw.close()
-        raise tls.explain_handshake_error(
+    def explained(exc: BaseException) -> TransportError:
+        return tls.explain_handshake_error(
             exc,
             server_name=server.server_name,
             record=context.record,
             peer_certificate=fetch_certificate,
-        ) from exc
+        )
+
+    raw.setblocking(False)
+    try:
+        sock = context.context.wrap_socket(
+            raw, server_hostname=tls.sni_name(server.server_name), do_handshake_on_connect=False
+        )
+    except (OSError, ValueError) as exc:
+        raw.close()
+        raise explained(exc) from exc
+    until = time.monotonic() + timeouts.handshake
+    try:
+        while True:
+            try:
+                sock.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                watch.wait(sock, write=False, until=until, what="tls handshake")
+            except ssl.SSLWantWriteError:
+                watch.wait(sock, write=True, until=until, what="tls handshake")
+        sock.settimeout(timeouts.handshake)
+    except StopRequested:
+        sock.close()
+        raise
+    except (OSError, ValueError) as exc:
+        with contextlib.suppress(OSError):
+            sock.close()
+        raise explained(exc) from exc
+    finally:
+        watch.done()
     der: bytes | None = None
     try:
         der = sock.getpeercert(binary_form=True)
@@ -294,15 +449,15 @@ def _unacknowledged(sock: socket.socket) -> int:
     return value
 
 
-def _drain_until_eof(sock: socket.socket, deadline: float) -> None:
+def _drain_until_eof(sock: socket.socket, deadline: float, watch: IoWatch) -> None:
     """Read (and drop) until the peer closes or the deadline passes."""
+    sock.setblocking(False)
     while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return
-        sock.settimeout(remaining)
-        if not sock.recv(65536):
-            return
+        try:
+            if not sock.recv(65536):
+                return
+        except BlockingIOError:
+            watch.wait(sock, write=False, until=deadline, what="close")
 
 
 class StreamSender:
@@ -314,20 +469,59 @@ class StreamSender:
         info: ConnectionInfo,
         timeouts: Timeouts,
         explain: Callable[[BaseException, bool], TransportError | None] | None = None,
+        *,
+        watch: IoWatch | None = None,
     ) -> None:
         self.info = info
         self._sock = sock
         self._timeouts = timeouts
         self._explain = explain
-        sock.settimeout(timeouts.write)
-        self._sendall = sock.sendall
+        self._watch = watch or IoWatch()
         self._sent_any = False
+        self._aborted = False  # a write gave up half-way: no graceful close after it
+        self._want_write: tuple[type[BaseException], ...] = (BlockingIOError,)
+        self._want_read: tuple[type[BaseException], ...] = ()
+        self._chunk = 0  # 0: the whole rest in one send()
+        if hasattr(sock, "unwrap"):
+            import ssl
+
+            self._want_write = (BlockingIOError, ssl.SSLWantWriteError)
+            self._want_read = (ssl.SSLWantReadError,)
+            self._chunk = TLS_WRITE_CHUNK
+        sock.setblocking(False)
 
     def send(self, wire: bytes | memoryview, lengths: Sequence[int]) -> None:
+        """Write all of ``wire``. Waits in the ``IoWatch`` whenever the socket's buffer is full;
+        fails when no byte was accepted for the write timeout."""
+        sock, watch = self._sock, self._watch
+        view = wire if isinstance(wire, memoryview) else memoryview(wire)
+        total = len(view)
+        position = 0
+        until = time.monotonic() + self._timeouts.write
         try:
-            self._sendall(wire)
+            sock.setblocking(False)  # peer_closed() or an explanation may have changed it
+            while position < total:
+                # A TLS write that must be retried is retried with the same piece (OpenSSL).
+                end = position + self._chunk if self._chunk else total
+                try:
+                    written = sock.send(view[position:end])
+                except self._want_write:
+                    watch.wait(sock, write=True, until=until, what="write")
+                    continue
+                except self._want_read:
+                    watch.wait(sock, write=False, until=until, what="write")
+                    continue
+                position += written
+                until = time.monotonic() + self._timeouts.write
+                watch.done()
+        except StopRequested:
+            self._aborted = True  # the server is not reading: a graceful close would wait too
+            raise
         except (OSError, ValueError) as exc:
+            self._aborted = True
             raise self._send_error(exc) from exc
+        finally:
+            watch.done()
         self._sent_any = True
 
     def _send_error(self, exc: BaseException) -> TransportError:
@@ -392,42 +586,132 @@ class StreamSender:
 
     def close(self, *, timeout: float = 2.0) -> None:
         """Close gracefully so that the receiver processes everything it already read: TLS
-        close_notify (and the peer's answer), then our FIN, then wait for the peer's FIN."""
+        close_notify (and the peer's answer), then our FIN, then wait for the peer's FIN. Gives
+        up early when the ``IoWatch`` says so; after a write that gave up half-way, only closes
+        (the batch goes out again on the next connection). Never raises."""
         deadline = time.monotonic() + timeout
         sock = self._sock
+        watch = self._watch
         try:
-            if hasattr(sock, "unwrap"):
-                sock.settimeout(max(deadline - time.monotonic(), 0.01))
-                sock = sock.unwrap()
-            sock.shutdown(socket.SHUT_WR)
-            _drain_until_eof(sock, deadline)
-        except (OSError, ValueError):
+            if not self._aborted:
+                if hasattr(sock, "unwrap"):
+                    sock = self._unwrap(sock, deadline)
+                sock.shutdown(socket.SHUT_WR)
+                _drain_until_eof(sock, deadline, watch)
+        except (OSError, ValueError, StopRequested):
             pass
         finally:
+            watch.done()
             with contextlib.suppress(OSError):
                 sock.close()
             with contextlib.suppress(OSError):
                 self._sock.close()
 
+    def _unwrap(self, sock: Any, deadline: float) -> socket.socket:
+        """Send close_notify and wait for the peer's (non-blocking: ``unwrap`` is retried)."""
+        import ssl
+
+        sock.setblocking(False)
+        while True:
+            try:
+                plain: socket.socket = sock.unwrap()
+                return plain
+            except ssl.SSLWantReadError:
+                self._watch.wait(sock, write=False, until=deadline, what="close")
+            except ssl.SSLWantWriteError:
+                self._watch.wait(sock, write=True, until=deadline, what="close")
+
+
+class TokenBucket:
+    """``rate`` tokens a second, at most ``burst`` of them saved up."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = max(burst, 1.0)
+        self.tokens = self.burst
+        self._stamp = time.monotonic()
+
+    def take(self, wanted: int) -> tuple[int, float]:
+        """Take up to ``wanted`` whole tokens. Returns how many were taken and, when none was,
+        how many seconds to sleep before asking again: until half a burst is there, so that
+        waking up late (a busy machine) still finds room below the cap and loses no rate."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        taken = min(int(self.tokens), wanted)
+        if taken:
+            self.tokens -= taken
+            return taken, 0.0
+        return 0, (max(1.0, min(wanted, self.burst / 2)) - self.tokens) / self.rate
+
 
 class DatagramSender:
-    """UDP: exactly one datagram per message."""
+    """UDP: exactly one datagram per message, paced at ``rate`` datagrams a second (0: as fast
+    as the socket takes them). A receiver that reads slower than we write loses datagrams in
+    its kernel buffer and nobody is told; pacing keeps a drained backlog from being thrown
+    away that way."""
 
-    def __init__(self, sock: socket.socket, info: ConnectionInfo) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        info: ConnectionInfo,
+        *,
+        rate: float = 0,
+        watch: IoWatch | None = None,
+        write_timeout: float = Timeouts.write,
+    ) -> None:
         self.info = info
         self._sock = sock
+        self._watch = watch or IoWatch()
+        self._write_timeout = write_timeout
+        self._bucket = TokenBucket(rate, rate * UDP_BURST_SECONDS) if rate > 0 else None
+        # Non-blocking (not a timeout, which would add a poll() to every datagram): a full
+        # send buffer shows as BlockingIOError and is waited for in the IoWatch.
+        sock.setblocking(False)
 
     def send(self, wire: bytes | memoryview, lengths: Sequence[int]) -> None:
         view = wire if isinstance(wire, memoryview) else memoryview(wire)
-        send = self._sock.send
+        bucket = self._bucket
         start = 0
         try:
-            for length in lengths:
-                end = start + length
-                send(view[start:end])
-                start = end
+            if bucket is None:
+                self._send_datagrams(view, 0, lengths)
+                return
+            index, total = 0, len(lengths)
+            while index < total:
+                allowed, pause = bucket.take(total - index)
+                if not allowed:
+                    self._watch.pause(pause)  # no busy wait; a stop cuts it short
+                    continue
+                start = self._send_datagrams(view, start, lengths[index : index + allowed])
+                index += allowed
         except OSError as exc:
             raise self._send_error(exc, lengths_sent=start) from exc
+
+    def _send_datagrams(self, view: memoryview, start: int, lengths: Sequence[int]) -> int:
+        """One datagram per length from ``view[start:]``; returns the offset after them."""
+        send = self._sock.send
+        for length in lengths:
+            end = start + length
+            try:
+                send(view[start:end])
+            except BlockingIOError:
+                self._send_when_writable(view[start:end])
+            start = end
+        return start
+
+    def _send_when_writable(self, datagram: memoryview) -> None:
+        until = time.monotonic() + self._write_timeout
+        try:
+            while True:
+                self._watch.wait(self._sock, write=True, until=until, what="write")
+                try:
+                    self._sock.send(datagram)
+                    return
+                except BlockingIOError:
+                    continue
+        finally:
+            self._watch.done()
 
     def _send_error(self, exc: OSError, *, lengths_sent: int) -> TransportError:
         label = self.info.server
@@ -469,22 +753,34 @@ class DatagramSender:
 
 
 def connect(
-    server: ServerSettings, client: ClientSettings, *, timeouts: Timeouts = Timeouts()
+    server: ServerSettings,
+    client: ClientSettings,
+    *,
+    timeouts: Timeouts = Timeouts(),
+    watch: IoWatch | None = None,
 ) -> Sender:
-    """Connect to ``server`` with its configured transport; see the module docstring."""
+    """Connect to ``server`` with its configured transport; see the module docstring.
+    ``watch`` stops the blocking steps early and stays with the sender for its writes."""
+    watch = watch or IoWatch()
     addresses = resolve(server)
     label = server_label(server)
     if server.transport == "udp":
-        return _connect_udp(server, addresses, label)
-    raw = open_stream(server, addresses, timeouts.connect)
+        return _connect_udp(server, addresses, label, watch, timeouts)
+    raw = open_stream(server, addresses, timeouts.connect, watch=watch)
     peer = format_address(raw.getpeername())
     if server.transport == "tcp":
-        return StreamSender(raw, ConnectionInfo("tcp", label, peer), timeouts)
-    session = tls_handshake(raw, server, client, timeouts)
-    return tls_sender(session, server, label, peer, timeouts)
+        return StreamSender(raw, ConnectionInfo("tcp", label, peer), timeouts, watch=watch)
+    session = tls_handshake(raw, server, client, timeouts, watch=watch)
+    return tls_sender(session, server, label, peer, timeouts, watch=watch)
 
 
-def _connect_udp(server: ServerSettings, addresses: Sequence[Address], label: str) -> Sender:
+def _connect_udp(
+    server: ServerSettings,
+    addresses: Sequence[Address],
+    label: str,
+    watch: IoWatch,
+    timeouts: Timeouts,
+) -> Sender:
     family, sockaddr = addresses[0]
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
@@ -494,13 +790,23 @@ def _connect_udp(server: ServerSettings, addresses: Sequence[Address], label: st
     except OSError as exc:
         sock.close()
         raise _connect_error(server, addresses[:1], exc, 0) from exc
-    # Blocking, no timeout: a timeout would add a poll() to every datagram.
-    sock.settimeout(None)
-    return DatagramSender(sock, ConnectionInfo("udp", label, format_address(sockaddr)))
+    return DatagramSender(
+        sock,
+        ConnectionInfo("udp", label, format_address(sockaddr)),
+        rate=getattr(server, "udp_rate", 0),
+        watch=watch,
+        write_timeout=timeouts.write,
+    )
 
 
 def tls_sender(
-    session: TlsSession, server: ServerSettings, label: str, peer: str, timeouts: Timeouts
+    session: TlsSession,
+    server: ServerSettings,
+    label: str,
+    peer: str,
+    timeouts: Timeouts,
+    *,
+    watch: IoWatch | None = None,
 ) -> Sender:
     """The ``Sender`` over a verified TLS session."""
     from azs_syslog import tls
@@ -544,4 +850,4 @@ def tls_sender(
             return None
         return TransportError(error.message, step="send", cause=error.cause, fix=error.fix)
 
-    return StreamSender(sock, info, timeouts, explain)
+    return StreamSender(sock, info, timeouts, explain, watch=watch)

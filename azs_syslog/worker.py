@@ -18,8 +18,16 @@ and switch before sending it; an older one is rendered again under the current s
 the current transport is weaker than the batch's level, in which case the batch is *held* until
 a strong enough transport is configured again or the operator runs ``forwarder release-held``.
 
-Signal handlers only set flags (and, while the loop waits in a blocking connect or send, raise
-``Interrupted`` so that a stop is never held up by a network timeout); the loop acts on them.
+Signals (as gunicorn's arbiter and huey's consumer do it): the handlers only set flags; the
+loop acts on them. The loop is woken by ``signal.set_wakeup_fd`` on a non-blocking socket pair:
+the loop sleeps in ``poll`` on it, and every blocking network call waits on it next to its own
+socket (``transport.IoWatch``), so a stop is never held up by a network timeout and no
+exception is ever raised into whatever the loop was doing. A second SIGTERM or SIGINT forces
+the stop: no drain, no graceful close; what is in flight stays queued.
+
+The status file is written by the loop at each state change and about every second, and by a
+small status thread whenever the loop has not written it for a second (the loop is blocked in a
+network call): from the loop's last snapshot, with what the loop is blocked on and since when.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import errno
 import fcntl
 import os
 import random
+import select
 import signal
 import socket
 import threading
@@ -40,7 +49,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from azs_syslog import fserrors, paths
+from azs_syslog import fserrors, paths, transport
 from azs_syslog import status as st
 from azs_syslog.config import (
     LEVEL_NAMES,
@@ -63,6 +72,12 @@ BACKOFF_MAX = 30.0
 CONFIG_POLL = 0.5  # seconds between looks at the configuration (a change applies within 2 s)
 CONFIRM_DELAY = 1.0  # the replay window
 DRAIN_TIMEOUT = 1.5  # how long a reload or a stop waits for in-flight batches to be confirmed
+# After a stop request, a write that is under way gets this long to finish before it is given
+# up (a write given up half-way leaves a cut message at the receiver; the batch is sent again).
+STOP_SEND_GRACE = 1.0
+# Everything a stop waits for (that write, the drain, the graceful close) ends within this long
+# after the stop was seen, so that the process exits well within 5 s of SIGTERM.
+STOP_BUDGET = 3.5
 STATUS_EVERY = 1.0
 HELD_CHECK = 1.0  # seconds between looks at the held batches (and at release-held)
 # How long a batch rendered for a newer configuration than the file now holds (a file restored
@@ -152,10 +167,6 @@ class ConfigWatcher:
             config = load_config(self.path)
             self._config, self._seen = config, stamp
         return self._config
-
-
-class Interrupted(BaseException):
-    """A stop was requested while the loop waited in a blocking network call."""
 
 
 @dataclass
@@ -360,7 +371,6 @@ class Worker:
         self.next_queue_retry = 0.0
         self.disk_full: dict[str, DiskFull] = {}
         self._lock = threading.RLock()  # status snapshots and disk-full records (any thread)
-        self._owner = threading.get_ident()
         self._queue_view: tuple[Depth, dict[str, int]] | None = None
         self._logged_problem: str | None = None
         self.last_error: LastError | None = None
@@ -369,7 +379,7 @@ class Worker:
         if not self.pid_lock.written:
             self._disk_full_begins("pid file", self.pid_lock.path)
         self.config_source = config_source or ConfigWatcher()
-        self.connect = connect or default_connect
+        self.connect = connect or self._connect_watched
         self.make_rendering = _stamped(make_rendering or default_rendering)
         queue_path = self.options.queue_path or paths.queue_file()
         try:
@@ -408,9 +418,20 @@ class Worker:
         self.released_seen: int | None = None
         self.counters = Counters()
         self.stop_requested = False
+        self.forced = False  # a second stop signal: no drain, no graceful close
         self.reload_requested = False
-        self._interruptible = False
         self._signals = 0
+        self._stop_at: float | None = None  # when the loop first saw the stop (monotonic)
+        self._io: str | None = None  # the blocking network call under way: connect/send/close
+        self.io_watch = transport.IoWatch(give_up_at=self._give_up_at)
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._loop_thread = threading.get_ident()
+        self._status_lock = threading.Lock()
+        self._snapshot: dict[str, Any] | None = None
+        self._status_written = 0.0
+        self._status_stop = threading.Event()
+        self._status_thread: threading.Thread | None = None
         self.started_ms = now_ms()
         self.socket_input: SocketInput | None = None
         # What an earlier run could not write to the queue (the disk was full when it
@@ -431,25 +452,54 @@ class Worker:
             )
             self.write_status()  # they are in the queue now: not to be applied twice
 
-    # --- signals: flags only
+    # --- signals: flags only (the wake-up descriptor wakes the loop)
 
     def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
         self.stop_requested = True
-        if self._signals > 1 or self._interruptible:
-            raise Interrupted
+        if self._signals > 1:
+            self.forced = True
 
     def _on_hup(self, signum: int, frame: FrameType | None) -> None:
         self.reload_requested = True
 
-    def request_stop(self) -> None:
+    def request_stop(self, *, force: bool = False) -> None:
+        """Ask the loop to stop (from any thread)."""
         self.stop_requested = True
+        if force:
+            self.forced = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._wake_w is not None:
+            with contextlib.suppress(OSError):
+                self._wake_w.send(b"\0")
+
+    def _give_up_at(self) -> float | None:
+        """By when (monotonic) the blocking network call under way must give up; None lets it
+        run to its own timeout. Asked by the call itself (``transport.IoWatch``)."""
+        if self.forced:
+            return 0.0
+        if not self.stop_requested:
+            return None
+        if self._stop_at is None:
+            self._stop_at = time.monotonic()
+        if self._io == "send":
+            return self._stop_at + STOP_SEND_GRACE
+        if self._io == "close":
+            return self._stop_at + STOP_BUDGET  # within its own 2 s, and within the budget
+        return 0.0  # connecting: nothing worth finishing
+
+    def _connect_watched(self, server: ServerSettings, client: ClientSettings) -> Sender:
+        return transport.connect(server, client, watch=self.io_watch)
 
     # --- one iteration
 
     def step(self, now: float | None = None) -> float:
         """Run one iteration; returns how many seconds the loop may sleep before the next."""
         now = time.monotonic() if now is None else now
+        if self.stop_requested and self._stop_at is None:
+            self._stop_at = time.monotonic()
         if self.reload_requested or now >= self.next_config_check or self.config is None:
             self.reload_requested = False
             self.next_config_check = now + self.options.config_poll
@@ -674,11 +724,15 @@ class Worker:
         self.draining_since = None
         try:
             self._confirm(now)
-            sent = self._send_some(now)
+            self._io = "send"
+            try:
+                sent = self._send_some(now)
+            finally:
+                self._io = None
         except TransportError as exc:
             self._broken(exc, now)
             return 0.0
-        except Interrupted:
+        except transport.StopRequested:
             self._close(requeue=True)
             return 0.0
         except QueueError as exc:  # a read failed: keep the connection, try again shortly
@@ -694,19 +748,18 @@ class Worker:
         assert self.config is not None
         self.state = st.CONNECTING
         self.write_status()
+        if self.stop_requested:
+            return 0.0
+        self._io = "connect"
         try:
-            self._interruptible = True
-            try:
-                if self.stop_requested:
-                    return 0.0
-                sender = self.connect(server, self.config.client)
-            finally:
-                self._interruptible = False
-        except Interrupted:
+            sender = self.connect(server, self.config.client)
+        except transport.StopRequested:
             return 0.0
         except TransportError as exc:
             self._failed(exc, now)
             return 0.0
+        finally:
+            self._io = None
         self.sender = sender
         self.written = 0
         self.inflight = []
@@ -752,7 +805,11 @@ class Worker:
     def _close(self, *, requeue: bool) -> None:
         sender, self.sender = self.sender, None
         if sender is not None:
-            sender.close(timeout=2.0)
+            self._io = "close"
+            try:
+                sender.close(timeout=2.0)  # never raises; a forced stop cuts it short
+            finally:
+                self._io = None
         if requeue and self.inflight:
             self._queue_write(QueueWrite("requeue"))
             events = sum(item.count for item in self.inflight)
@@ -774,7 +831,8 @@ class Worker:
             self._broken(exc, now)
             self._after_drain()
             return 0.0
-        if self.inflight and now - self.draining_since < self.options.drain_timeout:
+        waiting = now - self.draining_since < self.options.drain_timeout
+        if self.inflight and waiting and not self.forced:
             return 0.05
         self.draining_since = None
         self._close(requeue=True)
@@ -868,12 +926,8 @@ class Worker:
                 # bytes (the key covers every setting that shapes them), so sent as they are.
                 if batch.render_key != self.rendering.key:
                     wire, lengths = self._rerender(batch.id)
-                self._interruptible = True
-                try:
-                    if wire:
-                        self.sender.send(wire, lengths)
-                finally:
-                    self._interruptible = False
+                if wire:
+                    self.sender.send(wire, lengths)
                 self.written += len(wire)
                 self.last_sent_id = batch.id
                 sent_ids.append(batch.id)
@@ -972,11 +1026,7 @@ class Worker:
     def _send_gap_warning(self, gap: Gap) -> None:
         assert self.sender is not None and self.config is not None
         message = gap_warning(gap, self.rendering)
-        self._interruptible = True
-        try:
-            self.sender.send(message, [len(message)])
-        finally:
-            self._interruptible = False
+        self.sender.send(message, [len(message)])
         self.written += len(message)
         if not self._queue_write(QueueWrite("clear_gap", gap=gap)):
             self.gap_clear_owed = True  # reported: not again before the queue knows it
@@ -987,7 +1037,7 @@ class Worker:
     def _queue_numbers(self) -> tuple[Depth, dict[str, int]]:
         """The queue's depth and counters: read by the worker's own thread (the connection is
         not for sharing); another thread (a status timer) gets the last ones read."""
-        if threading.get_ident() == self._owner or self._queue_view is None:
+        if threading.get_ident() == self._loop_thread or self._queue_view is None:
             try:
                 view = (self.queue.depth(), self.queue.counters())
             except QueueError:
@@ -1088,6 +1138,7 @@ class Worker:
             "socket_error": str(self.socket_input.error)
             if self.socket_input and self.socket_input.error
             else None,
+            "blocked": self._blocked(),
         }
 
     def _held_status(self, config: Config) -> dict[str, Any] | None:
@@ -1115,27 +1166,70 @@ class Worker:
             f" {GENERATION_WAIT:.0f} s they are rendered again under the file's configuration",
         }
 
+    def _blocked(self) -> dict[str, Any] | None:
+        """The blocking network call the loop waits in without progress, and since when."""
+        blocked = self.io_watch.blocked
+        if blocked is None:
+            return None
+        return {"on": blocked[0], "since_ms": blocked[1]}
+
     def write_status(self) -> None:
-        """Write the status file (any thread may call this). A full disk is recorded and said
-        in the log once; the status file is preallocated, so this rarely happens after the
-        first write."""
+        """Write the status file; the only writer of it (any thread may call this). On the
+        loop's thread: a fresh snapshot. On the status thread (while the loop is blocked): the
+        loop's last snapshot, with the time and what the loop is blocked on brought up to
+        date. A full disk is recorded and said in the log once; the status file is
+        preallocated, so this rarely happens after the first write."""
         path = self.options.status_path or paths.status_file()
-        try:
-            st.write_status(self.status(), path)
-        except (OSError, AzsSyslogError) as exc:
-            if fserrors.is_disk_full(exc):
-                self._disk_full_begins("status file", path)
-            elif self._logged_problem != str(exc):
-                self._logged_problem = str(exc)
-                self.log(f"cannot write the status file {path}: {exc}")
+        snapshot: dict[str, Any] | None = None
+        if threading.get_ident() == self._loop_thread:
+            with contextlib.suppress(QueueError):
+                snapshot = self.status()
+        with self._status_lock:
+            if snapshot is not None:
+                self._snapshot = snapshot
+            if self._snapshot is None:
+                return
+            data = {**self._snapshot, "updated": time.time(), "blocked": self._blocked()}
+            self._status_written = time.monotonic()
+            problem: OSError | AzsSyslogError | None = None
+            try:
+                st.write_status(data, path)
+            except (OSError, AzsSyslogError) as exc:
+                problem = exc
+        if problem is None:
+            self._disk_full_ends("status file")
+        elif fserrors.is_disk_full(problem):
+            self._disk_full_begins("status file", path)
+        elif self._logged_problem != str(problem):
+            self._logged_problem = str(problem)
+            self.log(f"cannot write the status file {path}: {problem}")
+
+    def _status_timer(self) -> None:
+        while not self._status_stop.wait(STATUS_EVERY / 4):
+            if time.monotonic() - self._status_written >= STATUS_EVERY:
+                self.write_status()
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep until the next iteration is due or a signal (or ``request_stop``) wakes us."""
+        if self._wake_r is None:
+            time.sleep(seconds)
             return
-        self._disk_full_ends("status file")
+        poller = select.poll()
+        poller.register(self._wake_r, select.POLLIN)
+        if poller.poll(seconds * 1000):
+            self.io_watch.clear_wakeups()
 
     # --- the real loop
 
     def run(self) -> str:
         """Run until SIGTERM / SIGINT; returns a one-line summary. Raises ``AzsSyslogError``
         when it cannot start."""
+        self._loop_thread = threading.get_ident()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.io_watch.wake_fd = self._wake_r.fileno()
+        previous_wakeup = signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
         previous = {
             sig: signal.signal(sig, handler)
             for sig, handler in (
@@ -1145,6 +1239,10 @@ class Worker:
             )
         }
         try:
+            self._status_thread = threading.Thread(
+                target=self._status_timer, name="azs-syslog-status", daemon=True
+            )
+            self._status_thread.start()
             if self.options.socket_input:
                 self.socket_input = SocketInput(
                     self.options.socket_path or paths.socket_file(),
@@ -1155,14 +1253,13 @@ class Worker:
                 self.step(time.monotonic())  # load the configuration first
                 self.socket_input.rendering = self.make_rendering(self.config or Config())
                 self.socket_input.start()
-            try:
-                while not (self.stop_requested and self.sender is None):
-                    wait = self.step()
-                    if wait > 0 and not self.stop_requested:
-                        time.sleep(wait)
-            except Interrupted:
-                self._close(requeue=True)
+            while not (self.stop_requested and self.sender is None):
+                wait = self.step()
+                if wait > 0 and not self.stop_requested:
+                    self._sleep(wait)
         finally:
+            if self.forced:
+                self.log("stopping at once on a second signal: unconfirmed events stay queued")
             self.state = st.STOPPED
             try:
                 if self.socket_input is not None:
@@ -1171,11 +1268,18 @@ class Worker:
                     self._close(requeue=True)
                 if self.backlog or self.queue.read_only:
                     self._flush_backlog()
+                self._status_stop.set()
+                if self._status_thread is not None:
+                    self._status_thread.join(timeout=2)
                 self.write_status()
             finally:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
-                self._owner = threading.get_ident()
+                signal.set_wakeup_fd(previous_wakeup)
+                self.io_watch.wake_fd = None
+                for end in (self._wake_r, self._wake_w):
+                    end.close()
+                self._wake_r = self._wake_w = None
                 depth, counts = self._queue_numbers()
                 owed = self.backlog
                 self.queue.close()

@@ -95,7 +95,9 @@ def cli(*args: str, stdin: bytes | None = None) -> None:
 def configure(receiver: RsyslogReceiver, pki: TestPKI, mode: str) -> None:
     args = ["set-syslog-server", "--server-name", "127.0.0.1", "--server-port", str(receiver.port)]
     if mode == "udp":
-        args.append("--use-udp")
+        # Unpaced: this measures the forwarder's ceiling into a 64 MiB receive buffer
+        # (benchmarks/udp_pacing.py measures pacing against a stock receiver).
+        args += ["--use-udp", "--udp-rate", "0"]
     else:
         args += ["--trusted-ca", str(pki.ca_file)]
     cli(*args)

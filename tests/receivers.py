@@ -181,6 +181,7 @@ class RsyslogReceiver:
         priority_string: str | None = None,
         host: str = "127.0.0.1",
         port: int | None = None,
+        udp_receive_buffer: str | None = "64m",
     ) -> None:
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}")
@@ -192,6 +193,8 @@ class RsyslogReceiver:
         self.authmode = authmode
         self.permitted_peers = permitted_peers
         self.priority_string = priority_string
+        # None: the kernel's default receive buffer (net.core.rmem_default), as a stock rsyslog.
+        self.udp_receive_buffer = udp_receive_buffer
         self.cert_file = cert_file or (pki.server_cert if pki else None)
         self.key_file = key_file or (pki.server_key if pki else None)
         self.ca_file = ca_file or (pki.ca_file if pki else None)
@@ -348,7 +351,9 @@ class RsyslogReceiver:
             # forwarder can send 10,000 in a few ms while rsyslog shares two busy cores with
             # the test run; 8 MiB once lost the last 898 of 10,000 under load. UDP has no flow
             # control, so the receiver's buffer is what absorbs a burst (as at a real SIEM).
-            input_params += ['rateLimit.interval="0"', 'rcvBufSize="64m"']
+            input_params.append('rateLimit.interval="0"')
+            if self.udp_receive_buffer is not None:
+                input_params.append(f"rcvBufSize={q(self.udp_receive_buffer)}")
         else:
             module = ['load="imtcp"', 'maxSessions="1000"']
             if self.protocol == "tls":

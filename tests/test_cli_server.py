@@ -41,6 +41,7 @@ def test_default_is_tls_with_both_checks_on() -> None:
         "Facility": 10,
         "MaxMessageSize": 8192,
         "CefVersion": "0",
+        "UdpRate": config.DEFAULT_UDP_RATE,
         "Transport": "tls",
     }
 
@@ -100,6 +101,9 @@ def test_cmdlet_spelling_of_project_flags(tmp_path: Path) -> None:
         (["--use-udp", "--max-message-size", "65507"], {"MaxMessageSize": 65507}),
         (["--cef-version", "0.0"], {"CefVersion": "0.0"}),
         (["--cef-version", "0"], {"CefVersion": "0"}),
+        (["--use-udp", "--udp-rate", "1234"], {"UdpRate": 1234}),
+        (["--use-udp", "--udp-rate", "0"], {"UdpRate": 0}),
+        (["--use-udp"], {"UdpRate": config.DEFAULT_UDP_RATE}),
     ],
 )
 def test_every_flag_is_stored(flags: list[str], expected: dict[str, object]) -> None:
@@ -437,3 +441,64 @@ def test_python_dash_m_done_when() -> None:
     )
     assert refused.returncode == 2
     assert b"--use-udp and --skip-cn-check cannot be combined" in refused.stderr
+
+
+UDP_HOST = ["Set-SyslogServer", "-ServerName", "10.0.0.5", "-ServerPort", "514"]
+
+
+def test_udp_rate_round_trips_and_shows() -> None:
+    result = run_cli([*UDP_HOST, "-UseUDP", "-UdpRate", "2500"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(paths.config_file().read_text())["server"]["UdpRate"] == 2500
+    assert config.load_config().server == config.ServerSettings(
+        "10.0.0.5", 514, no_encryption=True, use_udp=True, udp_rate=2500
+    )
+    table = run_cli(["get-syslog-server"])
+    assert "2500 events/s" in table.stdout
+    assert run_cli([*UDP_HOST, "-UseUDP", "-UdpRate", "0"]).exit_code == 0
+    assert "unpaced (0)" in run_cli(["get-syslog-server"]).stdout
+    run_cli(["set-syslog-server", *SIEM])
+    assert "UdpRate" not in run_cli(["get-syslog-server"]).stdout  # not for TLS
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--udp-rate", "100"], "--udp-rate applies only to UDP"),
+        (["--no-encryption", "--udp-rate", "100"], "--udp-rate applies only to UDP"),
+        (["--use-udp", "--udp-rate", "-1"], "'--udp-rate'"),
+        (["--use-udp", "--udp-rate", "1000001"], "'--udp-rate'"),
+    ],
+)
+def test_bad_udp_rate_is_refused_and_nothing_written(flags: list[str], message: str) -> None:
+    before = run_cli(["set-syslog-server", *SIEM])
+    assert before.exit_code == 0
+    stored = paths.config_file().read_bytes()
+    result = run_cli(["set-syslog-server", *SIEM, *flags])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert paths.config_file().read_bytes() == stored
+
+
+def test_a_config_file_from_before_udp_rate_is_still_valid() -> None:
+    old = {
+        "version": 1,
+        "server": {
+            "ServerName": "10.0.0.5",
+            "ServerPort": 514,
+            "UseUDP": True,
+            "NoEncryption": True,
+        },
+        "client": {"Certificate": None, "OutputSeverity": "Default"},
+    }
+    paths.config_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.config_file().write_text(json.dumps(old))
+    server = config.load_config().server
+    assert server is not None and server.udp_rate == config.DEFAULT_UDP_RATE
+    shown = get_server()
+    assert shown is not None and shown["UdpRate"] == config.DEFAULT_UDP_RATE
+    paths.config_file().write_text(
+        json.dumps({**old, "server": {**old["server"], "UdpRate": -5}})  # type: ignore[dict-item]
+    )
+    with pytest.raises(config.ConfigError, match="UdpRate"):
+        config.load_config()

@@ -194,7 +194,10 @@ def test_sigterm_during_a_hung_tls_handshake_exits_0_quickly(tmp_path: Path) -> 
         proc = start_forwarder(tmp_path / "forwarder.log")
         try:
             wait_for_state(proc, st.CONNECTING)
-            time.sleep(0.3)  # inside the handshake, which would wait 10 s
+            deadline = time.monotonic() + 10
+            while ((st.read_status() or {}).get("blocked") or {}).get("on") != "tls handshake":
+                assert time.monotonic() < deadline, "the handshake never showed as blocked"
+                time.sleep(0.05)  # polling the status file: inside the 10 s handshake wait
             started = time.monotonic()
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=10) == 0

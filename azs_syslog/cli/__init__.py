@@ -103,6 +103,7 @@ CMDLET_PARAMETERS: dict[str, str] = {
     "-facility": "--facility",
     "-maxmessagesize": "--max-message-size",
     "-cefversion": "--cef-version",
+    "-udprate": "--udp-rate",
     "-rootca": "--root-ca",
     "-json": "--json",
 }

@@ -91,7 +91,8 @@ def status(as_json: bool) -> None:
     Exit codes: 0 healthy (connected, or nothing to send and no server configured);
     1 anything else: not running (no forwarder holds the lock on its pid file), a full disk,
     a status file that is not being updated, not configured with events waiting, connecting,
-    backing off, or a configuration problem.
+    backing off, a configuration problem, held events, or a network call blocked for more
+    than 5 s (a server that does not read).
 
     \b
     Examples:
@@ -164,6 +165,8 @@ def status(as_json: bool) -> None:
 def _render(data: dict[str, Any] | None, live: dict[str, Any] | None, health: Any) -> None:
     from rich.table import Table
 
+    from azs_syslog import status as st
+
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
@@ -173,6 +176,9 @@ def _render(data: dict[str, Any] | None, live: dict[str, Any] | None, health: An
     status = data or {}
     default_state = "running" if health.running else "not running"
     rows.append(("State", str(status.get("state", default_state))))
+    blocked = st.blocked_for(status, time.time()) if health.running else None
+    if blocked is not None and blocked[1] >= 1:  # shorter waits are ordinary flow control
+        rows.append(("Blocked", st.blocked_reason(*blocked)))
     if status.get("pid"):
         rows.append(("Pid", str(status["pid"])))
     server = status.get("server")

@@ -93,6 +93,13 @@ def _conflict(first: str, second: str, why: str) -> click.UsageError:
     type=click.Choice(config.CEF_VERSIONS),
     help="CEF version label in the header: 0 (valid CEF, default) or 0.0 (as the source shows).",
 )
+@click.option(
+    "--udp-rate",
+    type=click.IntRange(0, config.MAX_UDP_RATE),
+    metavar="EVENTS_PER_SECOND",
+    help="UDP only: send at most this many events a second, so that a receiver that reads "
+    f"slower does not lose them; 0 = unpaced. Default: {config.DEFAULT_UDP_RATE}.",
+)
 @json_option
 def set_syslog_server(
     server_name: str | None,
@@ -108,6 +115,7 @@ def set_syslog_server(
     facility: str | None,
     max_message_size: int | None,
     cef_version: str | None,
+    udp_rate: int | None,
     as_json: bool,
 ) -> None:
     """Set the syslog server events are forwarded to (Set-SyslogServer).
@@ -135,6 +143,7 @@ def set_syslog_server(
         "facility": facility,
         "max_message_size": max_message_size,
         "cef_version": cef_version,
+        "udp_rate": udp_rate,
     }
     if remove:
         others = _given({k: v is not None and v is not False for k, v in settings.items()})
@@ -202,6 +211,7 @@ def set_syslog_server(
         facility=facility_number,
         max_message_size=size,
         cef_version=cef_version or "0",
+        udp_rate=config.DEFAULT_UDP_RATE if udp_rate is None else udp_rate,
     )
     new = config.set_server(server, trusted_ca_pem=trusted_ca_pem)
     assert new.server is not None
@@ -226,6 +236,8 @@ def _check_conflicts(settings: dict[str, Any]) -> None:
                     f"{_flag(tls_only)} applies only to TLS, and {_flag(plain)} turns "
                     "encryption off",
                 )
+    if settings["udp_rate"] is not None and not settings["use_udp"]:
+        raise click.UsageError("--udp-rate applies only to UDP: add --use-udp, or drop --udp-rate")
     if settings["use_udp"] and settings["framing"] is not None:
         raise _conflict(
             "--use-udp", "--framing", "UDP always sends exactly one message per datagram"
@@ -319,6 +331,10 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
+def _udp_rate_text(rate: int) -> str:
+    return "unpaced (0)" if rate == 0 else f"{rate} events/s"
+
+
 @click.command("get-syslog-server")
 @json_option
 def get_syslog_server(as_json: bool) -> None:
@@ -358,4 +374,10 @@ def get_syslog_server(as_json: bool) -> None:
             (name, "one message per datagram (UDP)") if name == "Framing" else (name, value)
             for name, value in rows
         ]
+        rows = [
+            (name, _udp_rate_text(server.udp_rate)) if name == "UdpRate" else (name, value)
+            for name, value in rows
+        ]
+    else:
+        rows = [(name, value) for name, value in rows if name != "UdpRate"]
     print_properties("Syslog server", rows)
