@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import click
 
 from azs_syslog.cli.exit_codes import ExitCode
+from azs_syslog.cli.input_options import input_format_option
 from azs_syslog.cli.output import emit_json, json_option, note, warn
 
 
@@ -35,9 +37,14 @@ def current_config() -> tuple[Any, str | None]:
     help="Render with N processes (a JSON-lines FILE only, one event per line). Faster on "
     "several cores; events of different parts of the file may then be sent interleaved.",
 )
+@input_format_option
 @json_option
-def send_event(source: str, jobs: int, as_json: bool) -> None:
+def send_event(source: str, jobs: int, input_format: str, as_json: bool) -> None:
     """Validate events (JSON, a JSON array, or JSON lines) and queue them durably.
+
+    Windows logs are read as they are: an .evtx file, Windows Event XML, or a PowerShell
+    Get-WinEvent export (--input-format; UTF-8 with or without a BOM, or UTF-16). A damaged
+    part of a file is skipped and reported; everything readable is queued (exit code 3).
 
     Reads FILE, or standard input for '-' (the default). Each event is on disk when this
     command reports it accepted; the forwarder need not be running. A long-running pipe is
@@ -52,8 +59,8 @@ def send_event(source: str, jobs: int, as_json: bool) -> None:
       azs-syslog send-event events.jsonl
       tail -F /var/log/pep-events.jsonl | azs-syslog send-event -
       azs-syslog send-event --jobs 2 --json big-export.jsonl
+      azs-syslog send-event Security.evtx
     """
-    from azs_syslog.events import iter_records
     from azs_syslog.ingest import Rejection, enqueue_jsonl_file, enqueue_records
     from azs_syslog.queue import Queue
     from azs_syslog.render import Renderer, RenderSettings
@@ -64,13 +71,24 @@ def send_event(source: str, jobs: int, as_json: bool) -> None:
     settings = RenderSettings.from_config(config)
     renderer = Renderer(settings)
     rejections: list[dict[str, object]] = []
+    skipped: list[str] = []
+    unit = ["line"]  # what the numbers count: "record" for an .evtx file
 
     def on_reject(rejection: Rejection) -> None:
         if as_json:
-            rejections.append({"line": rejection.line, "reason": rejection.reason})
+            rejections.append({unit[0]: rejection.line, "reason": rejection.reason})
         else:
-            note(f"rejected: line {rejection.line}: {rejection.reason}")
+            note(f"rejected: {unit[0]} {rejection.line}: {rejection.reason}")
 
+    def on_skip(problem: str) -> None:
+        skipped.append(problem)
+        if not as_json:
+            note(f"skipped: {label}: {problem}")
+
+    if jobs > 1 and input_format not in ("auto", "json"):
+        raise click.UsageError(
+            "--jobs reads JSON lines only (not --input-format " + input_format + ")"
+        )
     if jobs > 1:
         if source == "-":
             raise click.UsageError("--jobs needs a FILE (standard input cannot be split)")
@@ -101,8 +119,10 @@ def send_event(source: str, jobs: int, as_json: bool) -> None:
                 ) from exc
             label = source
         with stream, Queue() as queue:
+            opened = open_events(stream, input_format, on_skip)
+            unit[0] = opened.unit
             result = enqueue_records(
-                iter_records(stream), queue, renderer, settings.key, on_reject=on_reject
+                opened.records, queue, renderer, settings.key, on_reject=on_reject
             )
             depth = queue.depth()
 
@@ -113,6 +133,7 @@ def send_event(source: str, jobs: int, as_json: bool) -> None:
                 "accepted": result.accepted,
                 "rejected": rejections,
                 "truncated": result.truncated,
+                "skipped": skipped,
                 "queued": depth.events,
             }
         )
@@ -122,6 +143,15 @@ def send_event(source: str, jobs: int, as_json: bool) -> None:
             text += f", rejected {result.rejected}"
         if result.truncated:
             text += f" ({result.truncated} shortened to the maximum message size)"
+        if skipped:
+            text += f", skipped {len(skipped)} damaged part{'s' if len(skipped) != 1 else ''}"
         note(f"{text}; {depth.events} queued")
-    if result.rejected:
+    if result.rejected or skipped:
         sys.exit(ExitCode.PARTIAL if result.accepted else ExitCode.FAILED)
+
+
+def open_events(stream: BinaryIO, input_format: str, on_skip: Callable[[str], None]) -> Any:
+    """The input's records, in the format asked for or found (azs_syslog.inputs.detect)."""
+    from azs_syslog.inputs.detect import open_input
+
+    return open_input(stream, input_format, on_skip)

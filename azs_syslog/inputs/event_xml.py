@@ -198,9 +198,8 @@ def _system(system: Element, found: dict[str, Any]) -> None:
                 found["execution_process_id"] = _number(attrib["ProcessID"])
             if attrib.get("ThreadID"):
                 found["execution_thread_id"] = _number(attrib["ThreadID"])
-        elif name == "Security":
-            if attrib.get("UserID"):
-                found["security_user_id"] = attrib["UserID"]
+        elif name == "Security" and attrib.get("UserID"):
+            found["security_user_id"] = attrib["UserID"]
 
 
 def _rendering_info(info: Element, found: dict[str, Any]) -> None:
@@ -345,8 +344,8 @@ def iter_xml_events(chunks: Iterable[str], on_skip: Skip) -> Iterator[tuple[int,
     parsed past it. XML that stops being well-formed ends the input: what came before is
     kept, and ``on_skip`` is told where and why.
     """
-    from defusedxml.ElementTree import DefusedXMLParser
-    from defusedxml.common import DefusedXmlException
+    from defusedxml.common import DefusedXmlException  # type: ignore[import-untyped]
+    from defusedxml.ElementTree import DefusedXMLParser  # type: ignore[import-untyped]
 
     target = _Events()
     parked = False

@@ -8,9 +8,9 @@ it and goes on with the next, and ``on_skip`` is told which one and why.
 from __future__ import annotations
 
 import io
-import os
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 from azs_syslog.inputs.event_xml import event_from_element, park_controls, unpark_controls
@@ -45,7 +45,7 @@ def iter_evtx_events(source: str | BinaryIO, on_skip: Skip) -> Iterator[tuple[in
     # through defusedxml instead (inputs/event_xml.py).
     while True:
         try:
-            record = next(records)
+            record: Any = next(records)
         except StopIteration:
             return
         except RuntimeError as exc:  # the parser's error for a damaged chunk or record
@@ -53,11 +53,11 @@ def iter_evtx_events(source: str | BinaryIO, on_skip: Skip) -> Iterator[tuple[in
             continue
         last = record["event_record_id"]
         try:
-            yield last, event_from_element(fromstring(record["data"]))
+            yield last, event_from_element(fromstring(record["data"]))  # noqa: S314
         except ParseError:  # a control character in the data (XML 1.0 cannot hold it)
             yield (
                 last,
-                unpark_controls(event_from_element(fromstring(park_controls(record["data"])))),
+                unpark_controls(event_from_element(fromstring(park_controls(record["data"])))),  # noqa: S314
             )
 
 
@@ -81,6 +81,6 @@ def _describe(message: str, last: int) -> str:
 def path_of(stream: object) -> str | None:
     """The file behind ``stream``, when it is a regular file (the parser reads it itself)."""
     name = getattr(stream, "name", None)
-    if isinstance(name, str) and os.path.isfile(name):
+    if isinstance(name, str) and Path(name).is_file():
         return name
     return None

@@ -64,7 +64,7 @@ _FIELDS: Final[dict[str, tuple[str, int]]] = {
 
 
 def is_powershell_record(obj: object) -> bool:
-    return isinstance(obj, dict) and "type" not in obj and SIGNATURE_KEYS <= obj.keys()
+    return isinstance(obj, dict) and "type" not in obj and obj.keys() >= SIGNATURE_KEYS
 
 
 def event_from_powershell(record: dict[str, Any]) -> dict[str, Any]:
