@@ -156,7 +156,7 @@ def event_from_element(event: Element) -> dict[str, Any]:
             _rendering_info(part, found)
     if event_data:
         found["event_data"] = event_data
-    if user_data:
+    if user_data and any(user_data):  # not an element with nothing in it
         found["user_data"] = user_data
     return _ordered(found)
 
@@ -354,9 +354,13 @@ def iter_xml_events(chunks: Iterable[str], on_skip: Skip) -> Iterator[tuple[int,
     target.current_line = lambda: int(expat.CurrentLineNumber)
     try:
         parser.feed(f"<{_WRAPPER}>")
+        lines_fed = 0
         for chunk in _without_declarations(chunks):
-            if any(mark in chunk for mark in _FORBIDDEN):
-                raise EventError(REFUSED_DTD)
+            for mark in _FORBIDDEN:
+                found = chunk.find(mark)
+                if found >= 0:
+                    raise EventError(REFUSED_DTD, line=lines_fed + chunk.count("\n", 0, found) + 1)
+            lines_fed += chunk.count("\n")
             if _CONTROL_RE.search(chunk):
                 chunk = park_controls(chunk)
                 parked = True
@@ -373,7 +377,7 @@ def iter_xml_events(chunks: Iterable[str], on_skip: Skip) -> Iterator[tuple[int,
     except ParseError as exc:
         line = exc.position[0] if exc.position else 0
         on_skip(
-            f"line {line}: not well-formed XML ({_parse_reason(exc)}); "
+            f"line {line}: the XML breaks off ({_parse_reason(exc)}); "
             "the rest of the input is skipped"
         )
     for line, element in target.done:

@@ -27,9 +27,9 @@ from azs_syslog.inputs.event_xml import (
 
 LOST_PROPERTY: Final = "System.Diagnostics.Eventing.Reader.EventProperty"
 SHALLOW_EXPORT: Final = (
-    "Properties holds the text 'System.Diagnostics.Eventing.Reader.EventProperty', not the "
-    "values: the export was made with ConvertTo-Json's default depth, which drops the event "
-    "data. Export again with: Get-WinEvent ... | ConvertTo-Json -Depth 3"
+    "holds the text 'System.Diagnostics.Eventing.Reader.EventProperty', not the values: the "
+    "export was made with ConvertTo-Json's default depth, which drops the event data. Export "
+    "again with: Get-WinEvent ... | ConvertTo-Json -Depth 3"
 )
 # Keys that tell a Get-WinEvent record from one of our events.
 SIGNATURE_KEYS: Final = frozenset({"Id", "ProviderName"})
