@@ -26,6 +26,7 @@ from azs_syslog.inputs.text import Peeked
 
 INPUT_FORMATS: Final = ("auto", "json", "evtx", "xml", "powershell")
 Skip = Callable[[str], None]
+POWERSHELL_KEYS: Final = frozenset({"Id", "ProviderName"})  # as inputs.powershell.SIGNATURE_KEYS
 
 
 @dataclass
@@ -37,8 +38,6 @@ class OpenedInput:
 
 def open_input(stream: BinaryIO, input_format: str, on_skip: Skip) -> OpenedInput:
     """Read ``stream`` as ``input_format`` (``auto``: as what it starts with)."""
-    from azs_syslog.inputs.evtx import path_of
-
     peeked = Peeked(stream)
     fmt = input_format
     if fmt == "auto":
@@ -49,7 +48,7 @@ def open_input(stream: BinaryIO, input_format: str, on_skip: Skip) -> OpenedInpu
         else:
             fmt = "json"
     if fmt == "evtx":
-        from azs_syslog.inputs.evtx import iter_evtx_events
+        from azs_syslog.inputs.evtx import iter_evtx_events, path_of
 
         path = path_of(stream)
         source: Any = path if path is not None else peeked.raw()
@@ -72,14 +71,14 @@ def open_input(stream: BinaryIO, input_format: str, on_skip: Skip) -> OpenedInpu
 
 
 def _looks_like_powershell(record: object) -> bool:
-    from azs_syslog.inputs.powershell import is_powershell_record
-
+    """``inputs.powershell.is_powershell_record``, without importing it (and the XML parser
+    it brings) for our own JSON."""
     if isinstance(record, str):
         try:
             record = json.loads(record)
         except ValueError:
             return False
-    return is_powershell_record(record)
+    return isinstance(record, dict) and "type" not in record and record.keys() >= POWERSHELL_KEYS
 
 
 def _powershell(records: Iterator[Record]) -> Iterator[Record]:
