@@ -473,3 +473,27 @@ def test_input_format_forced_on_the_wrong_file_is_one_clear_line(tmp_path: Path)
     assert result.exit_code == 1
     assert "is not a readable EVTX file" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_evtx_from_standard_input() -> None:
+    data = (FIXTURES / "sysmon.evtx").read_bytes()
+    result = run_cli(["send-event", "-"], input=data)
+    assert result.exit_code == 3, result.stderr
+    assert "accepted 358 events, skipped 8 damaged parts" in result.stderr
+    assert "skipped: <stdin>: chunk 9 (after record 2099)" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["evtx", "utf-8-bom", "utf-16"])
+def test_jobs_reads_other_inputs_in_one_process(kind: str, tmp_path: Path) -> None:
+    if kind == "evtx":
+        file, count = FIXTURES / "new-user-security.evtx", 4
+    else:
+        file, count = tmp_path / "events.jsonl", 3
+        text = "".join(json.dumps(dict(OUR_EVENT, event_record_id=i)) + "\n" for i in range(3))
+        file.write_bytes(
+            codecs.BOM_UTF8 + text.encode() if kind == "utf-8-bom" else text.encode("utf-16")
+        )
+    result = run_cli(["send-event", "--jobs", "2", str(file)])
+    assert result.exit_code == 0, result.stderr
+    assert "--jobs splits JSON lines only" in result.stderr
+    assert f"accepted {count} event" in result.stderr

@@ -89,6 +89,9 @@ def send_event(source: str, jobs: int, input_format: str, as_json: bool) -> None
         raise click.UsageError(
             "--jobs reads JSON lines only (not --input-format " + input_format + ")"
         )
+    if jobs > 1 and source != "-" and not _plain_json_lines(source):
+        note(f"--jobs splits JSON lines only; reading {source} in one process")
+        jobs = 1
     if jobs > 1:
         if source == "-":
             raise click.UsageError("--jobs needs a FILE (standard input cannot be split)")
@@ -155,3 +158,10 @@ def open_events(stream: BinaryIO, input_format: str, on_skip: Callable[[str], No
     from azs_syslog.inputs.detect import open_input
 
     return open_input(stream, input_format, on_skip)
+
+
+def _plain_json_lines(source: str) -> bool:
+    """Whether FILE is our JSON in UTF-8 without a BOM (what --jobs can split at line ends)."""
+    from azs_syslog.inputs.detect import is_plain_json_lines
+
+    return is_plain_json_lines(Path(source))

@@ -15,10 +15,12 @@ a PowerShell export without its event data) raises ``EventError``.
 
 from __future__ import annotations
 
+import codecs
 import itertools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 from azs_syslog.events.reader import Record, iter_records
@@ -101,3 +103,20 @@ def _powershell(records: Iterator[Record]) -> Iterator[Record]:
         except EventError as exc:
             exc.line = line
             raise
+
+
+def is_plain_json_lines(path: Path) -> bool:
+    """Whether the file at ``path`` is our JSON (lines) in UTF-8 without a BOM: neither EVTX,
+    XML, UTF-16, nor a PowerShell export. An unreadable file counts as plain (the caller
+    reports it)."""
+    try:
+        with path.open("rb") as stream:
+            peeked = Peeked(stream)
+            if peeked.is_evtx or peeked.head[:3] == codecs.BOM_UTF8 or peeked.encoding != "utf-8":
+                return False
+            if peeked.text_start().lstrip()[:1] not in ("{", ""):
+                return False
+            first = next(iter_records(peeked.lines()), None)
+    except OSError:
+        return True
+    return first is None or not _looks_like_powershell(first[1])
