@@ -497,3 +497,35 @@ def test_jobs_reads_other_inputs_in_one_process(kind: str, tmp_path: Path) -> No
     assert result.exit_code == 0, result.stderr
     assert "--jobs splits JSON lines only" in result.stderr
     assert f"accepted {count} event" in result.stderr
+
+
+# --- truncation is never silent ---------------------------------------------------------------
+
+BIG_EVENT = dict(OUR_EVENT, event_data=["x" * 5000, "y" * 5000, "last"])
+
+
+def test_a_shortened_windows_message_says_so_in_an_extension_and_on_stderr() -> None:
+    result = run_cli(["format-event", *VERBOSE, "-"], input=json.dumps(BIG_EVENT) + "\n")
+    assert result.exit_code == 0, result.stderr
+    message = result.stdout_bytes.rstrip(b"\n")
+    assert len(message) <= 8192
+    extensions = dict(decode_syslog(message).cef.extensions)
+    full = run_cli(
+        ["format-event", *VERBOSE, "-"],
+        input=json.dumps(dict(BIG_EVENT, event_data=["x", "y", "last"])) + "\n",
+    ).stdout_bytes.rstrip(b"\n")
+    assert int(extensions["MasTruncated"]) == len(full) + 2 * 4999
+    assert extensions["MasEventData"].startswith("xxx")
+    assert "line 1: shortened to the maximum message size (8192 bytes)" in result.stderr
+    assert "1 event(s) shortened" in result.stderr
+
+
+def test_format_event_json_reports_truncated() -> None:
+    small = json.dumps(OUR_EVENT)
+    data = small + "\n" + json.dumps(BIG_EVENT)
+    result = run_cli(["format-event", *VERBOSE, "--json", "-"], input=data)
+    items = [json.loads(line) for line in result.stdout.splitlines()]
+    assert "truncated" not in items[0]
+    assert items[1]["truncated"] is True
+    assert "MasTruncated=" in items[1]["message"]
+    assert "MasTruncated" not in items[0]["message"]

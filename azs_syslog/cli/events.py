@@ -111,7 +111,7 @@ def format_event(
     )
     renderer = Renderer(settings)
     out = sys.stdout
-    shown = rejected = 0
+    shown = rejected = shortened = 0
     skipped: list[str] = []
 
     def on_skip(problem: str) -> None:
@@ -127,6 +127,7 @@ def format_event(
             rejected += 1
             continue
         accepted_ms = time.time_ns() // 1_000_000
+        truncated_before = renderer.truncated
         try:
             if isinstance(record, dict):
                 message = renderer.render_object(record, accepted_ms)
@@ -151,8 +152,19 @@ def format_event(
             continue
         shown += 1
         text = message.decode("utf-8")
+        truncated = renderer.truncated > truncated_before
+        if truncated:
+            shortened += 1
+            if not as_json:
+                note(
+                    f"{opened.unit} {line}: shortened to the maximum message size "
+                    f"({settings.max_message_size} bytes); the values cut are the longest"
+                )
         if as_json:
-            out.write(json.dumps({opened.unit: line, "message": text}, ensure_ascii=False) + "\n")
+            item: dict[str, object] = {opened.unit: line, "message": text}
+            if truncated:
+                item["truncated"] = True
+            out.write(json.dumps(item, ensure_ascii=False) + "\n")
         else:
             out.write(text if text.endswith("\n") else text + "\n")
         out.flush()
@@ -162,6 +174,8 @@ def format_event(
             f"{renderer.filtered} Windows event(s) below Warning not shown "
             f"(OutputSeverity {settings.output_severity}; --output-severity Verbose shows them)"
         )
+    if shortened and not as_json:
+        note(f"{shortened} event(s) shortened to the maximum message size")
     if skipped and not as_json:
         note(f"{len(skipped)} damaged part(s) skipped, {shown} event(s) shown")
     if rejected or skipped:
