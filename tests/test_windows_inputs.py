@@ -529,3 +529,64 @@ def test_format_event_json_reports_truncated() -> None:
     assert items[1]["truncated"] is True
     assert "MasTruncated=" in items[1]["message"]
     assert "MasTruncated" not in items[0]["message"]
+
+
+# --- progress on a terminal -------------------------------------------------------------------
+
+
+def _run_on_a_terminal(args: list[str], home: Path) -> tuple[int, str]:
+    """Run the CLI in a child process whose stderr is a pseudo-terminal; return its exit code
+    and what it drew there."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO_ROOT
+
+    master, slave = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), AZS_SYSLOG_HOME=str(home), TERM="xterm")
+    env.pop("NO_COLOR", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "azs_syslog", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+        env=env,
+    )
+    os.close(slave)
+    drawn = b""
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                drawn += chunk
+            elif process.poll() is not None:
+                break
+        code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    return code, drawn.decode("utf-8", "replace")
+
+
+def test_a_long_import_shows_progress_on_a_terminal(tmp_path: Path) -> None:
+    code, drawn = _run_on_a_terminal(["send-event", str(FIXTURES / "security.evtx")], tmp_path)
+    assert code == 0, drawn
+    assert "security.evtx" in drawn and " records, " in drawn and "rejected 0" in drawn
+    assert "accepted 2261 events; 2261 queued" in drawn
+
+
+def test_no_progress_when_stderr_is_not_a_terminal() -> None:
+    result = run_cli(["send-event", str(FIXTURES / "security.evtx")])
+    assert result.stderr == "accepted 2261 events; 2261 queued\n"

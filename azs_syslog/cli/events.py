@@ -95,7 +95,7 @@ def format_event(
       azs-syslog format-event events.jsonl --output-severity Verbose --json
       azs-syslog format-event --json export.xml
     """
-    from azs_syslog.cli.send import open_events
+    from azs_syslog.cli.send import open_events, progress_for
     from azs_syslog.render import Renderer
 
     settings = _configured_settings()
@@ -122,7 +122,12 @@ def format_event(
             note(f"skipped: {getattr(source, 'name', '-')}: {problem}")
 
     opened = open_events(source, input_format, on_skip)  # type: ignore[arg-type]
-    for line, record in _guarded(opened.records, out, as_json):
+    name = getattr(source, "name", "-")
+    progress = progress_for(name if isinstance(name, str) else "-", source, opened.format)  # type: ignore[arg-type]
+    records = opened.records if progress is None else progress.track(opened.records)
+    for line, record in _guarded(records, out, as_json):
+        if progress is not None:
+            progress.rejected, progress.skipped = rejected, len(skipped)
         if record is None:
             rejected += 1
             continue

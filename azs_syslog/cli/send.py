@@ -73,8 +73,11 @@ def send_event(source: str, jobs: int, input_format: str, as_json: bool) -> None
     rejections: list[dict[str, object]] = []
     skipped: list[str] = []
     unit = ["line"]  # what the numbers count: "record" for an .evtx file
+    shown: list[Any] = [None]  # the progress display, when one is drawn
 
     def on_reject(rejection: Rejection) -> None:
+        if shown[0] is not None:
+            shown[0].rejected += 1
         if as_json:
             rejections.append({unit[0]: rejection.line, "reason": rejection.reason})
         else:
@@ -82,6 +85,8 @@ def send_event(source: str, jobs: int, input_format: str, as_json: bool) -> None
 
     def on_skip(problem: str) -> None:
         skipped.append(problem)
+        if shown[0] is not None:
+            shown[0].skipped += 1
         if not as_json:
             note(f"skipped: {label}: {problem}")
 
@@ -124,9 +129,9 @@ def send_event(source: str, jobs: int, input_format: str, as_json: bool) -> None
         with stream, Queue() as queue:
             opened = open_events(stream, input_format, on_skip)
             unit[0] = opened.unit
-            result = enqueue_records(
-                opened.records, queue, renderer, settings.key, on_reject=on_reject
-            )
+            shown[0] = progress_for(source, stream, opened.format)
+            records = opened.records if shown[0] is None else shown[0].track(opened.records)
+            result = enqueue_records(records, queue, renderer, settings.key, on_reject=on_reject)
             depth = queue.depth()
 
     if as_json:
@@ -165,3 +170,10 @@ def _plain_json_lines(source: str) -> bool:
     from azs_syslog.inputs.detect import is_plain_json_lines
 
     return is_plain_json_lines(Path(source))
+
+
+def progress_for(source: str, stream: BinaryIO, input_format: str) -> Any:
+    """A progress display on stderr when it is a terminal (azs_syslog.cli.progress)."""
+    from azs_syslog.cli.progress import progress_for as make
+
+    return make(source, stream, input_format)
