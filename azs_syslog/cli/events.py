@@ -6,7 +6,7 @@ import dataclasses
 import json
 import sys
 import time
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 import click
 
@@ -121,9 +121,10 @@ def format_event(
         else:
             note(f"skipped: {getattr(source, 'name', '-')}: {problem}")
 
-    opened = open_events(source, input_format, on_skip)  # type: ignore[arg-type]
+    stream = cast(BinaryIO, source)
+    opened = open_events(stream, input_format, on_skip)
     name = getattr(source, "name", "-")
-    progress = progress_for(name if isinstance(name, str) else "-", source, opened.format)  # type: ignore[arg-type]
+    progress = progress_for(name if isinstance(name, str) else "-", stream, opened.format)
     records = opened.records if progress is None else progress.track(opened.records)
     for line, record in _guarded(records, out, as_json):
         if progress is not None:
