@@ -469,7 +469,7 @@ class Renderer:
         except UnicodeEncodeError:
             message = self._encode_lone_surrogates(head + cef_header, event, time_ms)
         if len(message) > self._limit:
-            message = self._shorten(head, event, time_ms)
+            message = self._shorten(head, event, time_ms, len(message))
         return message
 
     # -- the rare paths -----------------------------------------------------------------------
@@ -477,12 +477,16 @@ class Renderer:
     def _encode_lone_surrogates(self, header: str, event: Event, time_ms: int) -> bytes:
         return _to_utf8(header + cef.extensions(time_ms, event.keys, event.values))
 
-    def _shorten(self, head: str, event: Event, time_ms: int) -> bytes:
+    def _shorten(self, head: str, event: Event, time_ms: int, size: int = 0) -> bytes:
         self.truncated += 1
         prefix = _to_utf8(head + cef.cef_prefix(self._version))
         signature = _to_utf8(cef.escape_header(event.signature_id))
         name = _to_utf8(cef.escape_header(event.name))
         tail = b"|%d|rt=%d" % (event.severity, time_ms)
+        if event.type == "windows" and size:
+            # Part of the never-cut tail, so that the SIEM can always tell a shortened
+            # message, and by how much [project].
+            tail += b" MasTruncated=%d" % size
         pairs = [
             (key.encode(), _to_utf8(value))
             for key, value in zip(event.keys, cef.escape_values(event.values), strict=True)

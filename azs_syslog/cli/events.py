@@ -6,11 +6,12 @@ import dataclasses
 import json
 import sys
 import time
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 import click
 
 from azs_syslog.cli.exit_codes import ExitCode
+from azs_syslog.cli.input_options import input_format_option
 from azs_syslog.cli.output import json_option, note
 from azs_syslog.errors import EventError
 
@@ -67,6 +68,7 @@ def _facility(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     show_default=True,
     help="Show the message framed as on TCP (octet-counting: the length prefix) or not at all.",
 )
+@input_format_option
 @json_option
 def format_event(
     source: IO[bytes],
@@ -75,9 +77,13 @@ def format_event(
     cef_version: str | None,
     output_severity: str | None,
     framing: str,
+    input_format: str,
     as_json: bool,
 ) -> None:
     """Print the syslog message each event of FILE (JSON or JSON lines; - for stdin) becomes.
+
+    FILE may also be an .evtx file, Windows Event XML or a PowerShell Get-WinEvent export
+    (--input-format). A damaged part of a file is skipped and reported on stderr (exit 3).
 
     One message per line, nothing for an event the OutputSeverity filter drops. Rejected
     events are reported on stderr with their line number (exit code 3).
@@ -87,8 +93,9 @@ def format_event(
       echo '{"type": "bcdr", "event": "AuditingManualBackup"}' | azs-syslog format-event -
       azs-syslog format-event events.jsonl --message-format rfc5424 --framing octet-counting
       azs-syslog format-event events.jsonl --output-severity Verbose --json
+      azs-syslog format-event --json export.xml
     """
-    from azs_syslog.events import iter_records
+    from azs_syslog.cli.send import open_events, progress_for
     from azs_syslog.render import Renderer
 
     settings = _configured_settings()
@@ -104,9 +111,29 @@ def format_event(
     )
     renderer = Renderer(settings)
     out = sys.stdout
-    shown = rejected = 0
-    for line, record in iter_records(source):
+    shown = rejected = shortened = 0
+    skipped: list[str] = []
+
+    def on_skip(problem: str) -> None:
+        skipped.append(problem)
+        if as_json:
+            out.write(json.dumps({"skipped": problem}, ensure_ascii=False) + "\n")
+        else:
+            note(f"skipped: {getattr(source, 'name', '-')}: {problem}")
+
+    stream = cast(BinaryIO, source)
+    opened = open_events(stream, input_format, on_skip)
+    name = getattr(source, "name", "-")
+    progress = progress_for(name if isinstance(name, str) else "-", stream, opened.format)
+    records = opened.records if progress is None else progress.track(opened.records)
+    for line, record in _guarded(records, out, as_json):
+        if progress is not None:
+            progress.rejected, progress.skipped = rejected, len(skipped)
+        if record is None:
+            rejected += 1
+            continue
         accepted_ms = time.time_ns() // 1_000_000
+        truncated_before = renderer.truncated
         try:
             if isinstance(record, dict):
                 message = renderer.render_object(record, accepted_ms)
@@ -123,20 +150,32 @@ def format_event(
             if as_json:
                 out.write(
                     json.dumps(
-                        {"line": line, "error": exc.message, "field": exc.field},
+                        {opened.unit: line, "error": exc.message, "field": exc.field},
                         ensure_ascii=False,
                     )
                     + "\n"
                 )
             else:
-                click.echo(f"error: {exc}", err=True)
+                where = f"{opened.unit} {line}: " if opened.unit != "line" else ""
+                click.echo(f"error: {where}{exc}", err=True)
             continue
         if message is None:
             continue
         shown += 1
         text = message.decode("utf-8")
+        truncated = renderer.truncated > truncated_before
+        if truncated:
+            shortened += 1
+            if not as_json:
+                note(
+                    f"{opened.unit} {line}: shortened to the maximum message size "
+                    f"({settings.max_message_size} bytes); the values cut are the longest"
+                )
         if as_json:
-            out.write(json.dumps({"line": line, "message": text}, ensure_ascii=False) + "\n")
+            item: dict[str, object] = {opened.unit: line, "message": text}
+            if truncated:
+                item["truncated"] = True
+            out.write(json.dumps(item, ensure_ascii=False) + "\n")
         else:
             out.write(text if text.endswith("\n") else text + "\n")
         out.flush()
@@ -146,7 +185,25 @@ def format_event(
             f"{renderer.filtered} Windows event(s) below Warning not shown "
             f"(OutputSeverity {settings.output_severity}; --output-severity Verbose shows them)"
         )
-    if rejected:
-        if not as_json:
+    if shortened and not as_json:
+        note(f"{shortened} event(s) shortened to the maximum message size")
+    if skipped and not as_json:
+        note(f"{len(skipped)} damaged part(s) skipped, {shown} event(s) shown")
+    if rejected or skipped:
+        if rejected and not as_json:
             note(f"{rejected} event(s) rejected, {shown} shown")
         click.get_current_context().exit(ExitCode.PARTIAL)
+
+
+def _guarded(records: Any, out: IO[str], as_json: bool) -> Any:
+    """The records; an input refused as a whole (an XML entity bomb, a PowerShell export
+    without its event data) is reported like a rejected event, and ends the input."""
+    try:
+        yield from records
+    except EventError as exc:
+        if as_json:
+            message = {"line": exc.line, "error": exc.message, "field": exc.field}
+            out.write(json.dumps(message, ensure_ascii=False) + "\n")
+        else:
+            click.echo(f"error: {exc}", err=True)
+        yield exc.line or 0, None

@@ -7,13 +7,14 @@ import errno
 import shlex
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import click
 
 from azs_syslog.cli.exit_codes import ExitCode
+from azs_syslog.cli.input_options import input_format_option
 from azs_syslog.cli.output import emit_json, error, json_option, note, warn
 
 
@@ -40,9 +41,14 @@ def current_config() -> tuple[Any, str | None]:
     help="Render with N processes (a JSON-lines FILE only, one event per line). Faster on "
     "several cores; events of different parts of the file may then be sent interleaved.",
 )
+@input_format_option
 @json_option
-def send_event(source: str, jobs: int, as_json: bool) -> None:
+def send_event(source: str, jobs: int, input_format: str, as_json: bool) -> None:
     """Validate events (JSON, a JSON array, or JSON lines) and queue them durably.
+
+    Windows logs are read as they are: an .evtx file, Windows Event XML, or a PowerShell
+    Get-WinEvent export (--input-format; UTF-8 with or without a BOM, or UTF-16). A damaged
+    part of a file is skipped and reported; everything readable is queued (exit code 3).
 
     Reads FILE, or standard input for '-' (the default). Each event is on disk when this
     command reports it accepted; the forwarder need not be running. A long-running pipe is
@@ -59,8 +65,8 @@ def send_event(source: str, jobs: int, as_json: bool) -> None:
       azs-syslog send-event events.jsonl
       tail -F /var/log/pep-events.jsonl | azs-syslog send-event -
       azs-syslog send-event --jobs 2 --json big-export.jsonl
+      azs-syslog send-event Security.evtx
     """
-    from azs_syslog.events import iter_records
     from azs_syslog.ingest import IngestFailure, Rejection, enqueue_jsonl_file, enqueue_records
     from azs_syslog.queue import Queue
     from azs_syslog.render import Renderer, RenderSettings
@@ -77,13 +83,32 @@ def send_event(source: str, jobs: int, as_json: bool) -> None:
     # configuration than this one, nor over a weaker transport (docs/architecture.md).
     origin = {"generation": config.generation, "level": config.security_level}
     rejections: list[dict[str, object]] = []
+    skipped: list[str] = []
+    unit = ["line"]  # what the numbers count: "record" for an .evtx file
+    shown: list[Any] = [None]  # the progress display, when one is drawn
 
     def on_reject(rejection: Rejection) -> None:
+        if shown[0] is not None:
+            shown[0].rejected += 1
         if as_json:
-            rejections.append({"line": rejection.line, "reason": rejection.reason})
+            rejections.append({unit[0]: rejection.line, "reason": rejection.reason})
         else:
-            note(f"rejected: line {rejection.line}: {rejection.reason}")
+            note(f"rejected: {unit[0]} {rejection.line}: {rejection.reason}")
 
+    def on_skip(problem: str) -> None:
+        skipped.append(problem)
+        if shown[0] is not None:
+            shown[0].skipped += 1
+        if not as_json:
+            note(f"skipped: {label}: {problem}")
+
+    if jobs > 1 and input_format not in ("auto", "json"):
+        raise click.UsageError(
+            "--jobs reads JSON lines only (not --input-format " + input_format + ")"
+        )
+    if jobs > 1 and source != "-" and not _plain_json_lines(source):
+        note(f"--jobs splits JSON lines only; reading {source} in one process")
+        jobs = 1
     if jobs > 1:
         if source == "-":
             raise click.UsageError("--jobs needs a FILE (standard input cannot be split)")
@@ -118,9 +143,13 @@ def send_event(source: str, jobs: int, as_json: bool) -> None:
             label = source
         failure = None
         with stream, open_queue(Queue) as queue:
+            opened = open_events(stream, input_format, on_skip)
+            unit[0] = opened.unit
+            shown[0] = progress_for(source, stream, opened.format)
+            records = opened.records if shown[0] is None else shown[0].track(opened.records)
             try:
                 result = enqueue_records(
-                    iter_records(stream),
+                    records,
                     queue,
                     renderer,
                     settings.key,
@@ -140,6 +169,7 @@ def send_event(source: str, jobs: int, as_json: bool) -> None:
             "rejected": rejections,
             "truncated": result.truncated,
             "queued": events_queued,
+            "skipped": skipped,
             "not_queued": not_queued,
         }
         if failure is not None:
@@ -162,17 +192,19 @@ def send_event(source: str, jobs: int, as_json: bool) -> None:
             text += f", rejected {result.rejected}"
         if result.truncated:
             text += f" ({result.truncated} shortened to the maximum message size)"
+        if skipped:
+            text += f", skipped {len(skipped)} damaged part{'s' if len(skipped) != 1 else ''}"
         if failure is not None:
-            text += f", {not_queued} not queued ({describe_ranges(failure)})"
+            text += f", {not_queued} not queued ({describe_ranges(failure, unit[0])})"
             if failure.rest_unread:
                 text += " and the rest of the input not read"
         queued = "?" if events_queued is None else events_queued
         note(f"{text}; {queued} queued")
     if failure is not None:
-        message, fix = failure_text(failure, source, jobs)
+        message, fix = failure_text(failure, source, jobs, unit[0])
         error(message, fix=fix)
         sys.exit(ExitCode.PARTIAL if result.accepted else ExitCode.FAILED)
-    if result.rejected:
+    if result.rejected or skipped:
         sys.exit(ExitCode.PARTIAL if result.accepted else ExitCode.FAILED)
 
 
@@ -227,22 +259,30 @@ def is_disk_full(exc: BaseException) -> bool:
     return "disk is full" in text or "no space left" in text or "quota exceeded" in text
 
 
-def describe_ranges(failure: Any) -> str:
-    """``lines 2001-end``, or ``lines 2001-12500, 14001-end`` for several producers."""
+def describe_ranges(failure: Any, unit: str = "line") -> str:
+    """``lines 2001-end``, or ``lines 2001-12500, 14001-end`` for several producers (or
+    ``records …`` for an input counted in records, such as an .evtx file)."""
     spans = [f"{first}-{'end' if last is None else last}" for first, last in failure.ranges]
-    return "lines " + ", ".join(spans) if spans else "no line"
+    return f"{unit}s " + ", ".join(spans) if spans else f"no {unit}"
 
 
-def failure_text(failure: Any, source: str, jobs: int) -> tuple[str, str]:
+def failure_text(failure: Any, source: str, jobs: int, unit: str = "line") -> tuple[str, str]:
     """The error line and its fix for a partial ``send-event``."""
     from azs_syslog import paths
 
     queued = failure.result.accepted
     head = (
         f"{queued} event{'s' if queued != 1 else ''} queued, {failure.not_queued} not "
-        f"({describe_ranges(failure)})"
+        f"({describe_ranges(failure, unit)})"
     )
-    if len(failure.ranges) == 1 and source != "-":
+    if unit != "line":
+        # Not JSON lines (an .evtx file, Event XML): no tail or sed cuts it at a record.
+        first = failure.ranges[0][0] if failure.ranges else "?"
+        again = (
+            f"send the {unit}s from {unit} {first} on again (not the whole input: what is"
+            " queued would be sent twice)"
+        )
+    elif len(failure.ranges) == 1 and source != "-":
         again = f"tail -n +{failure.ranges[0][0]} {shlex.quote(source)} | azs-syslog send-event -"
     elif source == "-":
         again = "send the input again from the first line not queued"
@@ -261,3 +301,24 @@ def failure_text(failure: Any, source: str, jobs: int) -> tuple[str, str]:
         )
     fix = failure.fix or "check the free disk space and the queue file's permissions"
     return f"cannot queue: {head}: {failure.message}", f"{fix}; then: {again}"
+
+
+def open_events(stream: BinaryIO, input_format: str, on_skip: Callable[[str], None]) -> Any:
+    """The input's records, in the format asked for or found (azs_syslog.inputs.detect)."""
+    from azs_syslog.inputs.detect import open_input
+
+    return open_input(stream, input_format, on_skip)
+
+
+def _plain_json_lines(source: str) -> bool:
+    """Whether FILE is our JSON in UTF-8 without a BOM (what --jobs can split at line ends)."""
+    from azs_syslog.inputs.detect import is_plain_json_lines
+
+    return is_plain_json_lines(Path(source))
+
+
+def progress_for(source: str, stream: BinaryIO, input_format: str) -> Any:
+    """A progress display on stderr when it is a terminal (azs_syslog.cli.progress)."""
+    from azs_syslog.cli.progress import progress_for as make
+
+    return make(source, stream, input_format)

@@ -1,8 +1,8 @@
 """Windows events (``"type": "windows"``), SPEC section 5.
 
 Signature ID ``<provider_name>:<event_id>``, Name = ``task_name`` (else ``task_category``, else
-the task number), Severity from the level table, then the ``Mas*`` extensions in the source's
-order, each only when present.
+the known name of the task, else the task number), Severity from the level table, then the
+``Mas*`` extensions in the source's order, each only when present.
 
 This is the hot path of a realistic deployment (most events are Windows events), so the checks
 are table-driven: one dict lookup and one type test per field.
@@ -28,11 +28,12 @@ from azs_syslog.events.common import (
     parse_time,
     wrong_type,
 )
+from azs_syslog.events.windows_tasks import known_task_name
 
 # Value kinds.
 STR: Final = 0  # a string
 UINT: Final = 1  # a non-negative integer
-LIST: Final = 2  # a string, or an array of strings / integers / nulls joined with "!!"
+LIST: Final = 2  # a string, or an array of strings / integers / booleans / nulls joined with "!!"
 KEYWORDS: Final = 3  # a string, or an integer shown as 0x%016X
 LEVEL: Final = 4  # a level number or name; MasLevel is always the number
 
@@ -85,8 +86,12 @@ def _join_list(field: str, items: list[Any]) -> str:
             parts.append(str(item))
         elif item is None:
             parts.append("")
+        elif item is True:
+            parts.append("true")  # as Windows writes a boolean in Event XML
+        elif item is False:
+            parts.append("false")
         else:
-            raise wrong_type(f"{field}[{index}]", "a string, an integer or null", item)
+            raise wrong_type(f"{field}[{index}]", "a string, an integer, a boolean or null", item)
     return "!!".join(parts)
 
 
@@ -159,7 +164,9 @@ def parse_windows_checked(obj: Mapping[str, Any]) -> Event:
 
 
 def _name(obj: Mapping[str, Any]) -> str:
-    """task_name, else task_category, else the task number (0 when absent) [project]."""
+    """task_name, else task_category, else the name of the task from the table of
+    ``windows_tasks`` (Security-Auditing, Sysmon), else the task number (0 when absent)
+    [project]."""
     if "task_name" in obj:
         name = obj["task_name"]
         if type(name) is not str:
@@ -169,7 +176,11 @@ def _name(obj: Mapping[str, Any]) -> str:
     name = obj.get("task_category")
     if name:
         return str(name)
-    return str(obj.get("task", 0))
+    task = obj.get("task", 0)
+    known = known_task_name(obj.get("provider_name"), task, obj.get("event_id"))
+    if known is not None:
+        return known
+    return str(task)
 
 
 # --- the fast path ---------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Where events come in besides ``send-event``: the forwarder's Unix-socket input.
+"""Where events come in besides JSON lines: files in other formats (EVTX, Windows Event XML,
+PowerShell exports; see ``detect``) and the forwarder's Unix-socket input.
 
-Imports nothing: each input is imported by whoever starts it.
+Imports nothing: each input is imported by whoever uses it.
 """

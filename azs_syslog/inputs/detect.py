@@ -1,0 +1,122 @@
+"""Which format an input is in, and its events as ``(number, record)`` pairs.
+
+``--input-format auto`` (the default) looks at the start of the input: the EVTX magic
+``ElfFile\\0``; else, after a BOM and blanks, ``<`` for Event XML; else JSON, which is a
+PowerShell ``Get-WinEvent`` export when its first object has ``Id`` and ``ProviderName`` and no
+``type``, and our own JSON otherwise. Every format yields what the JSON reader yields (a JSON
+text, bytes that are not text, or a parsed object), so validation, rendering and the queue are
+the same for all of them.
+
+Numbers are line numbers, except for EVTX, where they are the records' EventRecordID.
+Damaged parts that are skipped (an EVTX chunk or record, XML that stops being well-formed) are
+told to ``on_skip``, one line each; input that must be refused as a whole (an XML entity bomb,
+a PowerShell export without its event data) raises ``EventError``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Final
+
+from azs_syslog.events.reader import Record, iter_records
+from azs_syslog.inputs.text import Peeked
+
+INPUT_FORMATS: Final = ("auto", "json", "evtx", "xml", "powershell")
+Skip = Callable[[str], None]
+POWERSHELL_KEYS: Final = frozenset({"Id", "ProviderName"})  # as inputs.powershell.SIGNATURE_KEYS
+
+
+@dataclass
+class OpenedInput:
+    format: str  # the format read: json, evtx, xml or powershell
+    unit: str  # what the numbers of the records count: "line" or "record"
+    records: Iterator[Record]
+
+
+def open_input(stream: BinaryIO, input_format: str, on_skip: Skip) -> OpenedInput:
+    """Read ``stream`` as ``input_format`` (``auto``: as what it starts with)."""
+    peeked = Peeked(stream)
+    fmt = input_format
+    if fmt == "auto":
+        if peeked.is_evtx:
+            fmt = "evtx"
+        elif peeked.text_start().lstrip()[:1] == "<":
+            fmt = "xml"
+        else:
+            fmt = "json"
+    if fmt == "evtx":
+        from azs_syslog.inputs.evtx import iter_evtx_events, path_of
+
+        path = path_of(stream)
+        source: Any = path if path is not None else peeked.raw()
+        return OpenedInput("evtx", "record", iter_evtx_events(source, on_skip))
+    if fmt == "xml":
+        from azs_syslog.inputs.event_xml import decode_chunks, iter_xml_events
+
+        chunks = decode_chunks(peeked.raw(), peeked.encoding)
+        return OpenedInput("xml", "line", iter_xml_events(chunks, on_skip))
+    records = iter_records(peeked.lines())
+    if fmt == "powershell":
+        return OpenedInput("powershell", "line", _powershell(records))
+    first = next(records, None)
+    if first is None:
+        return OpenedInput("json", "line", iter(()))
+    records = itertools.chain([first], records)
+    if input_format == "auto" and _looks_like_powershell(first[1]):
+        return OpenedInput("powershell", "line", _powershell(records))
+    return OpenedInput("json", "line", records)
+
+
+def _looks_like_powershell(record: object) -> bool:
+    """``inputs.powershell.is_powershell_record``, without importing it (and the XML parser
+    it brings) for our own JSON."""
+    if isinstance(record, str):
+        try:
+            record = json.loads(record)
+        except (ValueError, RecursionError):  # not JSON, or nested too deep: not an export
+            return False
+    return isinstance(record, dict) and "type" not in record and record.keys() >= POWERSHELL_KEYS
+
+
+def _powershell(records: Iterator[Record]) -> Iterator[Record]:
+    from azs_syslog.errors import EventError
+    from azs_syslog.inputs.powershell import event_from_powershell
+
+    for line, record in records:
+        obj: object = record
+        if isinstance(record, str):
+            try:
+                obj = json.loads(record)
+            except (ValueError, RecursionError):
+                yield line, record  # the renderer rejects it, saying why
+                continue
+        if not isinstance(obj, dict):
+            yield line, record
+            continue
+        try:
+            yield line, event_from_powershell(obj)
+        except EventError as exc:
+            exc.line = line
+            raise
+
+
+def is_plain_json_lines(path: Path) -> bool:
+    """Whether the file at ``path`` is our JSON (lines) in UTF-8 without a BOM: neither EVTX,
+    XML, UTF-16, nor a PowerShell export. An unreadable file counts as plain (the caller
+    reports it)."""
+    try:
+        with path.open("rb") as stream:
+            peeked = Peeked(stream)
+            if peeked.is_evtx or peeked.head[:3] == codecs.BOM_UTF8 or peeked.encoding != "utf-8":
+                return False
+            if peeked.text_start().lstrip()[:1] not in ("{", ""):
+                return False
+            first = next(iter_records(peeked.lines()), None)
+    except OSError:
+        return True
+    return first is None or not _looks_like_powershell(first[1])

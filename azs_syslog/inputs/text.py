@@ -1,0 +1,126 @@
+"""Text input in the encodings Windows writes: UTF-8 with or without a BOM, UTF-16 with a BOM.
+
+Windows PowerShell 5.1 writes UTF-16 LE with a BOM (``>`` and ``Out-File``) or UTF-8 with a BOM
+(``Set-Content -Encoding UTF8``); everything else writes UTF-8. The BOM tells them apart, so
+no option is needed. UTF-8 stays bytes (the JSON reader decodes each line itself, so one bad
+line is one rejection); UTF-16 is decoded here, line by line.
+
+Nothing here waits for more input than the first read gives (a pipe such as ``tail -F`` must
+stream): the first bytes are read with ``read1`` and replayed in front of the rest.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+from collections.abc import Iterator
+from typing import BinaryIO, Final
+
+from azs_syslog.errors import EventError
+
+EVTX_MAGIC: Final = b"ElfFile\x00"
+_BOMS: Final = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_WANTED: Final = 8  # bytes needed to tell the formats apart (the EVTX magic is the longest)
+
+
+class _Replay(io.RawIOBase):
+    """``prefix`` (bytes already read from ``stream``), then the rest of ``stream``."""
+
+    def __init__(self, prefix: bytes, stream: BinaryIO) -> None:
+        super().__init__()
+        self._prefix = prefix
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        if self._prefix:
+            count = min(len(buffer), len(self._prefix))
+            buffer[:count] = self._prefix[:count]
+            self._prefix = self._prefix[count:]
+            return count
+        read1 = getattr(self._stream, "read1", None)
+        data = read1(len(buffer)) if read1 is not None else self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class Peeked:
+    """The start of an input (``head``) and the whole input again, from its first byte."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        head = b""
+        read1 = getattr(stream, "read1", None)
+        while len(head) < _WANTED:
+            chunk = read1(1 << 16) if read1 is not None else stream.read(1 << 16)
+            if not chunk:
+                break
+            head += chunk
+            if not _undecided(head):
+                break
+        self.head = head
+        self._stream = stream
+
+    @property
+    def is_evtx(self) -> bool:
+        return self.head.startswith(EVTX_MAGIC)
+
+    @property
+    def encoding(self) -> str:
+        """``utf-8`` or ``utf-16`` (from the BOM; UTF-8 without one)."""
+        for bom, name in _BOMS:
+            if self.head.startswith(bom):
+                return name
+        return "utf-8"
+
+    def raw(self) -> io.BufferedReader:
+        """The whole input as bytes, from its first byte (BOM included)."""
+        return io.BufferedReader(_Replay(self.head, self._stream), 1 << 16)
+
+    def read_all(self) -> bytes:
+        return self.head + self._stream.read()
+
+    def lines(self) -> Iterator[bytes] | Iterator[str]:
+        """The input line by line: bytes for UTF-8 (BOM removed), text for UTF-16."""
+        if self.head.startswith(codecs.BOM_UTF8):
+            replay = io.BufferedReader(_Replay(self.head[3:], self._stream), 1 << 16)
+            return iter(replay)
+        if self.encoding == "utf-16":
+            return _utf16_lines(self.raw())
+        return iter(self.raw())
+
+    def text_start(self) -> str:
+        """The first characters of the input as text (for telling XML from JSON)."""
+        head = self.head
+        for bom, name in _BOMS:
+            if head.startswith(bom):
+                codec = "utf-16-be" if bom == codecs.BOM_UTF16_BE else name
+                codec = "utf-16-le" if bom == codecs.BOM_UTF16_LE else codec
+                return head[len(bom) :].decode(codec, errors="ignore")
+        return head.decode("utf-8", errors="ignore")
+
+
+def _undecided(head: bytes) -> bool:
+    """Whether more bytes could change what the input is taken for."""
+    if EVTX_MAGIC.startswith(head):
+        return True
+    return any(bom.startswith(head) and bom != head for bom, _ in _BOMS)
+
+
+def _utf16_lines(raw: io.BufferedReader) -> Iterator[str]:
+    text = io.TextIOWrapper(raw, encoding="utf-16", newline=None)
+    lineno = 0
+    try:
+        for line in text:
+            lineno += 1
+            yield line
+    except UnicodeDecodeError:
+        raise EventError(
+            "is not valid UTF-16 (the input starts with a UTF-16 byte-order mark)",
+            line=lineno + 1,
+        ) from None
