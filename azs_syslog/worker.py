@@ -1204,6 +1204,28 @@ class Worker:
             self._logged_problem = str(problem)
             self.log(f"cannot write the status file {path}: {problem}")
 
+    def _socket_refresh(self) -> Callable[[Rendering | None], Rendering | None] | None:
+        """For the socket input: before each commit, look at the configuration file (one
+        stat) and render with the configuration it holds now, so that a line accepted right
+        after a ``set-*`` is rendered for, and stamped with, the new generation. A source
+        other than the file (tests) gives None: the input keeps what the worker gives it."""
+        source = self.config_source
+        if not isinstance(source, ConfigWatcher):
+            return None
+        watcher = ConfigWatcher(source.path)  # its own: the input runs in another thread
+        make_rendering = self.make_rendering
+
+        def refresh(current: Rendering | None) -> Rendering | None:
+            try:
+                config = watcher()
+            except ConfigError:
+                return current  # invalid: the worker reports it and keeps the last good one
+            if current is not None and current.generation == config.generation:
+                return current
+            return make_rendering(config)
+
+        return refresh
+
     def _status_timer(self) -> None:
         while not self._status_stop.wait(STATUS_EVERY / 4):
             if time.monotonic() - self._status_written >= STATUS_EVERY:
@@ -1252,6 +1274,7 @@ class Worker:
                 )
                 self.step(time.monotonic())  # load the configuration first
                 self.socket_input.rendering = self.make_rendering(self.config or Config())
+                self.socket_input.refresh = self._socket_refresh()
                 self.socket_input.start()
             while not (self.stop_requested and self.sender is None):
                 wait = self.step()

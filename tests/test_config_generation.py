@@ -458,3 +458,52 @@ def test_the_held_message_names_the_way_out() -> None:
         "3 events accepted under TLS are held: the current configuration (TLS without a"
         " certificate check) is weaker; configure TLS with the certificate check again"
     )
+
+
+def test_the_socket_input_renders_for_the_file_written_just_before_the_line(
+    sinks: Callable[..., Sink],
+) -> None:
+    """A line written to the socket right after a ``set-*`` (before the worker's next look at
+    the file) is stamped with the new generation: the input looks at the file itself before
+    each commit, so the worker never re-renders it back into the previous configuration."""
+    import socket
+    import tempfile
+
+    sink = sinks()
+    short = Path(tempfile.mkdtemp(prefix="azs-", dir="/tmp"))
+    assert run_cli(["set-syslog-server", "--server-name", "127.0.0.1", "--server-port",
+                    str(sink.port), "--no-encryption"]).exit_code == 0  # fmt: skip
+    opts = WorkerOptions(confirm_delay=0.1, socket_input=True, socket_path=short / "in.sock")
+    worker = Worker(ConfigWatcher(), options=opts, connect=plain_connect)
+    try:
+        socket_input = worker_module.SocketInput(
+            short / "in.sock", queue_path=worker.queue.path, limits=worker.queue.limits
+        )
+        worker.socket_input = socket_input
+        worker.step()
+        assert socket_input.rendering is not None
+        first = socket_input.rendering.generation
+        socket_input.refresh = worker._socket_refresh()
+        socket_input.start()
+        try:
+            # The worker takes no step between the change and the line.
+            changed = run_cli(["set-syslog-server", "--server-name", "127.0.0.1",
+                               "--server-port", str(sink.port), "--no-encryption",
+                               "--message-format", "rfc5424"])  # fmt: skip
+            assert changed.exit_code == 0
+            line = json.dumps({"type": "pep", "event": "PrivilegedEndpointAccessed",
+                               "who": "a", "which_ip": "10.0.0.1"})  # fmt: skip
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.settimeout(10)
+                conn.connect(str(short / "in.sock"))
+                conn.sendall(line.encode() + b"\n")
+                assert conn.recv(100) == b"ok 1\n"
+            with Queue() as queue:
+                (batch,) = queue.next_batches()
+            assert batch.generation == first + 1
+            assert b" azs-syslog " in batch.wire  # rendered as RFC 5424, the new format
+        finally:
+            socket_input.stop()
+    finally:
+        worker.close()
+        short.rmdir()

@@ -103,6 +103,9 @@ class SocketInput:
         self._log_to: Log = log or (lambda message: None)
         self.max_connections = max_connections
         self.rendering: Rendering | None = None
+        # Called in the input's thread before each commit: the rendering for the configuration
+        # in force now (see the worker's ``_socket_refresh``); None: ``rendering`` as set.
+        self.refresh: Callable[[Rendering | None], Rendering | None] | None = None
         self.restarts = 0
         self.refused = 0  # connections refused over the cap, in total
         self._failure: BaseException | None = None  # what stopped the last life
@@ -400,8 +403,14 @@ class SocketInput:
         """Parse the waiting lines of every client that has some (bounded: one batch, and
         no more replies per client than ``OUT_HIGH``), commit them in one transaction, then
         answer each client."""
+        if not any(c.wants_commit() for c in self._clients.values()):
+            return
+        if self.refresh is not None:
+            # The configuration the lines are accepted under is the file's at this commit,
+            # not the one the worker has applied (it may still be draining the old one).
+            self.rendering = self.refresh(self.rendering)
         rendering = self.rendering
-        if rendering is None or not any(c.wants_commit() for c in self._clients.values()):
+        if rendering is None:
             return
         builder = BatchBuilder(
             rendering.renderer,
