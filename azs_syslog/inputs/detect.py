@@ -1,11 +1,11 @@
 """Which format an input is in, and its events as ``(number, record)`` pairs.
 
 ``--input-format auto`` (the default) looks at the start of the input: the EVTX magic
-``ElfFile\\0``; else, after a BOM and blanks, ``<`` for Event XML; else JSON, which is a
-PowerShell ``Get-WinEvent`` export when its first object has ``Id`` and ``ProviderName`` and no
-``type``, and our own JSON otherwise. Every format yields what the JSON reader yields (a JSON
-text, bytes that are not text, or a parsed object), so validation, rendering and the queue are
-the same for all of them.
+``ElfFile\\0``; else, after a BOM and blanks, a tag (``<`` and a name, ``<?`` or ``<!``) for
+Event XML; else JSON, which is a PowerShell ``Get-WinEvent`` export when its first object has
+``Id`` and ``ProviderName`` and no ``type``, and our own JSON otherwise. Every format yields what the
+JSON reader yields (a JSON text, bytes that are not text, or a parsed object), so validation,
+rendering and the queue are the same for all of them.
 
 Numbers are line numbers, except for EVTX, where they are the records' EventRecordID.
 Damaged parts that are skipped (an EVTX chunk or record, XML that stops being well-formed) are
@@ -18,6 +18,7 @@ from __future__ import annotations
 import codecs
 import itertools
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,7 @@ def open_input(stream: BinaryIO, input_format: str, on_skip: Skip) -> OpenedInpu
     if fmt == "auto":
         if peeked.is_evtx:
             fmt = "evtx"
-        elif peeked.text_start().lstrip()[:1] == "<":
+        elif _looks_like_xml(peeked.text_start()):
             fmt = "xml"
         else:
             fmt = "json"
@@ -70,6 +71,16 @@ def open_input(stream: BinaryIO, input_format: str, on_skip: Skip) -> OpenedInpu
     if input_format == "auto" and _looks_like_powershell(first[1]):
         return OpenedInput("powershell", "line", _powershell(records))
     return OpenedInput("json", "line", records)
+
+
+# What XML starts with: a declaration, a DOCTYPE or comment (refused or read by the XML reader,
+# which says when it is not Windows event XML), or an element. A lone "<" or "<3" is no tag: such
+# a JSON-lines file stays JSON, and that line is rejected while the others are read.
+_XML_START = re.compile(r"\s*<[A-Za-z_?!]")
+
+
+def _looks_like_xml(text: str) -> bool:
+    return _XML_START.match(text) is not None
 
 
 def _looks_like_powershell(record: object) -> bool:
