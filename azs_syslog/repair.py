@@ -102,8 +102,13 @@ def repair_queue(
     except AzsSyslogError as exc:
         cause = exc.__cause__
         if isinstance(cause, OSError) and cause.errno in (errno.EWOULDBLOCK, errno.EACCES):
+            try:
+                pid = pid_path.read_text(encoding="ascii", errors="replace").strip() or "?"
+            except OSError:
+                pid = "?"
             raise QueueError(
-                f"cannot repair the queue while a forwarder runs for this home ({exc})",
+                f"cannot repair the queue: a forwarder is running for this home"
+                f" (pid {pid}, {pid_path})",
                 fix="stop the forwarder first (systemctl stop azs-syslog-forwarder),"
                 " then run azs-syslog forwarder repair again",
             ) from exc

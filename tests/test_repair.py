@@ -180,7 +180,8 @@ def test_refused_while_a_forwarder_runs(
     result = run_cli(["forwarder", "repair"])
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
-    assert lines[0].startswith("error: cannot repair the queue while a forwarder runs")
+    assert lines[0].startswith("error: cannot repair the queue: a forwarder is running for this")
+    assert f"(pid {worker.proc.pid}, " in lines[0]  # type: ignore[union-attr]
     assert "stop the forwarder first" in result.stderr
     assert len(lines) == 2  # the error and its fix, nothing else
     assert sorted(p.name for p in path.parent.iterdir()) == before
