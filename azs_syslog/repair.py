@@ -5,7 +5,8 @@ while it was written. SQLite then refuses it ("database disk image is malformed"
 database"), and neither the forwarder nor a producer can use it. The repair:
 
 1. takes the forwarder's pid-file lock, so no forwarder runs (or starts) while it works;
-2. runs ``PRAGMA integrity_check``: a healthy queue is left untouched ("nothing to repair");
+2. runs ``PRAGMA integrity_check``, then checks that every batch's input lines still describe
+   themselves (SQLite checks structure, not data): a healthy queue is left untouched;
 3. moves the damaged database and its ``-wal`` / ``-shm`` aside, in the same directory, as
    ``queue.sqlite3.damaged-<UTC time>`` (mode 0600): kept as evidence, never read again by
    azs-syslog;
@@ -29,6 +30,7 @@ import errno
 import sqlite3
 import struct
 import time
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +38,7 @@ from typing import Any
 
 from azs_syslog import paths
 from azs_syslog.errors import AzsSyslogError, EventError, QueueError, is_damaged_database
-from azs_syslog.queue import COUNTERS, Queue, QueueLimits, decode_raw
+from azs_syslog.queue import COUNTERS, Queue, QueueLimits, decode_raw, lengths_from_bytes
 
 # Counters that describe the live depth of the queue: the fresh queue computes its own.
 _DEPTH_COUNTERS = frozenset(("queued_events", "queued_bytes"))
@@ -135,8 +137,10 @@ def check_queue(path: Path) -> str | None:
     try:
         with _open_read_only(path) as db:
             rows = db.execute("PRAGMA integrity_check(20)").fetchall()
-            # integrity_check does not look at a table's contents: read the counters too.
+            # integrity_check checks the file's structure, not what the rows hold: read the
+            # counters, and check that every batch's blobs still describe themselves.
             db.execute("SELECT name, value FROM counters").fetchall()
+            damaged_batch = _first_damaged_batch(db) if rows == [("ok",)] else None
     except sqlite3.DatabaseError as exc:
         if is_damaged_database(exc):
             return str(exc)
@@ -145,8 +149,11 @@ def check_queue(path: Path) -> str | None:
             fix="check the file's permissions and the free disk space",
         ) from exc
     if rows == [("ok",)]:
+        if damaged_batch is not None:
+            return f"the stored lines of batch {damaged_batch} are damaged"
         return None
-    return "; ".join(str(row[0]) for row in rows[:3])
+    complaints = [line.strip() for row in rows for line in str(row[0]).splitlines()]
+    return "; ".join(line for line in complaints if line and not line.startswith("***"))[:300]
 
 
 @contextlib.contextmanager
@@ -283,15 +290,19 @@ def _readable_ids(db: sqlite3.Connection) -> list[int]:
     ahead (1, 2, 4 ... rowids), then bisecting back to the first rowid that can be searched
     from.
     """
-    ids: list[int] = []
+    ids: set[int] = set()
     after = 0
-    for _ in range(1_000_000):  # bounded: each round passes at least one rowid
+    for _ in range(1_000_000):  # bounded: each round starts past where the last one started
+        start = after
         try:
             for (batch_id,) in db.execute(
-                "SELECT id FROM batches WHERE id > ? ORDER BY id", (after,)
+                "SELECT id FROM batches WHERE id > ? ORDER BY id", (start,)
             ):
-                ids.append(int(batch_id))
-                after = int(batch_id)
+                # A damaged page can yield nonsense rowids, out of order: keep them (reading
+                # the row tells), but never go back behind this round's start (no loop).
+                if int(batch_id) > start:
+                    ids.add(int(batch_id))
+                    after = int(batch_id)
             break
         except sqlite3.DatabaseError:
             pass
@@ -303,7 +314,7 @@ def _readable_ids(db: sqlite3.Connection) -> list[int]:
             step *= 2
             good = min(_MAX_ID, after + 1 + step)
             if bad >= _MAX_ID:
-                return ids
+                return sorted(ids)
         while good - bad > 1:
             middle = (good + bad) // 2
             if _probe(db, middle):
@@ -311,7 +322,7 @@ def _readable_ids(db: sqlite3.Connection) -> list[int]:
             else:
                 bad = middle
         after = good - 1  # rowids in [after + 1, good) cannot be read
-    return ids
+    return sorted(ids)
 
 
 def _missing_rows(db: sqlite3.Connection, ids: list[int]) -> tuple[list[int], int]:
@@ -335,6 +346,19 @@ def _missing_rows(db: sqlite3.Connection, ids: list[int]) -> tuple[list[int], in
     return ids, top - ids[0] + 1 - len(ids)
 
 
+def _first_damaged_batch(db: sqlite3.Connection) -> int | None:
+    """The id of the first batch whose lengths do not add up to its rendered bytes, or whose
+    input lines do not decode (damage inside the data of a page, which SQLite does not
+    checksum); None when every batch is whole."""
+    rows = db.execute("SELECT id, length(wire), lengths FROM batches ORDER BY id")
+    for batch_id, wire_size, lengths in rows:
+        if sum(lengths_from_bytes(bytes(lengths))) != wire_size:
+            return int(batch_id)
+        if _read_batch(db, int(batch_id)) is None:
+            return int(batch_id)
+    return None
+
+
 def _read_batch(db: sqlite3.Connection, batch_id: int) -> list[tuple[int, bytes]] | None:
     """The accepted lines of one batch, or None when its row or its raw lines are damaged."""
     try:
@@ -343,15 +367,17 @@ def _read_batch(db: sqlite3.Connection, batch_id: int) -> list[tuple[int, bytes]
         return None
     if row is None:
         return None
+    blob = bytes(row[1])
     try:
-        lines = decode_raw(bytes(row[1]))
+        lines = decode_raw(blob)
+        # The lengths the blob declares must account for every byte of it (decoding alone
+        # does not check: a slice past the end is merely short), and its count match the row's.
+        count = len(lines)
+        sizes = array("I")
+        sizes.frombytes(blob[8 + 8 * count : 8 + 12 * count])
     except (QueueError, ValueError, TypeError, struct.error, MemoryError):
         return None  # damaged bytes: the lengths no longer describe the blob
-    blob_size = len(row[1])
-    # The blob's own lengths must account for every byte of it, and its count match the row's.
-    if len(lines) != int(row[0]) or blob_size != 8 + 12 * len(lines) + sum(
-        len(line) for _, line in lines
-    ):
+    if count != int(row[0]) or len(blob) != 8 + 12 * count + sum(sizes):
         return None
     return lines
 
