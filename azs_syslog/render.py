@@ -52,25 +52,30 @@ if TYPE_CHECKING:
 # Controls a JSON text may hold unescaped (JSON escapes only U+0000-U+001F): DEL, C1, U+2028,
 # U+2029. A line holding one takes the escaping path (cef.py maps them).
 _RAW_CONTROLS: Final = re.compile("[\x7f-\x9f\u2028\u2029]")
-# JSON escapes that cannot write a control character but CR and LF.
-_HARMLESS_ESCAPES: Final = frozenset(("\\", '"', "/", "n", "r"))
+# JSON escapes that write no control character but CR and LF (an escaped backslash aside).
+_HARMLESS_ESCAPES: Final = frozenset(('"', "/", "n", "r"))
 
 
 def may_hold_controls(line: str) -> bool:
     """Whether the values of JSON text ``line`` may hold a control character other than CR,
     LF and NUL (docs/cef-mapping.md): JSON writes those as escapes other than ``\\\\``,
     ``\\"``, ``\\/``, ``\\n`` and ``\\r`` (``\\t``, ``\\u001b`` ...), or holds them raw (DEL, C1,
-    U+2028, U+2029). Cheap where the exact check is not: the backslashes are found by a fast
-    single-character search (a two-character one is several times slower), and most lines
-    hold a few, or none. A false positive (``\\u00e9``) only costs the exact check."""
+    U+2028, U+2029). Cheap where the exact check on the values is not: one split at the
+    backslashes (Windows paths hold a few), then a look at the character after each escape.
+    A false positive (``\\u00e9``) only costs the exact check."""
     if "\x7f" in line or (not line.isascii() and _RAW_CONTROLS.search(line) is not None):
         return True
-    find = line.find
-    at = find("\\")
-    while at >= 0:
-        if line[at + 1 : at + 2] not in _HARMLESS_ESCAPES:
+    pieces = line.split("\\")
+    count = len(pieces)
+    index = 1
+    while index < count:
+        piece = pieces[index]
+        if not piece:  # an escaped backslash: the piece after its second half is plain text
+            index += 2
+            continue
+        if piece[0] not in _HARMLESS_ESCAPES:
             return True
-        at = find("\\", at + 2)
+        index += 1
     return False
 
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from azs_syslog.errors import EventError
 from azs_syslog.events import load_json, parse_event
 from azs_syslog.events.windows import EXTENSIONS, KEYWORDS, LEVEL, LIST, STR, UINT
-from azs_syslog.render import COMPILED, Renderer, RenderSettings
+from azs_syslog.render import COMPILED, Renderer, RenderSettings, may_hold_controls
 from tests.cef_decoder import RAW_CONTROL_RE, decode_syslog, value_decoded
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -466,3 +466,20 @@ def test_compiled_plan_rejects_bad_entries(args: tuple[Any, ...]) -> None:
         _speedups.compile_plan(*args)
     with pytest.raises(ValueError):
         _speedups.render({}, "not a plan")
+
+
+@SETTINGS
+@given(values=st.lists(TEXT, max_size=4), ascii_only=st.booleans())
+def test_may_hold_controls_has_no_false_negative(values: list[str], ascii_only: bool) -> None:
+    """The fused path's cheap look at the JSON text never misses a control character a value
+    holds (other than CR, LF and NUL, which have their own rules)."""
+    line = json.dumps({"type": "windows", "values": values}, ensure_ascii=ascii_only)
+    held = any(
+        RAW_CONTROL_RE.search(value.replace("\r", "").replace("\n", "").replace("\x00", ""))
+        for value in values
+    )
+    if held:
+        assert may_hold_controls(line)
+    if "\\" not in line and "\x7f" not in line and line.isascii():
+        assert not may_hold_controls(line)
+    assert not may_hold_controls(json.dumps({"path": "C:\\Windows\\temp\\x", "q": '"/'}))
