@@ -14,7 +14,8 @@
  *       (-1: none); suffix: text written after a joined list (None: nothing).
  *   render(obj, plan) -> (extensions: bytes, value of slot 0, ...) | None
  *
- * Escaping (SPEC section 6, cef.py): \ -> \\, = -> \=, CR -> \r, LF -> \n, NUL -> U+FFFD.
+ * Escaping (cef.py, docs/cef-mapping.md): \ -> \\, = -> \=, CR -> \r, LF -> \n, NUL -> U+FFFD;
+ * VT, FF, FS, GS, RS, NEL, U+2028, U+2029 -> \n; TAB -> space; other C0, DEL, C1 -> U+FFFD.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -175,48 +176,91 @@ put(Buffer *buf, const char *bytes, Py_ssize_t n)
     return 0;
 }
 
-/* 1 for the bytes an extension value escapes. */
+#if defined(__GNUC__) || defined(__clang__)
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#else
+#define LIKELY(x) (x)
+#endif
+
+/* What an extension value makes of each byte (cef.py): 0 copied; the others below. 0xC2 and
+ * 0xE2 start the UTF-8 of the C1 controls (U+0080-U+009F) and of U+2028 / U+2029: the next
+ * bytes decide. */
+enum { E_COPY = 0, E_BACKSLASH, E_REPLACE, E_LINE, E_SPACE, E_CR, E_LF, E_C2, E_E2 };
 static const unsigned char ESCAPED[256] = {
-    [0] = 1, ['\\'] = 1, ['='] = 1, ['\r'] = 1, ['\n'] = 1,
+    [0x00] = E_REPLACE, [0x01] = E_REPLACE, [0x02] = E_REPLACE, [0x03] = E_REPLACE,
+    [0x04] = E_REPLACE, [0x05] = E_REPLACE, [0x06] = E_REPLACE, [0x07] = E_REPLACE,
+    [0x08] = E_REPLACE, ['\t'] = E_SPACE,   ['\n'] = E_LF,      [0x0B] = E_LINE,
+    [0x0C] = E_LINE,    ['\r'] = E_CR,      [0x0E] = E_REPLACE, [0x0F] = E_REPLACE,
+    [0x10] = E_REPLACE, [0x11] = E_REPLACE, [0x12] = E_REPLACE, [0x13] = E_REPLACE,
+    [0x14] = E_REPLACE, [0x15] = E_REPLACE, [0x16] = E_REPLACE, [0x17] = E_REPLACE,
+    [0x18] = E_REPLACE, [0x19] = E_REPLACE, [0x1A] = E_REPLACE, [0x1B] = E_REPLACE,
+    [0x1C] = E_LINE,    [0x1D] = E_LINE,    [0x1E] = E_LINE,    [0x1F] = E_REPLACE,
+    ['\\'] = E_BACKSLASH, ['='] = E_BACKSLASH, [0x7F] = E_REPLACE,
+    [0xC2] = E_C2,      [0xE2] = E_E2,
 };
 
 static int
 put_escaped(Buffer *buf, const char *text, Py_ssize_t n)
 {
-    if (n > PY_SSIZE_T_MAX / 4 || reserve(buf, 3 * n) < 0) { /* NUL -> 3 bytes */
+    /* At most 3 bytes out per byte in: a 1-byte control becomes U+FFFD. */
+    if (n > PY_SSIZE_T_MAX / 4 || reserve(buf, 3 * n) < 0) {
         if (!PyErr_Occurred()) {
             PyErr_NoMemory();
         }
         return -1;
     }
+    const unsigned char *in = (const unsigned char *)text;
     char *out = buf->data + buf->len;
     Py_ssize_t start = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if (!ESCAPED[c]) {
+        unsigned char c = in[i];
+        int action = ESCAPED[c];
+        if (LIKELY(action == E_COPY)) {
             continue;
+        }
+        Py_ssize_t width = 1; /* the bytes of the character replaced */
+        if (action == E_C2) {
+            /* U+0080-U+009F: C2 80-C2 9F; U+0085 (NEL) is a line break. */
+            if (i + 1 >= n || in[i + 1] > 0x9F) {
+                continue;
+            }
+            action = in[i + 1] == 0x85 ? E_LINE : E_REPLACE;
+            width = 2;
+        }
+        else if (action == E_E2) {
+            /* U+2028 / U+2029: E2 80 A8 / E2 80 A9. */
+            if (i + 2 >= n || in[i + 1] != 0x80 || (in[i + 2] != 0xA8 && in[i + 2] != 0xA9)) {
+                continue;
+            }
+            action = E_LINE;
+            width = 3;
         }
         memcpy(out, text + start, (size_t)(i - start));
         out += i - start;
-        start = i + 1;
-        switch (c) {
-        case 0:
+        switch (action) {
+        case E_REPLACE:
             *out++ = (char)0xEF; /* U+FFFD */
             *out++ = (char)0xBF;
             *out++ = (char)0xBD;
             break;
-        case '\r':
+        case E_SPACE:
+            *out++ = ' ';
+            break;
+        case E_CR:
             *out++ = '\\';
             *out++ = 'r';
             break;
-        case '\n':
+        case E_LF:
+        case E_LINE:
             *out++ = '\\';
             *out++ = 'n';
             break;
-        default:
+        default: /* E_BACKSLASH */
             *out++ = '\\';
             *out++ = (char)c;
         }
+        i += width - 1;
+        start = i + 1;
     }
     memcpy(out, text + start, (size_t)(n - start));
     out += n - start;

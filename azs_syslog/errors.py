@@ -74,8 +74,49 @@ class EventError(AzsSyslogError):
         return prefix + self.message
 
 
+REPAIR_FIX = (
+    "the queue file is damaged: stop the forwarder, then run azs-syslog forwarder repair"
+    " (it keeps the damaged file and recovers every readable event)"
+)
+
+# SQLite's result codes for a damaged database file. A short read (the file ends before a
+# page it refers to) is reported as an I/O error, but is damage too.
+_DAMAGE_CODES = frozenset(("SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_IOERR_SHORT_READ"))
+_DAMAGE_TEXTS = ("malformed", "file is not a database")
+
+
+def is_damaged_database(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) says the database file is damaged,
+    as opposed to unreadable for a reason the operator fixes otherwise (permissions, space)."""
+    for _ in range(8):  # a short chain: QueueError from sqlite3.Error, at most re-raised once
+        if exc is None:
+            return False
+        name = str(getattr(exc, "sqlite_errorname", ""))
+        if name.startswith("SQLITE_CORRUPT") or name in _DAMAGE_CODES:
+            return True
+        if any(text in str(exc) for text in _DAMAGE_TEXTS):
+            return True
+        exc = exc.__cause__
+    return False
+
+
 class QueueError(AzsSyslogError):
-    """The durable queue could not be opened or written."""
+    """The durable queue could not be opened or written.
+
+    When the error comes from a damaged database file (see ``is_damaged_database``), its fix
+    names ``forwarder repair``, whatever fix the raiser gave: the raiser cannot tell damage
+    from other failures of the same statement, this can.
+    """
+
+    @property
+    def fix(self) -> str | None:
+        if is_damaged_database(self):
+            return REPAIR_FIX
+        return self._fix
+
+    @fix.setter
+    def fix(self, value: str | None) -> None:
+        self._fix = value
 
 
 class AccessError(AzsSyslogError):

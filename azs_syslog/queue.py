@@ -831,3 +831,20 @@ class Queue:
     @_reads
     def batch_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM batches").fetchone()[0])
+
+    # --- repair
+
+    def restore_gap(self, events: int, first_ms: int, last_ms: int) -> None:
+        """Add a gap carried over from a damaged queue (``forwarder repair``) to the pending
+        one, so the warning event still reports it."""
+        with self._write():
+            self._add({"gap_events": events})
+            old_first = self._counter("gap_first_ms")
+            old_last = self._counter("gap_last_ms")
+            self._db.executemany(
+                "UPDATE counters SET value = ? WHERE name = ?",
+                [
+                    (min(old_first, first_ms) if old_first else first_ms, "gap_first_ms"),
+                    (max(old_last, last_ms), "gap_last_ms"),
+                ],
+            )

@@ -4,7 +4,7 @@
 docs/architecture.md); the worker renders a queued batch again only when the settings it was
 rendered under (``RenderSettings.key``) are no longer the current ones.
 
-Speed (SPEC section 10): the constant parts are built once per ``Renderer``; the timestamp once
+Speed (docs/performance.md): the constant parts are built once per ``Renderer``; the timestamp once
 per second; the escaped CEF header once per (signature, name, severity); extension values are
 checked for characters to escape in one scan; the message is encoded and measured once.
 Windows events of a shape seen before skip the ``Event`` altogether (``render_line``'s fused
@@ -13,6 +13,7 @@ path, docs/performance.md "Encoding").
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -46,6 +47,36 @@ from azs_syslog.events.windows import _name as windows_name
 
 if TYPE_CHECKING:
     from azs_syslog.config import Config
+
+
+# Controls a JSON text may hold unescaped (JSON escapes only U+0000-U+001F): DEL, C1, U+2028,
+# U+2029. A line holding one takes the escaping path (cef.py maps them).
+_RAW_CONTROLS: Final = re.compile("[\x7f-\x9f\u2028\u2029]")
+# JSON escapes that write no control character but CR and LF (an escaped backslash aside).
+_HARMLESS_ESCAPES: Final = frozenset(('"', "/", "n", "r"))
+
+
+def may_hold_controls(line: str) -> bool:
+    """Whether the values of JSON text ``line`` may hold a control character other than CR,
+    LF and NUL (docs/cef-mapping.md): JSON writes those as escapes other than ``\\\\``,
+    ``\\"``, ``\\/``, ``\\n`` and ``\\r`` (``\\t``, ``\\u001b`` ...), or holds them raw (DEL, C1,
+    U+2028, U+2029). Cheap where the exact check on the values is not: one split at the
+    backslashes (Windows paths hold a few), then a look at the character after each escape.
+    A false positive (``\\u00e9``) only costs the exact check."""
+    if "\x7f" in line or (not line.isascii() and _RAW_CONTROLS.search(line) is not None):
+        return True
+    pieces = line.split("\\")
+    count = len(pieces)
+    index = 1
+    while index < count:
+        piece = pieces[index]
+        if not piece:  # an escaped backslash: the piece after its second half is plain text
+            index += 2
+            continue
+        if piece[0] not in _HARMLESS_ESCAPES:
+            return True
+        index += 1
+    return False
 
 
 def _not_built(obj: dict[str, Any], plan: object) -> tuple[Any, ...] | None:
@@ -345,15 +376,24 @@ class Renderer:
         if min(uints(raw)) < 0 or "" in strings(raw):
             return None
         extensions = template % values
-        # Values can hold a character to escape (\\ = CR LF NUL) only if the JSON text holds a
-        # backslash (JSON writes CR, LF and NUL as escapes) or "=": most lines hold neither.
-        if "\\" in line or "=" in line:
+        # Values can hold a character to escape (\\ = and the controls) only if the JSON text
+        # holds a backslash (JSON writes C0 controls as escapes), "=", or a control JSON may
+        # hold raw (DEL, C1, U+2028, U+2029): most lines hold none of them.
+        if (
+            "\\" in line
+            or "=" in line
+            or "\x7f" in line
+            or (not line.isascii() and _RAW_CONTROLS.search(line) is not None)
+        ):
             # A value holds "=" if the line does, or as \u003d: look in the values written as
             # text. Without one, escape the whole text at once (keys hold nothing to escape).
+            controls = may_hold_controls(line)
             if "=" in line or "=" in "".join(texts(values)):
-                extensions = cef.encode_extensions(keys, escape_template, list(values))
+                extensions = cef.encode_extensions(
+                    keys, escape_template, list(values), controls=controls
+                )
             else:
-                extensions = cef.escape_extension_text(extensions)
+                extensions = cef.escape_extension_text(extensions, controls=controls)
         try:
             encoded = extensions.encode()
         except UnicodeEncodeError:  # lone surrogates
@@ -370,7 +410,12 @@ class Renderer:
 
     def _reference(self, line: str, accepted_ms: int) -> bytes | None:
         """The reference path for a line the fused path does not take: parsed by json."""
-        plain = "\\" not in line and "=" not in line
+        plain = (
+            "\\" not in line
+            and "=" not in line
+            and "\x7f" not in line
+            and (line.isascii() or _RAW_CONTROLS.search(line) is None)
+        )
         return self.render_event(parse_event(load_json(line)), accepted_ms, plain)
 
     def _find_plan(self, line: str, obj: dict[str, Any]) -> tuple[Any, ...] | None:

@@ -1,8 +1,9 @@
 """An independent, strict decoder of the syslog + CEF messages azs-syslog writes.
 
-Written from SPEC section 6 and the CEF rules alone; it imports nothing from azs_syslog. Strict:
-header escapes only ``\\\\`` and ``\\|``; extension escapes only ``\\\\ \\= \\n \\r``; exactly seven
-header fields; keys ``[A-Za-z0-9_]+``; anything else is an error (``DecodeError``).
+Written from docs/cef-mapping.md and the CEF rules alone; it imports nothing from azs_syslog.
+Strict: header escapes only ``\\\\`` and ``\\|``; extension escapes only ``\\\\ \\= \\n
+\\r``; exactly seven header fields; keys ``[A-Za-z0-9_]+``; no raw control character; anything
+else is an error (``DecodeError``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,38 @@ RFC5424_RE = re.compile(
     r"([!-~]{1,32}) - (CEF:.*)\Z",
     re.DOTALL,
 )
+
+
+# No control character may reach the wire raw (docs/cef-mapping.md): C0, DEL, C1, and the two
+# Unicode line and paragraph separators.
+RAW_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# The controls an extension value writes as "\n" (line-break-like).
+LINE_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def header_decoded(text: str) -> str:
+    """What a header field holding ``text`` decodes to, by the documented mapping: NUL becomes
+    U+FFFD, every other control a space."""
+    return "".join("\ufffd" if c == "\x00" else " " if RAW_CONTROL_RE.match(c) else c for c in text)
+
+
+def value_decoded(text: str) -> str:
+    """What an extension value holding ``text`` decodes to, by the documented mapping: CR and LF
+    round-trip (escaped), the line-break-like controls become LF, TAB a space, every other
+    control (NUL included) U+FFFD."""
+    out = []
+    for c in text:
+        if c in "\r\n":
+            out.append(c)
+        elif c in LINE_BREAKS:
+            out.append("\n")
+        elif c == "\t":
+            out.append(" ")
+        elif RAW_CONTROL_RE.match(c):
+            out.append("\ufffd")
+        else:
+            out.append(c)
+    return "".join(out)
 
 
 class DecodeError(ValueError):
@@ -90,6 +123,9 @@ def decode_syslog(message: bytes) -> SyslogMessage:
     if message.startswith(b"\xef\xbb\xbf"):
         raise DecodeError("BOM")
     text = message.decode("utf-8")  # strict: raises on invalid UTF-8
+    raw_control = RAW_CONTROL_RE.search(text)
+    if raw_control:
+        raise DecodeError(f"raw control character {raw_control.group()!r} in the message")
     match = RFC5424_RE.match(text)
     if match:
         pri, stamp, host, app, msgid, payload = match.groups()

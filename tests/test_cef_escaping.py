@@ -9,15 +9,20 @@ import pytest
 
 from azs_syslog import cef
 from azs_syslog.render import Renderer, RenderSettings
-from tests.cef_decoder import decode_syslog
+from tests.cef_decoder import RAW_CONTROL_RE, decode_syslog, header_decoded, value_decoded
 
 NASTY = "a|b\\c=d\re\nf\x00g\th日本語🙂 |x=y \\"
 # What the header and extension rules make of NASTY.
-NASTY_HEADER = "a\\|b\\\\c=d e f\ufffdg\th日本語🙂 \\|x=y \\\\"
-NASTY_VALUE = "a|b\\\\c\\=d\\re\\nf\ufffdg\th日本語🙂 |x\\=y \\\\"
-# What a strict decoder gets back (CR/LF in a header become spaces; NUL becomes U+FFFD).
-NASTY_HEADER_DECODED = "a|b\\c=d e f\ufffdg\th日本語🙂 |x=y \\"
-NASTY_VALUE_DECODED = "a|b\\c=d\re\nf\ufffdg\th日本語🙂 |x=y \\"
+NASTY_HEADER = "a\\|b\\\\c=d e f\ufffdg h日本語🙂 \\|x=y \\\\"
+NASTY_VALUE = "a|b\\\\c\\=d\\re\\nf\ufffdg h日本語🙂 |x\\=y \\\\"
+# What a strict decoder gets back (CR/LF/TAB in a header become spaces; NUL becomes U+FFFD).
+NASTY_HEADER_DECODED = "a|b\\c=d e f\ufffdg h日本語🙂 |x=y \\"
+NASTY_VALUE_DECODED = "a|b\\c=d\re\nf\ufffdg h日本語🙂 |x=y \\"
+# Control characters receivers take for line breaks or obey (ESC sequences, CSI), and the
+# neighbours that are not controls (NBSP, U+2027, U+00A0-U+00BF: same UTF-8 lead byte as C1).
+CONTROLS = "\x1b[31mred\x1b[0m\x85nel\u2028ls\u2029ps\x7fdel\x9bcsi\x0bvt\x0cff\x01\x1f\x80\x9f"
+CONTROLS_HEADER = " [31mred [0m nel ls ps del csi vt ff    "
+CONTROLS_VALUE = "\ufffd[31mred\ufffd[0m\\nnel\\nls\\nps\ufffddel\ufffdcsi\\nvt\\nff" + "\ufffd" * 4
 
 VECTORS = [
     ("|", "\\|", "|"),
@@ -27,12 +32,26 @@ VECTORS = [
     ("\n", " ", "\\n"),
     ("\r\n", "  ", "\\r\\n"),
     ("\x00", "\ufffd", "\ufffd"),
-    ("\t", "\t", "\t"),
+    ("\t", " ", " "),
+    ("\x0b", " ", "\\n"),
+    ("\x0c", " ", "\\n"),
+    ("\x1c\x1d\x1e", "   ", "\\n\\n\\n"),
+    ("\x85", " ", "\\n"),
+    ("\u2028", " ", "\\n"),
+    ("\u2029", " ", "\\n"),
+    ("\x1b", " ", "\ufffd"),
+    ("\x7f", " ", "\ufffd"),
+    ("\x80", " ", "\ufffd"),
+    ("\x9b", " ", "\ufffd"),
+    ("\x9f", " ", "\ufffd"),
+    ("\xa0\xbf\u2027\u202a", "\xa0\xbf\u2027\u202a", "\xa0\xbf\u2027\u202a"),
     ("日本", "日本", "日本"),
     ("\\|", "\\\\\\|", "\\\\|"),
     ("\\=", "\\\\=", "\\\\\\="),
     ("\\n", "\\\\n", "\\\\n"),
     (NASTY, NASTY_HEADER, NASTY_VALUE),
+    (CONTROLS, CONTROLS_HEADER, CONTROLS_VALUE),
+    ("a=\x85b\\", "a= b\\\\", "a\\=\\nb\\\\"),
 ]
 
 
@@ -61,7 +80,7 @@ def _render(event: dict[str, Any]) -> bytes:
 def _all_fields_event(text: str) -> list[tuple[dict[str, Any], str, str]]:
     """Events that carry ``text`` in every header field and extension value they have,
     with the (signature, name) the header must decode to."""
-    decoded_header = text.replace("\r", " ").replace("\n", " ").replace("\x00", "\ufffd")
+    decoded_header = header_decoded(text)
     return [
         (
             {
@@ -105,11 +124,12 @@ def _all_fields_event(text: str) -> list[tuple[dict[str, Any], str, str]]:
 
 @pytest.mark.parametrize("text", [v[0] for v in VECTORS] + ["x rt=1 y", "|7|", " a=b c=d "])
 def test_every_field_round_trips_through_a_strict_decoder(text: str) -> None:
-    value_decoded = text.replace("\x00", "\ufffd")
+    expected_value = value_decoded(text)
     for event, signature, name in _all_fields_event(text):
         message = _render(event)
         for raw in (b"\r", b"\n", b"\x00"):
             assert raw not in message
+        assert not RAW_CONTROL_RE.search(message.decode())
         decoded = decode_syslog(message)
         assert decoded.cef.signature_id == signature
         assert decoded.cef.name == name
@@ -119,7 +139,7 @@ def test_every_field_round_trips_through_a_strict_decoder(text: str) -> None:
         expected_number = {"alert": 2, "windows": 4, "arm": 2, "pep": 2}[event["type"]]
         assert len(texts) == expected_number
         for value in texts:
-            assert value_decoded in value
+            assert expected_value in value
 
 
 def test_no_input_creates_a_new_message() -> None:
@@ -235,20 +255,22 @@ EVERY_STRING_FIELD: list[tuple[dict[str, Any], str]] = [
 @pytest.mark.parametrize(
     ("base", "field"), EVERY_STRING_FIELD, ids=[f"{b['type']}.{f}" for b, f in EVERY_STRING_FIELD]
 )
-def test_nasty_text_in_every_string_field(base: dict[str, Any], field: str) -> None:
+@pytest.mark.parametrize("nasty", [NASTY, CONTROLS], ids=["nasty", "controls"])
+def test_nasty_text_in_every_string_field(base: dict[str, Any], field: str, nasty: str) -> None:
     event = json.loads(json.dumps(base))
     if field == "extensions.custom":
-        event["extensions"]["custom"] = NASTY
+        event["extensions"]["custom"] = nasty
     else:
-        event[field] = NASTY
+        event[field] = nasty
     message = _render(event)
     for raw in (b"\r", b"\n", b"\x00"):
         assert raw not in message
+    assert not RAW_CONTROL_RE.search(message.decode())
     decoded = decode_syslog(message)
     header = [decoded.cef.signature_id, decoded.cef.name]
     values = [value for _, value in decoded.cef.extensions]
-    in_header = any(NASTY_HEADER_DECODED in text for text in header)
-    in_values = any(NASTY_VALUE_DECODED in text for text in values)
+    in_header = any(header_decoded(nasty) in text for text in header)
+    in_values = any(value_decoded(nasty) in text for text in values)
     assert in_header or in_values
     if field in ("fault_type_id", "alert_id", "provider_name", "task_name", "AzsFaultTypeName"):
         assert in_header

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from azs_syslog.errors import EventError
 from azs_syslog.events import load_json, parse_event
 from azs_syslog.events.windows import EXTENSIONS, KEYWORDS, LEVEL, LIST, STR, UINT
-from azs_syslog.render import COMPILED, Renderer, RenderSettings
+from azs_syslog.render import COMPILED, Renderer, RenderSettings, may_hold_controls
+from tests.cef_decoder import RAW_CONTROL_RE, decode_syslog, value_decoded
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ACCEPTED_MS = 1795687200777
@@ -38,7 +39,14 @@ PATHS = pytest.mark.parametrize(
 )
 
 # Text that needs every kind of escaping, lone surrogates and non-ASCII included.
-TEXT = st.text(max_size=40) | st.sampled_from(["", "a\\b", "x=y", "\r\n", "\x00", "\ud800", "é|"])
+# Control characters (docs/cef-mapping.md) and their neighbours in UTF-8 (U+00A0-U+00BF share
+# the lead byte of the C1 controls, U+2000-U+2FFF that of U+2028 / U+2029).
+CONTROLS = "\t\x0b\x0c\x1b\x1c\x1f\x7f\x80\x85\x9b\x9f\xa0\xbf\u2027\u2028\u2029\u202a"
+TEXT = (
+    st.text(max_size=40)
+    | st.sampled_from(["", "a\\b", "x=y", "\r\n", "\x00", "\ud800", "é|", "\x1b[1m\x85\u2028"])
+    | st.text(st.sampled_from([*CONTROLS, "a", "=", "\\", "\n", "é"]), max_size=12)
+)
 ODD = st.sampled_from([None, True, False, 1.5, -1, 0, [], {}, ["a", 1, None], [""], "", "x"])
 UINTS = st.integers(0, 2**70) | st.integers(-5, -1)
 
@@ -152,6 +160,7 @@ def fused(renderer: Renderer, line: str) -> tuple[str, Any, int, int]:
     severity=st.sampled_from(["Default", "Verbose"]),
     limit=st.sampled_from([480, 600, 8192]),
     version=st.sampled_from(["0", "0.0"]),
+    ascii_only=st.booleans(),
 )
 def test_fused_path_equals_reference(
     compiled: bool,
@@ -161,6 +170,7 @@ def test_fused_path_equals_reference(
     severity: str,
     limit: int,
     version: str,
+    ascii_only: bool,
 ) -> None:
     settings_ = RenderSettings(
         message_format=message_format,
@@ -171,7 +181,8 @@ def test_fused_path_equals_reference(
     )
     renderer = Renderer(settings_, default_host="default-host", compiled=compiled)
     first = primer(event)
-    line = json.dumps(event)
+    # Not ASCII-only: DEL, C1 controls, U+2028 and U+2029 stand raw in the JSON text.
+    line = json.dumps(event, ensure_ascii=ascii_only)
     for _ in range(2):  # compile the shape's plan, then use it
         # An error: a shape no event can have (unknown field, extensions with a bad key).
         with contextlib.suppress(EventError):
@@ -272,6 +283,30 @@ def test_fused_path_json_escapes(compiled: bool, value: str) -> None:
     for line in (template % (value, "d"), template % ("c", value)):
         expected = reference(settings_, json.loads(line))
         assert fused(renderer, line) == expected
+
+
+@pytest.mark.parametrize("ascii_only", [True, False], ids=["escaped", "raw"])
+@pytest.mark.parametrize("char", list(CONTROLS), ids=[f"U+{ord(c):04X}" for c in CONTROLS])
+@PATHS
+def test_fused_path_control_characters(compiled: bool, char: str, ascii_only: bool) -> None:
+    """Each control character, alone, amid text, beside "=", "\\" and a multi-byte character,
+    in a string and a list field: the fused path gives the reference's bytes, and no control
+    reaches the message raw."""
+    settings_ = RenderSettings(output_severity="Verbose")
+    base = {"type": "windows", "provider_name": "P", "event_id": 1, "level": 4}
+    renderer = primed(
+        settings_, json.dumps(base | {"channel": "c", "event_data": ["d"]}), compiled=compiled
+    )
+    for text in (char, f"a{char}b", f"={char}\\", f"é{char}{char}日", f"{char}x=y{char}"):
+        event = base | {"channel": text, "event_data": [text, "z"]}
+        line = json.dumps(event, ensure_ascii=ascii_only)
+        expected = reference(settings_, json.loads(line))
+        assert fused(renderer, line) == expected
+        message = expected[1]
+        assert isinstance(message, bytes)
+        assert not RAW_CONTROL_RE.search(message.decode())
+        decoded = decode_syslog(message.split(b" ", 1)[1])
+        assert decoded.cef.ext()["MasChannel"] == value_decoded(text)
 
 
 @pytest.mark.parametrize(
@@ -431,3 +466,20 @@ def test_compiled_plan_rejects_bad_entries(args: tuple[Any, ...]) -> None:
         _speedups.compile_plan(*args)
     with pytest.raises(ValueError):
         _speedups.render({}, "not a plan")
+
+
+@SETTINGS
+@given(values=st.lists(TEXT, max_size=4), ascii_only=st.booleans())
+def test_may_hold_controls_has_no_false_negative(values: list[str], ascii_only: bool) -> None:
+    """The fused path's cheap look at the JSON text never misses a control character a value
+    holds (other than CR, LF and NUL, which have their own rules)."""
+    line = json.dumps({"type": "windows", "values": values}, ensure_ascii=ascii_only)
+    held = any(
+        RAW_CONTROL_RE.search(value.replace("\r", "").replace("\n", "").replace("\x00", ""))
+        for value in values
+    )
+    if held:
+        assert may_hold_controls(line)
+    if "\\" not in line and "\x7f" not in line and line.isascii():
+        assert not may_hold_controls(line)
+    assert not may_hold_controls(json.dumps({"path": "C:\\Windows\\temp\\x", "q": '"/'}))

@@ -11,13 +11,18 @@ from hypothesis import strategies as st
 
 from azs_syslog.events.windows import parse_windows, parse_windows_checked
 from azs_syslog.render import Renderer, RenderSettings
-from tests.cef_decoder import decode_syslog, unframe_octet_counted
+from tests.cef_decoder import decode_syslog, header_decoded, unframe_octet_counted, value_decoded
 from tests.test_cef_escaping import EVERY_STRING_FIELD
 from tests.test_cef_golden import MAS_ROWS
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-TEXT = st.text(max_size=60)
-NONEMPTY = st.text(min_size=1, max_size=60)
+# Arbitrary Unicode, and text dense in control characters (docs/cef-mapping.md).
+CONTROL_TEXT = st.text(
+    st.sampled_from([*"\t\x0b\x0c\x1b\x1c\x7f\x80\x85\x9b\x9f\u2028\u2029", "a", "=", "\\", "|"]),
+    max_size=20,
+)
+TEXT = st.text(max_size=60) | CONTROL_TEXT
+NONEMPTY = st.text(min_size=1, max_size=60) | CONTROL_TEXT.filter(bool)
 HOSTS = st.from_regex(r"[!-~]{1,60}", fullmatch=True)
 KEYS = st.from_regex(r"[A-Za-z0-9_]{1,12}", fullmatch=True)
 FORMATS = st.sampled_from(["rfc3164", "rfc5424"])
@@ -25,12 +30,13 @@ FRAMINGS = st.sampled_from(["octet-counting", "lf", "none"])
 
 
 def header_text(text: str) -> str:
-    """What a header field decodes to: CR and LF become spaces, NUL U+FFFD."""
-    return text.replace("\r", " ").replace("\n", " ").replace("\x00", "\ufffd")
+    """What a header field decodes to: NUL becomes U+FFFD, every other control a space."""
+    return header_decoded(text)
 
 
 def value_text(text: str) -> str:
-    return text.replace("\x00", "\ufffd")
+    """What an extension value decodes to (docs/cef-mapping.md)."""
+    return value_decoded(text)
 
 
 def unframe(framed: bytes, framing: str) -> bytes:

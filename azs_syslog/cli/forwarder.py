@@ -307,3 +307,45 @@ def release_held(as_json: bool) -> None:
         )
     else:
         note(f"no events are held under the current configuration ({transport})")
+
+
+@forwarder.command("repair")
+@json_option
+def repair(as_json: bool) -> None:
+    """Rebuild a damaged queue database from what can still be read of it.
+
+    Checks the queue (PRAGMA integrity_check) and leaves a healthy one untouched. A damaged
+    one is moved aside, in the same directory, as queue.sqlite3.damaged-<UTC time> (with its
+    -wal and -shm), and every batch that can still be read is rendered again into a fresh
+    queue, with the persistent counters. Refused while a forwarder runs for this home: stop it
+    first.
+
+    \b
+    Exit codes: 0 nothing to repair, or everything recovered; 3 repaired, but some events
+    were lost; 1 nothing could be read (a fresh, empty queue replaces it), or a failure.
+
+    \b
+    Examples:
+      systemctl stop azs-syslog-forwarder
+      azs-syslog forwarder repair
+      systemctl start azs-syslog-forwarder
+    """
+    from azs_syslog.repair import repair_queue
+
+    report = repair_queue()
+    if as_json:
+        emit_json(report.as_dict())
+    elif not report.needed:
+        note(f"{report.path}: the queue is healthy; nothing to repair")
+    else:
+        lost = "an unknown number of" if report.events_lost is None else str(report.events_lost)
+        note(f"{report.path}: damaged ({report.problem})")
+        for moved in report.moved_to:
+            note(f"moved aside: {moved}")
+        note(
+            f"recovered {report.batches_recovered} batches ({report.events_recovered} events);"
+            f" lost {report.batches_lost} batches ({lost} events)"
+            + ("" if report.counters_recovered else "; the counters could not be read")
+        )
+    if not report.complete:
+        sys.exit(ExitCode.PARTIAL if report.read_anything else ExitCode.FAILED)

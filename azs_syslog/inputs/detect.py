@@ -3,9 +3,9 @@
 ``--input-format auto`` (the default) looks at the start of the input: the EVTX magic
 ``ElfFile\\0``; else, after a BOM and blanks, a tag (``<`` and a name, ``<?`` or ``<!``) for
 Event XML; else JSON, which is a PowerShell ``Get-WinEvent`` export when its first object has
-``Id`` and ``ProviderName`` and no ``type``, and our own JSON otherwise. Every format yields what the
-JSON reader yields (a JSON text, bytes that are not text, or a parsed object), so validation,
-rendering and the queue are the same for all of them.
+``Id`` and ``ProviderName`` and no ``type``, and our own JSON otherwise. Every format yields
+what the JSON reader yields (a JSON text, bytes that are not text, or a parsed object), so
+validation, rendering and the queue are the same for all of them.
 
 Numbers are line numbers, except for EVTX, where they are the records' EventRecordID.
 Damaged parts that are skipped (an EVTX chunk or record, XML that stops being well-formed) are
