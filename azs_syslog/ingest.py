@@ -315,6 +315,46 @@ class IngestFailure(QueueError):
         self.ranges = ranges if ranges is not None else [(first, None) for first in first_lines]
 
 
+class StopSignals:
+    """SIGTERM and SIGINT for one producer reading its input (``send-event`` without
+    ``--jobs``): the handler records the signal; only while the producer waits for its next
+    record (a quiet pipe) does it also interrupt that wait, so a record is never half handled
+    and the report of what was queued is exact."""
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self.reading = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.requested = signal.Signals(signum).name
+        if self.reading:
+            raise KeyboardInterrupt(self.requested)
+
+    def __enter__(self) -> StopSignals:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def _next_record(
+    records: Iterator[tuple[int, str | bytes | dict[str, object]]], stop: StopSignals | None
+) -> tuple[int, str | bytes | dict[str, object]] | None:
+    if stop is None:
+        return next(records, None)
+    stop.reading = True
+    try:
+        if stop.requested is not None:
+            return None
+        return next(records, None)
+    finally:
+        stop.reading = False
+
+
 @dataclass(frozen=True)
 class IngestResult:
     accepted: int
@@ -335,6 +375,7 @@ def enqueue_records(
     generation: int = 0,
     level: int = 0,
     read_to_end: bool = True,
+    stop: StopSignals | None = None,
 ) -> IngestResult:
     """Render and durably enqueue ``records`` (``(line_no, record)`` pairs, as
     ``events.iter_records`` yields them). When this returns, every accepted event is on disk.
@@ -346,6 +387,10 @@ def enqueue_records(
     When the queue stops taking events (a full disk), nothing more is rendered and
     ``IngestFailure`` says how many events were queued before and how many were not: the rest
     of ``records`` is counted when ``read_to_end`` (a file; not a pipe, which may never end).
+
+    ``stop`` (see :class:`StopSignals`): a SIGTERM or SIGINT ends the input after the record
+    being handled; what is rendered is committed and ``IngestFailure`` (``interrupted``) says
+    from which line on nothing was queued.
     """
     enqueuer = Enqueuer(
         queue,
@@ -360,17 +405,33 @@ def enqueue_records(
     )
     enqueuer.start()
     rest = iter(records)
+    last_line = 0  # the last line handed to the enqueuer whole
     try:
         try:
-            for line_no, record in rest:
-                enqueuer.add(line_no, record)
+            while stop is None or stop.requested is None:
+                item = _next_record(rest, stop)
+                if item is None:
+                    break
+                enqueuer.add(*item)
+                last_line = item[0]
                 if enqueuer.failure is not None:
                     break
         except EventError as exc:
             enqueuer.reject(exc.line or 0, error_reason(exc))
+        except KeyboardInterrupt:
+            pass  # a stop signal while waiting for input: ``stop.requested`` says which
     finally:
         enqueuer.close()
     result = IngestResult(enqueuer.accepted, enqueuer.rejected, enqueuer.truncated)
+    if stop is not None and stop.requested is not None and enqueuer.failure is None:
+        raise IngestFailure(
+            QueueError(f"stopped by {stop.requested} before the end of the input"),
+            result,
+            0,
+            [last_line + 1],
+            rest_unread=True,
+            interrupted=True,
+        )
     if enqueuer.failure is None:
         return result
     if read_to_end:

@@ -219,3 +219,77 @@ def test_killing_jobs_stops_the_producers(tmp_path: Path, signum: signal.Signals
         missing.update(range(first, (total if last is None else last) + 1))
     assert missing == set(range(1, total + 1)) - set(ids)
     assert f"stopped by {signum.name}" in stderr.decode()
+
+
+def _start_send_event(args: list[str], **popen: object) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "azs_syslog", "send-event", "--json", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        **popen,  # type: ignore[arg-type]
+    )
+
+
+def _wait_for_rows(minimum: int, timeout: float = 60.0) -> None:
+    queue_file = Path(os.environ["AZS_SYSLOG_HOME"], "state", "queue.sqlite3")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if queue_file.exists():
+            with Queue() as queue:
+                if queue.depth().events >= minimum:
+                    return
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {minimum} events queued after {timeout} s")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_one_process_reports_exactly_where_it_stopped(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """send-event without --jobs, stopped part-way: what it rendered is committed, the report
+    equals the rows in the queue, and the command it gives sends exactly the rest."""
+    source = write_events(tmp_path / "events.jsonl", 200_000)
+    proc = _start_send_event([str(source)])
+    try:
+        _wait_for_rows(2000)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 3, err
+    report = json.loads(out)
+    assert report["error"]["cause"] == "interrupted"
+    assert sig.name in report["error"]["message"]
+    ids = queued_ids()
+    assert sorted(ids) == list(range(1, report["accepted"] + 1))  # a prefix, each once
+    assert report["accepted"] < 200_000
+    assert report["not_queued_lines"] == [[report["accepted"] + 1, None]]
+    assert f"tail -n +{report['accepted'] + 1} " in report["error"]["fix"]
+
+
+def test_stopping_one_process_waiting_on_a_quiet_pipe(tmp_path: Path) -> None:
+    """A producer that waits for the next line of a pipe that stays open stops on SIGTERM at
+    once, with the lines it had read queued."""
+    lines = "".join(windows_event(n) + "\n" for n in range(1, 4)).encode()
+    proc = _start_send_event(["-"], stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(lines)
+        proc.stdin.flush()
+        _wait_for_rows(3)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 3, err
+    report = json.loads(out)
+    assert report["accepted"] == 3
+    assert report["rest_unread"] is True
+    assert sorted(queued_ids()) == [1, 2, 3]

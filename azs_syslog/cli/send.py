@@ -67,7 +67,13 @@ def send_event(source: str, jobs: int, input_format: str, as_json: bool) -> None
       azs-syslog send-event --jobs 2 --json big-export.jsonl
       azs-syslog send-event Security.evtx
     """
-    from azs_syslog.ingest import IngestFailure, Rejection, enqueue_jsonl_file, enqueue_records
+    from azs_syslog.ingest import (
+        IngestFailure,
+        Rejection,
+        StopSignals,
+        enqueue_jsonl_file,
+        enqueue_records,
+    )
     from azs_syslog.queue import Queue
     from azs_syslog.render import Renderer, RenderSettings
 
@@ -142,7 +148,7 @@ def send_event(source: str, jobs: int, input_format: str, as_json: bool) -> None
                 ) from exc
             label = source
         failure = None
-        with stream, open_queue(Queue) as queue:
+        with stream, open_queue(Queue) as queue, StopSignals() as stop:
             opened = open_events(stream, input_format, on_skip)
             unit[0] = opened.unit
             shown[0] = progress_for(source, stream, opened.format)
@@ -155,6 +161,7 @@ def send_event(source: str, jobs: int, input_format: str, as_json: bool) -> None
                     settings.key,
                     on_reject=on_reject,
                     read_to_end=source != "-",
+                    stop=stop,
                     **origin,
                 )
             except IngestFailure as exc:
@@ -194,7 +201,9 @@ def send_event(source: str, jobs: int, input_format: str, as_json: bool) -> None
             text += f" ({result.truncated} shortened to the maximum message size)"
         if skipped:
             text += f", skipped {len(skipped)} damaged part{'s' if len(skipped) != 1 else ''}"
-        if failure is not None:
+        if failure is not None and failure.rest_unread and not not_queued:
+            text += f", stopped before {_first_unread(failure, unit[0])}"
+        elif failure is not None:
             text += f", {not_queued} not queued ({describe_ranges(failure, unit[0])})"
             if failure.rest_unread:
                 text += " and the rest of the input not read"
@@ -266,6 +275,12 @@ def describe_ranges(failure: Any, unit: str = "line") -> str:
     return f"{unit}s " + ", ".join(spans) if spans else f"no {unit}"
 
 
+def _first_unread(failure: Any, unit: str) -> str:
+    """``line 44001``: where a stopped input was left (one part: no --jobs)."""
+    first = failure.ranges[0][0] if failure.ranges else "?"
+    return f"{unit} {first}"
+
+
 def failure_text(failure: Any, source: str, jobs: int, unit: str = "line") -> tuple[str, str]:
     """The error line and its fix for a partial ``send-event``."""
     from azs_syslog import paths
@@ -274,6 +289,9 @@ def failure_text(failure: Any, source: str, jobs: int, unit: str = "line") -> tu
     head = (
         f"{queued} event{'s' if queued != 1 else ''} queued, {failure.not_queued} not "
         f"({describe_ranges(failure, unit)})"
+        if failure.not_queued or not failure.rest_unread
+        else f"{queued} event{'s' if queued != 1 else ''} queued, none from "
+        f"{_first_unread(failure, unit)} on"
     )
     if unit != "line":
         # Not JSON lines (an .evtx file, Event XML): no tail or sed cuts it at a record.
