@@ -62,6 +62,8 @@ class ServerSettings:
     facility: int = DEFAULT_FACILITY
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     cef_version: str = "0"
+    # RELP (application-level acknowledgement) over TCP, or over TLS unless no_encryption.
+    use_relp: bool = False
 
     @property
     def transport(self) -> str:
@@ -167,6 +169,8 @@ def check_server(server: ServerSettings, *, path: str | None = None) -> None:
         raise fail("ServerName", f"write {normalized!r}, not {server.server_name!r}")
     if not 1 <= server.server_port <= 65535:
         raise fail("ServerPort", f"{server.server_port} is not a port number (1-65535)")
+    if server.use_relp and server.use_udp:
+        raise fail("UseRELP", "RELP runs over TCP (or TLS), not UDP: UseUDP must be false")
     if server.transport != "tls":
         for prop, value in (
             ("SkipCertificateCheck", server.skip_certificate_check),
@@ -234,6 +238,7 @@ def server_to_dict(server: ServerSettings) -> dict[str, Any]:
         "Facility": server.facility,
         "MaxMessageSize": server.max_message_size,
         "CefVersion": server.cef_version,
+        "UseRELP": server.use_relp,
     }
 
 
@@ -279,6 +284,7 @@ _SERVER_FIELDS: dict[str, tuple[str, type]] = {
     "Facility": ("facility", int),
     "MaxMessageSize": ("max_message_size", int),
     "CefVersion": ("cef_version", str),
+    "UseRELP": ("use_relp", bool),
 }
 _REQUIRED_SERVER_FIELDS = ("ServerName", "ServerPort")
 _OPTIONAL_NONE = frozenset({"TrustedCA"})

@@ -472,6 +472,10 @@ def connect(
     server: ServerSettings, client: ClientSettings, *, timeouts: Timeouts = Timeouts()
 ) -> Sender:
     """Connect to ``server`` with its configured transport; see the module docstring."""
+    if server.use_relp:
+        from azs_syslog import relp
+
+        return relp.connect(server, client, timeouts=timeouts)
     addresses = resolve(server)
     label = server_label(server)
     if server.transport == "udp":

@@ -121,6 +121,9 @@ class InFlight:
     messages: int  # messages written (the others were filtered out)
     end_offset: int  # plaintext bytes written on this connection up to the batch's end
     sent_at: float
+    # RELP: the bytes and message lengths written, to tell how much of a batch was answered.
+    wire_bytes: int = 0
+    lengths: Sequence[int] = ()
 
 
 @dataclass
@@ -209,6 +212,9 @@ class Worker:
         self._signals = 0
         self.started_ms = now_ms()
         self.socket_input: SocketInput | None = None
+        # RELP: batch id -> its leading messages the server already answered 200 (not resent).
+        self.answered_part: dict[int, int] = {}
+        self._sending: InFlight | None = None
         # Batches sent on an earlier run and never confirmed go out again first.
         resent = self.queue.requeue_sent()
         if resent:
@@ -378,8 +384,16 @@ class Worker:
         sender, self.sender = self.sender, None
         if sender is not None:
             sender.close(timeout=2.0)
+            if getattr(sender, "exact_acknowledgement", False):
+                self._settle_answered(sender)
         if requeue and self.inflight:
             resent = self.queue.requeue_sent()
+            ids = {i.batch_id for i in self.inflight}
+            answered = sum(n for batch_id, n in self.answered_part.items() if batch_id in ids)
+            if answered:
+                # Messages already answered 200 are skipped when their batch goes out again.
+                resent -= answered
+                self.queue.add_counters(resent=-answered)
             self.log(f"{resent} events sent but not confirmed will be sent again")
         self.inflight = []
         self.last_sent_id = 0
@@ -412,6 +426,37 @@ class Worker:
 
     # --- sending and confirming
 
+    def _settle_answered(self, sender: Sender) -> None:
+        """RELP, at the end of a session: confirm the batches answered in full, and remember
+        how many leading messages of the first unanswered batch were answered, so that exactly
+        the unanswered frames are sent again."""
+        answered = int(getattr(sender, "acknowledged_bytes")())  # noqa: B009
+        candidates = list(self.inflight)
+        if self._sending is not None:
+            candidates.append(self._sending)  # the batch a failed send was writing
+        done: list[InFlight] = []
+        for item in candidates:
+            if item.end_offset <= answered and item is not self._sending:
+                done.append(item)
+                continue
+            start = item.end_offset - item.wire_bytes
+            part, count = answered - start, 0
+            for length in item.lengths:
+                if part < length:
+                    break
+                part -= length
+                count += 1
+            if count:
+                self.answered_part[item.batch_id] = count
+            break
+        if done:
+            del self.inflight[: len(done)]
+            self.queue.confirm(
+                [i.batch_id for i in done],
+                sent=sum(i.messages for i in done),
+                filtered=sum(i.count - i.messages for i in done),
+            )
+
     def _confirm(self, now: float) -> None:
         if self.sender is None:
             return
@@ -425,7 +470,8 @@ class Worker:
                 fix="check the server's log; the forwarder reconnects and resends",
             )
         outstanding = sender.unacknowledged_bytes()
-        delay = 0.0 if udp else self.options.confirm_delay
+        exact = getattr(sender, "exact_acknowledgement", False)  # RELP: answered, not guessed
+        delay = 0.0 if udp or exact else self.options.confirm_delay
         done: list[InFlight] = []
         for item in self.inflight:
             # TLS adds bytes, never removes them: when fewer bytes are unacknowledged than
@@ -460,18 +506,32 @@ class Worker:
                 lengths: Sequence[int] = batch.lengths
                 if batch.render_key != self.rendering.key:
                     wire, lengths = self._rerender(batch.id)
+                    self.answered_part.pop(batch.id, None)
+                answered = self.answered_part.pop(batch.id, 0)
+                if answered:  # RELP: only what the server did not answer goes out again
+                    wire = wire[sum(lengths[:answered]) :]
+                    lengths = lengths[answered:]
+                item = InFlight(
+                    batch.id,
+                    batch.count,
+                    len(lengths) + answered,
+                    self.written + len(wire),
+                    now,
+                    len(wire),
+                    lengths,
+                )
                 self._interruptible = True
+                self._sending = item
                 try:
                     if wire:
                         self.sender.send(wire, lengths)
                 finally:
                     self._interruptible = False
+                    self._sending = None
                 self.written += len(wire)
                 self.last_sent_id = batch.id
                 sent_ids.append(batch.id)
-                self.inflight.append(
-                    InFlight(batch.id, batch.count, len(lengths), self.written, now)
-                )
+                self.inflight.append(item)
                 if self.stop_requested or self.pending is not None:
                     break
         finally:
