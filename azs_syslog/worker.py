@@ -590,7 +590,7 @@ class Worker:
             else {
                 "name": server.server_name,
                 "port": server.server_port,
-                "transport": server.transport,
+                "transport": f"relp-{server.transport}" if server.use_relp else server.transport,
             },
             "connection": None
             if info is None
@@ -602,6 +602,7 @@ class Worker:
                 "server_subject": getattr(info, "server_subject", None),
                 "server_not_after": _text(getattr(info, "server_not_after", None)),
                 "client_certificate_sent": getattr(info, "client_certificate_sent", None),
+                "relp_offers": dict(getattr(info, "relp_offers", ())) or None,
             },
             "client_certificate_not_after": client_cert.not_after if client_cert else None,
             "queue": {

@@ -103,6 +103,7 @@ CMDLET_PARAMETERS: dict[str, str] = {
     "-facility": "--facility",
     "-maxmessagesize": "--max-message-size",
     "-cefversion": "--cef-version",
+    "-userelp": "--use-relp",
     "-rootca": "--root-ca",
     "-json": "--json",
 }
