@@ -2,7 +2,9 @@
 
 ``RsyslogReceiver`` runs ``rsyslogd -n -f CONF -i PIDFILE`` in the foreground, with its own
 configuration, work directory and pid file under a test's ``tmp_path``, on a free loopback
-port, for one protocol: ``udp``, ``tcp`` or ``tls`` (the ``ossl`` stream driver). Every message
+port, for one protocol: ``udp``, ``tcp``, ``tls`` (the ``ossl`` stream driver) or ``relp``
+(``imrelp``; with ``relp_tls=True`` over TLS, ``authmode`` x509/certvalid or x509/name for mutual
+TLS, the TLS library ``relp_tlslib`` "openssl" or "gnutls"). Every message
 it receives is written to ``received.log`` exactly as received (``%rawmsg%``: the PRI and the
 whole message, without the octet count or the trailing LF of the framing), one per line.
 
@@ -48,7 +50,7 @@ import pytest
 from azs_syslog import pki
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-PROTOCOLS = ("udp", "tcp", "tls")
+PROTOCOLS = ("udp", "tcp", "tls", "relp")
 AUTHMODES = ("anon", "x509/certvalid", "x509/name")
 # The TLS 1.1-only server of the refusal tests: OpenSSL 3 configuration commands, which the
 # ossl driver passes on through its (misnamed) gnutlsPriorityString.
@@ -68,6 +70,10 @@ def ossl_driver_present() -> bool:
     )
 
 
+def imrelp_present() -> bool:
+    return bool(glob.glob("/usr/lib/*/rsyslog/imrelp.so") + glob.glob("/usr/lib/rsyslog/imrelp.so"))
+
+
 def require_rsyslog(protocol: str = "tcp") -> str:
     """The path of rsyslogd; skip the test (fail it in CI) when rsyslog is missing."""
     path = rsyslogd_path()
@@ -76,6 +82,8 @@ def require_rsyslog(protocol: str = "tcp") -> str:
         problem = "rsyslogd is not installed (Debian package rsyslog; scripts/test.sh installs it)"
     elif protocol == "tls" and not ossl_driver_present():
         problem = "rsyslog's TLS driver is missing (Debian package rsyslog-openssl)"
+    elif protocol == "relp" and not imrelp_present():
+        problem = "rsyslog's RELP input is missing (Debian package rsyslog-relp)"
     if problem:
         if IN_CI:
             pytest.fail(problem)
@@ -181,6 +189,8 @@ class RsyslogReceiver:
         priority_string: str | None = None,
         host: str = "127.0.0.1",
         port: int | None = None,
+        relp_tls: bool = False,
+        relp_tlslib: str = "openssl",
     ) -> None:
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}")
@@ -192,10 +202,13 @@ class RsyslogReceiver:
         self.authmode = authmode
         self.permitted_peers = permitted_peers
         self.priority_string = priority_string
+        self.relp_tls = relp_tls
+        self.relp_tlslib = relp_tlslib
         self.cert_file = cert_file or (pki.server_cert if pki else None)
         self.key_file = key_file or (pki.server_key if pki else None)
         self.ca_file = ca_file or (pki.ca_file if pki else None)
-        if protocol == "tls" and not (self.cert_file and self.key_file and self.ca_file):
+        tls = protocol == "tls" or (protocol == "relp" and relp_tls)
+        if tls and not (self.cert_file and self.key_file and self.ca_file):
             raise ValueError("a TLS receiver needs cert_file, key_file and ca_file (or pki)")
         self.rsyslogd = require_rsyslog(protocol)
         directory.mkdir(parents=True, exist_ok=True)
@@ -349,6 +362,22 @@ class RsyslogReceiver:
             # the test run; 8 MiB once lost the last 898 of 10,000 under load. UDP has no flow
             # control, so the receiver's buffer is what absorbs a burst (as at a real SIEM).
             input_params += ['rateLimit.interval="0"', 'rcvBufSize="64m"']
+        elif self.protocol == "relp":
+            lines.append(f'module(load="imrelp" tls.tlslib={q(self.relp_tlslib)})')
+            input_params.insert(0, 'type="imrelp"')
+            input_params.append('maxDataSize="128k"')
+            if self.relp_tls:
+                input_params += [
+                    'tls="on"',
+                    f"tls.cacert={q(self.ca_file)}",
+                    f"tls.mycert={q(self.cert_file)}",
+                    f"tls.myprivkey={q(self.key_file)}",
+                ]
+                if self.authmode != "anon":
+                    input_params.append(f"tls.authmode={q(self.authmode.split('/')[1])}")
+                if self.permitted_peers:
+                    peers = ", ".join(q(p) for p in self.permitted_peers)
+                    input_params.append(f"tls.permittedpeer=[{peers}]")
         else:
             module = ['load="imtcp"', 'maxSessions="1000"']
             if self.protocol == "tls":
@@ -367,8 +396,11 @@ class RsyslogReceiver:
             input_params += ['rateLimit.interval="0"', 'supportOctetCountedFraming="on"']
         lines.append("input(" + " ".join(input_params) + ")")
         lines.append('template(name="rawline" type="string" string="%rawmsg%\\n")')
+        # RELP answers 200 once a message is in the ruleset's queue; a direct queue writes it
+        # (to the page cache) first, so a receiver SIGKILLed after answering has not lost it.
+        direct = ' queue.type="direct"' if self.protocol == "relp" else ""
         lines.append(
-            'ruleset(name="received") {\n'
+            f'ruleset(name="received"{direct}) {{\n'
             f'  action(type="omfile" file={q(self.output_file)} template="rawline"'
             ' asyncWriting="off" flushOnTXEnd="on")\n'
             "}"
