@@ -256,6 +256,11 @@ class RelpSender:
         """Wire bytes handed to ``send`` on this session whose frames were all answered."""
         return self._written - self._unacknowledged
 
+    def written_bytes(self) -> int:
+        """Wire bytes handed to ``send`` on this session whose frames were written (or were
+        being written when it failed)."""
+        return self._written
+
     def peer_closed(self) -> bool:
         """Reads the answers that arrived; a refusal, ``serverclose`` or EOF raises its
         explained ``TransportError`` (so that the worker's status says why)."""

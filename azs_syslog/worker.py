@@ -382,10 +382,11 @@ class Worker:
 
     def _close(self, *, requeue: bool) -> None:
         sender, self.sender = self.sender, None
+        sending, self._sending = self._sending, None
         if sender is not None:
             sender.close(timeout=2.0)
             if getattr(sender, "exact_acknowledgement", False):
-                self._settle_answered(sender)
+                self._settle_answered(sender, sending)
         if requeue and self.inflight:
             resent = self.queue.requeue_sent()
             ids = {i.batch_id for i in self.inflight}
@@ -426,28 +427,27 @@ class Worker:
 
     # --- sending and confirming
 
-    def _settle_answered(self, sender: Sender) -> None:
+    def _settle_answered(self, sender: Sender, sending: InFlight | None) -> None:
         """RELP, at the end of a session: confirm the batches answered in full, and remember
         how many leading messages of the first unanswered batch were answered, so that exactly
-        the unanswered frames are sent again."""
+        the unanswered frames are sent again. ``sending`` is the batch a failed send was
+        writing (not marked as sent)."""
         answered = int(getattr(sender, "acknowledged_bytes")())  # noqa: B009
-        candidates = list(self.inflight)
-        if self._sending is not None:
-            candidates.append(self._sending)  # the batch a failed send was writing
         done: list[InFlight] = []
-        for item in candidates:
-            if item.end_offset <= answered and item is not self._sending:
+        for item in [*self.inflight, *([sending] if sending else [])]:
+            if item.end_offset <= answered and item is not sending:
                 done.append(item)
                 continue
-            start = item.end_offset - item.wire_bytes
-            part, count = answered - start, 0
-            for length in item.lengths:
-                if part < length:
-                    break
-                part -= length
-                count += 1
+            count = _messages_within(item, answered)
             if count:
                 self.answered_part[item.batch_id] = count
+            if item is sending:
+                # Its frames written and not answered go out again: count them as resent.
+                written = int(getattr(sender, "written_bytes")())  # noqa: B009
+                again = _messages_within(item, written) - count
+                if again > 0:
+                    self.queue.add_counters(resent=again)
+                    self.log(f"{again} events written but not answered will be sent again")
             break
         if done:
             del self.inflight[: len(done)]
@@ -521,13 +521,13 @@ class Worker:
                     lengths,
                 )
                 self._interruptible = True
-                self._sending = item
+                self._sending = item  # until the send returns (see _settle_answered)
                 try:
                     if wire:
                         self.sender.send(wire, lengths)
                 finally:
                     self._interruptible = False
-                    self._sending = None
+                self._sending = None
                 self.written += len(wire)
                 self.last_sent_id = batch.id
                 sent_ids.append(batch.id)
@@ -700,6 +700,17 @@ class Worker:
             self._close(requeue=True)
         self.queue.close()
         release_pid_file(self.pid_lock)
+
+
+def _messages_within(item: InFlight, upto: int) -> int:
+    """How many leading messages of ``item`` end at or before byte offset ``upto``."""
+    part, count = upto - (item.end_offset - item.wire_bytes), 0
+    for length in item.lengths:
+        if part < length:
+            break
+        part -= length
+        count += 1
+    return count
 
 
 def _text(value: object) -> str | None:
