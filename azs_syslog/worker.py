@@ -284,7 +284,9 @@ class Worker:
             self.log("no syslog server configured: events are queued, not sent")
         else:
             self.log(
-                f"forwarding to {server.server_name}:{server.server_port} over {server.transport}"
+                f"forwarding to {server.server_name}:{server.server_port} over "
+                + ("RELP/" if server.use_relp else "")
+                + server.transport
             )
         if self.socket_input is not None:
             # Its own renderer: a Renderer keeps caches and is used by one thread only.
