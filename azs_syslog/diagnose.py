@@ -206,10 +206,7 @@ def _finish(result: Diagnosis, *, relp: bool = False) -> Diagnosis:
         if plain and name in ("tls", "name") and result.ok:
             result.steps.append(Step(name, "skipped", "no TLS: not encrypted, nothing verified"))
         elif name == "relp" and not relp:
-            if result.ok:
-                result.steps.append(
-                    Step(name, "skipped", "not RELP (set-syslog-server --use-relp)")
-                )
+            continue  # only a RELP configuration has this step
         else:
             result.steps.append(Step(name, "not run", "not run: an earlier step failed"))
     order = {name: index for index, name in enumerate(STEPS)}

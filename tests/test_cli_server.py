@@ -41,6 +41,7 @@ def test_default_is_tls_with_both_checks_on() -> None:
         "Facility": 10,
         "MaxMessageSize": 8192,
         "CefVersion": "0",
+        "UseRELP": False,
         "Transport": "tls",
     }
 
