@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import re
 import select
 import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from azs_syslog import __version__
 from azs_syslog.errors import TransportError
@@ -59,6 +60,7 @@ WINDOW = 1024
 MAX_HEADER = 9 + 1 + 32 + 1 + 9 + 1  # TXNR SP COMMAND SP DATALEN SP
 MAX_FRAME_DATA = 16 * 1024 * 1024  # what we accept from a server (an rsp is a few hundred bytes)
 RECV_SIZE = 65536
+QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
 PLAIN_PORT_FIX = (
     "check that the port is the receiver's RELP input (rsyslog: imrelp), not a plain syslog "
@@ -70,8 +72,7 @@ class ProtocolViolation(Exception):
     """The server sent something that is not a RELP frame."""
 
 
-@dataclass(frozen=True)
-class Frame:
+class Frame(NamedTuple):
     txnr: int
     command: str
     data: bytes
@@ -96,63 +97,55 @@ def next_txnr(txnr: int) -> int:
     return 1 if txnr >= MAX_TXNR else txnr + 1
 
 
+HEADER = re.compile(rb"(\d{1,9}) ([A-Za-z]{1,32}) (\d{1,9})([ \n])")
+
+
 class FrameReader:
     """Splits received bytes into frames; keeps an incomplete frame for the next feed."""
 
     def __init__(self) -> None:
-        self._buffer = bytearray()
+        self._buffer = b""
 
     def feed(self, data: bytes) -> list[Frame]:
-        self._buffer += data
+        buf = self._buffer + data if self._buffer else data
         frames: list[Frame] = []
-        while True:
-            frame = self._one()
-            if frame is None:
-                return frames
-            frames.append(frame)
+        pos = 0
+        size = len(buf)
+        match = HEADER.match
+        while pos < size:
+            header = match(buf, pos)
+            if header is None:
+                tail = buf[pos : pos + MAX_HEADER]
+                if len(tail) >= MAX_HEADER or not _could_be_header(tail):
+                    raise ProtocolViolation(f"not a RELP frame: {tail[:40]!r}")
+                break
+            length = int(header[3])
+            if length > MAX_FRAME_DATA:
+                raise ProtocolViolation(f"a frame announces {length} bytes of data")
+            start = header.end()
+            if length == 0:
+                if header[4] != b"\n":
+                    raise ProtocolViolation(f"a frame without data does not end with LF: {tail!r}")
+                frames.append(Frame(int(header[1]), header[2].decode("ascii"), b""))
+                pos = start
+                continue
+            if header[4] != b" ":
+                raise ProtocolViolation("no space before the data")
+            if size < start + length + 1:
+                break
+            if buf[start + length] != 10:
+                raise ProtocolViolation("a frame's data is not followed by LF")
+            frames.append(
+                Frame(int(header[1]), header[2].decode("ascii"), buf[start : start + length])
+            )
+            pos = start + length + 1
+        self._buffer = buf[pos:]
+        return frames
 
-    def _one(self) -> Frame | None:
-        buf = self._buffer
-        # The header: three fields separated by SP; DATALEN ends with SP (data follows) or LF.
-        first = buf.find(b" ", 0, MAX_HEADER)
-        second = buf.find(b" ", first + 1, MAX_HEADER) if first > 0 else -1
-        if first <= 0 or second < 0:
-            if len(buf) >= MAX_HEADER or (buf and not buf[:1].isdigit()):
-                raise ProtocolViolation(f"not a RELP frame: {bytes(buf[:40])!r}")
-            return None
-        end = second + 1
-        while end < len(buf) and end - second <= 10 and buf[end : end + 1].isdigit():
-            end += 1
-        if end == len(buf):
-            return None
-        txnr_text, command_text, length_text = (
-            buf[:first],
-            buf[first + 1 : second],
-            buf[second + 1 : end],
-        )
-        if not (txnr_text.isdigit() and length_text.isdigit() and command_text.isalpha()):
-            raise ProtocolViolation(f"not a RELP frame header: {bytes(buf[:40])!r}")
-        length = int(length_text)
-        if length > MAX_FRAME_DATA:
-            raise ProtocolViolation(f"a frame announces {length} bytes of data")
-        separator = buf[end : end + 1]
-        if length == 0:
-            if separator != b"\n":
-                raise ProtocolViolation(
-                    f"a frame without data does not end with LF: {bytes(buf[:40])!r}"
-                )
-            del buf[: end + 1]
-            return Frame(int(txnr_text), command_text.decode("ascii"), b"")
-        if separator != b" ":
-            raise ProtocolViolation(f"no space before the data: {bytes(buf[:40])!r}")
-        start = end + 1
-        if len(buf) < start + length + 1:
-            return None
-        if buf[start + length : start + length + 1] != b"\n":
-            raise ProtocolViolation("a frame's data is not followed by LF")
-        data = bytes(buf[start : start + length])
-        del buf[: start + length + 1]
-        return Frame(int(txnr_text), command_text.decode("ascii"), data)
+
+def _could_be_header(tail: bytes) -> bool:
+    """Whether ``tail`` may still grow into a frame header (digits, SP, letters, SP, digits)."""
+    return re.fullmatch(rb"\d{0,9}( [A-Za-z]{0,32}( \d{0,9})?)?", tail) is not None
 
 
 def parse_response(data: bytes) -> tuple[int, str, tuple[tuple[str, str], ...]]:
@@ -173,15 +166,21 @@ def unframe(wire: memoryview, lengths: Sequence[int], framing: str) -> list[memo
     """The messages of a syslog blob without their syslog framing."""
     messages: list[memoryview] = []
     start = 0
-    lf = framing == "lf"
+    if framing == "lf":
+        for length in lengths:
+            end = start + length
+            messages.append(
+                wire[start : end - 1] if length and wire[end - 1] == 10 else wire[start:end]
+            )
+            start = end
+        return messages
+    data = wire.obj if isinstance(wire.obj, bytes) and len(wire) == len(wire.obj) else bytes(wire)
+    find = data.find
     for length in lengths:
-        piece = wire[start : start + length]
-        start += length
-        if lf:
-            messages.append(piece[:-1] if length and piece[-1] == 10 else piece)
-        else:
-            digits = bytes(piece[:12]).find(b" ")
-            messages.append(piece[digits + 1 :] if digits > 0 else piece)
+        end = start + length
+        space = find(b" ", start, min(start + 12, end))
+        messages.append(wire[space + 1 : end] if space >= 0 else wire[start:end])
+        start = end
     return messages
 
 
@@ -225,13 +224,16 @@ class RelpSender:
         out = bytearray()
         txnr = self._txnr
         pending = self._pending
+        window = self._window
         for message, length in zip(messages, lengths, strict=True):
-            while len(pending) >= self._window:
+            if len(pending) >= window:
                 if out:
                     self._write(out)
                     out.clear()
-                self._pump(wait=self._timeouts.write)
-            txnr = next_txnr(txnr)
+                # Wait until a quarter of the window is free: not one write per answer.
+                while len(pending) > window - max(window // 4, 1):
+                    self._pump(wait=self._timeouts.write)
+            txnr = 1 if txnr >= MAX_TXNR else txnr + 1
             out += b"%d syslog %d " % (txnr, len(message))
             out += message
             out += b"\n"
@@ -368,7 +370,12 @@ class RelpSender:
         sock = self._sock
         try:
             sock.settimeout(0)
-            return sock.recv(RECV_SIZE)
+            data = sock.recv(RECV_SIZE)
+            if QUICKACK is not None:
+                # Acknowledge the server's answers at once: its next answer waits for our ACK
+                # (Nagle), and a delayed ACK would cost 40 ms per round trip.
+                sock.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
+            return data
         except (BlockingIOError, InterruptedError):
             return None
         except OSError as exc:
@@ -417,10 +424,12 @@ class RelpSender:
                     ProtocolViolation(f"an answer to transaction {frame.txnr}, which is not open"),
                 )
             )
-        try:
-            code, text, _ = parse_response(frame.data)
-        except ProtocolViolation as exc:
-            raise self._fail(_violation_error(self.info.server, exc)) from exc
+        code, text = 200, "OK"
+        if frame.data != b"200 OK":
+            try:
+                code, text, _ = parse_response(frame.data)
+            except ProtocolViolation as exc:
+                raise self._fail(_violation_error(self.info.server, exc)) from exc
         if code != 200:
             raise self._fail(
                 TransportError(
@@ -600,6 +609,9 @@ def connect(
     addresses = resolve(server)
     label = server_label(server)
     raw = open_stream(server, addresses, timeouts.connect)
+    # Frames go out as soon as the window lets them: without this, Nagle holds a small write
+    # until the server's delayed ACK (40 ms) and a small window crawls.
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     peer = format_address(raw.getpeername())
     sock: socket.socket = raw
     base = ConnectionInfo("relp", label, peer)

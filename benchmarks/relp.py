@@ -39,24 +39,19 @@ def build(count: int) -> list[bytes]:
     return out
 
 
-def receiver(directory: Path, kind: str, files: Any) -> Any:
+def receiver(directory: Path, kind: str, files: Any, direct: bool | None = None) -> Any:
+    """rsyslog for ``kind``; ``direct``: its ruleset writes before answering (RELP's default,
+    see tests/receivers.py), None for each protocol's default."""
     from tests.receivers import RsyslogReceiver
 
-    if kind == "tcp":
-        return RsyslogReceiver(directory, "tcp").start()
-    if kind == "tls":
-        return RsyslogReceiver(directory, "tls", pki=files).start()
-    if kind == "relp-tcp":
-        return RsyslogReceiver(directory, "relp").start()
-    if kind == "relp-tls":
-        return RsyslogReceiver(directory, "relp", pki=files, relp_tls=True).start()
-    if kind == "relp-mtls":
-        return RsyslogReceiver(
-            directory, "relp", pki=files, relp_tls=True, authmode="x509/certvalid"
-        ).start()
-    if kind == "mtls":
-        return RsyslogReceiver(directory, "tls", pki=files, authmode="x509/certvalid").start()
-    raise ValueError(kind)
+    options: dict[str, Any] = {"direct_queue": direct}
+    if kind in ("tls", "mtls", "relp-tls", "relp-mtls"):
+        options["pki"] = files
+    if kind.endswith("mtls"):
+        options["authmode"] = "x509/certvalid"
+    if kind.startswith("relp"):
+        return RsyslogReceiver(directory, "relp", relp_tls=kind != "relp-tcp", **options).start()
+    return RsyslogReceiver(directory, "tcp" if kind == "tcp" else "tls", **options).start()
 
 
 def server_for(kind: str, port: int, files: Any) -> Any:
@@ -109,9 +104,13 @@ def throughput(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         files = TestPKI.create(Path(tmp) / "pki")
         print(f"{args.messages} messages of {MESSAGE_SIZE} bytes to rsyslog on 127.0.0.1")
+        print(
+            "receiver queue: "
+            + ("direct (writes before it answers) for all" if args.direct else "rsyslog's default")
+        )
         print(f"{'transport':<12} {'window':>7} {'messages/s':>12} {'MB/s':>7}")
         for index, (kind, window) in enumerate(runs):
-            rx = receiver(Path(tmp) / f"rx{index}", kind, files)
+            rx = receiver(Path(tmp) / f"rx{index}", kind, files, direct=args.direct)
             try:
                 server = server_for(kind, rx.port, files)
                 client = client_for(kind, files)
@@ -270,6 +269,12 @@ def main() -> None:
     one.add_argument("--messages", type=int, default=100_000)
     one.add_argument("--batch", type=int, default=2000)
     one.add_argument("--windows", type=int, nargs="+", default=[128, 1024, 4096])
+    one.add_argument(
+        "--direct",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="give every receiver a direct queue (RELP's setting for exact delivery)",
+    )
     two = sub.add_parser("drill")
     two.add_argument("--events", type=int, default=30_000)
     two.add_argument("--rate", type=int, default=5000)

@@ -191,6 +191,7 @@ class RsyslogReceiver:
         port: int | None = None,
         relp_tls: bool = False,
         relp_tlslib: str = "openssl",
+        direct_queue: bool | None = None,
     ) -> None:
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}")
@@ -204,6 +205,8 @@ class RsyslogReceiver:
         self.priority_string = priority_string
         self.relp_tls = relp_tls
         self.relp_tlslib = relp_tlslib
+        # RELP: write before answering (see config_text); others: rsyslog's default queue.
+        self.direct_queue = protocol == "relp" if direct_queue is None else direct_queue
         self.cert_file = cert_file or (pki.server_cert if pki else None)
         self.key_file = key_file or (pki.server_key if pki else None)
         self.ca_file = ca_file or (pki.ca_file if pki else None)
@@ -398,7 +401,7 @@ class RsyslogReceiver:
         lines.append('template(name="rawline" type="string" string="%rawmsg%\\n")')
         # RELP answers 200 once a message is in the ruleset's queue; a direct queue writes it
         # (to the page cache) first, so a receiver SIGKILLed after answering has not lost it.
-        direct = ' queue.type="direct"' if self.protocol == "relp" else ""
+        direct = ' queue.type="direct"' if self.direct_queue else ""
         lines.append(
             f'ruleset(name="received"{direct}) {{\n'
             f'  action(type="omfile" file={q(self.output_file)} template="rawline"'
