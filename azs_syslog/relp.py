@@ -322,69 +322,65 @@ class RelpSender:
         for at least one. Returns True when the answer to ``closing`` (or the end) came."""
         if self._lost is not None:
             raise self._lost
+        sock = self._sock
         deadline = time.monotonic() + wait
         got_any = False
-        while True:
-            timeout = 0.0 if got_any or wait <= 0 else max(deadline - time.monotonic(), 0.0)
-            if not self._readable(timeout):
-                if got_any or wait <= 0:
-                    self._check_progress()
-                    return False
-                if time.monotonic() >= deadline:
-                    raise self._fail(self._silence_error(wait))
-                continue
-            data = self._recv()
-            if data is None:
-                continue
-            if data == b"":
-                if closing is not None:
-                    return True
-                raise self._fail(
-                    TransportError(
-                        f"{self.info.server} closed the RELP session without serverclose "
-                        f"({len(self._pending)} frames unanswered)",
-                        step="send",
-                        cause="connection-lost",
-                        fix="look at the RELP server's log; the forwarder reconnects and sends "
-                        "the unanswered frames again",
+        # Non-blocking for the whole pump: over TLS every answer may be its own record, so a
+        # read per record is the floor; no timeout juggling or select around each of them.
+        sock.settimeout(0)
+        try:
+            while True:
+                data = self._recv()
+                if data is None:
+                    if got_any or wait <= 0:
+                        self._check_progress()
+                        return False
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise self._fail(self._silence_error(wait))
+                    select.select([sock], [], [], remaining)
+                    continue
+                if data == b"":
+                    if closing is not None:
+                        return True
+                    raise self._fail(
+                        TransportError(
+                            f"{self.info.server} closed the RELP session without serverclose "
+                            f"({len(self._pending)} frames unanswered)",
+                            step="send",
+                            cause="connection-lost",
+                            fix="look at the RELP server's log; the forwarder reconnects and "
+                            "sends the unanswered frames again",
+                        )
                     )
-                )
-            try:
-                frames = self._reader.feed(data)
-            except ProtocolViolation as exc:
-                raise self._fail(_violation_error(self.info.server, exc)) from exc
-            for frame in frames:
-                got_any = True
-                if self._handle(frame, closing):
-                    return True
-
-    def _readable(self, timeout: float) -> bool:
-        pending = getattr(self._sock, "pending", None)
-        if pending is not None and pending() > 0:
-            return True  # TLS: decrypted bytes wait in the SSL buffer, invisible to select
-        readable, _, _ = select.select([self._sock], [], [], timeout)
-        return bool(readable)
+                try:
+                    frames = self._reader.feed(data)
+                except ProtocolViolation as exc:
+                    raise self._fail(_violation_error(self.info.server, exc)) from exc
+                for frame in frames:
+                    got_any = True
+                    if self._handle(frame, closing):
+                        return True
+        finally:
+            if got_any and QUICKACK is not None:
+                # Acknowledge the answers at once: the server's next answer waits for our ACK
+                # (Nagle), and a delayed ACK would cost 40 ms per round trip.
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
+            with contextlib.suppress(OSError):
+                sock.settimeout(self._timeouts.write)
 
     def _recv(self) -> bytes | None:
-        """What is there to read (b"" at the end), or None when it was not a whole record."""
-        sock = self._sock
+        """What is there to read (b"" at the end), or None when nothing (whole) is there yet.
+        The socket is non-blocking here."""
         try:
-            sock.settimeout(0)
-            data = sock.recv(RECV_SIZE)
-            if QUICKACK is not None:
-                # Acknowledge the server's answers at once: its next answer waits for our ACK
-                # (Nagle), and a delayed ACK would cost 40 ms per round trip.
-                sock.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
-            return data
+            return self._sock.recv(RECV_SIZE)
         except (BlockingIOError, InterruptedError):
             return None
         except OSError as exc:
             if type(exc).__name__ in ("SSLWantReadError", "SSLWantWriteError"):
                 return None
             raise self._fail(_lost_error(self.info.server, exc, 0)) from exc
-        finally:
-            with contextlib.suppress(OSError):
-                sock.settimeout(self._timeouts.write)
 
     def _check_progress(self) -> None:
         """Frames outstanding and no answer for the write timeout: the server is stalled."""

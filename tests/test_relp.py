@@ -118,17 +118,20 @@ def test_receiver_killed_mid_stream_loses_nothing_and_duplicates_at_most_a_windo
     configure_relp(mode, receiver, pki, tmp_path)
     send_events(0, count)
     worker = forwarder()
-    receiver.wait_for_lines(2000, timeout=30)
-    receiver.kill()
-    received = len(receiver.lines())
-    assert received < count, "the kill did not happen mid-stream"
-    worker.wait_for(lambda s: s["state"] == "backing off" and s["last_error"] is not None)
-    error = worker.status()["last_error"]
-    assert isinstance(error, dict) and error["message"] and error["fix"]
-    receiver.start()  # same port
+    outages = 0
+    for at in (2000, 8000):  # two outages; the second only if the stream is still going
+        if len(receiver.wait_for_lines(at, timeout=60)) >= count and outages:
+            break
+        receiver.kill()
+        outages += 1
+        assert len(receiver.lines()) < count, "the kill did not happen mid-stream"
+        worker.wait_for(lambda s: s["state"] == "backing off" and s["last_error"] is not None)
+        error = worker.status()["last_error"]
+        assert isinstance(error, dict) and error["message"] and error["fix"]
+        receiver.start()  # same port
     ids = wait_for_ids(receiver, range(count), timeout=120)
     duplicates = assert_none_missing(ids, range(count))
-    assert duplicates <= relp.WINDOW
+    assert duplicates <= relp.WINDOW * outages
     worker.wait_for(lambda s: s["queue"]["events"] == 0)  # type: ignore[index]
     status = worker.status()
     counts = status["counts"]
@@ -136,7 +139,7 @@ def test_receiver_killed_mid_stream_loses_nothing_and_duplicates_at_most_a_windo
     assert counts["sent"] >= count
     # Exactly what was not answered went out again: what arrived twice was resent.
     assert counts["resent"] >= duplicates
-    assert counts["resent"] <= relp.WINDOW
+    assert counts["resent"] <= relp.WINDOW * outages
     connection = status["connection"]
     assert isinstance(connection, dict)
     assert connection["transport"] == "relp"
