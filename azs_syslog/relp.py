@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from azs_syslog.tls import HandshakeRecord
 
 RELP_VERSION = "0"
-SOFTWARE = f"azs-syslog,{__version__},https://github.com/azs-syslog"
+SOFTWARE = f"azs-syslog,{__version__},-"  # name,version,url (librelp's form; no URL here)
 MAX_TXNR = 999_999_999
 # Frames sent and not yet answered. librelp's own client uses 128; on loopback to rsyslog a
 # larger window keeps the receiver, not the round trips, the limit (benchmarks/relp.py).

@@ -336,7 +336,7 @@ class ScriptedPeer:
             except OSError:
                 return
             self.sessions += 1
-            with conn:
+            with conn, contextlib.suppress(OSError):  # the client may leave mid-answer
                 self._session(conn)
 
     def _session(self, conn: socket.socket) -> None:
