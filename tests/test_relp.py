@@ -367,6 +367,11 @@ class ScriptedPeer:
                     continue
                 if answer == "serverclose":
                     conn.sendall(relp.encode(0, "serverclose"))
+                    # Read on until the client closes: closing with its frames unread would
+                    # reset the connection, and the client might lose our answers unread.
+                    conn.shutdown(socket.SHUT_WR)
+                    while time.monotonic() < deadline and conn.recv(65536):
+                        pass
                     return
                 if answer.startswith("200"):
                     self.accepted.append(frame.data)
