@@ -544,7 +544,10 @@ class Worker:
                 if self.stop_requested or self.pending is not None:
                     break
                 # What the server's TCP acknowledged leaves the replay set now, not after the
-                # whole fetch: after a break only the rest is sent again.
+                # whole fetch: after a break only the rest is sent again. (Marked as sent
+                # first: a batch confirmed here must not be marked in flight afterwards.)
+                self.queue.mark_sent(sent_ids)
+                sent_ids.clear()
                 self._confirm(time.monotonic())
         finally:
             self.queue.mark_sent(sent_ids)

@@ -27,6 +27,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from azs_syslog.worker import CONFIRM_DELAY
+
 MESSAGE_SIZE = 700
 
 
@@ -280,7 +282,13 @@ def main() -> None:
     two.add_argument("--rate", type=int, default=5000)
     two.add_argument("--kills", type=int, default=2)
     two.add_argument("--transports", nargs="+", default=["relp-mtls", "mtls"])
-    two.add_argument("--confirm-delays", type=float, nargs="+", default=[1.0])
+    two.add_argument(
+        "--confirm-delays",
+        type=float,
+        nargs="+",
+        default=[CONFIRM_DELAY],
+        help="TCP/TLS replay windows to try (default: the forwarder's)",
+    )
     two.add_argument("--json", action="store_true")
     args = parser.parse_args()
     throughput(args) if args.command == "throughput" else drill(args)
