@@ -544,3 +544,29 @@ def test_powershell_spelling_and_old_files_stay_valid() -> None:
 
     old = {"version": 1, "server": {"ServerName": "x.example", "ServerPort": 514}}
     assert parse_config(json.dumps(old)).server.use_relp is False  # type: ignore[union-attr]
+
+
+# --- TCP: acknowledgements looked at between the batches of a send -----------------------------
+
+
+def test_tcp_batches_acknowledged_during_a_send_leave_the_replay_set() -> None:
+    from tests.test_worker import Sink, Source, enqueue, make_worker, tcp_config
+    from tests.test_worker import run_until as run_worker_until
+
+    sink = Sink().start()
+    try:
+        enqueue(0, 4000)  # 8 batches of 500: one fetch
+        worker = make_worker(Source(tcp_config(sink.port)), confirm_delay=0.0)
+        try:
+            run_worker_until(worker, lambda: worker.sender is not None)
+            worker.step()  # one send of the whole fetch, confirming as it goes
+            # Nothing confirmed during the send is left marked in flight in the queue.
+            assert worker.queue.inflight_ids() == [i.batch_id for i in worker.inflight]
+            run_worker_until(worker, lambda: worker.queue.depth().events == 0)
+            assert worker.queue.inflight_ids() == []
+            assert worker.queue.counters()["sent"] == 4000
+            assert worker.queue.counters()["resent"] == 0
+        finally:
+            worker.close()
+    finally:
+        sink.stop()
