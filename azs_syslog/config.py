@@ -72,6 +72,8 @@ class ServerSettings:
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     cef_version: str = "0"
     udp_rate: int = DEFAULT_UDP_RATE  # UDP only
+    # RELP (application-level acknowledgement) over TCP, or over TLS unless no_encryption.
+    use_relp: bool = False
 
     @property
     def transport(self) -> str:
@@ -212,6 +214,8 @@ def check_server(server: ServerSettings, *, path: str | None = None) -> None:
         raise fail("ServerName", f"write {normalized!r}, not {server.server_name!r}")
     if not 1 <= server.server_port <= 65535:
         raise fail("ServerPort", f"{server.server_port} is not a port number (1-65535)")
+    if server.use_relp and server.use_udp:
+        raise fail("UseRELP", "RELP runs over TCP (or TLS), not UDP: UseUDP must be false")
     if server.transport != "tls":
         for prop, value in (
             ("SkipCertificateCheck", server.skip_certificate_check),
@@ -282,6 +286,7 @@ def server_to_dict(server: ServerSettings) -> dict[str, Any]:
         "MaxMessageSize": server.max_message_size,
         "CefVersion": server.cef_version,
         "UdpRate": server.udp_rate,
+        "UseRELP": server.use_relp,
     }
 
 
@@ -329,6 +334,7 @@ _SERVER_FIELDS: dict[str, tuple[str, type]] = {
     "MaxMessageSize": ("max_message_size", int),
     "CefVersion": ("cef_version", str),
     "UdpRate": ("udp_rate", int),  # absent in files written before it existed: the default
+    "UseRELP": ("use_relp", bool),
 }
 _REQUIRED_SERVER_FIELDS = ("ServerName", "ServerPort")
 _OPTIONAL_NONE = frozenset({"TrustedCA"})

@@ -2,7 +2,8 @@
 
 Steps, in order: ``configuration``, ``dns``, ``connect``, ``tls`` (handshake: version, cipher,
 the server's chain, whether the server asked for a client certificate), ``name`` (the server
-name check), and optionally ``send`` (one test event). The first failed step ends the run; the
+name check), ``relp`` (with --use-relp: the RELP ``open`` handshake and the server's offers),
+and optionally ``send`` (one test event). The first failed step ends the run; the
 steps after it are reported as not run. Each failure carries the explanation and the fix of
 its ``TransportError``.
 """
@@ -32,7 +33,7 @@ from azs_syslog.transport import (
 if TYPE_CHECKING:
     from azs_syslog.config import Config, ServerSettings
 
-STEPS = ("configuration", "dns", "connect", "tls", "name", "send")
+STEPS = ("configuration", "dns", "connect", "tls", "name", "relp", "send")
 DIAGNOSE_TIMEOUTS = Timeouts(connect=5.0, handshake=5.0, write=5.0)
 ACK_WAIT = 5.0
 TEST_EVENT_NAME = "Test event from azs-syslog test-syslog-server"
@@ -125,7 +126,9 @@ def diagnose(
             else None
         ),
     }
-    summary = f"{server_label(server)} over {server.transport.upper()}"
+    details["relp"] = server.use_relp
+    summary = f"{server_label(server)} over {'RELP/' if server.use_relp else ''}"
+    summary += server.transport.upper()
     if server.transport == "tls":
         summary += f"; verification: {_verification_mode(server)}"
         summary += (
@@ -138,8 +141,10 @@ def diagnose(
     sender: Sender | None = None
     try:
         sender = _connect_steps(result, server, config, timeouts)
+        if sender is not None and server.use_relp:
+            sender = _relp_step(result, sender, server, timeouts)
         if sender is None:
-            return _finish(result)
+            return _finish(result, relp=server.use_relp)
         if send_test_event:
             steps.append(_send_step(sender, config))
         else:
@@ -147,10 +152,51 @@ def diagnose(
     finally:
         if sender is not None:
             sender.close()
-    return _finish(result)
+    return _finish(result, relp=server.use_relp)
 
 
-def _finish(result: Diagnosis) -> Diagnosis:
+def _relp_step(
+    result: Diagnosis, stream: Sender, server: ServerSettings, timeouts: Timeouts
+) -> Sender | None:
+    """Open a RELP session on the connection the earlier steps made (and verified)."""
+    from azs_syslog import relp
+
+    sock = getattr(stream, "_sock")  # noqa: B009 - the socket of the sender just made here
+    try:
+        offers = relp.open_session(
+            sock,
+            stream.info.server,
+            timeouts,
+            tls_record=None,
+            server_name=server.server_name,
+        )
+    except TransportError as exc:
+        stream.close(timeout=0.5)
+        result.steps.append(_failed("relp", exc))
+        return None
+    info = relp.RelpConnectionInfo(
+        transport="relp",
+        server=stream.info.server,
+        peer_address=stream.info.peer_address,
+        tls_version=stream.info.tls_version,
+        cipher=stream.info.cipher,
+        server_subject=stream.info.server_subject,
+        server_not_after=stream.info.server_not_after,
+        client_certificate_sent=stream.info.client_certificate_sent,
+        relp_offers=offers,
+    )
+    result.steps.append(
+        Step(
+            "relp",
+            "ok",
+            f"RELP session open; the server offers {relp.describe_offers(offers)}",
+            {"offers": dict(offers)},
+        )
+    )
+    return relp.RelpSender(sock, info, timeouts, framing=server.framing)
+
+
+def _finish(result: Diagnosis, *, relp: bool = False) -> Diagnosis:
     """Name every step that did not run, in the order of ``STEPS``."""
     done = {step.name for step in result.steps}
     plain = result.transport in ("udp", "tcp")
@@ -159,6 +205,8 @@ def _finish(result: Diagnosis) -> Diagnosis:
             continue
         if plain and name in ("tls", "name") and result.ok:
             result.steps.append(Step(name, "skipped", "no TLS: not encrypted, nothing verified"))
+        elif name == "relp" and not relp:
+            continue  # only a RELP configuration has this step
         else:
             result.steps.append(Step(name, "not run", "not run: an earlier step failed"))
     order = {name: index for index, name in enumerate(STEPS)}
@@ -325,10 +373,31 @@ def _send_step(sender: Sender, config: Config) -> Step:
             "test event sent (UDP: nothing acknowledges it; look for it at the server)",
             {"bytes": len(wire)},
         )
+    relp = getattr(sender, "exact_acknowledgement", False)
     deadline = time.monotonic() + ACK_WAIT
-    while sender.unacknowledged_bytes() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    if sender.unacknowledged_bytes():
+    try:
+        while sender.unacknowledged_bytes() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        unanswered = sender.unacknowledged_bytes()
+    except TransportError as exc:
+        return _failed("send", exc)
+    if unanswered and relp:
+        return Step(
+            "send",
+            "failed",
+            f"the RELP server did not answer the test event within {ACK_WAIT:g} s",
+            {"bytes": len(wire)},
+            cause="relp-no-answer",
+            fix="the server accepts the session but does not process it; look at its log",
+        )
+    if relp:
+        return Step(
+            "send",
+            "ok",
+            "test event sent and answered 200 OK by the RELP server; look for it at the server",
+            {"bytes": len(wire)},
+        )
+    if unanswered:
         return Step(
             "send",
             "failed",

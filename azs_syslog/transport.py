@@ -762,6 +762,10 @@ def connect(
     """Connect to ``server`` with its configured transport; see the module docstring.
     ``watch`` stops the blocking steps early and stays with the sender for its writes."""
     watch = watch or IoWatch()
+    if server.use_relp:
+        from azs_syslog import relp
+
+        return relp.connect(server, client, timeouts=timeouts, watch=watch)
     addresses = resolve(server)
     label = server_label(server)
     if server.transport == "udp":

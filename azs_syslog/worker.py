@@ -7,9 +7,12 @@ socket input, status file).
 Delivery (docs/architecture.md): a batch is written to the transport and marked in flight; it
 is deleted from the queue only when the peer's TCP stack has acknowledged every byte of it
 (``SIOCOUTQ``) *and* ``confirm_delay`` has passed (the replay window: a receiver killed with
-SIGKILL loses what it had buffered). After a broken connection, a restart, or a drain that ran
-out of time, every batch still in flight is sent again first; those events are counted as
-``resent``. UDP has no acknowledgement: a datagram written is a batch done.
+SIGKILL loses what it had buffered); acknowledgements are looked at between the batches of a
+send too, so that a backlog does not leave acknowledged batches waiting to be resent. RELP
+needs no window: a batch is confirmed when the server answered every message in it. After a
+broken connection, a restart, or a drain that ran out of time, every batch still in flight is
+sent again first (RELP: only its unanswered messages); those events are counted as ``resent``.
+UDP has no acknowledgement: a datagram written is a batch done.
 
 Configuration changes (docs/architecture.md): every batch records the configuration generation
 it was rendered for and the security level configured when it was accepted. Before sending a
@@ -70,7 +73,11 @@ from azs_syslog.queue import Depth, Gap, Held, Queue, QueuedBatch, QueueLimits, 
 BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 30.0
 CONFIG_POLL = 0.5  # seconds between looks at the configuration (a change applies within 2 s)
-CONFIRM_DELAY = 1.0  # the replay window
+# The replay window of TCP/TLS: how long after the server's TCP acknowledged a batch it may
+# still be lost with the receiver (read, not yet written). Measured with rsyslog SIGKILLed
+# mid-stream (benchmarks/relp.py drill): no loss even at 0; 0.25 s keeps a margin for a slower
+# receiver while resending a quarter of what 1 s did (docs/operations.md).
+CONFIRM_DELAY = 0.25
 DRAIN_TIMEOUT = 1.5  # how long a reload or a stop waits for in-flight batches to be confirmed
 # After a stop request, a write that is under way gets this long to finish before it is given
 # up (a write given up half-way leaves a cut message at the receiver; the batch is sent again).
@@ -176,6 +183,9 @@ class InFlight:
     messages: int  # messages written (the others were filtered out)
     end_offset: int  # plaintext bytes written on this connection up to the batch's end
     sent_at: float
+    # RELP: the bytes and message lengths written, to tell how much of a batch was answered.
+    wire_bytes: int = 0
+    lengths: Sequence[int] = ()
 
 
 @dataclass
@@ -434,6 +444,9 @@ class Worker:
         self._status_thread: threading.Thread | None = None
         self.started_ms = now_ms()
         self.socket_input: SocketInput | None = None
+        # RELP: batch id -> its leading messages the server already answered 200 (not resent).
+        self.answered_part: dict[int, int] = {}
+        self._sending: InFlight | None = None
         # What an earlier run could not write to the queue (the disk was full when it
         # stopped) it left in its status file: written first, so that batches it delivered
         # are not sent again and those it sent are counted as resent.
@@ -699,7 +712,9 @@ class Worker:
             self.log("no syslog server configured: events are queued, not sent")
         else:
             self.log(
-                f"forwarding to {server.server_name}:{server.server_port} over {server.transport}"
+                f"forwarding to {server.server_name}:{server.server_port} over "
+                + ("RELP/" if server.use_relp else "")
+                + server.transport
             )
         if self.socket_input is not None:
             # Its own renderer: a Renderer keeps caches and is used by one thread only.
@@ -804,15 +819,23 @@ class Worker:
 
     def _close(self, *, requeue: bool) -> None:
         sender, self.sender = self.sender, None
+        sending, self._sending = self._sending, None
         if sender is not None:
             self._io = "close"
             try:
                 sender.close(timeout=2.0)  # never raises; a forced stop cuts it short
             finally:
                 self._io = None
+            if getattr(sender, "exact_acknowledgement", False):
+                self._settle_answered(sender, sending)
         if requeue and self.inflight:
             self._queue_write(QueueWrite("requeue"))
-            events = sum(item.count for item in self.inflight)
+            ids = {i.batch_id for i in self.inflight}
+            answered = sum(n for batch_id, n in self.answered_part.items() if batch_id in ids)
+            if answered:
+                # Messages already answered 200 are skipped when their batch goes out again.
+                self._queue_write(QueueWrite("counters", counts=(("resent", -answered),)))
+            events = sum(item.count for item in self.inflight) - answered
             self.log(f"{events} events sent but not confirmed will be sent again")
         self.inflight = []
         self.last_sent_id = 0
@@ -846,6 +869,41 @@ class Worker:
 
     # --- sending and confirming
 
+    def _settle_answered(self, sender: Sender, sending: InFlight | None) -> None:
+        """RELP, at the end of a session: confirm the batches answered in full, and remember
+        how many leading messages of the first unanswered batch were answered, so that exactly
+        the unanswered frames are sent again. ``sending`` is the batch a failed send was
+        writing (not marked as sent)."""
+        answered = int(getattr(sender, "acknowledged_bytes")())  # noqa: B009
+        done: list[InFlight] = []
+        for item in [*self.inflight, *([sending] if sending else [])]:
+            if item.end_offset <= answered and item is not sending:
+                done.append(item)
+                continue
+            count = _messages_within(item, answered)
+            if count:
+                self.answered_part[item.batch_id] = count
+            if item is sending:
+                # Its frames written and not answered go out again: count them as resent.
+                written = int(getattr(sender, "written_bytes")())  # noqa: B009
+                again = _messages_within(item, written) - count
+                if again > 0:
+                    self._queue_write(QueueWrite("counters", counts=(("resent", again),)))
+                    self.log(f"{again} events written but not answered will be sent again")
+            break
+        if done:
+            del self.inflight[: len(done)]
+            ids = tuple(i.batch_id for i in done)
+            self.delivered_ids.update(ids)  # until the queue has deleted them: never again
+            self._queue_write(
+                QueueWrite(
+                    "confirm",
+                    ids=ids,
+                    sent=sum(i.messages for i in done),
+                    filtered=sum(i.count - i.messages for i in done),
+                )
+            )
+
     def _confirm(self, now: float) -> None:
         if self.sender is None:
             return
@@ -859,7 +917,8 @@ class Worker:
                 fix="check the server's log; the forwarder reconnects and resends",
             )
         outstanding = sender.unacknowledged_bytes()
-        delay = 0.0 if udp else self.options.confirm_delay
+        exact = getattr(sender, "exact_acknowledgement", False)  # RELP: answered, not guessed
+        delay = 0.0 if udp or exact else self.options.confirm_delay
         done: list[InFlight] = []
         for item in self.inflight:
             # TLS adds bytes, never removes them: when fewer bytes are unacknowledged than
@@ -907,7 +966,8 @@ class Worker:
         )
         if not batches:
             return False
-        sent_ids: list[int] = []
+        sent_ids: list[int] = []  # sent, not yet marked as sent in the queue
+        sent_any = False
         inflight_ids = {item.batch_id for item in self.inflight}
         try:
             for batch in batches:
@@ -926,22 +986,44 @@ class Worker:
                 # bytes (the key covers every setting that shapes them), so sent as they are.
                 if batch.render_key != self.rendering.key:
                     wire, lengths = self._rerender(batch.id)
+                    self.answered_part.pop(batch.id, None)
+                answered = self.answered_part.pop(batch.id, 0)
+                if answered:  # RELP: only what the server did not answer goes out again
+                    wire = wire[sum(lengths[:answered]) :]
+                    lengths = lengths[answered:]
+                item = InFlight(
+                    batch.id,
+                    batch.count,
+                    len(lengths) + answered,
+                    self.written + len(wire),
+                    now,
+                    len(wire),
+                    lengths,
+                )
+                self._sending = item  # until the send returns (see _settle_answered)
                 if wire:
                     self.sender.send(wire, lengths)
+                self._sending = None
                 self.written += len(wire)
                 self.last_sent_id = batch.id
                 sent_ids.append(batch.id)
-                self.inflight.append(
-                    InFlight(batch.id, batch.count, len(lengths), self.written, now)
-                )
+                self.inflight.append(item)
                 if self.stop_requested or self.pending is not None:
                     break
+                # What the server's TCP acknowledged leaves the replay set now, not after the
+                # whole fetch: after a break only the rest is sent again. (Marked as sent
+                # first: a batch confirmed here must not be marked in flight afterwards.)
+                self._queue_write(QueueWrite("mark", ids=tuple(sent_ids), at_ms=now_ms()))
+                sent_any = True
+                sent_ids.clear()
+                self._confirm(time.monotonic())
         finally:
             if sent_ids:
                 self._queue_write(QueueWrite("mark", ids=tuple(sent_ids), at_ms=now_ms()))
-        if sent_ids:
+                sent_any = True
+        if sent_any:
             self.counters.last_send_ms = now_ms()
-        return bool(sent_ids) or self.pending is not None
+        return sent_any or self.pending is not None
 
     def _newer_generation(self, batch: QueuedBatch, now: float) -> bool:
         """A batch was rendered for configuration ``generation``, newer than ours: re-read
@@ -1075,7 +1157,7 @@ class Worker:
             else {
                 "name": server.server_name,
                 "port": server.server_port,
-                "transport": server.transport,
+                "transport": f"relp-{server.transport}" if server.use_relp else server.transport,
             },
             "connection": None
             if info is None
@@ -1087,6 +1169,7 @@ class Worker:
                 "server_subject": getattr(info, "server_subject", None),
                 "server_not_after": _text(getattr(info, "server_not_after", None)),
                 "client_certificate_sent": getattr(info, "client_certificate_sent", None),
+                "relp_offers": dict(getattr(info, "relp_offers", ())) or None,
             },
             "client_certificate_not_after": client_cert.not_after if client_cert else None,
             "queue": {
@@ -1336,6 +1419,17 @@ class Worker:
 
 def _updates(count: int) -> str:
     return f"{count} queue update{'' if count == 1 else 's'}"
+
+
+def _messages_within(item: InFlight, upto: int) -> int:
+    """How many leading messages of ``item`` end at or before byte offset ``upto``."""
+    part, count = upto - (item.end_offset - item.wire_bytes), 0
+    for length in item.lengths:
+        if part < length:
+            break
+        part -= length
+        count += 1
+    return count
 
 
 def _text(value: object) -> str | None:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the tests need and runs every check.
-#   * Debian packages: rsyslog and its TLS driver (rsyslog-openssl), python3-venv, and a C
+#   * Debian packages: rsyslog, its TLS driver (rsyslog-openssl) and RELP input (rsyslog-relp),
+#     python3-venv, and a C
 #     compiler with the Python headers (gcc, python3-dev) for the compiled event encoder,
 #     each only if missing.
 #   * A virtual environment in ./.venv with the package (editable) and its test tools.
@@ -15,6 +16,7 @@ sudo_cmd=()
 missing=()
 dpkg -s rsyslog >/dev/null 2>&1 || missing+=(rsyslog)
 dpkg -s rsyslog-openssl >/dev/null 2>&1 || missing+=(rsyslog-openssl)
+dpkg -s rsyslog-relp >/dev/null 2>&1 || missing+=(rsyslog-relp)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 python3 -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \

@@ -2,7 +2,9 @@
 
 ``RsyslogReceiver`` runs ``rsyslogd -n -f CONF -i PIDFILE`` in the foreground, with its own
 configuration, work directory and pid file under a test's ``tmp_path``, on a free loopback
-port, for one protocol: ``udp``, ``tcp`` or ``tls`` (the ``ossl`` stream driver). Every message
+port, for one protocol: ``udp``, ``tcp``, ``tls`` (the ``ossl`` stream driver) or ``relp``
+(``imrelp``; with ``relp_tls=True`` over TLS, ``authmode`` x509/certvalid or x509/name for mutual
+TLS, the TLS library ``relp_tlslib`` "openssl" or "gnutls"). Every message
 it receives is written to ``received.log`` exactly as received (``%rawmsg%``: the PRI and the
 whole message, without the octet count or the trailing LF of the framing), one per line.
 
@@ -48,7 +50,7 @@ import pytest
 from azs_syslog import pki
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-PROTOCOLS = ("udp", "tcp", "tls")
+PROTOCOLS = ("udp", "tcp", "tls", "relp")
 AUTHMODES = ("anon", "x509/certvalid", "x509/name")
 # The TLS 1.1-only server of the refusal tests: OpenSSL 3 configuration commands, which the
 # ossl driver passes on through its (misnamed) gnutlsPriorityString.
@@ -68,6 +70,10 @@ def ossl_driver_present() -> bool:
     )
 
 
+def imrelp_present() -> bool:
+    return bool(glob.glob("/usr/lib/*/rsyslog/imrelp.so") + glob.glob("/usr/lib/rsyslog/imrelp.so"))
+
+
 def require_rsyslog(protocol: str = "tcp") -> str:
     """The path of rsyslogd; skip the test (fail it in CI) when rsyslog is missing."""
     path = rsyslogd_path()
@@ -76,6 +82,8 @@ def require_rsyslog(protocol: str = "tcp") -> str:
         problem = "rsyslogd is not installed (Debian package rsyslog; scripts/test.sh installs it)"
     elif protocol == "tls" and not ossl_driver_present():
         problem = "rsyslog's TLS driver is missing (Debian package rsyslog-openssl)"
+    elif protocol == "relp" and not imrelp_present():
+        problem = "rsyslog's RELP input is missing (Debian package rsyslog-relp)"
     if problem:
         if IN_CI:
             pytest.fail(problem)
@@ -182,6 +190,9 @@ class RsyslogReceiver:
         host: str = "127.0.0.1",
         port: int | None = None,
         udp_receive_buffer: str | None = "64m",
+        relp_tls: bool = False,
+        relp_tlslib: str = "openssl",
+        direct_queue: bool | None = None,
     ) -> None:
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}")
@@ -195,10 +206,15 @@ class RsyslogReceiver:
         self.priority_string = priority_string
         # None: the kernel's default receive buffer (net.core.rmem_default), as a stock rsyslog.
         self.udp_receive_buffer = udp_receive_buffer
+        self.relp_tls = relp_tls
+        self.relp_tlslib = relp_tlslib
+        # RELP: write before answering (see config_text); others: rsyslog's default queue.
+        self.direct_queue = protocol == "relp" if direct_queue is None else direct_queue
         self.cert_file = cert_file or (pki.server_cert if pki else None)
         self.key_file = key_file or (pki.server_key if pki else None)
         self.ca_file = ca_file or (pki.ca_file if pki else None)
-        if protocol == "tls" and not (self.cert_file and self.key_file and self.ca_file):
+        tls = protocol == "tls" or (protocol == "relp" and relp_tls)
+        if tls and not (self.cert_file and self.key_file and self.ca_file):
             raise ValueError("a TLS receiver needs cert_file, key_file and ca_file (or pki)")
         self.rsyslogd = require_rsyslog(protocol)
         directory.mkdir(parents=True, exist_ok=True)
@@ -354,6 +370,22 @@ class RsyslogReceiver:
             input_params.append('rateLimit.interval="0"')
             if self.udp_receive_buffer is not None:
                 input_params.append(f"rcvBufSize={q(self.udp_receive_buffer)}")
+        elif self.protocol == "relp":
+            lines.append(f'module(load="imrelp" tls.tlslib={q(self.relp_tlslib)})')
+            input_params.insert(0, 'type="imrelp"')
+            input_params.append('maxDataSize="128k"')
+            if self.relp_tls:
+                input_params += [
+                    'tls="on"',
+                    f"tls.cacert={q(self.ca_file)}",
+                    f"tls.mycert={q(self.cert_file)}",
+                    f"tls.myprivkey={q(self.key_file)}",
+                ]
+                if self.authmode != "anon":
+                    input_params.append(f"tls.authmode={q(self.authmode.split('/')[1])}")
+                if self.permitted_peers:
+                    peers = ", ".join(q(p) for p in self.permitted_peers)
+                    input_params.append(f"tls.permittedpeer=[{peers}]")
         else:
             module = ['load="imtcp"', 'maxSessions="1000"']
             if self.protocol == "tls":
@@ -372,8 +404,11 @@ class RsyslogReceiver:
             input_params += ['rateLimit.interval="0"', 'supportOctetCountedFraming="on"']
         lines.append("input(" + " ".join(input_params) + ")")
         lines.append('template(name="rawline" type="string" string="%rawmsg%\\n")')
+        # RELP answers 200 once a message is in the ruleset's queue; a direct queue writes it
+        # (to the page cache) first, so a receiver SIGKILLed after answering has not lost it.
+        direct = ' queue.type="direct"' if self.direct_queue else ""
         lines.append(
-            'ruleset(name="received") {\n'
+            f'ruleset(name="received"{direct}) {{\n'
             f'  action(type="omfile" file={q(self.output_file)} template="rawline"'
             ' asyncWriting="off" flushOnTXEnd="on")\n'
             "}"

@@ -117,17 +117,20 @@ def test_disk_fills_while_forwarding_nothing_lost_every_duplicate_counted(
         monkeypatch.setenv("AZS_SYSLOG_HOME", str(home))
         receiver = rsyslog_factory("tcp")
         configure("tcp", receiver, None, tmp_path)
-        send_events(0, count)
+        send_events(0, count // 2)
         worker = Forwarder(tmp_path / "forwarder.log").start()
         try:
             deadline = time.monotonic() + 30
             while not receiver.lines():  # events flow
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
-            filler = fill(home)
-            # The receiver restarts while batches are in flight: they go out again, and the
-            # bookkeeping of that can only be written once space is back.
+            # The receiver stops while batches are in flight: they go out again, and the
+            # bookkeeping of that can only be written once space is back. Events queued
+            # meanwhile are surely undelivered when the disk fills (however fast the first
+            # half went out on a quiet machine).
             receiver.stop()
+            send_events(count // 2, count - count // 2)
+            filler = fill(home)
             receiver.start()
             worker.wait_for(lambda s: s.get("condition") == "disk full", timeout=30)
             ids = wait_for_ids(receiver, range(count))
@@ -176,7 +179,7 @@ def test_stopped_while_the_disk_is_full_the_next_run_resends_nothing_uncounted(
         monkeypatch.setenv("AZS_SYSLOG_HOME", str(home))
         receiver = rsyslog_factory("tcp")
         configure("tcp", receiver, None, tmp_path)
-        send_events(0, count)
+        send_events(0, count // 2)
         first = Forwarder(tmp_path / "forwarder-1.log").start()
         second = Forwarder(tmp_path / "forwarder-2.log")
         try:
@@ -184,7 +187,11 @@ def test_stopped_while_the_disk_is_full_the_next_run_resends_nothing_uncounted(
             while not receiver.lines():
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
+            # Undelivered events when the disk fills, however fast the first half went out.
+            receiver.stop()
+            send_events(count // 2, count - count // 2)
             filler = fill(home)
+            receiver.start()
             ids = wait_for_ids(receiver, range(count))
             assert_none_missing(ids, range(count))
             # Delivered and confirmed by the receiver; deleting them from the queue is owed.

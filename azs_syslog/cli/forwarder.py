@@ -195,6 +195,9 @@ def _render(data: dict[str, Any] | None, live: dict[str, Any] | None, health: An
         rows.append(
             ("Client certificate sent", "yes" if conn.get("client_certificate_sent") else "no")
         )
+        if conn.get("relp_offers"):
+            offers = ", ".join(f"{k}={v}" for k, v in conn["relp_offers"].items())
+            rows.append(("RELP session", f"open; server offers {offers}"))
     if status.get("client_certificate_not_after"):
         rows.append(("Client certificate expires", str(status["client_certificate_not_after"])))
     queue = (status.get("queue") or live) or {}

@@ -20,6 +20,16 @@ _TRANSPORT_LABELS = {
     "tcp": "TCP, no encryption",
     "udp": "UDP, no encryption",
 }
+_RELP_LABELS = {
+    "tls": "RELP over TLS (every message acknowledged)",
+    "tcp": "RELP over TCP, no encryption (every message acknowledged)",
+}
+
+
+def _transport_label(server: config.ServerSettings) -> str:
+    if server.use_relp:
+        return _RELP_LABELS[server.transport]
+    return _TRANSPORT_LABELS[server.transport]
 
 
 def _given(options: dict[str, Any]) -> list[str]:
@@ -58,6 +68,12 @@ def _conflict(first: str, second: str, why: str) -> click.UsageError:
 )
 @click.option(
     "--use-udp", is_flag=True, help="Send over UDP (implies no encryption). Not for production."
+)
+@click.option(
+    "--use-relp",
+    is_flag=True,
+    help="Send over RELP (rsyslog's imrelp): the server answers every message, so nothing is "
+    "lost or sent twice by guesswork. TLS unless --no-encryption.",
 )
 @click.option("--remove", is_flag=True, help="Remove the server configuration; forwarding stops.")
 @click.option(
@@ -108,6 +124,7 @@ def set_syslog_server(
     skip_certificate_check: bool,
     skip_cn_check: bool,
     use_udp: bool,
+    use_relp: bool,
     remove: bool,
     trusted_ca: Path | None,
     message_format: str | None,
@@ -128,6 +145,7 @@ def set_syslog_server(
       azs-syslog set-syslog-server --server-name siem.example.com --server-port 6514
       azs-syslog set-syslog-server --server-name 10.0.0.5 --server-port 6514 --skip-cn-check
       azs-syslog set-syslog-server --server-name 10.0.0.5 --server-port 514 --use-udp
+      azs-syslog set-syslog-server --server-name siem.example.com --server-port 2514 --use-relp
       azs-syslog set-syslog-server --remove
     """
     settings: dict[str, Any] = {
@@ -137,6 +155,7 @@ def set_syslog_server(
         "skip_certificate_check": skip_certificate_check,
         "skip_cn_check": skip_cn_check,
         "use_udp": use_udp,
+        "use_relp": use_relp,
         "trusted_ca": trusted_ca,
         "message_format": message_format,
         "framing": framing,
@@ -206,6 +225,7 @@ def set_syslog_server(
         skip_certificate_check=skip_certificate_check,
         skip_cn_check=skip_cn_check,
         use_udp=use_udp,
+        use_relp=use_relp,
         message_format=(message_format or "rfc3164").lower(),
         framing=(framing or "octet-counting").lower(),
         facility=facility_number,
@@ -238,6 +258,14 @@ def _check_conflicts(settings: dict[str, Any]) -> None:
                 )
     if settings["udp_rate"] is not None and not settings["use_udp"]:
         raise click.UsageError("--udp-rate applies only to UDP: add --use-udp, or drop --udp-rate")
+    if settings["use_relp"] and settings["use_udp"]:
+        raise _conflict(
+            "--use-relp",
+            "--use-udp",
+            "RELP runs over TCP (or TLS) and needs the answers UDP cannot carry",
+        )
+    if settings["use_relp"] and settings["framing"] is not None:
+        raise _conflict("--use-relp", "--framing", "RELP frames every message itself")
     if settings["use_udp"] and settings["framing"] is not None:
         raise _conflict(
             "--use-udp", "--framing", "UDP always sends exactly one message per datagram"
@@ -294,7 +322,7 @@ def _summary(current: config.Config) -> str:
     assert server is not None
     text = (
         f"{server.server_name} port {server.server_port}, "
-        f"{_TRANSPORT_LABELS[server.transport]} ({_verification(server)})"
+        f"{_transport_label(server)} ({_verification(server)})"
     )
     if current.client.certificate is not None:
         if server.transport == "tls":
@@ -307,7 +335,7 @@ def _summary(current: config.Config) -> str:
 def server_view(server: config.ServerSettings) -> dict[str, Any]:
     """What get-syslog-server shows: the cmdlet's properties, then the project additions."""
     view = config.server_to_dict(server)
-    view["Transport"] = server.transport
+    view["Transport"] = f"relp-{server.transport}" if server.use_relp else server.transport
     return view
 
 
@@ -360,15 +388,18 @@ def get_syslog_server(as_json: bool) -> None:
         emit_json(view)
         return
     rows = [(name, _text(value)) for name, value in view.items() if name != "Transport"]
-    rows.insert(
-        0, ("Transport", f"{_TRANSPORT_LABELS[server.transport]} ({_verification(server)})")
-    )
+    rows.insert(0, ("Transport", f"{_transport_label(server)} ({_verification(server)})"))
     rows = [
         (name, f"{config.facility_name(server.facility)} ({server.facility})")
         if name == "Facility"
         else (name, value)
         for name, value in rows
     ]
+    if server.use_relp:
+        rows = [
+            (name, "one RELP frame per message") if name == "Framing" else (name, value)
+            for name, value in rows
+        ]
     if server.use_udp:
         rows = [
             (name, "one message per datagram (UDP)") if name == "Framing" else (name, value)
