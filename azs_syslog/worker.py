@@ -767,6 +767,7 @@ class Worker:
         if self.stop_requested:
             return 0.0
         self._check_client_certificate()
+        self._log_expiry_warnings()
         self._io = "connect"
         try:
             sender = self.connect(server, self.config.client)
@@ -854,9 +855,17 @@ class Worker:
             or self.config.server.transport != "tls"
         ):
             return exc
+        if exc.cause in ("client-certificate-rejected", "client-certificate-required"):
+            message = (
+                f"the server refused the client certificate: it expired on {client.not_after}"
+                f" ({client.subject}, thumbprint {client.thumbprint})"
+            )
+        elif exc.step == "tls":
+            message = f"{exc.message} (the client certificate expired on {client.not_after})"
+        else:
+            return exc  # not a TLS problem: the certificate is not what failed
         return TransportError(
-            f"{exc.message} (the client certificate {client.subject} expired on"
-            f" {client.not_after})",
+            message,
             step=exc.step,
             cause="client-certificate-expired",
             fix=ex.CLIENT_FIX,
