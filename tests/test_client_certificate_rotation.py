@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -54,7 +54,7 @@ class Lab:
 def lab(tmp_path: Path) -> Lab:
     directory = tmp_path / "lab"
     directory.mkdir()
-    ca = pki.make_ca("rotation test CA", days=400)
+    ca = pki.make_ca("rotation test CA", days=200)  # ends before the server certificate
     ca_file = directory / "ca.pem"
     ca_file.write_bytes(ca.cert_pem())
     server = pki.issue(
@@ -174,6 +174,9 @@ def test_replaced_while_events_flow_nothing_lost_new_one_used(
         assert client["expired"] is False
         assert certificates["server"]["days_left"] == 364
         assert certificates["server"]["subject"] == "CN=localhost"
+        # The server's chain ends with its CA, which expires before the server's certificate.
+        assert certificates["server_chain_first"]["subject"] == "CN=rotation test CA"
+        assert certificates["server_chain_first"]["days_left"] == 199
         warnings = certificates["warnings"]
         assert len(warnings) == 1
         assert warnings[0].startswith("the client certificate (CN=client B, thumbprint")
@@ -182,7 +185,7 @@ def test_replaced_while_events_flow_nothing_lost_new_one_used(
 
         shown = run_cli(["forwarder", "status"])
         assert "Certificate warning" in shown.stdout
-        assert "client 9, server 364" in shown.stdout
+        assert "client 9, server 364, server chain 199" in shown.stdout
         as_json = json.loads(run_cli(["forwarder", "status", "--json"]).stdout)
         assert as_json["status"]["certificates"]["client"]["days_left"] == 9
 
@@ -205,6 +208,15 @@ def test_replaced_while_events_flow_nothing_lost_new_one_used(
                 subject="CN=localhost",
             )
             == 364
+        )
+        assert (
+            value(
+                scraped,
+                "azs_syslog_certificate_days_left",
+                certificate="server_chain",
+                subject="CN=rotation test CA",
+            )
+            == 199
         )
         end = value(
             scraped,
@@ -373,3 +385,35 @@ def test_expiry_arithmetic() -> None:
     assert item.days_left(end + 3600) == -1
     assert "expired on 2030-01-31T00:00:00Z" in (item.warning(end + 3600) or "")
     assert expiry.parse_rfc3339("not a date") is None
+
+
+def test_pair_of_an_earlier_release_is_replaced_then_removed(lab: Lab) -> None:
+    """A configuration written by a release that stored the pair under fixed names keeps
+    working, and those files go the way of any previous pair."""
+    old, old_pfx = lab.client("client old")
+    legacy_chain, legacy_key = paths.client_chain_file(), paths.client_key_file()
+    bundle = certs.import_pfx(old_pfx.read_bytes(), PASSWORD)
+    stored = config.ClientCertificate(
+        subject=bundle.subject,
+        issuer=bundle.issuer,
+        thumbprint=bundle.thumbprint,
+        not_before=certs.rfc3339(bundle.not_before),
+        not_after=certs.rfc3339(bundle.not_after),
+        chain_file=str(legacy_chain),
+        key_file=str(legacy_key),
+    )
+    config.update_config(
+        lambda current: replace(current, client=config.ClientSettings(certificate=stored)),
+        write_files={legacy_chain: bundle.chain_pem, legacy_key: bundle.key_pem},
+    )
+    _, new_pfx = lab.client("client new")
+    set_client(new_pfx)
+    assert legacy_chain.exists() and legacy_key.exists()  # the previous pair, kept once
+    _, newer_pfx = lab.client("client newer")
+    set_client(newer_pfx)
+    assert not legacy_chain.exists() and not legacy_key.exists()
+    assert len(list(paths.client_certificates_dir().iterdir())) == 4
+    removed = run_cli(["set-syslog-client", "--remove-certificate"])
+    assert removed.exit_code == 0
+    assert list(paths.client_certificates_dir().iterdir()) == []
+    assert old.cert.subject.rfc4514_string() == bundle.subject
