@@ -18,7 +18,13 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from azs_syslog import paths
-from azs_syslog.config import EXPIRY_WARNING_DAYS, ClientCertificate, Config, update_config
+from azs_syslog.config import (
+    EXPIRY_WARNING_DAYS,
+    ClientCertificate,
+    Config,
+    stale_client_files,
+    update_config,
+)
 from azs_syslog.errors import CertificateError
 
 MAX_PFX_BYTES = 1024 * 1024  # a PFX is a few KiB; anything this big is not one
@@ -295,9 +301,15 @@ def import_pfx(
 def install_client_certificate(
     bundle: ClientBundle, *, output_severity: str | None = None
 ) -> Config:
-    """Store the chain and key (mode 0600) and record the certificate in the configuration."""
-    chain_path = paths.client_chain_file()
-    key_path = paths.client_key_file()
+    """Store the chain and key (mode 0600) as a new pair and record it in the configuration.
+
+    The pair is written under names of its own before the configuration, and the one atomic
+    write of the configuration switches to it: a reader that loads the pair the configuration
+    names never sees the new key next to the old chain. Pairs no longer named are removed
+    afterwards (the previous one at the next change: see ``config.stale_client_files``)."""
+    import secrets
+
+    chain_path, key_path = paths.client_pair_files(bundle.thumbprint, secrets.token_hex(4))
     stored = ClientCertificate(
         subject=bundle.subject,
         issuer=bundle.issuer,
@@ -315,5 +327,7 @@ def install_client_certificate(
         return replace(old, client=client)
 
     return update_config(
-        change, write_files={key_path: bundle.key_pem, chain_path: bundle.chain_pem}
+        change,
+        write_files={key_path: bundle.key_pem, chain_path: bundle.chain_pem},
+        cleanup=lambda old, new: stale_client_files(new, old),
     )

@@ -578,12 +578,15 @@ def update_config(
     *,
     write_files: Mapping[Path, bytes] | None = None,
     remove_files: Iterable[Path] = (),
+    cleanup: Callable[[Config, Config], Iterable[Path]] | None = None,
 ) -> Config:
     """Apply ``change`` to the current configuration and save the result, under the lock.
 
     ``write_files`` (written before the configuration, so it never names a missing file) and
     ``remove_files`` (removed after it, once nothing refers to them) are companion files such
     as the client certificate. Nothing is written if ``change`` or validation fails.
+    ``cleanup(old, new)`` names more files to remove after the write, under the same lock
+    (so that it sees what a concurrent command wrote before it, never after).
 
     The written configuration's generation is the old one plus one: under the lock, so two
     writers never produce the same generation.
@@ -595,7 +598,7 @@ def update_config(
         for file_path, data in (write_files or {}).items():
             write_private_file(file_path, data)
         write_private_file(paths.config_file(), serialize_config(new))
-        for file_path in remove_files:
+        for file_path in (*remove_files, *(cleanup(old, new) if cleanup else ())):
             remove_private_file(file_path)
     return new
 
@@ -649,4 +652,31 @@ def remove_client_certificate(*, output_severity: str | None = None) -> Config:
             client = replace(client, output_severity=output_severity)
         return replace(old, client=client)
 
-    return update_config(change, remove_files=(paths.client_chain_file(), paths.client_key_file()))
+    return update_config(change, cleanup=lambda old, new: stale_client_files(new))
+
+
+def stale_client_files(new: Config, old: Config | None = None) -> list[Path]:
+    """The stored client certificate files that neither ``new`` nor ``old`` names: every pair
+    in the pairs' directory and the fixed names of earlier releases. The pair ``old`` names is
+    kept until the next change: a worker that read the previous configuration an instant
+    before the switch may be loading that pair for a connection."""
+    keep: set[Path] = set()
+    for config in (new, old):
+        cert = config.client.certificate if config is not None else None
+        if cert is not None:
+            keep.update((Path(cert.chain_file), Path(cert.key_file)))
+    candidates = [paths.client_chain_file(), paths.client_key_file()]
+    directory = paths.client_certificates_dir()
+    try:
+        candidates.extend(
+            sorted(
+                entry
+                for entry in directory.iterdir()
+                if entry.name.endswith((paths.CLIENT_CHAIN_SUFFIX, paths.CLIENT_KEY_SUFFIX))
+            )
+        )
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise _file_error(directory, exc, "read", "cannot be read") from None
+    return [path for path in candidates if path not in keep and path.exists()]

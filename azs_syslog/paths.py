@@ -60,13 +60,33 @@ def config_lock_file() -> Path:
 
 
 def client_chain_file() -> Path:
-    """The client certificate followed by its chain, PEM."""
+    """Where releases before versioned pairs stored the client chain (still read when the
+    configuration names it; removed when the certificate is replaced)."""
     return config_dir() / "client-chain.pem"
 
 
 def client_key_file() -> Path:
-    """The client certificate's private key, PEM, unencrypted, mode 0600."""
+    """Where releases before versioned pairs stored the client key (see client_chain_file)."""
     return config_dir() / "client-key.pem"
+
+
+def client_certificates_dir() -> Path:
+    """Directory of the stored client certificate pairs (mode 0700)."""
+    return config_dir() / "client-certificates"
+
+
+CLIENT_CHAIN_SUFFIX = "-chain.pem"
+CLIENT_KEY_SUFFIX = "-key.pem"
+
+
+def client_pair_files(thumbprint: str, tag: str) -> tuple[Path, Path]:
+    """The chain (the certificate, then its issuers, PEM) and the private key (PKCS#8 PEM,
+    unencrypted, mode 0600) of one stored client certificate. Every import gets a pair of its
+    own, named by the thumbprint and a fresh ``tag``, and the configuration names the pair in
+    use: replacing the certificate switches both files at once, with the configuration."""
+    directory = client_certificates_dir()
+    stem = f"{thumbprint}-{tag}"
+    return directory / f"{stem}{CLIENT_CHAIN_SUFFIX}", directory / f"{stem}{CLIENT_KEY_SUFFIX}"
 
 
 def trusted_ca_file() -> Path:

@@ -74,6 +74,9 @@ class ConnectionInfo:
     server_subject: str | None = None
     server_not_after: str | None = None  # RFC 3339 UTC
     client_certificate_sent: bool = False
+    # Of the certificates the server presented (its chain), the one that expires first.
+    server_chain_first_subject: str | None = None
+    server_chain_first_not_after: str | None = None  # RFC 3339 UTC
 
 
 class Sender(Protocol):
@@ -803,6 +806,22 @@ def _connect_udp(
     )
 
 
+def _first_to_expire(message: bytes | None) -> tuple[str | None, str | None]:
+    """Of the certificates in the server's Certificate message, the subject and not-after of
+    the one that expires first (its chain ends when that one does); best effort."""
+    from azs_syslog import tls
+
+    first: tuple[str, str] | None = None
+    for der in tls.certificates_from_message(message):
+        try:
+            summary = tls.summarize(der)
+        except ValueError:
+            continue
+        if first is None or summary.not_after < first[1]:  # RFC 3339 UTC sorts as text
+            first = (summary.subject, summary.not_after)
+    return first if first is not None else (None, None)
+
+
 def tls_sender(
     session: TlsSession,
     server: ServerSettings,
@@ -820,6 +839,8 @@ def tls_sender(
     if session.peer_certificate:
         summary = tls.summarize(session.peer_certificate)
         subject, not_after = summary.subject, summary.not_after
+    record = session.context.record
+    first_subject, first_not_after = _first_to_expire(record.server_certificate_message)
     cipher = sock.cipher()
     info = ConnectionInfo(
         "tls",
@@ -829,9 +850,10 @@ def tls_sender(
         cipher=cipher[0] if cipher else None,
         server_subject=subject,
         server_not_after=not_after,
-        client_certificate_sent=session.context.record.client_certificate_sent,
+        client_certificate_sent=record.client_certificate_sent,
+        server_chain_first_subject=first_subject,
+        server_chain_first_not_after=first_not_after,
     )
-    record = session.context.record
 
     def explain(exc: BaseException, first_send: bool) -> TransportError | None:
         """A TLS 1.3 verdict on the client certificate that came after our wait: the write

@@ -52,6 +52,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from azs_syslog import expiry as ex
 from azs_syslog import fserrors, paths, transport
 from azs_syslog import status as st
 from azs_syslog.config import (
@@ -93,6 +94,7 @@ GENERATION_WAIT = 10.0
 FETCH_BATCHES = 8
 MAX_INFLIGHT_BATCHES = 4096
 QUEUE_RETRY = 1.0  # seconds between attempts to write owed queue updates (disk full)
+EXPIRY_CHECK = 60.0  # seconds between looks at the certificates' expiry warnings (logged daily)
 
 GAP_SIGNATURE = "Microsoft-AzureStack-Forwarder: QueueOverflow"
 
@@ -427,6 +429,13 @@ class Worker:
         self.next_held_check = 0.0
         self.released_seen: int | None = None
         self.counters = Counters()
+        # Certificate ends, by role (expiry.CLIENT / SERVER / SERVER_CHAIN): the client's from
+        # the configuration's pair at each connection attempt, the server's from each
+        # connection (kept after it ends, for the server they came from).
+        self.expiries: dict[str, ex.Expiry] = {}
+        self._expiry_server: str | None = None
+        self._expiry_logged: dict[str, str] = {}  # warning key -> the UTC day it was logged
+        self.next_expiry_check = 0.0
         self.stop_requested = False
         self.forced = False  # a second stop signal: no drain, no graceful close
         self.reload_requested = False
@@ -525,6 +534,9 @@ class Worker:
         if queue_owed and now >= self.next_queue_retry:
             self.next_queue_retry = now + QUEUE_RETRY
             self._flush_backlog()
+        if now >= self.next_expiry_check:
+            self.next_expiry_check = now + EXPIRY_CHECK
+            self._log_expiry_warnings()
         if now >= self.next_status:
             self.next_status = now + STATUS_EVERY
             if not self.pid_lock.written:
@@ -706,6 +718,10 @@ class Worker:
         self.next_held_check = 0.0  # what is held depends on the level: look again now
         self.backoff = 0.0
         self.next_attempt = 0.0
+        self._check_client_certificate()
+        if self._expiry_server != server_label(config.server):
+            for role in (ex.SERVER, ex.SERVER_CHAIN):
+                self.expiries.pop(role, None)  # they described a server no longer configured
         server = config.server
         if server is None:
             self.state = st.NOT_CONFIGURED
@@ -765,13 +781,15 @@ class Worker:
         self.write_status()
         if self.stop_requested:
             return 0.0
+        self._check_client_certificate()
+        self._log_expiry_warnings()
         self._io = "connect"
         try:
             sender = self.connect(server, self.config.client)
         except transport.StopRequested:
             return 0.0
         except TransportError as exc:
-            self._failed(exc, now)
+            self._failed(self._with_expired_client(exc), now)
             return 0.0
         finally:
             self._io = None
@@ -783,6 +801,7 @@ class Worker:
         self.state = st.CONNECTED
         self.counters.connections += 1
         info = sender.info
+        self._check_server_certificates(info, server)
         detail = " ".join(
             str(part)
             for part in (getattr(info, "tls_version", None), getattr(info, "cipher", None))
@@ -794,6 +813,94 @@ class Worker:
         )
         self.write_status()
         return 0.0
+
+    # --- certificate expiry
+
+    def _check_client_certificate(self) -> None:
+        """Read the end of the client certificate the configuration names (the pair a
+        connection presents): at every connection attempt and configuration change."""
+        certificate = self.config.client.certificate if self.config is not None else None
+        found = ex.client_expiry(certificate, now_ms()) if certificate is not None else None
+        if found is None:
+            self.expiries.pop(ex.CLIENT, None)
+        else:
+            self.expiries[ex.CLIENT] = found
+
+    def _check_server_certificates(self, info: object, server: ServerSettings) -> None:
+        found = ex.server_expiries(info, now_ms())
+        self._expiry_server = server_label(server)
+        for role in (ex.SERVER, ex.SERVER_CHAIN):
+            self.expiries.pop(role, None)
+        for item in found:
+            self.expiries[item.role] = item
+        self._log_expiry_warnings()
+
+    def expiry_warnings(self, now: float | None = None) -> list[str]:
+        moment = time.time() if now is None else now
+        warnings = []
+        for item in self.expiries.values():
+            text = item.warning(moment)
+            if text is not None:
+                warnings.append(text)
+        return warnings
+
+    def _log_expiry_warnings(self) -> None:
+        """Say each certificate warning in the log once per UTC day (and again when it
+        changes: a new certificate, or one that has just expired)."""
+        moment = time.time()
+        day = time.strftime("%Y-%m-%d", time.gmtime(moment))
+        for item in self.expiries.values():
+            text = item.warning(moment)
+            if text is None:
+                continue
+            key = f"{item.role}|{item.subject}|{item.not_after}|{item.expired(moment)}"
+            if self._expiry_logged.get(key) != day:
+                self._expiry_logged[key] = day
+                self.log(("error: " if item.expired(moment) else "warning: ") + text)
+
+    def _with_expired_client(self, exc: TransportError) -> TransportError:
+        """A failed connection while the client certificate has expired: most likely the
+        reason (a server refuses an expired certificate); say so, with the fix."""
+        client = self.expiries.get(ex.CLIENT)
+        if client is None or not client.expired(time.time()):
+            return exc
+        if (
+            self.config is None
+            or self.config.server is None
+            or self.config.server.transport != "tls"
+        ):
+            return exc
+        if exc.cause in ("client-certificate-rejected", "client-certificate-required"):
+            message = (
+                f"the server refused the client certificate: it expired on {client.not_after}"
+                f" ({client.subject}, thumbprint {client.thumbprint})"
+            )
+        elif exc.step == "tls":
+            message = f"{exc.message} (the client certificate expired on {client.not_after})"
+        else:
+            return exc  # not a TLS problem: the certificate is not what failed
+        return TransportError(
+            message,
+            step=exc.step,
+            cause="client-certificate-expired",
+            fix=ex.CLIENT_FIX,
+        )
+
+    def _certificates_status(self) -> dict[str, Any]:
+        moment = time.time()
+        return {
+            "client": self.expiries[ex.CLIENT].as_dict(moment)
+            if ex.CLIENT in self.expiries
+            else None,
+            "server": self.expiries[ex.SERVER].as_dict(moment)
+            if ex.SERVER in self.expiries
+            else None,
+            "server_chain_first": self.expiries[ex.SERVER_CHAIN].as_dict(moment)
+            if ex.SERVER_CHAIN in self.expiries
+            else None,
+            "warning_days": ex.EXPIRY_WARNING_DAYS,
+            "warnings": self.expiry_warnings(moment),
+        }
 
     def _failed(self, exc: TransportError, now: float) -> None:
         server = server_label(self.config.server) if self.config is not None else None
@@ -1172,6 +1279,9 @@ class Worker:
                 "relp_offers": dict(getattr(info, "relp_offers", ())) or None,
             },
             "client_certificate_not_after": client_cert.not_after if client_cert else None,
+            "client_certificate_thumbprint": client_cert.thumbprint if client_cert else None,
+            "certificates": self._certificates_status(),
+            "connections": self.counters.connections,
             "queue": {
                 "events": depth.events,
                 "bytes": depth.bytes,
@@ -1223,6 +1333,14 @@ class Worker:
             else None,
             "blocked": self._blocked(),
         }
+
+    def last_snapshot(self) -> dict[str, Any] | None:
+        """The status as last written to the status file, with what the loop is blocked on
+        brought up to date (any thread: the metrics endpoint reads it at each scrape)."""
+        with self._status_lock:
+            if self._snapshot is None:
+                return None
+            return {**self._snapshot, "blocked": self._blocked()}
 
     def _held_status(self, config: Config) -> dict[str, Any] | None:
         held = self.held

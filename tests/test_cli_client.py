@@ -74,7 +74,12 @@ def test_import_with_prompt_stores_chain_and_key(
     assert view["NotAfter"].endswith("Z")
     assert thumbprint in result.stderr
 
-    chain_file, key_file = paths.client_chain_file(), paths.client_key_file()
+    stored = config.load_config().client.certificate
+    assert stored is not None
+    chain_file, key_file = Path(stored.chain_file), Path(stored.key_file)
+    assert chain_file.parent == key_file.parent == paths.client_certificates_dir()
+    assert chain_file.name.startswith(thumbprint) and key_file.name.startswith(thumbprint)
+    assert mode(paths.client_certificates_dir()) == 0o700
     assert view["ChainFile"] == str(chain_file)
     assert view["KeyFile"] == str(key_file)
     assert mode(chain_file) == 0o600
@@ -287,7 +292,9 @@ def test_output_severity_alone_changes_only_that(
         == 0
     )
     before = config.load_config()
-    pems = {p: p.read_bytes() for p in (paths.client_chain_file(), paths.client_key_file())}
+    stored = before.client.certificate
+    assert stored is not None
+    pems = {p: p.read_bytes() for p in (Path(stored.chain_file), Path(stored.key_file))}
     for given, stored in (("VERBOSE", "Verbose"), ("default", "Default"), ("Verbose", "Verbose")):
         result = run_cli(["set-syslog-client", "--output-severity", given, "--json"])
         assert result.exit_code == 0
@@ -321,6 +328,7 @@ def test_remove_certificate(
     assert view["OutputSeverity"] == "Verbose"  # severity is kept
     assert not paths.client_chain_file().exists()
     assert not paths.client_key_file().exists()
+    assert list(paths.client_certificates_dir().iterdir()) == []
     assert config.load_config().client.certificate is None
     again = run_cli(
         ["set-syslog-client", "--remove-certificate", "--output-severity", "Default", "--json"]
@@ -357,10 +365,12 @@ def test_missing_stored_pem_is_warned_about(
     monkeypatch.setenv(ENV, PASSWORD)
     pfx = write(pfx_dir, "client.pfx", lab.good_pfx())
     assert run_cli(["set-syslog-client", "--pfx-file", str(pfx)]).exit_code == 0
-    paths.client_key_file().unlink()
+    stored = config.load_config().client.certificate
+    assert stored is not None
+    Path(stored.key_file).unlink()
     shown = run_cli(["get-syslog-client"])
     assert shown.exit_code == 0
-    assert f"{paths.client_key_file()} is missing" in shown.stderr
+    assert f"{stored.key_file} is missing" in shown.stderr
 
 
 CONFLICTS = [

@@ -26,8 +26,28 @@ def forwarder() -> None:
     """
 
 
+def _metrics_address(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None or value == "":
+        return None
+    from azs_syslog.metrics import parse_address
+
+    try:
+        return parse_address(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @forwarder.command("run")
-def run() -> None:
+@click.option(
+    "--metrics-address",
+    metavar="HOST:PORT",
+    envvar="AZS_SYSLOG_METRICS_ADDRESS",
+    show_envvar=True,
+    callback=_metrics_address,
+    help="Serve metrics for Prometheus at http://HOST:PORT/metrics (off by default), e.g."
+    " 127.0.0.1:9464.",
+)
+def run(metrics_address: Any) -> None:
     """Run the forwarder worker in the foreground (a systemd unit runs this).
 
     Sends queued events to the configured server, picks up configuration changes within
@@ -37,6 +57,7 @@ def run() -> None:
     \b
     Examples:
       azs-syslog forwarder run
+      azs-syslog forwarder run --metrics-address 127.0.0.1:9464
       AZS_SYSLOG_HOME=/var/lib/azs-syslog azs-syslog forwarder run
     """
     from azs_syslog import paths
@@ -46,9 +67,22 @@ def run() -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         click.echo(f"{stamp} {message}", err=True)
 
-    worker = Worker(log=log)
-    log(f"forwarder starting; queue {worker.queue.path}; socket {paths.socket_file()}")
-    summary = worker.run()
+    metrics = None
+    if metrics_address is not None:
+        from azs_syslog.metrics import MetricsServer
+
+        metrics = MetricsServer(metrics_address)
+        metrics.start()  # first: an address in use is an error before anything else starts
+    try:
+        worker = Worker(log=log)
+        if metrics is not None:
+            metrics.attach(worker.last_snapshot)
+            log(f"metrics for Prometheus at http://{metrics_address}/metrics")
+        log(f"forwarder starting; queue {worker.queue.path}; socket {paths.socket_file()}")
+        summary = worker.run()
+    finally:
+        if metrics is not None:
+            metrics.stop()
     log(f"forwarder stopped; {summary}")
 
 
@@ -200,6 +234,7 @@ def _render(data: dict[str, Any] | None, live: dict[str, Any] | None, health: An
             rows.append(("RELP session", f"open; server offers {offers}"))
     if status.get("client_certificate_not_after"):
         rows.append(("Client certificate expires", str(status["client_certificate_not_after"])))
+    rows.extend(_certificate_rows(status.get("certificates")))
     queue = (status.get("queue") or live) or {}
     if queue:
         rows.append(("Queued", f"{queue.get('events', 0)} events, {queue.get('bytes', 0)} bytes"))
@@ -252,6 +287,26 @@ def _render(data: dict[str, Any] | None, live: dict[str, Any] | None, health: An
     console().print(table)
     if data is None:
         note("the forwarder has not run on this home yet (azs-syslog forwarder run)")
+
+
+def _certificate_rows(certificates: object) -> list[tuple[str, str]]:
+    """Days left of the certificates the worker checked at its last connection, and a
+    warning for each that expires within the warning period."""
+    if not isinstance(certificates, dict):
+        return []
+    left = []
+    for key, label in (
+        ("client", "client"),
+        ("server", "server"),
+        ("server_chain_first", "server chain"),
+    ):
+        entry = certificates.get(key)
+        if isinstance(entry, dict) and isinstance(entry.get("days_left"), int):
+            left.append(f"{label} {entry['days_left']}")
+    rows = [("Certificate days left", ", ".join(left))] if left else []
+    for warning in certificates.get("warnings") or []:
+        rows.append(("Certificate warning", str(warning)))
+    return rows
 
 
 @forwarder.command("release-held")
