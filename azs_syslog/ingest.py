@@ -320,6 +320,9 @@ class IngestResult:
     accepted: int
     rejected: int
     truncated: int
+    # Of ``accepted``: Windows events below the OutputSeverity threshold, queued (the worker
+    # renders them again under the severity it runs with) but not sent under this one.
+    filtered: int = 0
 
 
 def enqueue_records(
@@ -359,6 +362,7 @@ def enqueue_records(
         level=level,
     )
     enqueuer.start()
+    filtered_before = getattr(renderer, "filtered", 0)
     rest = iter(records)
     try:
         try:
@@ -370,7 +374,12 @@ def enqueue_records(
             enqueuer.reject(exc.line or 0, error_reason(exc))
     finally:
         enqueuer.close()
-    result = IngestResult(enqueuer.accepted, enqueuer.rejected, enqueuer.truncated)
+    result = IngestResult(
+        enqueuer.accepted,
+        enqueuer.rejected,
+        enqueuer.truncated,
+        getattr(renderer, "filtered", 0) - filtered_before,
+    )
     if enqueuer.failure is None:
         return result
     if read_to_end:
@@ -640,11 +649,12 @@ def enqueue_jsonl_file(
     accepted = sum(report.result.accepted for report in reports)
     rejected = sum(report.result.rejected for report in reports)
     truncated = sum(report.result.truncated for report in reports)
+    filtered = sum(report.result.filtered for report in reports)
     rejections = sorted(
         (rejection for report in reports for rejection in report.rejections),
         key=lambda rejection: rejection.line,
     )
-    result = IngestResult(accepted, rejected, truncated)
+    result = IngestResult(accepted, rejected, truncated, filtered)
     if problems:
         raise QueueError(
             f"{len(problems)} of {len(children)} producer processes failed: {problems[0]}",
