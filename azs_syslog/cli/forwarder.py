@@ -82,6 +82,11 @@ def _age(seconds: object) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def _count(number: object, noun: str) -> str:
+    """``1 event``, ``2 events``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 @forwarder.command("status")
 @json_option
 def status(as_json: bool) -> None:
@@ -199,7 +204,13 @@ def _render(data: dict[str, Any] | None, live: dict[str, Any] | None, health: An
         rows.append(("Client certificate expires", str(status["client_certificate_not_after"])))
     queue = (status.get("queue") or live) or {}
     if queue:
-        rows.append(("Queued", f"{queue.get('events', 0)} events, {queue.get('bytes', 0)} bytes"))
+        rows.append(
+            (
+                "Queued",
+                f"{_count(queue.get('events', 0), 'event')}, "
+                f"{_count(queue.get('bytes', 0), 'byte')}",
+            )
+        )
         rows.append(("Oldest queued", _age(queue.get("oldest_age_s"))))
     counts = status.get("counts") or {}
     if counts:
@@ -220,7 +231,7 @@ def _render(data: dict[str, Any] | None, live: dict[str, Any] | None, health: An
         rows.append(("Configuration problem", str(status["config_problem"])))
     held = status.get("held")
     if held:
-        rows.append(("Held", str(held.get("message") or f"{held.get('events')} events")))
+        rows.append(("Held", str(held.get("message") or _count(held.get("events") or 0, "event"))))
     waiting = status.get("waiting_for_generation")
     if waiting:
         rows.append(("Waiting", str(waiting.get("message"))))
@@ -246,7 +257,13 @@ def _render(data: dict[str, Any] | None, live: dict[str, Any] | None, health: An
         )
     for name, value in rows:
         table.add_row(name, value)
-    console().print(table)
+    out = console()
+    with out.capture() as captured:
+        out.print(table)
+    # rich pads every row to the table's width (the console's, when a value wraps): no
+    # trailing blanks in what a script or a log keeps.
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+    sys.stdout.flush()
     if data is None:
         note("the forwarder has not run on this home yet (azs-syslog forwarder run)")
 
