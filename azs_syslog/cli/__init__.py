@@ -280,21 +280,42 @@ class LazyGroup(click.Group):
             ctx.exit(ExitCode.FAILED)
 
 
+def _encoder() -> str:
+    """Which event encoder renders events: what actually imports, not merely what is on disk
+    (an extension built for another Python, or damaged, is present but does not load)."""
+    spec = importlib.util.find_spec("azs_syslog._speedups")
+    if spec is None:
+        return (
+            "pure Python; install gcc and the Python headers, then reinstall, for the compiled one"
+        )
+    try:
+        importlib.import_module("azs_syslog._speedups")
+    except Exception as exc:  # any failure to load means it is not used
+        return (
+            f"pure Python: the compiled extension {spec.origin} does not load "
+            f"({type(exc).__name__}: {exc}); reinstall to rebuild it"
+        )
+    return "compiled"
+
+
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(f"azs-syslog, version {__version__} (event encoder: {_encoder()})")
+    ctx.exit()
+
+
 @click.group(
     cls=LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.version_option(
-    __version__,
+@click.option(
     "--version",
-    prog_name="azs-syslog",
-    message="%(prog)s, version %(version)s (event encoder: "
-    + (
-        "compiled"
-        if importlib.util.find_spec("azs_syslog._speedups")
-        else "pure Python; install gcc and the Python headers, then reinstall, for the compiled one"
-    )
-    + ")",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Show the version and which event encoder runs, and exit.",
 )
 def cli() -> None:
     """Forward security, audit and alert events to a SIEM as CEF over syslog.
