@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import click
 
 from azs_syslog.cli.exit_codes import ExitCode
-from azs_syslog.cli.output import console, emit_json, json_option, note
+from azs_syslog.cli.output import console, emit_json, json_lines, json_option, note
 
 
 @click.group("forwarder")
@@ -27,7 +28,14 @@ def forwarder() -> None:
 
 
 @forwarder.command("run")
-def run() -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Log as JSON lines on stdout, {"time": ..., "message": ...}, one per event of note '
+    "(a failure ends them with an error object), for a log collector.",
+)
+def run(as_json: bool) -> None:
     """Run the forwarder worker in the foreground (a systemd unit runs this).
 
     Sends queued events to the configured server, picks up configuration changes within
@@ -38,13 +46,23 @@ def run() -> None:
     Examples:
       azs-syslog forwarder run
       AZS_SYSLOG_HOME=/var/lib/azs-syslog azs-syslog forwarder run
+      azs-syslog forwarder run --json | my-log-shipper
     """
     from azs_syslog import paths
     from azs_syslog.worker import Worker
 
+    if as_json:
+        # A log, not a document: it runs for months, so one object per line as it happens.
+        json_lines()
+
     def log(message: str) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        click.echo(f"{stamp} {message}", err=True)
+        if as_json:
+            line = json.dumps({"time": stamp, "message": message}, ensure_ascii=False)
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        else:
+            click.echo(f"{stamp} {message}", err=True)
 
     worker = Worker(log=log)
     log(f"forwarder starting; queue {worker.queue.path}; socket {paths.socket_file()}")
