@@ -32,8 +32,15 @@ class _Show:
         self.arrived_task: TaskID | None = None
 
     def step(self, text: str) -> None:
+        from rich.table import Table
+
         target = self.live.console if self.live is not None else self.console
-        target.print(f"• {text}")
+        # A bullet with a hanging indent: a long step wraps at spaces under its own text.
+        line = Table.grid(padding=(0, 1))
+        line.add_column(no_wrap=True)
+        line.add_column()
+        line.add_row("•", text)
+        target.print(line)
 
     def sent(self, accepted: int, total: int) -> None:
         from rich import box
