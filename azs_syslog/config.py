@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from azs_syslog import paths
 from azs_syslog.errors import ConfigError
@@ -200,6 +200,74 @@ def normalize_server_name(name: str) -> str:
     return host
 
 
+class Conflict(NamedTuple):
+    """Two settings that contradict each other; ``why`` and ``fix`` are templates over the two
+    names (options on the command line, properties in the file)."""
+
+    first: str
+    second: str
+    why: str
+    fix: str
+    # Refused in a configuration file too. The rules about --skip-certificate-check are not:
+    # files written before they existed may hold both settings, which then mean what
+    # --skip-certificate-check says (nothing verified), and a forwarder must not stop on them.
+    in_file: bool = True
+
+
+# Settings that contradict each other, in one place: set-syslog-server refuses them as a usage
+# error naming both options, and check_server refuses a file holding them naming the field.
+_TLS_ONLY_WHY = "{second} applies only to TLS, and {first} turns encryption off"
+_TLS_ONLY_FIX = "drop {second}, or drop {first} to send over TLS"
+SERVER_CONFLICTS: tuple[Conflict, ...] = (
+    *(
+        Conflict(plain, tls_only, _TLS_ONLY_WHY, _TLS_ONLY_FIX)
+        for plain in ("UseUDP", "NoEncryption")
+        for tls_only in ("SkipCertificateCheck", "SkipCNCheck", "TrustedCA")
+    ),
+    Conflict(
+        "UseUDP",
+        "UseRELP",
+        "RELP runs over TCP (or TLS) and needs the answers {first} cannot carry",
+        "drop {first} for RELP, or {second} for UDP",
+    ),
+    Conflict(
+        "SkipCertificateCheck",
+        "TrustedCA",
+        "{first} verifies no certificate, so the CA given with {second} would never be used",
+        "to verify the server against that CA, drop {first}; to verify nothing, drop {second}",
+        in_file=False,
+    ),
+    Conflict(
+        "SkipCertificateCheck",
+        "SkipCNCheck",
+        "{first} skips every check of the server's certificate, the name check of {second} "
+        "included",
+        "to verify the chain but not the name, drop {first}; to verify nothing, drop {second}",
+        in_file=False,
+    ),
+)
+# The option of each property, for the command line's words.
+SERVER_OPTIONS = {
+    "UseUDP": "--use-udp",
+    "NoEncryption": "--no-encryption",
+    "SkipCertificateCheck": "--skip-certificate-check",
+    "SkipCNCheck": "--skip-cn-check",
+    "TrustedCA": "--trusted-ca",
+    "UseRELP": "--use-relp",
+}
+
+
+def server_conflict(given: Mapping[str, object], *, in_file: bool = False) -> Conflict | None:
+    """The first rule of ``SERVER_CONFLICTS`` that the settings ``given`` (property -> value,
+    truthy when set) break, or None; ``in_file``: only the rules a file is held to."""
+    for rule in SERVER_CONFLICTS:
+        if in_file and not rule.in_file:
+            continue
+        if given.get(rule.first) and given.get(rule.second):
+            return rule
+    return None
+
+
 def check_server(server: ServerSettings, *, path: str | None = None) -> None:
     """Raise ``ConfigError`` (field ``server -> Property``) if ``server`` is not consistent."""
 
@@ -214,8 +282,22 @@ def check_server(server: ServerSettings, *, path: str | None = None) -> None:
         raise fail("ServerName", f"write {normalized!r}, not {server.server_name!r}")
     if not 1 <= server.server_port <= 65535:
         raise fail("ServerPort", f"{server.server_port} is not a port number (1-65535)")
-    if server.use_relp and server.use_udp:
-        raise fail("UseRELP", "RELP runs over TCP (or TLS), not UDP: UseUDP must be false")
+    conflict = server_conflict(
+        {
+            "UseUDP": server.use_udp,
+            "NoEncryption": server.no_encryption,
+            "SkipCertificateCheck": server.skip_certificate_check,
+            "SkipCNCheck": server.skip_cn_check,
+            "TrustedCA": server.trusted_ca is not None,
+            "UseRELP": server.use_relp,
+        },
+        in_file=True,
+    )
+    if conflict is not None:
+        first, second, why = conflict.first, conflict.second, conflict.why
+        raise fail(
+            second, f"cannot be combined with {first}: " + why.format(first=first, second=second)
+        )
     if server.transport != "tls":
         for prop, value in (
             ("SkipCertificateCheck", server.skip_certificate_check),

@@ -360,6 +360,9 @@ class IngestResult:
     accepted: int
     rejected: int
     truncated: int
+    # Of ``accepted``: Windows events below the OutputSeverity threshold, queued (the worker
+    # renders them again under the severity it runs with) but not sent under this one.
+    filtered: int = 0
 
 
 def enqueue_records(
@@ -404,6 +407,7 @@ def enqueue_records(
         level=level,
     )
     enqueuer.start()
+    filtered_before = getattr(renderer, "filtered", 0)
     rest = iter(records)
     last_line = 0  # the last line handed to the enqueuer whole
     try:
@@ -422,7 +426,12 @@ def enqueue_records(
             pass  # a stop signal while waiting for input: ``stop.requested`` says which
     finally:
         enqueuer.close()
-    result = IngestResult(enqueuer.accepted, enqueuer.rejected, enqueuer.truncated)
+    result = IngestResult(
+        enqueuer.accepted,
+        enqueuer.rejected,
+        enqueuer.truncated,
+        getattr(renderer, "filtered", 0) - filtered_before,
+    )
     if stop is not None and stop.requested is not None and enqueuer.failure is None:
         raise IngestFailure(
             QueueError(f"stopped by {stop.requested} before the end of the input"),
@@ -701,11 +710,12 @@ def enqueue_jsonl_file(
     accepted = sum(report.result.accepted for report in reports)
     rejected = sum(report.result.rejected for report in reports)
     truncated = sum(report.result.truncated for report in reports)
+    filtered = sum(report.result.filtered for report in reports)
     rejections = sorted(
         (rejection for report in reports for rejection in report.rejections),
         key=lambda rejection: rejection.line,
     )
-    result = IngestResult(accepted, rejected, truncated)
+    result = IngestResult(accepted, rejected, truncated, filtered)
     if problems:
         raise QueueError(
             f"{len(problems)} of {len(children)} producer processes failed: {problems[0]}",

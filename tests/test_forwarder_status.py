@@ -76,7 +76,7 @@ def test_status_command_without_a_forwarder() -> None:
     table = run_cli(["forwarder", "status"])
     assert table.exit_code == 1
     assert "Queued" in table.stdout
-    assert "1 events" in table.stdout
+    assert "1 event, " in table.stdout
 
 
 def start_forwarder(log: Path) -> subprocess.Popen[bytes]:

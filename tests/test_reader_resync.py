@@ -99,7 +99,7 @@ def test_deep_nesting_is_a_rejection_with_its_line(tmp_path: Path) -> None:
     assert "internal error" not in result.stderr
     for line in (2, 4, 6):
         assert f"rejected: line {line}: invalid JSON: nested too deeply" in result.stderr
-    assert "accepted 4 events, rejected 3" in result.stderr
+    assert f"accepted 4 events from {source}, rejected 3;" in result.stderr
     assert sorted(queued_markers(tmp_path)) == ["first", "x3", "x5", "x7"]
 
     shown = run_cli(["format-event", "--json", str(source)])

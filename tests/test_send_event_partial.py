@@ -88,7 +88,8 @@ def test_disk_full_part_way_reports_exact_counts(
         text = again.stderr.decode()
         taken = int(text.split("accepted ", 1)[1].split(" ", 1)[0])
         assert (
-            f"accepted {taken} events, {total - taken} not queued (lines {taken + 1}-end)" in text
+            f"accepted {taken} event{'s' if taken != 1 else ''} from {source}, "
+            f"{total - taken} not queued (lines {taken + 1}-end)" in text
         )
         assert f"error: disk full: {taken} events queued" in text
         expected += range(1, taken + 1)

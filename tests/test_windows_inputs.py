@@ -479,7 +479,8 @@ def test_evtx_from_standard_input() -> None:
     data = (FIXTURES / "sysmon.evtx").read_bytes()
     result = run_cli(["send-event", "-"], input=data)
     assert result.exit_code == 3, result.stderr
-    assert "accepted 358 events, skipped 8 damaged parts" in result.stderr
+    assert "accepted 358 events from standard input (" in result.stderr
+    assert "), skipped 8 damaged parts; the queue now holds 358 events" in result.stderr
     assert "skipped: <stdin>: chunk 9 (after record 2099)" in result.stderr
 
 
@@ -584,9 +585,16 @@ def test_a_long_import_shows_progress_on_a_terminal(tmp_path: Path) -> None:
     code, drawn = _run_on_a_terminal(["send-event", str(FIXTURES / "security.evtx")], tmp_path)
     assert code == 0, drawn
     assert "security.evtx" in drawn and " records, " in drawn and "rejected 0" in drawn
-    assert "accepted 2261 events; 2261 queued" in drawn
+    assert "accepted 2261 events from " in drawn and "the queue now holds 2261 events" in drawn
 
 
 def test_no_progress_when_stderr_is_not_a_terminal() -> None:
     result = run_cli(["send-event", str(FIXTURES / "security.evtx")])
-    assert result.stderr == "accepted 2261 events; 2261 queued\n"
+    assert result.stderr == (
+        f"accepted 2261 events from {FIXTURES / 'security.evtx'} (2260 of them filtered: "
+        "Windows events below Warning are not sent with OutputSeverity Default; "
+        "set-syslog-client --output-severity Verbose sends them); "
+        "the queue now holds 2261 events\n"
+        "warning: no syslog server is configured: events are queued, not sent, until one is set"
+        " (azs-syslog set-syslog-server --server-name NAME --server-port PORT)\n"
+    )

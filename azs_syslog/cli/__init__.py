@@ -110,6 +110,38 @@ CMDLET_PARAMETERS: dict[str, str] = {
 }
 
 
+# The cmdlet parameters that are switches: ``-UseUDP:$false`` leaves the switch off.
+CMDLET_SWITCHES = frozenset(
+    {
+        "-noencryption",
+        "-skipcertificatecheck",
+        "-skipcncheck",
+        "-useudp",
+        "-remove",
+        "-removecertificate",
+        "-json",
+    }
+)
+
+
+def _translate_parameter(arg: str) -> list[str]:
+    """One cmdlet-spelling argument as click options: ``-ServerName:x`` is PowerShell's
+    ``-ServerName x``; ``-UseUDP:$true`` / ``-UseUDP:$false`` set or leave out the switch."""
+    name, colon, value = arg.partition(":")
+    option = CMDLET_PARAMETERS.get(name.lower())
+    if option is None:
+        return [arg]  # unknown: click refuses it, and the error names it as typed
+    if not colon:
+        return [option]
+    if name.lower() in CMDLET_SWITCHES:
+        switch = value.lower().lstrip("$")
+        if switch in ("true", "1"):
+            return [option]
+        if switch in ("false", "0"):
+            return []
+    return [option, value]
+
+
 def translate_cmdlet_args(args: list[str]) -> list[str]:
     """Rewrite ``Set-SyslogServer -ServerName x`` into ``set-syslog-server --server-name x``.
 
@@ -122,12 +154,51 @@ def translate_cmdlet_args(args: list[str]) -> list[str]:
         command = CMDLET_ALIASES.get(arg.lower())
         if command is None:
             return args
-        rest = [
-            CMDLET_PARAMETERS.get(a.lower(), a) if a.startswith("-") else a
-            for a in args[index + 1 :]
-        ]
+        rest: list[str] = []
+        for a in args[index + 1 :]:
+            rest.extend(_translate_parameter(a) if a.startswith("-") else [a])
         return [*args[:index], command, *rest]
     return args
+
+
+def _command_path(ctx: click.Context | None) -> str:
+    """``azs-syslog forwarder status``, whatever name the root was invoked under."""
+    names: list[str] = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(["azs-syslog", *reversed(names)])
+
+
+def _as_typed(option_name: str, args: list[str]) -> str:
+    """click reads an unknown ``-Bogus`` as the short option ``-B``: name it as typed."""
+    if len(option_name) == 2 and not option_name.startswith("--"):
+        for arg in args:
+            if arg.startswith(option_name) and len(arg) > 2 and not arg.startswith("--"):
+                return arg.partition(":")[0].partition("=")[0]
+    return option_name
+
+
+def report_click_exception(exc: click.ClickException, args: list[str]) -> int:
+    """A click error (usage or file) as the project's one line ``error: …`` and its fix, on
+    stderr (and as the JSON document with ``--json``); returns the exit code."""
+    from azs_syslog.cli.output import emit_json_failure, error
+
+    if isinstance(exc, click.NoSuchOption):
+        name = _as_typed(exc.option_name, args)
+        message = f"no such option: {name}"
+        if exc.possibilities and name == exc.option_name:
+            message += " (did you mean " + " or ".join(sorted(exc.possibilities)) + "?)"
+    else:
+        message = exc.format_message().rstrip(".")
+        if message[:1].isupper() and message[1:2].islower():
+            message = message[0].lower() + message[1:]  # click's "Missing option" etc.
+    fix: str | None = getattr(exc, "fix", None)
+    if fix is None and isinstance(exc, click.UsageError):
+        fix = f"see the options: {_command_path(exc.ctx)} --help"
+    error(message, fix=fix)
+    emit_json_failure(exc.exit_code)
+    return exc.exit_code
 
 
 class LazyGroup(click.Group):
@@ -156,7 +227,26 @@ class LazyGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        from azs_syslog.cli.output import begin_run
+
+        begin_run(list(args))
+        self._args = list(args)
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # no arguments at all: click shows the help
+        except click.ClickException as exc:  # ``azs-syslog --bogus``
+            raise click.exceptions.Exit(report_click_exception(exc, self._args)) from None
+
     def invoke(self, ctx: click.Context) -> Any:
+        from azs_syslog.cli.output import emit_json_failure, error
         from azs_syslog.errors import AzsSyslogError
 
         try:
@@ -164,40 +254,69 @@ class LazyGroup(click.Group):
         except AzsSyslogError as exc:
             if os.environ.get("AZS_SYSLOG_DEBUG") == "1":
                 raise
-            from azs_syslog.cli.output import error
-
             error(str(exc), fix=exc.fix)
+            emit_json_failure(ExitCode.FAILED)
             ctx.exit(ExitCode.FAILED)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise  # usage errors and exits: click reports them itself
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # a group given no subcommand: click shows its help
+        except click.ClickException as exc:
+            ctx.exit(report_click_exception(exc, getattr(self, "_args", [])))
+        except click.exceptions.Exit as exc:
+            emit_json_failure(exc.exit_code)
+            raise
+        except SystemExit as exc:
+            emit_json_failure(exc.code if isinstance(exc.code, int) else ExitCode.FAILED)
+            raise
+        except click.exceptions.Abort:
+            raise
         except Exception as exc:
             # A bug, not an operator's mistake: one line, never a traceback, unless asked for.
             if os.environ.get("AZS_SYSLOG_DEBUG") == "1":
                 raise
-            from azs_syslog.cli.output import error
-
             error(
                 f"internal error: {type(exc).__name__}: {exc}",
                 fix="run again with AZS_SYSLOG_DEBUG=1 for the traceback, and report it",
             )
+            emit_json_failure(ExitCode.FAILED)
             ctx.exit(ExitCode.FAILED)
+
+
+def _encoder() -> str:
+    """Which event encoder renders events: what actually imports, not merely what is on disk
+    (an extension built for another Python, or damaged, is present but does not load)."""
+    spec = importlib.util.find_spec("azs_syslog._speedups")
+    if spec is None:
+        return (
+            "pure Python; install gcc and the Python headers, then reinstall, for the compiled one"
+        )
+    try:
+        importlib.import_module("azs_syslog._speedups")
+    except Exception as exc:  # any failure to load means it is not used
+        return (
+            f"pure Python: the compiled extension {spec.origin} does not load "
+            f"({type(exc).__name__}: {exc}); reinstall to rebuild it"
+        )
+    return "compiled"
+
+
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(f"azs-syslog, version {__version__} (event encoder: {_encoder()})")
+    ctx.exit()
 
 
 @click.group(
     cls=LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.version_option(
-    __version__,
+@click.option(
     "--version",
-    prog_name="azs-syslog",
-    message="%(prog)s, version %(version)s (event encoder: "
-    + (
-        "compiled"
-        if importlib.util.find_spec("azs_syslog._speedups")
-        else "pure Python; install gcc and the Python headers, then reinstall, for the compiled one"
-    )
-    + ")",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Show the version and which event encoder runs, and exit.",
 )
 def cli() -> None:
     """Forward security, audit and alert events to a SIEM as CEF over syslog.

@@ -37,7 +37,8 @@ PASSWORD_ENV = "AZS_SYSLOG_CERT_PASSWORD"  # noqa: S105 - the variable's name, n
 @click.option(
     "--cert-password",
     metavar="PASSWORD",
-    help=f"The PFX password. Visible to other users: prefer ${PASSWORD_ENV} or the prompt.",
+    help=f"The PFX password. Visible to other users (ps) and kept in shell history: use "
+    f"the prompt, or ${PASSWORD_ENV} in a script.",
 )
 @click.option(
     "--remove-certificate",
@@ -72,6 +73,11 @@ def set_syslog_client(
     The client certificate is presented to the server over TLS (mutual authentication). The PFX
     must hold the certificate and its matching private key. The certificate chain and
     the key are stored as PEM files, mode 0600; the password is never stored.
+
+    The PFX password: type it at the prompt (hidden input), or, in a script, put it in the
+    environment variable AZS_SYSLOG_CERT_PASSWORD (from a secret store). --cert-password works
+    but warns: a command-line argument is visible to every user in `ps` and kept in shell
+    history.
 
     \b
     Examples:

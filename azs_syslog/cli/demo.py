@@ -32,8 +32,15 @@ class _Show:
         self.arrived_task: TaskID | None = None
 
     def step(self, text: str) -> None:
+        from rich.table import Table
+
         target = self.live.console if self.live is not None else self.console
-        target.print(f"• {text}", soft_wrap=True)
+        # A bullet with a hanging indent: a long step wraps at spaces under its own text.
+        line = Table.grid(padding=(0, 1))
+        line.add_column(no_wrap=True)
+        line.add_column()
+        line.add_row("•", text)
+        target.print(line)
 
     def sent(self, accepted: int, total: int) -> None:
         from rich import box
@@ -49,11 +56,15 @@ class _Show:
             box=box.SIMPLE_HEAD,
             pad_edge=False,
         )
-        self.table.add_column("#", justify="right")
-        self.table.add_column("type", no_wrap=True)
-        self.table.add_column("signature id / name", overflow="fold")
-        self.table.add_column("sev", justify="right")
-        self.table.add_column("transport", no_wrap=True)
+        # Readable at 80 columns: rich wraps a cell at spaces and keeps each word whole as
+        # long as every column's longest word fits, so the longest words (a signature id such
+        # as "Microsoft-Windows-Security-Auditing:4625", a type such as
+        # "infrastructure_fault") get columns of their own and the transport, which has
+        # spaces, goes under the type instead of taking a column.
+        self.table.add_column("#", justify="right", no_wrap=True)
+        self.table.add_column("type / transport")
+        self.table.add_column("signature id / name")
+        self.table.add_column("sev", justify="right", no_wrap=True)
         self.progress = Progress(
             "{task.description}",
             BarColumn(),
@@ -75,13 +86,10 @@ class _Show:
             return
         self.table.add_row(
             str(arrival.index + 1),
-            arrival.type,
+            f"{arrival.type}\n"
+            + (arrival.transport if arrival.valid else f"MALFORMED: {', '.join(arrival.problems)}"),
             f"{arrival.signature_id}\n{arrival.name}",
             arrival.severity,
-            # "mutual TLS (TLSv1.3)" on two lines, as the signature id and name are
-            arrival.transport.replace(" (", "\n(")
-            if arrival.valid
-            else f"MALFORMED: {', '.join(arrival.problems)}",
         )
         self.progress.advance(self.arrived_task)
         if self.progress.tasks[1].completed >= total:
@@ -100,26 +108,21 @@ def _summary(console: Console, result: DemoResult) -> None:
     console.print(
         f"All {len(result.arrivals)} events ({len(arrived_types)} types: "
         f"{', '.join(result.types)}) arrived over mutual TLS in {result.delivery_s or 0:.2f} s; "
-        f"the demo took {result.elapsed_s:.1f} s.",
-        soft_wrap=True,
+        f"the demo took {result.elapsed_s:.1f} s."
     )
     console.print(
         f"TLS: {result.tls_version or '?'}, cipher {result.cipher or '?'}; server certificate "
         f"{result.server_subject or '?'}; client certificate sent: "
-        f"{'yes' if result.client_certificate_sent else 'no'}.",
-        soft_wrap=True,
+        f"{'yes' if result.client_certificate_sent else 'no'}."
     )
     console.print(
         f"Sandbox {result.sandbox} (CA and certificates, the demo's own home with its "
         f"configuration and queue, the forwarder's log) "
         f"{'removed' if result.removed else 'NOT removed: delete it by hand'}; "
-        "your own configuration was not touched.",
-        soft_wrap=True,
+        "your own configuration was not touched."
     )
     console.print(
-        "Next: docs/quickstart.md and docs/configurations.md "
-        "(azs-syslog set-syslog-server --help).",
-        soft_wrap=True,
+        "Next: docs/quickstart.md and docs/configurations.md (azs-syslog set-syslog-server --help)."
     )
 
 

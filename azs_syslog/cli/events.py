@@ -12,7 +12,7 @@ import click
 
 from azs_syslog.cli.exit_codes import ExitCode
 from azs_syslog.cli.input_options import input_format_option
-from azs_syslog.cli.output import json_option, note
+from azs_syslog.cli.output import json_lines, json_option, note
 from azs_syslog.errors import EventError
 
 if TYPE_CHECKING:
@@ -111,6 +111,8 @@ def format_event(
     )
     renderer = Renderer(settings)
     out = sys.stdout
+    if as_json:
+        json_lines()  # one object per event as it is rendered; a failure is the last line
     shown = rejected = shortened = 0
     skipped: list[str] = []
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import click
 
 from azs_syslog.cli.exit_codes import ExitCode
-from azs_syslog.cli.output import console, emit_json, json_option, note
+from azs_syslog.cli.output import console, emit_json, json_lines, json_option, note
 
 
 @click.group("forwarder")
@@ -47,7 +48,14 @@ def _metrics_address(ctx: click.Context, param: click.Parameter, value: str | No
     help="Serve metrics for Prometheus at http://HOST:PORT/metrics (off by default), e.g."
     " 127.0.0.1:9464.",
 )
-def run(metrics_address: Any) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Log as JSON lines on stdout, {"time": ..., "message": ...}, one per event of note '
+    "(a failure ends them with an error object), for a log collector.",
+)
+def run(metrics_address: Any, as_json: bool) -> None:
     """Run the forwarder worker in the foreground (a systemd unit runs this).
 
     Sends queued events to the configured server, picks up configuration changes within
@@ -59,13 +67,23 @@ def run(metrics_address: Any) -> None:
       azs-syslog forwarder run
       azs-syslog forwarder run --metrics-address 127.0.0.1:9464
       AZS_SYSLOG_HOME=/var/lib/azs-syslog azs-syslog forwarder run
+      azs-syslog forwarder run --json | my-log-shipper
     """
     from azs_syslog import paths
     from azs_syslog.worker import Worker
 
+    if as_json:
+        # A log, not a document: it runs for months, so one object per line as it happens.
+        json_lines()
+
     def log(message: str) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        click.echo(f"{stamp} {message}", err=True)
+        if as_json:
+            line = json.dumps({"time": stamp, "message": message}, ensure_ascii=False)
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        else:
+            click.echo(f"{stamp} {message}", err=True)
 
     metrics = None
     if metrics_address is not None:
@@ -114,6 +132,11 @@ def _age(seconds: object) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def _count(number: object, noun: str) -> str:
+    """``1 event``, ``2 events``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 @forwarder.command("status")
@@ -237,7 +260,13 @@ def _render(data: dict[str, Any] | None, live: dict[str, Any] | None, health: An
     rows.extend(_certificate_rows(status.get("certificates")))
     queue = (status.get("queue") or live) or {}
     if queue:
-        rows.append(("Queued", f"{queue.get('events', 0)} events, {queue.get('bytes', 0)} bytes"))
+        rows.append(
+            (
+                "Queued",
+                f"{_count(queue.get('events', 0), 'event')}, "
+                f"{_count(queue.get('bytes', 0), 'byte')}",
+            )
+        )
         rows.append(("Oldest queued", _age(queue.get("oldest_age_s"))))
     counts = status.get("counts") or {}
     if counts:
@@ -258,7 +287,7 @@ def _render(data: dict[str, Any] | None, live: dict[str, Any] | None, health: An
         rows.append(("Configuration problem", str(status["config_problem"])))
     held = status.get("held")
     if held:
-        rows.append(("Held", str(held.get("message") or f"{held.get('events')} events")))
+        rows.append(("Held", str(held.get("message") or _count(held.get("events") or 0, "event"))))
     waiting = status.get("waiting_for_generation")
     if waiting:
         rows.append(("Waiting", str(waiting.get("message"))))
@@ -284,7 +313,13 @@ def _render(data: dict[str, Any] | None, live: dict[str, Any] | None, health: An
         )
     for name, value in rows:
         table.add_row(name, value)
-    console().print(table)
+    out = console()
+    with out.capture() as captured:
+        out.print(table)
+    # rich pads every row to the table's width (the console's, when a value wraps): no
+    # trailing blanks in what a script or a log keeps.
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+    sys.stdout.flush()
     if data is None:
         note("the forwarder has not run on this home yet (azs-syslog forwarder run)")
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from azs_syslog.cli.exit_codes import ExitCode
-from azs_syslog.cli.output import error, json_option, note
+from azs_syslog.cli.output import error, json_lines, json_option, note
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -145,6 +145,8 @@ def listen(
     started = time.monotonic()
     shown = 0
     reader_gone = False  # stdout is a pipe whose reader has exited (| head)
+    if as_json:
+        json_lines()  # one object per message as it arrives; a failure is the last line
     render = _JsonRenderer() if as_json else _RowRenderer()
     try:
         mode = " (client certificate required)" if require_client_cert else ""

@@ -15,6 +15,64 @@ import click
 if TYPE_CHECKING:
     from rich.console import Console
 
+
+class UsageProblem(click.UsageError):
+    """A usage error (exit 2) that knows its fix: two options that contradict each other,
+    a value that needs another option. Shown as ``error: …`` and ``  fix: …``."""
+
+    def __init__(self, message: str, *, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix
+
+
+class _Run:
+    """What this run promised on stdout. With ``--json`` stdout holds one JSON document,
+    failures included: ``{"error": {"message": …, "fix": …}}`` when the command wrote nothing
+    else. Commands that stream JSON lines (``format-event``, ``listen``) end with that object
+    as their last line instead."""
+
+    json_requested = False
+    json_lines = False
+    document_written = False
+    last_error: tuple[str, str | None] | None = None
+    error_emitted = False
+
+
+RUN = _Run()
+
+
+def begin_run(args: list[str]) -> None:
+    """Reset the per-run state (in-process tests run the CLI many times in one process)."""
+    before_separator = args[: args.index("--")] if "--" in args else args
+    RUN.json_requested = "--json" in before_separator
+    RUN.json_lines = False
+    RUN.document_written = False
+    RUN.last_error = None
+    RUN.error_emitted = False
+
+
+def json_lines() -> None:
+    """This command streams JSON lines: a failure is written as a final line."""
+    RUN.json_lines = True
+
+
+def emit_json_failure(exit_code: int) -> None:
+    """On a failed run with ``--json``: the error as the JSON document (or final JSON line)."""
+    if not RUN.json_requested or exit_code == 0 or RUN.error_emitted:
+        return
+    if RUN.json_lines:
+        if RUN.last_error is None:
+            return  # the lines already said what went wrong (rejected events)
+    elif RUN.document_written:
+        return  # the command's own document holds the failure
+    message, fix = RUN.last_error or (f"failed with exit code {exit_code}", None)
+    RUN.error_emitted = True
+    sys.stdout.write(
+        json.dumps({"error": {"message": message, "fix": fix}}, ensure_ascii=False) + "\n"
+    )
+    sys.stdout.flush()
+
+
 json_option = click.option(
     "--json",
     "as_json",
@@ -27,6 +85,7 @@ def emit_json(data: Any) -> None:
     """Write ``data`` as JSON to stdout, one document."""
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
     sys.stdout.flush()
+    RUN.document_written = True
 
 
 def note(message: str) -> None:
@@ -38,6 +97,7 @@ def warn(message: str) -> None:
 
 
 def error(message: str, *, fix: str | None = None) -> None:
+    RUN.last_error = (message, fix)
     click.echo(f"error: {message}", err=True)
     if fix:
         click.echo(f"  fix: {fix}", err=True)

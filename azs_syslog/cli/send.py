@@ -169,10 +169,14 @@ def send_event(source: str, jobs: int, input_format: str, as_json: bool) -> None
         events_queued = queue_depth(Queue)
 
     not_queued = failure.not_queued if failure is not None else 0
+    # A Windows event below the OutputSeverity threshold is accepted and queued like any other
+    # (the worker renders it again under the severity it runs with) but is not sent under
+    # this one: said, and counted apart as "filtered" (of the accepted).
     if as_json:
         report: dict[str, object] = {
             "source": label,
             "accepted": result.accepted,
+            "filtered": result.filtered,
             "rejected": rejections,
             "truncated": result.truncated,
             "queued": events_queued,
@@ -193,8 +197,16 @@ def send_event(source: str, jobs: int, input_format: str, as_json: bool) -> None
                 "fix": fix,
             }
         emit_json(report)
-    else:
-        text = f"accepted {result.accepted} event{'s' if result.accepted != 1 else ''}"
+    elif result.accepted or result.rejected or skipped or failure is not None:
+        where = "standard input" if source == "-" else label
+        text = f"accepted {_events(result.accepted)} from {where}"
+        if result.filtered:
+            text += (
+                f" ({'all' if result.filtered == result.accepted else result.filtered} of "
+                f"them filtered: Windows events below Warning are not sent with OutputSeverity "
+                f"{settings.output_severity}; set-syslog-client --output-severity Verbose "
+                "sends them)"
+            )
         if result.rejected:
             text += f", rejected {result.rejected}"
         if result.truncated:
@@ -207,14 +219,25 @@ def send_event(source: str, jobs: int, input_format: str, as_json: bool) -> None
             text += f", {not_queued} not queued ({describe_ranges(failure, unit[0])})"
             if failure.rest_unread:
                 text += " and the rest of the input not read"
-        queued = "?" if events_queued is None else events_queued
-        note(f"{text}; {queued} queued")
+        held = "cannot be read" if events_queued is None else f"holds {_events(events_queued)}"
+        note(f"{text}; the queue now {held}")
+    else:
+        note(f"no events in {'standard input' if source == '-' else label}")
+    if result.accepted and not problem and config.server is None:
+        warn(
+            "no syslog server is configured: events are queued, not sent, until one is set "
+            "(azs-syslog set-syslog-server --server-name NAME --server-port PORT)"
+        )
     if failure is not None:
         message, fix = failure_text(failure, source, jobs, unit[0])
         error(message, fix=fix)
         sys.exit(ExitCode.PARTIAL if result.accepted else ExitCode.FAILED)
     if result.rejected or skipped:
         sys.exit(ExitCode.PARTIAL if result.accepted else ExitCode.FAILED)
+
+
+def _events(count: int) -> str:
+    return f"{count} event{'s' if count != 1 else ''}"
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from azs_syslog import config
-from azs_syslog.cli.output import emit_json, json_option, note, warn
+from azs_syslog.cli.output import UsageProblem, emit_json, json_option, note, warn
 
 _TRANSPORT_LABELS = {
     "tls": "TLS over TCP",
@@ -37,8 +37,8 @@ def _given(options: dict[str, Any]) -> list[str]:
     return ["--" + name.replace("_", "-") for name, value in options.items() if value]
 
 
-def _conflict(first: str, second: str, why: str) -> click.UsageError:
-    return click.UsageError(f"{first} and {second} cannot be combined: {why}")
+def _conflict(first: str, second: str, why: str, *, fix: str | None = None) -> click.UsageError:
+    return UsageProblem(f"{first} and {second} cannot be combined: {why}", fix=fix)
 
 
 @click.command("set-syslog-server")
@@ -171,6 +171,7 @@ def set_syslog_server(
                 "--remove",
                 others[0],
                 "--remove deletes the server configuration and takes no other setting",
+                fix="run --remove alone, or drop it to set the server",
             )
         _remove(as_json)
         return
@@ -245,30 +246,36 @@ def set_syslog_server(
 
 
 def _check_conflicts(settings: dict[str, Any]) -> None:
-    for plain in ("use_udp", "no_encryption"):
-        if not settings[plain]:
-            continue
-        for tls_only in ("skip_certificate_check", "skip_cn_check", "trusted_ca"):
-            if settings[tls_only]:
-                raise _conflict(
-                    _flag(plain),
-                    _flag(tls_only),
-                    f"{_flag(tls_only)} applies only to TLS, and {_flag(plain)} turns "
-                    "encryption off",
-                )
-    if settings["udp_rate"] is not None and not settings["use_udp"]:
-        raise click.UsageError("--udp-rate applies only to UDP: add --use-udp, or drop --udp-rate")
-    if settings["use_relp"] and settings["use_udp"]:
+    # The rules are config.SERVER_CONFLICTS: the same ones a configuration file is held to.
+    conflict = config.server_conflict(
+        {
+            prop: settings[option[2:].replace("-", "_")]
+            for prop, option in config.SERVER_OPTIONS.items()
+        }
+    )
+    if conflict is not None:
+        first = config.SERVER_OPTIONS[conflict.first]
+        second = config.SERVER_OPTIONS[conflict.second]
         raise _conflict(
-            "--use-relp",
-            "--use-udp",
-            "RELP runs over TCP (or TLS) and needs the answers UDP cannot carry",
+            first,
+            second,
+            conflict.why.format(first=first, second=second),
+            fix=conflict.fix.format(first=first, second=second),
+        )
+    if settings["udp_rate"] is not None and not settings["use_udp"]:
+        raise UsageProblem(
+            "--udp-rate applies only to UDP", fix="add --use-udp, or drop --udp-rate"
         )
     if settings["use_relp"] and settings["framing"] is not None:
-        raise _conflict("--use-relp", "--framing", "RELP frames every message itself")
+        raise _conflict(
+            "--use-relp", "--framing", "RELP frames every message itself", fix="drop --framing"
+        )
     if settings["use_udp"] and settings["framing"] is not None:
         raise _conflict(
-            "--use-udp", "--framing", "UDP always sends exactly one message per datagram"
+            "--use-udp",
+            "--framing",
+            "UDP always sends exactly one message per datagram",
+            fix="drop --framing",
         )
 
 

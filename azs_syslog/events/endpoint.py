@@ -107,7 +107,11 @@ def _parse_endpoint(obj: Mapping[str, Any], type_name: str) -> Event:
         name = obj["event"]
         if type(name) is not str:
             raise wrong_type("event", "a string", name)
+        # Either spelling: the name of the table, or with the "Event" suffix that the CEF Name
+        # (the task name) and the WAC event names carry.
         entry = table.get(name)
+        if entry is None and name.endswith("Event"):
+            entry = table.get(name[: -len("Event")])
         if entry is None:
             raise EventError(
                 f"unknown {type_name} event {name!r} (expected one of {', '.join(table)})",
