@@ -386,6 +386,8 @@ class RsyslogReceiver:
                 if self.permitted_peers:
                     peers = ", ".join(q(p) for p in self.permitted_peers)
                     input_params.append(f"tls.permittedpeer=[{peers}]")
+                if self.priority_string:  # OpenSSL configuration commands, as for imtcp
+                    input_params.append(f"tls.tlscfgcmd={q(self.priority_string)}")
         else:
             module = ['load="imtcp"', 'maxSessions="1000"']
             if self.protocol == "tls":
