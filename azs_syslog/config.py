@@ -72,6 +72,8 @@ class ServerSettings:
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     cef_version: str = "0"
     udp_rate: int = DEFAULT_UDP_RATE  # UDP only
+    # Add MasEventDataNames to Windows events (off: the Azure Stack Hub format exactly).
+    event_data_names: bool = False
 
     @property
     def transport(self) -> str:
@@ -282,6 +284,7 @@ def server_to_dict(server: ServerSettings) -> dict[str, Any]:
         "MaxMessageSize": server.max_message_size,
         "CefVersion": server.cef_version,
         "UdpRate": server.udp_rate,
+        "EventDataNames": server.event_data_names,
     }
 
 
@@ -329,6 +332,7 @@ _SERVER_FIELDS: dict[str, tuple[str, type]] = {
     "MaxMessageSize": ("max_message_size", int),
     "CefVersion": ("cef_version", str),
     "UdpRate": ("udp_rate", int),  # absent in files written before it existed: the default
+    "EventDataNames": ("event_data_names", bool),  # the same
 }
 _REQUIRED_SERVER_FIELDS = ("ServerName", "ServerPort")
 _OPTIONAL_NONE = frozenset({"TrustedCA"})

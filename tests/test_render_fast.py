@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from azs_syslog.errors import EventError
 from azs_syslog.events import load_json, parse_event
-from azs_syslog.events.windows import EXTENSIONS, KEYWORDS, LEVEL, LIST, STR, UINT
+from azs_syslog.events.windows import EXTENSIONS, KEYWORDS, LEVEL, LIST, NAMES, STR, UINT
 from azs_syslog.render import COMPILED, Renderer, RenderSettings, may_hold_controls
 from tests.cef_decoder import RAW_CONTROL_RE, decode_syslog, value_decoded
 
@@ -49,6 +49,8 @@ TEXT = (
 )
 ODD = st.sampled_from([None, True, False, 1.5, -1, 0, [], {}, ["a", 1, None], [""], "", "x"])
 UINTS = st.integers(0, 2**70) | st.integers(-5, -1)
+# What event_data holds in real records: strings (empty ones too), integers, booleans, nulls.
+ITEMS = TEXT | st.integers(-(2**65), 2**65) | st.booleans() | st.none()
 
 
 def value_of(kind: int) -> st.SearchStrategy[Any]:
@@ -56,9 +58,10 @@ def value_of(kind: int) -> st.SearchStrategy[Any]:
     usual: st.SearchStrategy[Any] = {
         STR: TEXT,
         UINT: UINTS,
-        LIST: TEXT | st.lists(TEXT, max_size=4),
+        LIST: TEXT | st.lists(TEXT, max_size=4) | st.lists(ITEMS, max_size=4),
         KEYWORDS: TEXT | st.integers(-(2**63), 2**64),
         LEVEL: st.integers(-1, 7),
+        NAMES: st.lists(TEXT, max_size=4),
     }[kind]
     return st.one_of(usual, usual, usual, usual, ODD)  # mostly the usual type
 
@@ -83,6 +86,9 @@ def windows_events(draw: st.DrawFn) -> dict[str, Any]:
     for field, _, kind in EXTENSIONS:
         if field in ("provider_name", "event_id", "level") or draw(st.booleans()):
             event[field] = draw(value_of(kind))
+    data = event.get("event_data")
+    if "event_data_names" in event and type(data) is list and draw(st.booleans()):
+        event["event_data_names"] = draw(st.lists(TEXT, min_size=len(data), max_size=len(data)))
     if draw(st.booleans()):
         event["task_name"] = draw(st.one_of(TEXT, TEXT, ODD))
     if draw(st.booleans()):
@@ -120,6 +126,11 @@ def primer(event: dict[str, Any]) -> dict[str, Any]:
             out[field] = ["p", "q"]
         elif kind == KEYWORDS and type(value) is int:
             out[field] = 5
+        elif kind == NAMES:
+            data = event.get("event_data")
+            out[field] = (
+                ["n", "m"] if type(data) is list else [] if "event_data" not in event else ["n"]
+            )
         else:
             out[field] = "primer"
     return out
@@ -161,6 +172,7 @@ def fused(renderer: Renderer, line: str) -> tuple[str, Any, int, int]:
     limit=st.sampled_from([480, 600, 8192]),
     version=st.sampled_from(["0", "0.0"]),
     ascii_only=st.booleans(),
+    names=st.booleans(),
 )
 def test_fused_path_equals_reference(
     compiled: bool,
@@ -171,6 +183,7 @@ def test_fused_path_equals_reference(
     limit: int,
     version: str,
     ascii_only: bool,
+    names: bool,
 ) -> None:
     settings_ = RenderSettings(
         message_format=message_format,
@@ -178,6 +191,7 @@ def test_fused_path_equals_reference(
         output_severity=severity,
         max_message_size=limit,
         cef_version=version,
+        event_data_names=names,
     )
     renderer = Renderer(settings_, default_host="default-host", compiled=compiled)
     first = primer(event)
