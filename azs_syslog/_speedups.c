@@ -424,8 +424,8 @@ render_entry(const Entry *entry, PyObject *value, Buffer *buf, Py_ssize_t *count
         if (entry->suffix != NULL) {
             return put_text(buf, entry->suffix);
         }
-        if (buf->len == start) {
-            buf->len = mark; /* joined to "": left out */
+        if (entry->prefix == NULL || buf->len == start) {
+            buf->len = mark; /* joined to "", or checked only: left out */
         }
         return 0;
     }
