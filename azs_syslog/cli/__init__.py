@@ -104,6 +104,7 @@ CMDLET_PARAMETERS: dict[str, str] = {
     "-maxmessagesize": "--max-message-size",
     "-cefversion": "--cef-version",
     "-udprate": "--udp-rate",
+    "-eventdatanames": "--event-data-names",
     "-rootca": "--root-ca",
     "-json": "--json",
 }
