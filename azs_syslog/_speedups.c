@@ -303,9 +303,19 @@ put_decimal(Buffer *buf, PyObject *value)
         return -1;
     }
     if (!overflow) {
-        char digits[32];
-        int n = snprintf(digits, sizeof digits, "%lld", number);
-        return put(buf, digits, n);
+        /* By hand: snprintf costs more than the rest of a small field. */
+        char digits[24];
+        char *end = digits + sizeof digits, *at = end;
+        unsigned long long magnitude =
+            number < 0 ? 0ULL - (unsigned long long)number : (unsigned long long)number;
+        do {
+            *--at = (char)('0' + magnitude % 10);
+            magnitude /= 10;
+        } while (magnitude != 0);
+        if (number < 0) {
+            *--at = '-';
+        }
+        return put(buf, at, end - at);
     }
     PyObject *text = PyObject_Str(value);
     if (text == NULL) {
