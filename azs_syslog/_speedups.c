@@ -22,16 +22,23 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Keep in step with windows.py (NATIVE_*). */
+/* Keep in step with windows.py (NATIVE_*). A value the reference path leaves out (an empty
+ * string, an array that joins to nothing) is left out here too: its pair is not written. */
 enum {
-    K_STR = 0,      /* a non-empty string, written */
+    K_STR = 0,      /* a string, written (left out when empty) */
     K_UINT = 1,     /* an integer >= 0, written in decimal */
     K_LEVEL = 2,    /* an integer 0-5, written in decimal */
-    K_LIST = 3,     /* an array of strings, written joined with "!!" (not empty) */
+    K_LIST = 3,     /* an array of strings, integers, booleans and nulls, written joined with
+                     * "!!" (left out when that is empty and there is no suffix) */
     K_KEYWORDS = 4, /* an integer, written as 0x%016X of its low 64 bits */
     K_TYPE = 5,     /* the string "windows", not written */
     K_TEXT = 6,     /* a string, not written */
-    K_COUNT = 7
+    K_REQUIRED = 7, /* a non-empty string, written (provider_name: empty is an error) */
+    K_NAMES = 8,    /* an array of strings as long as the K_LIST array just before it, written
+                     * joined with "!!" (left out when empty; not written without a prefix) */
+    K_TIME = 9,     /* a string, not written; returned as epoch milliseconds (an int) when it
+                     * is "YYYY-MM-DDThh:mm:ss.mmmZ", a valid date and time, else as it is */
+    K_COUNT = 10
 };
 
 #define PLAN_NAME "azs_syslog._speedups.plan"
@@ -122,6 +129,8 @@ fail:
     PyMem_Free(plan);
     return NULL;
 }
+
+#define DOUBT 1
 
 /* -- an output buffer ------------------------------------------------------------------------ */
 
@@ -294,9 +303,19 @@ put_decimal(Buffer *buf, PyObject *value)
         return -1;
     }
     if (!overflow) {
-        char digits[32];
-        int n = snprintf(digits, sizeof digits, "%lld", number);
-        return put(buf, digits, n);
+        /* By hand: snprintf costs more than the rest of a small field. */
+        char digits[24];
+        char *end = digits + sizeof digits, *at = end;
+        unsigned long long magnitude =
+            number < 0 ? 0ULL - (unsigned long long)number : (unsigned long long)number;
+        do {
+            *--at = (char)('0' + magnitude % 10);
+            magnitude /= 10;
+        } while (magnitude != 0);
+        if (number < 0) {
+            *--at = '-';
+        }
+        return put(buf, at, end - at);
     }
     PyObject *text = PyObject_Str(value);
     if (text == NULL) {
@@ -323,20 +342,51 @@ sign_of(PyObject *value)
 
 /* -- render ---------------------------------------------------------------------------------- */
 
-#define DOUBT 1
-
+/* One item of a K_LIST array, as the reference path joins it (windows._join_list). */
 static int
-render_entry(const Entry *entry, PyObject *value, Buffer *buf)
+put_item(Buffer *buf, PyObject *item)
+{
+    if (PyUnicode_CheckExact(item)) {
+        return put_text(buf, item);
+    }
+    if (PyLong_CheckExact(item)) {
+        return put_decimal(buf, item);
+    }
+    if (item == Py_None) {
+        return 0;
+    }
+    if (item == Py_True) {
+        return put(buf, "true", 4); /* as Windows writes a boolean in Event XML */
+    }
+    if (item == Py_False) {
+        return put(buf, "false", 5);
+    }
+    return DOUBT;
+}
+
+/* *count: the length of the last K_LIST array (K_NAMES must match it), -1 when none. */
+static int
+render_entry(const Entry *entry, PyObject *value, Buffer *buf, Py_ssize_t *count_seen)
 {
     int status = 0;
+    Py_ssize_t mark = buf->len; /* where the pair starts: an empty value takes it back */
     if (entry->prefix != NULL &&
         put(buf, PyBytes_AS_STRING(entry->prefix), PyBytes_GET_SIZE(entry->prefix)) < 0) {
         return -1;
     }
+    Py_ssize_t start = buf->len;
     switch (entry->kind) {
     case K_STR:
-        if (!PyUnicode_CheckExact(value) || PyUnicode_GET_LENGTH(value) == 0) {
+    case K_REQUIRED:
+        if (!PyUnicode_CheckExact(value)) {
             return DOUBT;
+        }
+        if (PyUnicode_GET_LENGTH(value) == 0) {
+            if (entry->kind == K_REQUIRED) {
+                return DOUBT;
+            }
+            buf->len = mark;
+            return 0;
         }
         return put_text(buf, value);
     case K_UINT:
@@ -356,31 +406,38 @@ render_entry(const Entry *entry, PyObject *value, Buffer *buf)
         char digit = (char)('0' + level);
         return put(buf, &digit, 1);
     }
-    case K_LIST: {
+    case K_LIST:
+    case K_NAMES: {
         if (!PyList_CheckExact(value)) {
             return DOUBT;
         }
         Py_ssize_t count = PyList_GET_SIZE(value);
-        if (count == 0) {
-            return DOUBT; /* "" */
+        if (entry->kind == K_NAMES && count != *count_seen) {
+            return DOUBT;
+        }
+        if (entry->kind == K_LIST) {
+            *count_seen = count;
         }
         for (Py_ssize_t i = 0; i < count; i++) {
             PyObject *item = PyList_GET_ITEM(value, i);
-            if (!PyUnicode_CheckExact(item)) {
-                return DOUBT;
-            }
-            if (count == 1 && PyUnicode_GET_LENGTH(item) == 0) {
-                return DOUBT; /* "" */
-            }
             if (i > 0 && put(buf, "!!", 2) < 0) {
                 return -1;
             }
-            status = put_text(buf, item);
+            if (entry->kind == K_NAMES && !PyUnicode_CheckExact(item)) {
+                return DOUBT;
+            }
+            status = put_item(buf, item);
             if (status != 0) {
                 return status;
             }
         }
-        return entry->suffix == NULL ? 0 : put_text(buf, entry->suffix);
+        if (entry->suffix != NULL) {
+            return put_text(buf, entry->suffix);
+        }
+        if (entry->prefix == NULL || buf->len == start) {
+            buf->len = mark; /* joined to "", or checked only: left out */
+        }
+        return 0;
     }
     case K_KEYWORDS: {
         if (!PyLong_CheckExact(value)) {
@@ -400,9 +457,48 @@ render_entry(const Entry *entry, PyObject *value, Buffer *buf)
         }
         return 0;
     case K_TEXT:
+    case K_TIME:
         return PyUnicode_CheckExact(value) ? 0 : DOUBT;
     }
     return DOUBT;
+}
+
+/* "YYYY-MM-DDThh:mm:ss.mmmZ" (years 0001-9999, a real date, no leap second) -> epoch ms as a
+ * new int; NULL (no error set) for any other text: the caller's parse_time reads it. */
+static PyObject *
+utc_millis(PyObject *text)
+{
+    if (!PyUnicode_IS_ASCII(text) || PyUnicode_GET_LENGTH(text) != 24) {
+        return NULL;
+    }
+    const char *t = (const char *)PyUnicode_DATA(text);
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+    for (int i = 0; i < 24; i++) {
+        if (shape[i] == 'd' ? (t[i] < '0' || t[i] > '9') : t[i] != shape[i]) {
+            return NULL;
+        }
+    }
+#define NUM2(i) ((t[i] - '0') * 10 + (t[(i) + 1] - '0'))
+    long long year = NUM2(0) * 100 + NUM2(2);
+    int month = NUM2(5), day = NUM2(8), hour = NUM2(11), minute = NUM2(14), second = NUM2(17);
+    int millis = (t[20] - '0') * 100 + NUM2(21);
+#undef NUM2
+    static const int days_in[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (year < 1 || month < 1 || month > 12 || day < 1 ||
+        day > days_in[month - 1] + (month == 2 && leap) || hour > 23 || minute > 59 ||
+        second > 59) {
+        return NULL;
+    }
+    /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+    long long y = year - (month <= 2);
+    long long era = (y >= 0 ? y : y - 399) / 400;
+    long long yoe = y - era * 400;
+    long long doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+    long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    long long days = era * 146097 + doe - 719468;
+    long long ms = ((days * 24 + hour) * 60 + minute) * 60 + second;
+    return PyLong_FromLongLong(ms * 1000 + millis);
 }
 
 static PyObject *
@@ -432,6 +528,7 @@ render(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     buf.len = 0;
     buf.cap = sizeof buf.stack;
     int status = 0;
+    Py_ssize_t count_seen = -1;
     for (Py_ssize_t i = 0; i < plan->count && status == 0; i++) {
         const Entry *entry = &plan->entries[i];
         PyObject *value = PyDict_GetItemWithError(obj, entry->field); /* borrowed */
@@ -439,10 +536,21 @@ render(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
             status = PyErr_Occurred() ? -1 : DOUBT;
             break;
         }
-        status = render_entry(entry, value, &buf);
+        status = render_entry(entry, value, &buf, &count_seen);
         if (status == 0 && entry->ret >= 0) {
+            PyObject *returned = NULL;
+            if (entry->kind == K_TIME) {
+                returned = utc_millis(value);
+                if (returned == NULL && PyErr_Occurred()) {
+                    status = -1;
+                    break;
+                }
+            }
+            if (returned == NULL) {
+                returned = Py_NewRef(value);
+            }
             PyObject *old = PyTuple_GET_ITEM(result, entry->ret + 1);
-            PyTuple_SET_ITEM(result, entry->ret + 1, Py_NewRef(value));
+            PyTuple_SET_ITEM(result, entry->ret + 1, returned);
             Py_DECREF(old);
         }
     }

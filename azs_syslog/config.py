@@ -74,6 +74,8 @@ class ServerSettings:
     udp_rate: int = DEFAULT_UDP_RATE  # UDP only
     # RELP (application-level acknowledgement) over TCP, or over TLS unless no_encryption.
     use_relp: bool = False
+    # Add MasEventDataNames to Windows events (off: the Azure Stack Hub format exactly).
+    event_data_names: bool = False
 
     @property
     def transport(self) -> str:
@@ -369,6 +371,7 @@ def server_to_dict(server: ServerSettings) -> dict[str, Any]:
         "CefVersion": server.cef_version,
         "UdpRate": server.udp_rate,
         "UseRELP": server.use_relp,
+        "EventDataNames": server.event_data_names,
     }
 
 
@@ -417,6 +420,7 @@ _SERVER_FIELDS: dict[str, tuple[str, type]] = {
     "CefVersion": ("cef_version", str),
     "UdpRate": ("udp_rate", int),  # absent in files written before it existed: the default
     "UseRELP": ("use_relp", bool),
+    "EventDataNames": ("event_data_names", bool),  # the same
 }
 _REQUIRED_SERVER_FIELDS = ("ServerName", "ServerPort")
 _OPTIONAL_NONE = frozenset({"TrustedCA"})

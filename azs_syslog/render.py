@@ -13,6 +13,7 @@ path, docs/performance.md "Encoding").
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,12 +39,14 @@ from azs_syslog.events.common import (
 from azs_syslog.events.windows import (
     CONVERT_KEYWORDS,
     CONVERT_USER_DATA,
+    NAMES_KEY,
     USER_DATA_SUFFIX,
     RenderPlan,
     _valid_hosts,
     render_plan,
 )
-from azs_syslog.events.windows import _name as windows_name
+from azs_syslog.events.windows import _join_list as windows_join_list
+from azs_syslog.events.windows_tasks import known_task_name
 
 if TYPE_CHECKING:
     from azs_syslog.config import Config
@@ -54,6 +57,10 @@ if TYPE_CHECKING:
 _RAW_CONTROLS: Final = re.compile("[\x7f-\x9f\u2028\u2029]")
 # JSON escapes that write no control character but CR and LF (an escaped backslash aside).
 _HARMLESS_ESCAPES: Final = frozenset(('"', "/", "n", "r"))
+# "00".."59" -> the milliseconds of that second of a minute (a leap second "60" is not here:
+# parse_time reads it).
+_SECOND_MS: Final = {f"{n:02d}": n * 1000 for n in range(60)}
+_TWO_DIGITS: Final = tuple(f"{n:02d}" for n in range(60))
 
 
 def may_hold_controls(line: str) -> bool:
@@ -107,6 +114,8 @@ class RenderSettings:
     max_message_size: int = 8192  # bytes of the syslog message, framing excluded
     output_severity: str = "Default"  # or "Verbose"
     framing: str = "octet-counting"  # or "lf", or "none" (UDP: one message per datagram)
+    # Write MasEventDataNames (the names of the EventData values) for Windows events.
+    event_data_names: bool = False
 
     def __post_init__(self) -> None:
         if self.message_format not in syslog.MESSAGE_FORMATS:
@@ -139,6 +148,11 @@ class RenderSettings:
                 field="output_severity",
             )
         object.__setattr__(self, "output_severity", severity)
+        if type(self.event_data_names) is not bool:
+            raise ConfigError(
+                f"event data names must be true or false, not {self.event_data_names!r}",
+                field="event_data_names",
+            )
         if self.framing not in syslog.FRAMINGS:
             raise ConfigError(
                 f"unknown framing {self.framing!r} (octet-counting, lf or none)", field="framing"
@@ -159,14 +173,18 @@ class RenderSettings:
             max_message_size=server.max_message_size,
             output_severity=severity,
             framing="none" if server.use_udp else server.framing,
+            event_data_names=server.event_data_names,
         )
 
     @property
     def key(self) -> str:
-        """A stable fingerprint of every field (stored with queued batches)."""
+        """A stable fingerprint of every field (stored with queued batches). Without the
+        event data names it is what it was before that setting existed, so that batches queued
+        then are not rendered again."""
         return (
             f"v{ENCODING_VERSION}:{self.message_format}:{self.facility}:{self.cef_version}:"
             f"{self.max_message_size}:{self.output_severity}:{self.framing}"
+            + (":names" if self.event_data_names else "")
         )
 
 
@@ -199,6 +217,7 @@ class Renderer:
         self._limit = settings.max_message_size
         self._framing = settings.framing
         self._verbose = settings.output_severity == "Verbose"
+        self._names = settings.event_data_names
         # CEF severity -> "<PRI>" (RFC 3164) or "<PRI>1 " (RFC 5424).
         self._pri = tuple(
             f"<{syslog.pri(settings.facility, sev)}>" + ("1 " if self._rfc5424 else "")
@@ -218,9 +237,13 @@ class Renderer:
         if compiled and not COMPILED:
             raise RuntimeError("azs_syslog._speedups is not built (no C compiler at install)")
         self.compiled = COMPILED if compiled is None else compiled
-        self._time_key = ""  # "YYYY-MM-DDThh:mm:ss" of the last "...sss.mmmZ" time seen
-        self._time_base = 0  # its second, in ms
+        # "YYYY-MM-DDThh:mm" of the "...:ss.mmmZ" times seen -> that minute, in ms. Real logs
+        # move on by seconds between events: a cache by second would miss for most of them.
+        self._minutes: dict[str, int] = {}
+        self._minute_stamps: dict[int, str] = {}  # minute -> its syslog timestamp but ":ss"
         self._fast_headers: dict[tuple[str, int, str, int], str] = {}
+        # (provider, task, event id) -> the Name of an event without task_name/task_category.
+        self._task_names: dict[tuple[str, int | None, int], str] = {}
 
     # -- the hot path -------------------------------------------------------------------------
 
@@ -259,24 +282,33 @@ class Renderer:
             fields = self._python_fields(line, obj)
         if fields is None:
             return self._reference(line, accepted_ms)
-        extensions, level, stamp, host, name, provider, event_id = fields
+        extensions, level, stamp, host, name, provider, event_id, category, task = fields
         if not name:
-            name = windows_name(obj)
+            # windows._name: task_category, else the known name of the task, else its number.
+            name = category or self._task_names.get((provider, task, event_id))
+            if not name:
+                name = self._task_name(provider, task, event_id)
         try:
-            if stamp is not None:
-                # "YYYY-MM-DDThh:mm:ss.mmmZ" in the second of the last one: no parse at all.
-                millis = (
-                    _MILLIS.get(stamp[20:23])
-                    if stamp[:19] == self._time_key and len(stamp) == 24 and stamp[19::4] == ".Z"
-                    else None
-                )
-                if millis is not None:
-                    time_ms = self._time_base + millis
+            if type(stamp) is int:  # the compiled path read "YYYY-MM-DDThh:mm:ss.mmmZ"
+                time_ms = stamp
+            elif stamp is not None:
+                # "YYYY-MM-DDThh:mm:ss.mmmZ" in a minute seen before: no parse at all.
+                base = self._minutes.get(stamp[:16])
+                if (
+                    base is not None
+                    and len(stamp) == 24
+                    and stamp[16] == ":"
+                    and stamp[19::4] == ".Z"
+                    and (second := _SECOND_MS.get(stamp[17:19])) is not None
+                    and (millis := _MILLIS.get(stamp[20:23])) is not None
+                ):
+                    time_ms = base + second + millis
                 else:
                     time_ms = parse_time(stamp)
-                    if len(stamp) == 24 and stamp[19::4] == ".Z":
-                        self._time_key = stamp[:19]
-                        self._time_base = time_ms - time_ms % 1000
+                    if len(stamp) == 24 and stamp[16] == ":" and stamp[19::4] == ".Z":
+                        if len(self._minutes) >= 4096:
+                            self._minutes.clear()
+                        self._minutes[stamp[:16]] = time_ms - time_ms % 60000
             else:
                 time_ms = accepted_ms
             if host is not None:
@@ -322,8 +354,8 @@ class Renderer:
 
     def _python_fields(self, line: str, obj: dict[str, Any]) -> tuple[Any, ...] | None:
         """What ``_speedups.render`` returns, in Python: the extension pairs (UTF-8), the
-        level, time, host, task name, provider and event id (None when absent); ``None`` when
-        the line is not of a planned shape or in any doubt."""
+        level, time, host, task name, provider, event id, task category and task (None when
+        absent); ``None`` when the line is not of a planned shape or in any doubt."""
         fast = self._fast
         try:
             if fast is None or len(obj) != fast[0]:
@@ -340,7 +372,6 @@ class Renderer:
             types,
             type_index,
             uints,
-            strings,
             count,
             level_index,
             converts,
@@ -353,28 +384,53 @@ class Renderer:
             template,
             escape_template,
             texts,
+            category_index,
+            task_index,
+            names_check,
+            partial,
         ) = fast
         level = raw[level_index]
         if tuple(map(type, raw)) != types or raw[type_index] != "windows" or not 0 <= level <= 5:
             return None
+        if min(uints(raw)) < 0 or not raw[provider_index]:
+            return None
+        if names_check is not None:
+            names = raw[names_check[0]]
+            if len(names) != len(raw[names_check[1]]):
+                return None
+            try:
+                "!!".join(names)  # strings only
+            except TypeError:
+                return None
         if converts:
             converted = list(raw[:count])
             for index, action in converts:
+                value = converted[index]
                 if action == CONVERT_KEYWORDS:
-                    converted[index] = f"0x{converted[index] & 0xFFFFFFFFFFFFFFFF:016X}"
+                    converted[index] = f"0x{value & 0xFFFFFFFFFFFFFFFF:016X}"
                     continue
                 try:
-                    text = "!!".join(converted[index])
-                except TypeError:  # integers or nulls: the reference path
-                    return None
-                if not text:
-                    return None
+                    text = "!!".join(value)
+                except TypeError:  # integers, booleans or nulls among the strings
+                    try:
+                        text = windows_join_list("event_data", value)
+                    except EventError:
+                        return None
                 converted[index] = text + USER_DATA_SUFFIX if action == CONVERT_USER_DATA else text
             values = tuple(converted)
         else:
             values = raw[:count]
-        if min(uints(raw)) < 0 or "" in strings(raw):
-            return None
+        if "" in values:  # the reference path leaves empty values out
+            keep = tuple(i for i, value in enumerate(values) if value != "")
+            templates = partial.get(keep)
+            if templates is None:
+                templates = _partial_templates(keys, template, keep)
+                if len(partial) >= 256:
+                    partial.clear()
+                partial[keep] = templates
+            keys, template, escape_template = templates
+            values = tuple(values[i] for i in keep)
+            texts = _strings
         extensions = template % values
         # Values can hold a character to escape (\\ = and the controls) only if the JSON text
         # holds a backslash (JSON writes C0 controls as escapes), "=", or a control JSON may
@@ -406,6 +462,8 @@ class Renderer:
             raw[name_index] if name_index >= 0 else None,
             raw[provider_index],
             raw[event_id_index],
+            raw[category_index] if category_index >= 0 else None,
+            raw[task_index] if task_index >= 0 else None,
         )
 
     def _reference(self, line: str, accepted_ms: int) -> bytes | None:
@@ -428,7 +486,7 @@ class Renderer:
             event = parse_event(checked)  # raises for an invalid event
             if len(self._plans) >= 1024:
                 self._plans.clear()
-            plan = render_plan(checked) if event.type == "windows" else None
+            plan = render_plan(checked, self._names) if event.type == "windows" else None
             if plan is not None and (type(checked) is not dict or tuple(checked) != shape):
                 plan = None
             if plan is not None and self.compiled:
@@ -443,11 +501,31 @@ class Renderer:
         return self._fast
 
     def _new_second(self, seconds: int) -> None:
-        """Cache the syslog timestamp of ``seconds`` (once per second of event time)."""
+        """Cache the syslog timestamp of ``seconds`` (once per second of event time; both
+        formats end in ":ss", so the rest is kept by minute)."""
         self._second = seconds
-        self._stamp = (
-            syslog.rfc5424_seconds(seconds) if self._rfc5424 else syslog.rfc3164_timestamp(seconds)
-        )
+        minute, second = divmod(seconds, 60)
+        prefix = self._minute_stamps.get(minute)
+        if prefix is None:
+            stamp = (
+                syslog.rfc5424_seconds(seconds)
+                if self._rfc5424
+                else syslog.rfc3164_timestamp(seconds)
+            )
+            prefix = stamp[:-2]
+            if len(self._minute_stamps) >= 4096:
+                self._minute_stamps.clear()
+            self._minute_stamps[minute] = prefix
+        self._stamp = prefix + _TWO_DIGITS[second]
+
+    def _task_name(self, provider: str, task: int | None, event_id: int) -> str:
+        """The Name of a Windows event without a task name or category (``windows._name``)."""
+        number = 0 if task is None else task
+        name = known_task_name(provider, number, event_id) or str(number)
+        if len(self._task_names) >= 4096:
+            self._task_names.clear()
+        self._task_names[provider, task, event_id] = name
+        return name
 
     def _fast_header(self, key: tuple[str, int, str, int]) -> str:
         provider, event_id, name, severity = key
@@ -478,6 +556,8 @@ class Renderer:
 
     def message(self, event: Event, accepted_ms: int, plain: bool = False) -> bytes:
         """The syslog message of ``event``, unframed, within the size limit."""
+        if not self._names and event.type == "windows" and NAMES_KEY in event.keys:
+            event = _without_names(event)
         time_ms = event.time_ms
         if time_ms is None:
             time_ms = accepted_ms
@@ -537,6 +617,30 @@ class Renderer:
             for key, value in zip(event.keys, cef.escape_values(event.values), strict=True)
         ]
         return syslog.fit(prefix, signature, name, tail, pairs, self._limit)
+
+
+def _strings(values: tuple[Any, ...]) -> list[str]:
+    """The values written as text (``RenderPlan.texts`` for a shape with values left out)."""
+    return [value for value in values if type(value) is str]
+
+
+def _partial_templates(
+    keys: tuple[str, ...], template: str, keep: tuple[int, ...]
+) -> tuple[tuple[str, ...], str, str]:
+    """The keys, template and escape template of a plan's shape with only the values at
+    ``keep`` written (the others are empty: the reference path leaves them out)."""
+    pieces = template.split(" ")[1:]  # " Key=%s" each; keys and formats hold no space
+    kept = "".join(" " + pieces[i] for i in keep)
+    return tuple(keys[i] for i in keep), kept, kept.replace("=", "\x00")
+
+
+def _without_names(event: Event) -> Event:
+    """``event`` without its MasEventDataNames pair (the renderer is not asked to write it)."""
+    index = event.keys.index(NAMES_KEY)
+    trimmed = copy.copy(event)
+    trimmed.keys = event.keys[:index] + event.keys[index + 1 :]
+    trimmed.values = event.values[:index] + event.values[index + 1 :]
+    return trimmed
 
 
 def _to_utf8(text: str) -> bytes:

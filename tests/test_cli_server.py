@@ -43,6 +43,7 @@ def test_default_is_tls_with_both_checks_on() -> None:
         "CefVersion": "0",
         "UdpRate": config.DEFAULT_UDP_RATE,
         "UseRELP": False,
+        "EventDataNames": False,
         "Transport": "tls",
     }
 
@@ -101,6 +102,8 @@ def test_cmdlet_spelling_of_project_flags(tmp_path: Path) -> None:
         (["--use-udp", "--udp-rate", "1234"], {"UdpRate": 1234}),
         (["--use-udp", "--udp-rate", "0"], {"UdpRate": 0}),
         (["--use-udp"], {"UdpRate": config.DEFAULT_UDP_RATE}),
+        (["--event-data-names"], {"EventDataNames": True}),
+        ([], {"EventDataNames": False}),
     ],
 )
 def test_every_flag_is_stored(flags: list[str], expected: dict[str, object]) -> None:
@@ -492,10 +495,37 @@ def test_a_config_file_from_before_udp_rate_is_still_valid() -> None:
     paths.config_file().write_text(json.dumps(old))
     server = config.load_config().server
     assert server is not None and server.udp_rate == config.DEFAULT_UDP_RATE
+    assert server.event_data_names is False  # absent before the setting existed: off
     shown = get_server()
     assert shown is not None and shown["UdpRate"] == config.DEFAULT_UDP_RATE
     paths.config_file().write_text(
         json.dumps({**old, "server": {**old["server"], "UdpRate": -5}})  # type: ignore[dict-item]
     )
     with pytest.raises(config.ConfigError, match="UdpRate"):
+        config.load_config()
+
+
+def test_event_data_names_round_trip_and_render_key() -> None:
+    """--event-data-names is stored, shown, read back, and part of the render settings key
+    (queued batches are rendered again when it changes); a wrong type in the file is named."""
+    from azs_syslog.render import RenderSettings
+
+    assert run_cli(["set-syslog-server", *SIEM]).exit_code == 0
+    off = RenderSettings.from_config(config.load_config())
+    assert off.event_data_names is False
+    assert off.key == RenderSettings().key  # the key of releases before the setting
+    result = run_cli(["set-syslog-server", *SIEM, "--event-data-names"])
+    assert result.exit_code == 0, result.stderr
+    loaded = config.load_config()
+    assert loaded.server is not None and loaded.server.event_data_names is True
+    assert json.loads(paths.config_file().read_text())["server"]["EventDataNames"] is True
+    on = RenderSettings.from_config(loaded)
+    assert on.event_data_names is True and on.key != off.key
+    table = run_cli(["get-syslog-server"])
+    assert table.exit_code == 0 and "EventDataNames" in table.stdout
+    assert "True" in table.stdout
+    stored = json.loads(paths.config_file().read_text())
+    stored["server"]["EventDataNames"] = "yes"
+    paths.config_file().write_text(json.dumps(stored))
+    with pytest.raises(config.ConfigError, match="EventDataNames"):
         config.load_config()

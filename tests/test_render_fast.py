@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from azs_syslog.errors import EventError
 from azs_syslog.events import load_json, parse_event
-from azs_syslog.events.windows import EXTENSIONS, KEYWORDS, LEVEL, LIST, STR, UINT
+from azs_syslog.events.windows import EXTENSIONS, KEYWORDS, LEVEL, LIST, NAMES, STR, UINT
 from azs_syslog.render import COMPILED, Renderer, RenderSettings, may_hold_controls
 from tests.cef_decoder import RAW_CONTROL_RE, decode_syslog, value_decoded
 
@@ -49,6 +49,8 @@ TEXT = (
 )
 ODD = st.sampled_from([None, True, False, 1.5, -1, 0, [], {}, ["a", 1, None], [""], "", "x"])
 UINTS = st.integers(0, 2**70) | st.integers(-5, -1)
+# What event_data holds in real records: strings (empty ones too), integers, booleans, nulls.
+ITEMS = TEXT | st.integers(-(2**65), 2**65) | st.booleans() | st.none()
 
 
 def value_of(kind: int) -> st.SearchStrategy[Any]:
@@ -56,9 +58,10 @@ def value_of(kind: int) -> st.SearchStrategy[Any]:
     usual: st.SearchStrategy[Any] = {
         STR: TEXT,
         UINT: UINTS,
-        LIST: TEXT | st.lists(TEXT, max_size=4),
+        LIST: TEXT | st.lists(TEXT, max_size=4) | st.lists(ITEMS, max_size=4),
         KEYWORDS: TEXT | st.integers(-(2**63), 2**64),
         LEVEL: st.integers(-1, 7),
+        NAMES: st.lists(TEXT, max_size=4),
     }[kind]
     return st.one_of(usual, usual, usual, usual, ODD)  # mostly the usual type
 
@@ -83,6 +86,9 @@ def windows_events(draw: st.DrawFn) -> dict[str, Any]:
     for field, _, kind in EXTENSIONS:
         if field in ("provider_name", "event_id", "level") or draw(st.booleans()):
             event[field] = draw(value_of(kind))
+    data = event.get("event_data")
+    if "event_data_names" in event and type(data) is list and draw(st.booleans()):
+        event["event_data_names"] = draw(st.lists(TEXT, min_size=len(data), max_size=len(data)))
     if draw(st.booleans()):
         event["task_name"] = draw(st.one_of(TEXT, TEXT, ODD))
     if draw(st.booleans()):
@@ -120,6 +126,11 @@ def primer(event: dict[str, Any]) -> dict[str, Any]:
             out[field] = ["p", "q"]
         elif kind == KEYWORDS and type(value) is int:
             out[field] = 5
+        elif kind == NAMES:
+            data = event.get("event_data")
+            out[field] = (
+                ["n", "m"] if type(data) is list else [] if "event_data" not in event else ["n"]
+            )
         else:
             out[field] = "primer"
     return out
@@ -161,6 +172,7 @@ def fused(renderer: Renderer, line: str) -> tuple[str, Any, int, int]:
     limit=st.sampled_from([480, 600, 8192]),
     version=st.sampled_from(["0", "0.0"]),
     ascii_only=st.booleans(),
+    names=st.booleans(),
 )
 def test_fused_path_equals_reference(
     compiled: bool,
@@ -171,6 +183,7 @@ def test_fused_path_equals_reference(
     limit: int,
     version: str,
     ascii_only: bool,
+    names: bool,
 ) -> None:
     settings_ = RenderSettings(
         message_format=message_format,
@@ -178,6 +191,7 @@ def test_fused_path_equals_reference(
         output_severity=severity,
         max_message_size=limit,
         cef_version=version,
+        event_data_names=names,
     )
     renderer = Renderer(settings_, default_host="default-host", compiled=compiled)
     first = primer(event)
@@ -483,3 +497,118 @@ def test_may_hold_controls_has_no_false_negative(values: list[str], ascii_only: 
     if "\\" not in line and "\x7f" not in line and line.isascii():
         assert not may_hold_controls(line)
     assert not may_hold_controls(json.dumps({"path": "C:\\Windows\\temp\\x", "q": '"/'}))
+
+
+REAL_BASE: dict[str, Any] = {
+    "type": "windows",
+    "time": "2026-11-26T10:00:00.123Z",
+    "channel": "Microsoft-Windows-Sysmon/Operational",
+    "computer": "DESKTOP-1",
+    "event_data": ["2026-11-26 10:00:00.100", "C:\\Windows\\a.exe", "0x3e7"],
+    "event_data_names": ["UtcTime", "Image", "LogonId"],
+    "event_id": 1,
+    "event_record_id": 2099,
+    "keywords": "0x8000000000000000",
+    "level": 4,
+    "provider_name": "Microsoft-Windows-Sysmon",
+    "task": 1,
+    "version": 5,
+}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"event_data": [1, True, False], "event_data_names": ["a", "b", "c"]},
+        {"event_data": [None, "", 0], "event_data_names": ["a", "", "c"]},
+        {"event_data": ["", "", ""]},
+        {"event_data": [None, None, None], "event_data_names": ["", "", ""]},
+        {"event_data": [-(2**63), 2**64 - 1, -1]},
+        {"event_data": ["a", 1.5, "c"]},
+        {"event_data": ["a", {}, "c"]},
+        {"event_data": ["a", "b"]},  # names: one too many
+        {"event_data_names": ["a", "b", 3]},
+        {"event_data_names": ["a=b", "c\\d", "\x1b"]},
+        {"event_data": [], "event_data_names": []},
+        {"channel": "", "computer": "", "keywords": ""},
+        {"provider_name": ""},
+        {"time": "2026-02-29T10:00:00.123Z"},  # no such day: parse_time explains
+        {"time": "2024-02-29T23:59:59.999Z"},
+        {"time": "2026-11-26T10:00:60.123Z"},  # a leap second: parse_time reads it
+        {"time": "2026-11-26t10:00:00.123z"},
+        {"time": "0001-01-01T00:00:00.000Z"},
+        {"time": "1969-12-31T23:59:59.999Z"},
+        {"time": "2026-11-26T10:00:00.12Z"},
+    ],
+)
+@pytest.mark.parametrize("names", [False, True], ids=["names-off", "names-on"])
+@PATHS
+def test_fused_path_real_shapes(compiled: bool, names: bool, change: dict[str, Any]) -> None:
+    """What real records hold (integers, booleans, nulls and empty strings in event_data, empty
+    optional strings, event_data_names) takes the fused path with the reference's bytes, with
+    MasEventDataNames written only when asked for."""
+    settings_ = RenderSettings(output_severity="Verbose", event_data_names=names)
+    renderer = primed(settings_, json.dumps(REAL_BASE), compiled=compiled)
+    event = {**REAL_BASE, **change}
+    expected = reference(settings_, event)
+    plans = dict(renderer._plans)
+    assert fused(renderer, json.dumps(event)) == expected
+    assert renderer._plans == plans  # the same shape: no new plan, no reference detour needed
+    if expected[0] == "ok" and isinstance(expected[1], bytes):
+        assert (b" MasEventDataNames=" in expected[1]) == (
+            names and "!!".join(event.get("event_data_names", [])) != ""
+        )
+
+
+@PATHS
+def test_fused_path_takes_real_shapes_without_the_reference(compiled: bool) -> None:
+    """Typed and empty event_data values no longer send a line down the reference path."""
+    settings_ = RenderSettings(output_severity="Verbose")
+    renderer = primed(settings_, json.dumps(REAL_BASE), compiled=compiled)
+    taken: list[str] = []
+    reference_path = renderer._reference
+
+    def spy(line: str, accepted_ms: int) -> bytes | None:
+        taken.append(line)
+        return reference_path(line, accepted_ms)
+
+    renderer._reference = spy  # type: ignore[method-assign]
+    for data in ([1, True, None], ["", "", ""], [None, None, None], ["a", False, 0]):
+        event = {**REAL_BASE, "event_data": data, "channel": ""}
+        assert fused(renderer, json.dumps(event)) == reference(settings_, event)
+    assert taken == []
+
+
+def test_compiled_time_reading_equals_parse_time() -> None:
+    """The compiled path reads "YYYY-MM-DDThh:mm:ss.mmmZ" itself: the same milliseconds as
+    parse_time for every valid one, and hands every other text back as it is."""
+    import random
+
+    from azs_syslog import _speedups
+    from azs_syslog.events.common import parse_time
+    from azs_syslog.events.windows import NATIVE_TIME, NATIVE_TYPE
+
+    if not COMPILED:
+        pytest.skip("azs_syslog._speedups is not built")
+    plan = _speedups.compile_plan(
+        2, 1, (("type", NATIVE_TYPE, None, -1, None), ("time", NATIVE_TIME, None, 0, None))
+    )
+    rng = random.Random(11)
+    years = [1, 4, 100, 400, 1600, 1900, 1969, 1970, 2000, 2024, 2026, 9999]
+    read = 0
+    for _ in range(20_000):
+        year = rng.choice([*years, rng.randint(1, 9999)])
+        text = (
+            f"{year:04d}-{rng.randint(0, 13):02d}-{rng.randint(0, 32):02d}T"
+            f"{rng.randint(0, 24):02d}:{rng.randint(0, 60):02d}:{rng.randint(0, 60):02d}."
+            f"{rng.randint(0, 999):03d}Z"
+        )
+        result = _speedups.render({"type": "windows", "time": text}, plan)
+        assert result is not None
+        if type(result[1]) is int:
+            read += 1
+            assert result[1] == parse_time(text), text
+        else:
+            assert result[1] is text
+    assert read > 5_000  # most are valid

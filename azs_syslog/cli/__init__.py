@@ -105,6 +105,7 @@ CMDLET_PARAMETERS: dict[str, str] = {
     "-cefversion": "--cef-version",
     "-udprate": "--udp-rate",
     "-userelp": "--use-relp",
+    "-eventdatanames": "--event-data-names",
     "-rootca": "--root-ca",
     "-json": "--json",
 }

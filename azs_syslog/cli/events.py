@@ -68,6 +68,11 @@ def _facility(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     show_default=True,
     help="Show the message framed as on TCP (octet-counting: the length prefix) or not at all.",
 )
+@click.option(
+    "--event-data-names/--no-event-data-names",
+    default=None,
+    help="Add MasEventDataNames to Windows events, or not (default: as configured, else not).",
+)
 @input_format_option
 @json_option
 def format_event(
@@ -77,6 +82,7 @@ def format_event(
     cef_version: str | None,
     output_severity: str | None,
     framing: str,
+    event_data_names: bool | None,
     input_format: str,
     as_json: bool,
 ) -> None:
@@ -105,6 +111,7 @@ def format_event(
         "cef_version": cef_version,
         "output_severity": output_severity,
         "framing": framing,
+        "event_data_names": event_data_names,
     }
     settings = dataclasses.replace(
         settings, **{k: v for k, v in overrides.items() if v is not None}

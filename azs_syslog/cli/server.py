@@ -116,6 +116,12 @@ def _conflict(first: str, second: str, why: str, *, fix: str | None = None) -> c
     help="UDP only: send at most this many events a second, so that a receiver that reads "
     f"slower does not lose them; 0 = unpaced. Default: {config.DEFAULT_UDP_RATE}.",
 )
+@click.option(
+    "--event-data-names",
+    is_flag=True,
+    help="Add MasEventDataNames to Windows events: the names of the MasEventData values, in "
+    "the same order, joined the same way. Off by default (the Azure Stack Hub format).",
+)
 @json_option
 def set_syslog_server(
     server_name: str | None,
@@ -133,6 +139,7 @@ def set_syslog_server(
     max_message_size: int | None,
     cef_version: str | None,
     udp_rate: int | None,
+    event_data_names: bool,
     as_json: bool,
 ) -> None:
     """Set the syslog server events are forwarded to (Set-SyslogServer).
@@ -163,6 +170,7 @@ def set_syslog_server(
         "max_message_size": max_message_size,
         "cef_version": cef_version,
         "udp_rate": udp_rate,
+        "event_data_names": event_data_names,
     }
     if remove:
         others = _given({k: v is not None and v is not False for k, v in settings.items()})
@@ -233,6 +241,7 @@ def set_syslog_server(
         max_message_size=size,
         cef_version=cef_version or "0",
         udp_rate=config.DEFAULT_UDP_RATE if udp_rate is None else udp_rate,
+        event_data_names=event_data_names,
     )
     new = config.set_server(server, trusted_ca_pem=trusted_ca_pem)
     assert new.server is not None

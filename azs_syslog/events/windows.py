@@ -36,6 +36,11 @@ UINT: Final = 1  # a non-negative integer
 LIST: Final = 2  # a string, or an array of strings / integers / booleans / nulls joined with "!!"
 KEYWORDS: Final = 3  # a string, or an integer shown as 0x%016X
 LEVEL: Final = 4  # a level number or name; MasLevel is always the number
+NAMES: Final = 5  # an array of strings, one per event_data value, joined with "!!"
+
+# The CEF key of event_data_names, written only when the renderer is asked to
+# (``RenderSettings.event_data_names``): off, the Azure Stack Hub format stays exact.
+NAMES_KEY: Final = "MasEventDataNames"
 
 USER_DATA_SUFFIX: Final = " Xpath: /Event/UserData/*"
 
@@ -46,6 +51,7 @@ EXTENSIONS: Final[tuple[tuple[str, str, int], ...]] = (
     ("correlation_activity_id", "MasCorrelationActivityID", STR),
     ("correlation_related_activity_id", "MasCorrelationRelatedActivityID", STR),
     ("event_data", "MasEventData", LIST),
+    ("event_data_names", NAMES_KEY, NAMES),
     ("event_description", "MasEventDescription", STR),
     ("event_id", "MasEventID", UINT),
     ("event_record_id", "MasEventRecordID", UINT),
@@ -95,8 +101,23 @@ def _join_list(field: str, items: list[Any]) -> str:
     return "!!".join(parts)
 
 
+def _event_data_count(obj: Mapping[str, Any]) -> int:
+    """How many values ``event_data`` holds (a string is one; absent, none)."""
+    data = obj.get("event_data")
+    if type(data) is list:
+        return len(data)
+    return 0 if data is None else 1
+
+
 def _convert(field: str, kind: int, value: Any) -> str | int:
     """The slow path of the field loop: anything that is not a plain string."""
+    if kind == NAMES:
+        if type(value) is not list:
+            raise wrong_type(field, "an array of strings", value)
+        for index, item in enumerate(value):
+            if type(item) is not str:
+                raise wrong_type(f"{field}[{index}]", "a string", item)
+        return "!!".join(value)
     if kind == UINT:
         return check_uint(field, value)
     if kind == LEVEL:
@@ -128,13 +149,20 @@ def parse_windows_checked(obj: Mapping[str, Any]) -> Event:
                 continue
             raise EventError("unknown field for type 'windows'", field=field)
         index, kind = spec
-        if type(value) is str and kind != UINT and kind != LEVEL:
+        if type(value) is str and kind != UINT and kind != LEVEL and kind != NAMES:
             slots[index] = value
         else:
             slots[index] = _convert(field, kind, value)
     for field in REQUIRED:
         if field not in obj:
             raise EventError("is required but missing", field=field)
+    if "event_data_names" in obj:
+        names, count = len(obj["event_data_names"]), _event_data_count(obj)
+        if names != count:
+            raise EventError(
+                f"has {names} names for the {count} values of event_data (one name per value)",
+                field="event_data_names",
+            )
     present = tuple(i for i, v in enumerate(slots) if v is not None and v != "")
     if present == _ALL_PRESENT:
         keys: tuple[str, ...] = _KEYS
@@ -239,6 +267,7 @@ _ALLOWED_TYPES: Final[dict[int, tuple[type, ...]]] = {
     LIST: (str, list),
     KEYWORDS: (str, int),
     LEVEL: (int, str),
+    NAMES: (list,),
 }
 _plans: dict[tuple[str, ...], _Plan | None] = {}
 _valid_hosts: set[str] = set()
@@ -249,7 +278,10 @@ def _compile(shape: tuple[str, ...], obj: Mapping[str, Any]) -> _Plan | None:
     if len(_plans) >= 1024:
         _plans.clear()
     plan = None
-    if "task_name" not in shape or type(obj["task_name"]) is str:
+    # event_data_names is checked against event_data's length: the checked path only.
+    if "event_data_names" not in shape and (
+        "task_name" not in shape or type(obj["task_name"]) is str
+    ):
         fields = [field for field, _, _ in EXTENSIONS if field in shape]
         types = tuple(type(obj[field]) for field in fields)
         if all(t in _ALLOWED_TYPES[_KIND[f][1]] for f, t in zip(fields, types, strict=True)):
@@ -327,24 +359,38 @@ def parse_windows(obj: Mapping[str, Any]) -> Event:
 # ``Renderer.render_line`` goes one step further for the shapes it sees most: a ``RenderPlan``
 # lets it check a Windows event and write its extensions without building an ``Event`` at all.
 # It covers shapes without ``"extensions"`` whose values have the types the first event of the
-# shape had (strings, non-negative integers, arrays of strings, an integer level); anything
-# else, or any doubt, goes through ``parse_event`` + ``render_event`` (the reference).
+# shape had (strings, empty or not, non-negative integers, arrays of strings, integers,
+# booleans and nulls, an integer level); anything else, or any doubt, goes through
+# ``parse_event`` + ``render_event`` (the reference).
 
 
 CONVERT_LIST: Final = 0  # "!!".join the array
 CONVERT_USER_DATA: Final = 1  # the same, then USER_DATA_SUFFIX
 CONVERT_KEYWORDS: Final = 2  # an integer -> 0x%016X
+CONVERT_NAMES: Final = 3  # "!!".join an array of strings as long as event_data's
 
 # The kinds of the compiled path (azs_syslog/_speedups.c, which names them K_*).
-NATIVE_STR: Final = 0  # a non-empty string, written
+NATIVE_STR: Final = 0  # a string, written (left out when empty)
 NATIVE_UINT: Final = 1  # an integer >= 0, written
 NATIVE_LEVEL: Final = 2  # an integer 0-5, written
-NATIVE_LIST: Final = 3  # an array of strings, written joined with "!!" (not empty)
+NATIVE_LIST: Final = 3  # an array of strings/integers/booleans/nulls, written joined with "!!"
 NATIVE_KEYWORDS: Final = 4  # an integer, written as 0x%016X
 NATIVE_TYPE: Final = 5  # "windows", not written
 NATIVE_TEXT: Final = 6  # a string, not written
+NATIVE_REQUIRED: Final = 7  # a non-empty string, written (provider_name)
+NATIVE_NAMES: Final = 8  # an array of strings as long as the NATIVE_LIST before it
+NATIVE_TIME: Final = 9  # a string, returned as epoch ms when "YYYY-MM-DDThh:mm:ss.mmmZ"
 # The values the compiled path returns beside the extensions (None when absent), in order.
-NATIVE_RETURNED: Final = ("level", "time", "host", "task_name", "provider_name", "event_id")
+NATIVE_RETURNED: Final = (
+    "level",
+    "time",
+    "host",
+    "task_name",
+    "provider_name",
+    "event_id",
+    "task_category",
+    "task",
+)
 _NATIVE_KINDS: Final = {
     (STR, str): NATIVE_STR,
     (UINT, int): NATIVE_UINT,
@@ -353,6 +399,7 @@ _NATIVE_KINDS: Final = {
     (LIST, list): NATIVE_LIST,
     (KEYWORDS, str): NATIVE_STR,
     (KEYWORDS, int): NATIVE_KEYWORDS,
+    (NAMES, list): NATIVE_NAMES,
 }
 
 
@@ -361,7 +408,9 @@ class RenderPlan:
 
     ``getter(obj)`` returns the extension values in the order they are written (``count`` of
     them), then ``type``, ``time``, ``host``, ``task_name`` when the shape has them (their
-    positions ``time_index``... are -1 otherwise); ``types`` the exact type of each.
+    positions ``time_index``... are -1 otherwise), then ``event_data_names`` when it is
+    checked but not written; ``types`` the exact type of each. ``names``: write
+    ``event_data_names`` (``RenderSettings.event_data_names``).
     """
 
     __slots__ = (
@@ -373,11 +422,13 @@ class RenderPlan:
         "host_index",
         "keys",
         "level_index",
+        "names_check",
         "native",
         "native_spec",
         "provider_index",
         "size",
-        "strings",
+        "task_category_index",
+        "task_index",
         "task_name_index",
         "template",
         "texts",
@@ -387,12 +438,20 @@ class RenderPlan:
         "uints",
     )
 
-    def __init__(self, shape: tuple[str, ...], types: dict[str, type]) -> None:
-        fields = [field for field, _, _ in EXTENSIONS if field in shape]
+    def __init__(self, shape: tuple[str, ...], types: dict[str, type], names: bool = False) -> None:
+        fields = [
+            field
+            for field, _, _ in EXTENSIONS
+            if field in shape and (names or field != "event_data_names")
+        ]
         kinds = [_KIND[field][1] for field in fields]
         self.count = len(fields)
         self.size = len(shape)
-        extra = [field for field in ("type", "time", "host", "task_name") if field in shape]
+        extra: list[str] = [
+            field for field in ("type", "time", "host", "task_name") if field in shape
+        ]
+        if not names and "event_data_names" in shape:
+            extra.append("event_data_names")
         every = fields + extra
         self.getter: Callable[[Mapping[str, Any]], tuple[Any, ...]] = itemgetter(*every)
         self.types = tuple(types[field] for field in every)
@@ -401,26 +460,31 @@ class RenderPlan:
         self.time_index = every.index("time") if "time" in every else -1
         self.host_index = every.index("host") if "host" in every else -1
         self.task_name_index = every.index("task_name") if "task_name" in every else -1
+        self.task_category_index = every.index("task_category") if "task_category" in every else -1
+        self.task_index = every.index("task") if "task" in every else -1
         self.provider_index = fields.index("provider_name")
         self.event_id_index = fields.index("event_id")
         self.level_index = fields.index("level")
+        # (names, event_data): the positions of the arrays whose lengths must agree.
+        self.names_check = (
+            (every.index("event_data_names"), every.index("event_data"))
+            if "event_data_names" in every
+            else None
+        )
         # What to do to a raw value before it is written: join an array, write keywords in hex.
         self.converts = tuple(
             (i, CONVERT_USER_DATA if fields[i] == "user_data" else CONVERT_LIST)
             if kind == LIST
+            else (i, CONVERT_NAMES)
+            if kind == NAMES
             else (i, CONVERT_KEYWORDS)
             for i, kind in enumerate(kinds)
-            if (kind == LIST and types[fields[i]] is list)
+            if (kind in (LIST, NAMES) and types[fields[i]] is list)
             or (kind == KEYWORDS and types[fields[i]] is int)
         )
         # itemgetter of one index returns the item, not a tuple: repeat it.
         uints = [i for i, kind in enumerate(kinds) if kind == UINT] + [self.event_id_index]
         self.uints: Callable[[tuple[Any, ...]], tuple[int, ...]] = itemgetter(*uints)
-        strings = [i for i, field in enumerate(fields) if types[field] is str]
-        strings = strings or [self.type_index]  # provider_name is one: never used
-        if len(strings) == 1:
-            strings.append(strings[0])
-        self.strings: Callable[[tuple[Any, ...]], tuple[str, ...]] = itemgetter(*strings)
         # Integers (after the conversions above, only UINT and LEVEL fields) with %d.
         formats = ["%d" if kind in (UINT, LEVEL) else "%s" for kind in kinds]
         self.template = "".join(
@@ -439,7 +503,7 @@ class RenderPlan:
         entries: list[tuple[str, int, bytes | None, int, str | None]] = [
             (
                 field,
-                _NATIVE_KINDS[kind, types[field]],
+                NATIVE_REQUIRED if field == "provider_name" else _NATIVE_KINDS[kind, types[field]],
                 f" {key}=".encode(),
                 returned.get(field, -1),
                 USER_DATA_SUFFIX if field == "user_data" else None,
@@ -449,13 +513,23 @@ class RenderPlan:
         entries += [
             (
                 field,
-                NATIVE_TYPE if field == "type" else NATIVE_TEXT,
+                NATIVE_TYPE
+                if field == "type"
+                else NATIVE_TIME
+                if field == "time"
+                else NATIVE_NAMES
+                if field == "event_data_names"
+                else NATIVE_TEXT,
                 None,
                 returned.get(field, -1),
                 None,
             )
             for field in extra
         ]
+        if not names and "event_data_names" in shape:
+            # Checked right after event_data, whose length it must match.
+            names_entry = entries.pop()
+            entries.insert(fields.index("event_data") + 1, names_entry)
         self.native: object = None  # the compiled plan, made by the renderer
         self.native_spec: tuple[
             int, int, tuple[tuple[str, int, bytes | None, int, str | None], ...]
@@ -474,7 +548,6 @@ class RenderPlan:
             self.types,
             self.type_index,
             self.uints,
-            self.strings,
             self.count,
             self.level_index,
             self.converts,
@@ -487,6 +560,10 @@ class RenderPlan:
             self.template,
             self.escape_template,
             self.texts,
+            self.task_category_index,
+            self.task_index,
+            self.names_check,
+            {},  # the templates of the shape with values left out (empty ones), by key
         )
 
 
@@ -496,12 +573,14 @@ _RENDER_TYPES: Final[dict[int, tuple[type, ...]]] = {
     LIST: (str, list),
     KEYWORDS: (str, int),
     LEVEL: (int,),
+    NAMES: (list,),
 }
 
 
-def render_plan(obj: Mapping[str, Any]) -> RenderPlan | None:
+def render_plan(obj: Mapping[str, Any], names: bool = False) -> RenderPlan | None:
     """A ``RenderPlan`` for Windows events shaped like ``obj`` (already accepted by
-    ``parse_windows``), or ``None`` when its shape is not one the plans cover."""
+    ``parse_windows``), or ``None`` when its shape is not one the plans cover. ``names``:
+    write ``event_data_names`` (``MasEventDataNames``)."""
     if obj.get("type") != "windows" or "extensions" in obj:
         return None
     types = {field: type(value) for field, value in obj.items()}
@@ -510,4 +589,6 @@ def render_plan(obj: Mapping[str, Any]) -> RenderPlan | None:
         allowed = (str,) if spec is None else _RENDER_TYPES[spec[1]]
         if value_type not in allowed:
             return None
-    return RenderPlan(tuple(obj), types)
+    if "event_data_names" in types and types.get("event_data") is not list:
+        return None  # names for one string value (or none): the reference path
+    return RenderPlan(tuple(obj), types, names)

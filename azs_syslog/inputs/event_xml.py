@@ -137,6 +137,7 @@ def event_from_element(event: Element) -> dict[str, Any]:
     extensions are written, so events of one log share a shape)."""
     found: dict[str, Any] = {}
     event_data: list[str] | None = None
+    event_data_names: list[str] = []
     user_data: list[str] | None = None
     for part in event:
         name = _local(part.tag)
@@ -144,8 +145,10 @@ def event_from_element(event: Element) -> dict[str, Any]:
             _system(part, found)
         elif name == "EventData":
             event_data = []
+            event_data_names = []
             for child in part:
                 event_data.append(_text(child))
+                event_data_names.append(child.attrib.get("Name", ""))
             if not event_data and _text(part):
                 event_data.append(_text(part))
         elif name == "UserData":
@@ -156,6 +159,9 @@ def event_from_element(event: Element) -> dict[str, Any]:
             _rendering_info(part, found)
     if event_data:
         found["event_data"] = event_data
+        # <Data Name="..."> (MasEventDataNames when asked for); none when no value is named.
+        if any(event_data_names) and len(event_data_names) == len(event_data):
+            found["event_data_names"] = event_data_names
     if user_data and any(user_data):  # not an element with nothing in it
         found["user_data"] = user_data
     return _ordered(found)
@@ -230,6 +236,7 @@ FIELD_ORDER: Final = (
     "correlation_activity_id",
     "correlation_related_activity_id",
     "event_data",
+    "event_data_names",
     "event_description",
     "event_id",
     "event_record_id",
