@@ -337,8 +337,24 @@ def decode_chunks(raw: Any, encoding: str) -> Iterator[str]:
             return
 
 
-def iter_xml_events(chunks: Iterable[str], on_skip: Skip) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line of the <Event>, our event)`` for each event of an Event XML text stream.
+def as_line(event: dict[str, Any]) -> str | dict[str, Any]:
+    """Our event as the JSON text of our format: what the renderer's fused path reads
+    (``Renderer.render_line``) and what the queue keeps as the raw line, written once here (the
+    same text as ``json.dumps(..., ensure_ascii=False, separators=(",", ":"))``). An event that
+    JSON cannot hold (a lone surrogate) stays an object: the renderer says what is wrong."""
+    from orjson import dumps
+
+    try:
+        return dumps(event).decode()
+    except TypeError:
+        return event
+
+
+def iter_xml_events(
+    chunks: Iterable[str], on_skip: Skip
+) -> Iterator[tuple[int, str | dict[str, Any]]]:
+    """``(line of the <Event>, our event)`` for each event of an Event XML text stream (the
+    event as JSON text, ``as_line``).
 
     A document type or entity declaration is refused (``EventError``) before anything is
     parsed past it. XML that stops being well-formed ends the input: what came before is
@@ -368,7 +384,7 @@ def iter_xml_events(chunks: Iterable[str], on_skip: Skip) -> Iterator[tuple[int,
             if target.done:
                 for line, element in target.done:
                     event = event_from_element(element)
-                    yield line, unpark_controls(event) if parked else event
+                    yield line, as_line(unpark_controls(event) if parked else event)
                 target.done.clear()
         parser.feed(f"</{_WRAPPER}>")
         parser.close()
@@ -382,7 +398,7 @@ def iter_xml_events(chunks: Iterable[str], on_skip: Skip) -> Iterator[tuple[int,
         )
     for line, element in target.done:
         event = event_from_element(element)
-        yield line, unpark_controls(event) if parked else event
+        yield line, as_line(unpark_controls(event) if parked else event)
 
 
 def _parse_reason(exc: ParseError) -> str:

@@ -25,6 +25,7 @@ from typing import Any, BinaryIO, Final
 
 from azs_syslog.inputs.event_xml import (
     FIELD_ORDER,
+    as_line,
     event_from_element,
     normalize_guid,
     normalize_keywords,
@@ -77,9 +78,9 @@ def iter_evtx_events(
         if event is None:
             event = slow_event(data)
         try:
-            yield last, dumps(event).decode()
-        except TypeError:  # not writable as JSON (a lone surrogate): the renderer explains
-            yield last, event
+            yield last, dumps(event).decode()  # as_line, without a call
+        except TypeError:
+            yield last, as_line(event)
 
 
 def slow_event(data: str) -> dict[str, Any]:
@@ -266,7 +267,12 @@ def _usual_system(groups: tuple[str | None, ...], found: dict[str, Any]) -> dict
     if thread:
         event["execution_thread_id"] = int(thread)
     if keywords:
-        event["keywords"] = normalize_keywords(keywords)
+        mask = _KEYWORDS.get(keywords)
+        if mask is None:
+            mask = _KEYWORDS[keywords] = normalize_keywords(keywords)
+            if len(_KEYWORDS) > 4096:
+                _KEYWORDS.clear()
+        event["keywords"] = mask
     if level:
         event["level"] = int(level)
     if opcode:
@@ -274,7 +280,12 @@ def _usual_system(groups: tuple[str | None, ...], found: dict[str, Any]) -> dict
     if source_name:
         event["provider_event_source_name"] = source_name
     if guid:
-        event["provider_guid"] = normalize_guid(guid)
+        normalized = _GUIDS.get(guid)
+        if normalized is None:
+            normalized = _GUIDS[guid] = normalize_guid(guid)
+            if len(_GUIDS) > 4096:
+                _GUIDS.clear()
+        event["provider_guid"] = normalized
     event["provider_name"] = provider
     if user:
         event["security_user_id"] = user
@@ -285,6 +296,11 @@ def _usual_system(groups: tuple[str | None, ...], found: dict[str, Any]) -> dict
     if version:
         event["version"] = int(version)
     return event
+
+
+# Values that repeat from record to record, normalized once: keyword masks, providers' GUIDs.
+_KEYWORDS: Final[dict[str, str | int]] = {}
+_GUIDS: Final[dict[str, str]] = {}
 
 
 def _system(system: str, found: dict[str, Any]) -> None:
