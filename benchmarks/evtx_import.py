@@ -138,6 +138,15 @@ def main() -> None:
                 f"   ({records / statistics.median(walls):,.0f}, "
                 f"{records / statistics.median(cpus):,.0f})"
             )
+        # Each command starts once per file (configuration, queue, imports already done):
+        # measured on the file with the fewest records, so the per-record cost can be told
+        # from it.
+        smallest = min(files, key=lambda path: parser_only([path]))
+        small_records = parser_only([smallest])
+        starts: dict[str, float] = {}
+        for name in ("format-event", "send-event"):
+            _, cpus = measure(command(name, [smallest]), args.repeat)
+            starts[name] = min(cpus)
     parse = cpu_us["evtx parser alone"]
     mapped = cpu_us["parse + map"]
     rendered = cpu_us["parse + map + render"]
@@ -147,6 +156,14 @@ def main() -> None:
         f"  format-event beyond render {cpu_us['format-event'] - rendered:.1f}   "
         f"send-event beyond render (queue) {cpu_us['send-event (queued)'] - rendered:.1f}"
     )
+    print(
+        f"each command's start, once per file ({smallest.name}, {small_records} records): "
+        f"format-event {starts['format-event'] * 1000:.1f} ms, "
+        f"send-event {starts['send-event'] * 1000:.1f} ms CPU; without it, per record:"
+    )
+    for name, label in (("format-event", "format-event"), ("send-event", "send-event (queued)")):
+        per_record = cpu_us[label] - len(files) * starts[name] / records * 1e6
+        print(f"  {name:14} {per_record:.1f} us  ({1e6 / per_record:,.0f} records/s CPU)")
 
 
 if __name__ == "__main__":
