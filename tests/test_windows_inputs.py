@@ -62,7 +62,11 @@ def mapped_events(path: Path) -> list[dict[str, Any]]:
     """Our Windows events for the records of ``path`` (what the EVTX input yields)."""
     with path.open("rb") as stream:
         opened = open_input(stream, "evtx", lambda problem: None)
-        return [record for _, record in opened.records if isinstance(record, dict)]
+        return [
+            json.loads(record) if isinstance(record, str) else record
+            for _, record in opened.records
+            if isinstance(record, str | dict)
+        ]
 
 
 def format_messages(args: list[str], data: bytes | None = None) -> tuple[int, list[str], str]:

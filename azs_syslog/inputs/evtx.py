@@ -3,6 +3,16 @@
 The parser renders each record as Event XML, which takes the same mapping as any Event XML
 (``inputs/event_xml.py``). A damaged chunk or record does not end the file: the parser skips
 it and goes on with the next, and ``on_skip`` is told which one and why.
+
+Speed (docs/performance.md, "Importing .evtx"): the parser writes every record's XML in one
+layout of its own (a declaration, two-space indentation, one element per line, text escaped
+with the five XML entities), so a record in that layout is read with a few regular-expression
+scans instead of an XML parser and a walk over its elements: the same fields as
+``event_from_element``, checked against it on every fixture record (tests/test_evtx_fast.py).
+A record with anything else in it (another entity, a self-closing or prefixed element,
+``RenderingInfo``, an element with text and children, control characters) takes the XML parser,
+that record only. Each event is handed on as the JSON text of our format, which the renderer's
+fused path reads (``Renderer.render_line``) and the queue keeps as the raw line.
 """
 
 from __future__ import annotations
@@ -13,7 +23,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
-from azs_syslog.inputs.event_xml import event_from_element, park_controls, unpark_controls
+from azs_syslog.inputs.event_xml import (
+    FIELD_ORDER,
+    as_line,
+    event_from_element,
+    normalize_guid,
+    normalize_keywords,
+    normalize_time,
+    park_controls,
+    unpark_controls,
+)
 
 Skip = Callable[[str], None]
 
@@ -25,12 +44,14 @@ _NOISE: Final = (
 )
 
 
-def iter_evtx_events(source: str | BinaryIO, on_skip: Skip) -> Iterator[tuple[int, dict[str, Any]]]:
+def iter_evtx_events(
+    source: str | BinaryIO, on_skip: Skip
+) -> Iterator[tuple[int, str | dict[str, Any]]]:
     """``(EventRecordID, our event)`` for each readable record of an ``.evtx`` file (a path,
-    or a binary stream read whole)."""
-    from xml.etree.ElementTree import ParseError, fromstring
-
+    or a binary stream read whole). The event is its JSON text (a dict only if it cannot be
+    written as JSON)."""
     from evtx import PyEvtxParser
+    from orjson import dumps
 
     from azs_syslog.errors import EventError
 
@@ -41,8 +62,8 @@ def iter_evtx_events(source: str | BinaryIO, on_skip: Skip) -> Iterator[tuple[in
         raise EventError(f"is not a readable EVTX file: {_describe(str(exc), 0)}") from None
     last = 0
     # The records' XML is written by the parser itself (text escaped, no declarations or
-    # entities possible), so the fast standard parser reads it; untrusted Event XML files go
-    # through defusedxml instead (inputs/event_xml.py).
+    # entities possible), so it is read here directly, or by the fast standard parser; untrusted
+    # Event XML files go through defusedxml instead (inputs/event_xml.py).
     while True:
         try:
             record: Any = next(records)
@@ -52,13 +73,363 @@ def iter_evtx_events(source: str | BinaryIO, on_skip: Skip) -> Iterator[tuple[in
             on_skip(_describe(str(exc), last))
             continue
         last = record["event_record_id"]
+        data = record["data"]
+        event = fast_event(data)
+        if event is None:
+            event = slow_event(data)
         try:
-            yield last, event_from_element(fromstring(record["data"]))  # noqa: S314
-        except ParseError:  # a control character in the data (XML 1.0 cannot hold it)
-            yield (
-                last,
-                unpark_controls(event_from_element(fromstring(park_controls(record["data"])))),  # noqa: S314
-            )
+            yield last, dumps(event).decode()  # as_line, without a call
+        except TypeError:
+            yield last, as_line(event)
+
+
+def slow_event(data: str) -> dict[str, Any]:
+    """Our event from a record's XML, by the XML parser (any layout)."""
+    from xml.etree.ElementTree import ParseError, fromstring
+
+    try:
+        return event_from_element(fromstring(data))  # noqa: S314
+    except ParseError:  # a control character in the data (XML 1.0 cannot hold it)
+        return unpark_controls(event_from_element(fromstring(park_controls(data))))  # noqa: S314
+
+
+# --- the parser's own layout, read without an XML parser ---------------------------------------
+
+_HEAD: Final = (
+    '<?xml version="1.0" encoding="utf-8"?>\n'
+    '<Event xmlns="http://schemas.microsoft.com/win/2004/08/events/event">\n  <System>\n'
+)
+_SYSTEM_END: Final = "  </System>\n"
+_EVENT_END: Final = "</Event>\n"
+_EVENT_DATA: Final = ("  <EventData>\n", "  </EventData>\n" + _EVENT_END)
+_USER_DATA: Final = ("  <UserData>\n", "  </UserData>\n" + _EVENT_END)
+# The System element as the parser writes it for the usual template (each child optional, in
+# the template's order), with values that need no more reading: numbers of ASCII digits (or
+# blank), texts and attribute values without an entity, a line end or a tab. Any other System
+# takes the general reading (``_system``).
+_N: Final = "(?:([0-9]+)|\n    )"  # a number, or blank (the parser's empty element)
+_T: Final = "([^<&\n]+)"  # a text
+_V: Final = '([^"&\n\t]*)'  # an attribute value
+_SYSTEM_RE: Final = re.compile(
+    f'    <Provider Name="{_V}"(?: Guid="{_V}")?(?: EventSourceName="{_V}")?>\n    </Provider>\n'
+    f'    <EventID(?: Qualifiers="[^"]*")?>{_N}</EventID>\n'
+    f"(?:    <Version>{_N}</Version>\n)?"
+    f"(?:    <Level>{_N}</Level>\n)?"
+    f"(?:    <Task>{_N}</Task>\n)?"
+    f"(?:    <Opcode>{_N}</Opcode>\n)?"
+    f"(?:    <Keywords>{_T}</Keywords>\n)?"
+    f'(?:    <TimeCreated SystemTime="{_V}">\n    </TimeCreated>\n)?'
+    f"(?:    <EventRecordID>{_N}</EventRecordID>\n)?"
+    f'(?:    <Correlation(?: ActivityID="{_V}")?(?: RelatedActivityID="{_V}")?>\n'
+    "    </Correlation>\n)?"
+    '(?:    <Execution(?: ProcessID="([0-9]*)")?(?: ThreadID="([0-9]*)")?>\n    </Execution>\n)?'
+    f"(?:    <Channel>{_T}</Channel>\n)?"
+    f"(?:    <Computer>{_T}</Computer>\n)?"
+    f'(?:    <Security(?: UserID="{_V}")?>\n    </Security>\n)?'
+)
+_ATTRIBUTE: Final = re.compile(r'([^\s=]+)="([^"]*)"')
+# A character or entity reference other than the five the parser writes: the XML parser reads it.
+_OTHER_REFERENCE: Final = re.compile("&(?!amp;|lt;|gt;|quot;|apos;)")
+# Controls XML 1.0 cannot hold: the XML parser reads them parked in a private-use range
+# (``event_xml.park_controls``). Written as they are, they are read as they are here, except
+# those that are white space (a value of nothing else would be blank, and ``strip`` would take
+# them off) and a private-use character the parking would turn into one: such a record takes
+# the XML parser.
+_SPACE_CONTROLS: Final = ("\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
+_PRIVATE_USE: Final = re.compile("[\uf700-\uf71f]")
+_NUMERIC: Final = frozenset(("EventID", "Version", "Level", "Task", "Opcode", "EventRecordID"))
+_SYSTEM_FIELDS: Final = {
+    "EventID": "event_id",
+    "Version": "version",
+    "Level": "level",
+    "Task": "task",
+    "Opcode": "opcode",
+    "EventRecordID": "event_record_id",
+    "Channel": "channel",
+    "Computer": "computer",
+}
+
+
+class _Unsure(Exception):
+    """The record is not in the layout read here: the XML parser reads it."""
+
+
+def fast_event(data: str) -> dict[str, Any] | None:
+    """Our event from a record's XML in the parser's own layout, or ``None`` for any other
+    (the same fields, in the same order, as ``event_from_element`` on the parsed XML)."""
+    if not data.startswith(_HEAD):
+        return None
+    if "&" in data and _OTHER_REFERENCE.search(data) is not None:
+        return None
+    if "\r" in data:  # CR LF and CR are read as LF, as an XML parser does
+        data = data.replace("\r\n", "\n").replace("\r", "\n")
+    for control in _SPACE_CONTROLS:
+        if control in data:
+            return None
+    if not data.isascii() and _PRIVATE_USE.search(data) is not None:
+        return None
+    end = data.find(_SYSTEM_END, len(_HEAD))
+    if end < 0:
+        return None
+    rest = data[end + len(_SYSTEM_END) :]
+    try:
+        found: dict[str, Any] = {}
+        if rest == _EVENT_END:
+            pass
+        elif rest.startswith(_EVENT_DATA[0]):
+            values = _part(rest, _EVENT_DATA)
+            if values:
+                found["event_data"] = values
+        elif rest.startswith(_USER_DATA[0]):
+            values = _part(rest, _USER_DATA, nested=True)
+            if values and any(values):
+                found["user_data"] = values
+        else:
+            return None
+        match = _SYSTEM_RE.fullmatch(data, len(_HEAD), end)
+        if match is not None:
+            return _usual_system(match.groups(), found)
+        _system(data[len(_HEAD) : end], found)
+    except _Unsure:
+        return None
+    found["type"] = "windows"
+    return {field: found[field] for field in FIELD_ORDER if field in found}
+
+
+def _unescape(text: str) -> str:
+    if "&" not in text:
+        return text
+    return (
+        text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", '"')
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+    )
+
+
+def _text(text: str) -> str:
+    """An element's text as ``event_xml._text`` reads it from the parsed element."""
+    if not text or ("\n" in text and text.isspace()):
+        return ""
+    return _unescape(text)
+
+
+def _number(text: str) -> int | str:
+    stripped = text.strip()
+    if stripped.isdigit() and stripped.isascii():
+        return int(stripped)
+    return text
+
+
+def _usual_system(groups: tuple[str | None, ...], found: dict[str, Any]) -> dict[str, Any]:
+    """Our event from the groups of ``_SYSTEM_RE`` and the data part read before (written in
+    ``FIELD_ORDER`` directly: no field is looked up twice)."""
+    (
+        provider,
+        guid,
+        source_name,
+        event_id,
+        version,
+        level,
+        task,
+        opcode,
+        keywords,
+        time,
+        record_id,
+        activity,
+        related,
+        process,
+        thread,
+        channel,
+        computer,
+        user,
+    ) = groups
+    event: dict[str, Any] = {"type": "windows"}
+    if time:
+        event["time"] = normalize_time(time)
+    if channel:
+        event["channel"] = channel
+    if computer:
+        event["computer"] = computer
+    if activity:
+        event["correlation_activity_id"] = normalize_guid(activity)
+    if related:
+        event["correlation_related_activity_id"] = normalize_guid(related)
+    if "event_data" in found:
+        event["event_data"] = found["event_data"]
+    if event_id:
+        event["event_id"] = int(event_id)
+    if record_id:
+        event["event_record_id"] = int(record_id)
+    if process:
+        event["execution_process_id"] = int(process)
+    if thread:
+        event["execution_thread_id"] = int(thread)
+    if keywords:
+        mask = _KEYWORDS.get(keywords)
+        if mask is None:
+            mask = _KEYWORDS[keywords] = normalize_keywords(keywords)
+            if len(_KEYWORDS) > 4096:
+                _KEYWORDS.clear()
+        event["keywords"] = mask
+    if level:
+        event["level"] = int(level)
+    if opcode:
+        event["opcode"] = int(opcode)
+    if source_name:
+        event["provider_event_source_name"] = source_name
+    if guid:
+        normalized = _GUIDS.get(guid)
+        if normalized is None:
+            normalized = _GUIDS[guid] = normalize_guid(guid)
+            if len(_GUIDS) > 4096:
+                _GUIDS.clear()
+        event["provider_guid"] = normalized
+    event["provider_name"] = provider
+    if user:
+        event["security_user_id"] = user
+    if task:
+        event["task"] = int(task)
+    if "user_data" in found:
+        event["user_data"] = found["user_data"]
+    if version:
+        event["version"] = int(version)
+    return event
+
+
+# Values that repeat from record to record, normalized once: keyword masks, providers' GUIDs.
+_KEYWORDS: Final[dict[str, str | int]] = {}
+_GUIDS: Final[dict[str, str]] = {}
+
+
+def _system(system: str, found: dict[str, Any]) -> None:
+    """The System element in any other layout: every child an element without children."""
+    for name, attributes, raw in _leaves(system):
+        field = _SYSTEM_FIELDS.get(name)
+        if field is not None:
+            text = _text(raw)
+            if text:
+                found[field] = _number(text) if name in _NUMERIC else text
+            continue
+        if name == "Keywords":
+            text = _text(raw)
+            if text:
+                found["keywords"] = normalize_keywords(text)
+            continue
+        if ":" in name:
+            raise _Unsure  # a prefixed name: its local name is for the XML parser to say
+        if not attributes:
+            continue
+        if "\n" in attributes or "\t" in attributes:  # an XML parser reads them as spaces
+            raise _Unsure
+        attrib = {key: _unescape(value) for key, value in _ATTRIBUTE.findall(attributes)}
+        if name == "Provider":
+            if "Name" in attrib:
+                found["provider_name"] = attrib["Name"]
+            if attrib.get("Guid"):
+                found["provider_guid"] = normalize_guid(attrib["Guid"])
+            if attrib.get("EventSourceName"):
+                found["provider_event_source_name"] = attrib["EventSourceName"]
+        elif name == "TimeCreated":
+            if attrib.get("SystemTime"):
+                found["time"] = normalize_time(attrib["SystemTime"])
+        elif name == "Correlation":
+            if attrib.get("ActivityID"):
+                found["correlation_activity_id"] = normalize_guid(attrib["ActivityID"])
+            if attrib.get("RelatedActivityID"):
+                found["correlation_related_activity_id"] = normalize_guid(
+                    attrib["RelatedActivityID"]
+                )
+        elif name == "Execution":
+            if attrib.get("ProcessID"):
+                found["execution_process_id"] = _number(attrib["ProcessID"])
+            if attrib.get("ThreadID"):
+                found["execution_thread_id"] = _number(attrib["ThreadID"])
+        elif name == "Security" and attrib.get("UserID"):
+            found["security_user_id"] = attrib["UserID"]
+
+
+def _leaves(text: str) -> list[tuple[str, str, str]]:
+    """``(name, attributes, text)`` of each element of ``text``, which must hold elements
+    without children only (and blanks between them). The parser escapes every "<" and ">" of
+    texts and attribute values, so cutting at them is reading the tags."""
+    pieces = text.split("<")
+    starts = pieces[1::2]
+    ends = pieces[2::2]
+    if (
+        len(starts) != len(ends)
+        or pieces[0].strip()
+        or text.count(">") != len(pieces) - 1
+        or ("<" + "<".join(ends)).count("</") != len(ends)
+        or text.count("</") != len(ends)
+    ):
+        raise _Unsure
+    leaves = []
+    for start in starts:
+        head, _, raw = start.partition(">")
+        name, _, attributes = head.partition(" ")
+        if not name or name[-1] == "/" or name[0] in "!?":
+            raise _Unsure
+        leaves.append((name, attributes, raw))
+    return leaves
+
+
+def _part(rest: str, tags: tuple[str, str], *, nested: bool = False) -> list[str]:
+    """The texts of the elements without children of ``EventData`` (its children) or
+    ``UserData`` (at any depth), in document order; ``rest`` is the record from that part on,
+    which must be its last."""
+    start, end = tags
+    if not rest.endswith(end):
+        raise _Unsure
+    body = rest[len(start) : len(rest) - len(end)]
+    if not body:
+        return []
+    pieces = body.split("<")
+    if pieces[0].strip() or body.count(">") != len(pieces) - 1:
+        raise _Unsure  # text of the part itself, or a ">" not of a tag
+    if nested:
+        return _nested_leaves(pieces)
+    starts = pieces[1::2]
+    ends = pieces[2::2]
+    if (
+        len(starts) != len(ends)
+        or ("<" + "<".join(ends)).count("</") != len(ends)
+        or body.count("</") != len(ends)
+    ):
+        raise _Unsure  # an element with children, self-closing, or a comment
+    if "/>" in body or "<!" in body or "<?" in body:
+        raise _Unsure
+    texts = [start.partition(">")[2] for start in starts]
+    if "\n" in "".join(texts) or "&" in body:  # blanks (the parser's empty element) or entities
+        return [_text(text) for text in texts]
+    return texts
+
+
+def _nested_leaves(pieces: list[str]) -> list[str]:
+    """The texts of the elements without children, at any depth, of the tags ``pieces``
+    (the text cut at every "<")."""
+    texts: list[str] = []
+    last = ""
+    depth = 0
+    opened = False  # the last tag was a start tag
+    for piece in pieces[1:]:
+        if piece[:1] == "/":
+            if depth == 0:
+                raise _Unsure
+            depth -= 1
+            if opened:
+                texts.append(_text(last.partition(">")[2]))
+            opened = False
+        else:
+            if piece[:1] in ("!", "?") or "/>" in piece:
+                raise _Unsure  # a comment, a declaration, a self-closing element
+            depth += 1
+            opened = True
+            last = piece
+    if depth:
+        raise _Unsure
+    return texts
 
 
 def _describe(message: str, last: int) -> str:
