@@ -180,6 +180,10 @@ def fast_event(data: str) -> dict[str, Any] | None:
             values = _part(rest, _EVENT_DATA)
             if values:
                 found["event_data"] = values
+                # <Data Name="..."> (MasEventDataNames when asked for), as event_xml reads it.
+                names = _data_names(rest)
+                if any(names) and len(names) == len(values):
+                    found["event_data_names"] = names
         elif rest.startswith(_USER_DATA[0]):
             values = _part(rest, _USER_DATA, nested=True)
             if values and any(values):
@@ -258,6 +262,8 @@ def _usual_system(groups: tuple[str | None, ...], found: dict[str, Any]) -> dict
         event["correlation_related_activity_id"] = normalize_guid(related)
     if "event_data" in found:
         event["event_data"] = found["event_data"]
+        if "event_data_names" in found:
+            event["event_data_names"] = found["event_data_names"]
     if event_id:
         event["event_id"] = int(event_id)
     if record_id:
@@ -373,6 +379,20 @@ def _leaves(text: str) -> list[tuple[str, str, str]]:
             raise _Unsure
         leaves.append((name, attributes, raw))
     return leaves
+
+
+_NAME_ATTRIBUTE = re.compile(r'\sName="([^"]*)"')
+
+
+def _data_names(rest: str) -> list[str]:
+    """The ``Name`` attribute of each child of ``EventData`` ("" where it has none), for a
+    part that ``_part`` has read."""
+    body = rest[len(_EVENT_DATA[0]) : len(rest) - len(_EVENT_DATA[1])]
+    names: list[str] = []
+    for start in body.split("<")[1::2]:
+        found = _NAME_ATTRIBUTE.search(start.partition(">")[0])
+        names.append(_unescape(found.group(1)) if found else "")
+    return names
 
 
 def _part(rest: str, tags: tuple[str, str], *, nested: bool = False) -> list[str]:
