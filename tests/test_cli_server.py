@@ -42,6 +42,8 @@ def test_default_is_tls_with_both_checks_on() -> None:
         "MaxMessageSize": 8192,
         "CefVersion": "0",
         "UdpRate": config.DEFAULT_UDP_RATE,
+        "SequenceNumbers": False,
+        "HeartbeatInterval": 0,
         "Transport": "tls",
     }
 
