@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from azs_syslog import config as cfg
 from azs_syslog.config import Config, ServerSettings
@@ -59,6 +60,7 @@ def current_user() -> str:
 
 
 def _server_text(server: ServerSettings | None) -> str:
+    """The server as audit copies are pinned to it (``worker.server_label``'s form)."""
     if server is None:
         return "none"
     return f"{server.server_name}:{server.server_port} {server.transport}"
@@ -120,14 +122,12 @@ def describe(
     return names, text(before), text(after)
 
 
-def _render_copy(
-    config: Config, event_json: dict[str, object], make_event: Callable[[], object], now: int
-) -> object:
+def _render_copy(config: Config, record: dict[str, Any], now: int) -> tuple[object, str]:
     from azs_syslog.queue import NewBatch, encode_raw, lengths_to_bytes
     from azs_syslog.render import Renderer, RenderSettings
 
     settings = RenderSettings.from_config(config)
-    message = Renderer(settings).render_event(make_event(), now)  # type: ignore[arg-type]
+    message = Renderer(settings).render_event(forwarder.configuration_changed(**record), now)
     assert message is not None  # the forwarder's events have no Windows level to filter
     return NewBatch(
         count=1,
@@ -135,10 +135,10 @@ def _render_copy(
         render_key=settings.key,
         wire=message,
         lengths=lengths_to_bytes([len(message)]),
-        raw=encode_raw([now], [json.dumps(event_json, sort_keys=True).encode()]),
+        raw=encode_raw([now], [json.dumps(record, sort_keys=True).encode()]),
         generation=config.generation,
         level=config.security_level,
-    )
+    ), _server_text(config.server)
 
 
 def make_recorder(
@@ -177,37 +177,26 @@ def make_recorder(
         else:
             summary = f"{', '.join(names) or 'configuration'} changed by {user}"
         now = now_ms()
-        event_json: dict[str, object] = {
-            "event": forwarder.CONFIGURATION_CHANGED,
+        # The event's arguments: stored as the batch's raw line, from which the forwarder
+        # renders it again when the settings of the same server changed before it was sent.
+        record: dict[str, Any] = {
             "command": recorded.command,
             "user": user,
             "host": host,
-            "changed": names,
+            "message": summary,
             "before": before,
             "after": after,
+            "changed": ",".join(names),
             "generation": new.generation,
+            "time_ms": now,
+            "removed": removed,
         }
-
-        def make_event() -> object:
-            return forwarder.configuration_changed(
-                command=recorded.command,
-                user=user,
-                host=host,
-                message=summary,
-                before=before,
-                after=after,
-                changed=",".join(names),
-                generation=new.generation,
-                time_ms=now,
-                removed=removed,
-            )
-
         copies = []
         if old.server is not None:
-            copies.append(_render_copy(old, event_json, make_event, now))
+            copies.append(_render_copy(old, record, now))
             recorded.servers.append(_server_text(old.server))
-        if new.server is not None and new.server != old.server:
-            copies.append(_render_copy(new, event_json, make_event, now))
+        if new.server is not None and _server_text(new.server) != _server_text(old.server):
+            copies.append(_render_copy(new, record, now))
             recorded.servers.append(_server_text(new.server))
         with Queue() as queue:
             recorded.batch_ids = queue.append_pinned(copies)  # type: ignore[arg-type]

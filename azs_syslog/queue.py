@@ -101,7 +101,8 @@ CREATE TABLE IF NOT EXISTS inflight (
     sent_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS pinned (
-    batch_id INTEGER PRIMARY KEY
+    batch_id INTEGER PRIMARY KEY,
+    server TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
@@ -238,9 +239,9 @@ class QueuedBatch:
     wire: bytes
     generation: int = 0
     level: int = 0
-    # Sent only under the configuration generation it was rendered for, never rendered again
-    # (the forwarder's audit events: each copy is meant for one server).
-    pinned: bool = False
+    # The server (``name:port transport``) this batch is meant for, and no other: the
+    # forwarder's audit events (audit.py). None for every other batch.
+    pinned: str | None = None
 
     @property
     def messages(self) -> int:
@@ -669,12 +670,12 @@ class Queue:
             ],
         )
 
-    def append_pinned(self, batches: Sequence[NewBatch]) -> list[int]:
-        """Store ``batches`` in one durable transaction, each *pinned* to the generation it
-        was rendered for (see ``QueuedBatch.pinned``); returns their ids, in order."""
+    def append_pinned(self, batches: Sequence[tuple[NewBatch, str]]) -> list[int]:
+        """Store ``batches`` in one durable transaction, each *pinned* to a server (see
+        ``QueuedBatch.pinned``); returns their ids, in order."""
         ids: list[int] = []
         with self._write():
-            for batch in batches:
+            for batch, server in batches:
                 self._make_room(batch.count, batch.nbytes)
                 cursor = self._db.execute(
                     "INSERT INTO batches (created_ms, count, nbytes, render_key, generation,"
@@ -693,7 +694,10 @@ class Queue:
                 )
                 assert cursor.lastrowid is not None
                 ids.append(cursor.lastrowid)
-                self._db.execute("INSERT INTO pinned (batch_id) VALUES (?)", (cursor.lastrowid,))
+                self._db.execute(
+                    "INSERT INTO pinned (batch_id, server) VALUES (?, ?)",
+                    (cursor.lastrowid, server),
+                )
                 self._add(
                     {
                         "accepted": batch.count,
@@ -730,16 +734,17 @@ class Queue:
             )
 
     @_reads
-    def pinned_ids(self, generation: int, *, older: bool = False) -> list[int]:
-        """The pinned batches rendered for ``generation`` (``older``: for an older one),
-        oldest first."""
-        compare = "<" if older else "="
+    def pinned_ids(self, generation: int, server: str | None, *, other: bool = False) -> list[int]:
+        """The pinned batches rendered for ``generation`` or an older one and meant for
+        ``server`` (``other``: for any other server), oldest first."""
+        compare = "IS NOT" if other else "IS"
         return [
             int(row[0])
             for row in self._db.execute(
                 "SELECT batches.id FROM batches JOIN pinned ON pinned.batch_id = batches.id"  # noqa: S608
-                f" WHERE batches.generation {compare} ? ORDER BY batches.id",
-                (generation,),
+                f" WHERE batches.generation <= ? AND pinned.server {compare} ?"
+                " ORDER BY batches.id",
+                (generation, server),
             )
         ]
 
@@ -774,7 +779,7 @@ class Queue:
         )
         query = (
             "SELECT id, created_ms, count, nbytes, render_key, lengths, wire, generation, level,"  # noqa: S608
-            " EXISTS (SELECT 1 FROM pinned WHERE pinned.batch_id = batches.id)"
+            " (SELECT server FROM pinned WHERE pinned.batch_id = batches.id)"
             " FROM batches WHERE id > :after" + not_inflight + held + " ORDER BY id LIMIT :limit"
         )
         params = {"after": after_id, "limit": limit, "level": level, "generation": generation}
@@ -790,7 +795,7 @@ class Queue:
                 wire=row[6],
                 generation=row[7],
                 level=row[8],
-                pinned=bool(row[9]),
+                pinned=row[9],
             )
             for row in rows
         ]

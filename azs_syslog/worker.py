@@ -933,7 +933,7 @@ class Worker:
                     and not self._newer_generation(batch, now)
                 ):
                     break  # switch first (or wait for the file to catch up); keep the order
-                if batch.pinned and batch.generation != self.config.generation:
+                if batch.pinned is not None and batch.pinned != server_label(self.config.server):
                     self._discard_pinned(batch)
                     self.last_sent_id = max(self.last_sent_id, batch.id)
                     continue
@@ -941,8 +941,8 @@ class Worker:
                 lengths: Sequence[int] = batch.lengths
                 # Our generation or an older one. Older with the same render key: the same
                 # bytes (the key covers every setting that shapes them), so sent as they are.
-                if batch.render_key != self.rendering.key and not batch.pinned:
-                    wire, lengths = self._rerender(batch.id)
+                if batch.render_key != self.rendering.key:
+                    wire, lengths = self._rerender(batch.id, pinned=batch.pinned is not None)
                 if self._sequencing():
                     wire, lengths = self._number(batch.id, wire, lengths)
                 if wire:
@@ -1021,11 +1021,13 @@ class Worker:
         if held.events and held.events != previous:
             self.log(held_message(held.events, held.level, config))
 
-    def _rerender(self, batch_id: int) -> tuple[bytes, array[int]]:
+    def _rerender(self, batch_id: int, *, pinned: bool = False) -> tuple[bytes, array[int]]:
         """Render a batch again from its raw lines under the current settings (a batch
         rendered for an older configuration: never one rendered for a newer one)."""
         assert self.rendering is not None
         raw = self.queue.load_raw(batch_id) or []
+        if pinned:
+            return self._rerender_audit(raw)
         builder = BatchBuilder(self.rendering.renderer, self.rendering.key)
         rejected = 0
         for accepted_ms, line in raw:
@@ -1054,26 +1056,49 @@ class Worker:
     # --- the audit trail, sequence numbers and the heartbeat (docs/operations.md)
 
     def _discard_pinned(self, batch: QueuedBatch) -> None:
-        """A pinned batch (an audit event meant for one configuration's server) rendered for a
-        configuration no longer in force: never sent elsewhere; deleted and counted."""
+        """A pinned batch (an audit event meant for one server) while another server is
+        configured: never sent elsewhere; deleted and counted."""
         try:
             self.queue.discard([batch.id])
         except QueueError as exc:
             self._queue_failed(exc)
             return
         self.log(
-            "an audit event (ConfigurationChanged) meant for the server of configuration "
-            f"generation {batch.generation} could not be sent to it: that configuration is no "
-            "longer in force (the forwarder was not connected, or not running, when it changed)"
+            f"an audit event (ConfigurationChanged) meant for {batch.pinned} could not be sent"
+            " to it: that server is no longer configured (the forwarder was not connected, or"
+            " not running, when it changed)"
         )
 
+    def _rerender_audit(self, raw: list[tuple[int, bytes]]) -> tuple[bytes, array[int]]:
+        """An audit event meant for this server, rendered for other settings of it: rendered
+        again from the event's record (its raw line)."""
+        import json
+
+        from azs_syslog.events import forwarder
+
+        assert self.rendering is not None
+        wire = b""
+        lengths = array("I")
+        for accepted_ms, line in raw:
+            try:
+                event = forwarder.configuration_changed(**json.loads(line))
+            except (ValueError, TypeError):
+                continue  # not a record this release wrote: nothing to render
+            message = self.rendering.renderer.render_event(event, accepted_ms)
+            if message:
+                wire += message
+                lengths.append(len(message))
+        return wire, lengths
+
     def _discard_stale_pinned(self) -> None:
-        """Once a configuration is in force, the audit events pinned to older ones can no
-        longer reach their servers: said now (the command that queued one may be waiting)."""
+        """Once a configuration is in force, the audit events pinned to other servers can no
+        longer reach them: said now (the command that queued one may be waiting)."""
         if self.config is None or self.queue.read_only:
             return
         try:
-            ids = self.queue.pinned_ids(self.config.generation, older=True)
+            ids = self.queue.pinned_ids(
+                self.config.generation, server_label(self.config.server), other=True
+            )
             if ids:
                 self.queue.discard(ids)
         except QueueError as exc:
@@ -1082,9 +1107,8 @@ class Worker:
         if ids:
             self.log(
                 f"{len(ids)} audit event{'s' if len(ids) != 1 else ''} (ConfigurationChanged)"
-                " could not be sent to the server they were meant for: its configuration is no"
-                " longer in force (the forwarder was not connected, or not running, when it"
-                " changed)"
+                " could not be sent to the server they were meant for: it is no longer"
+                " configured (the forwarder was not connected, or not running, when it changed)"
             )
 
     def _send_pinned(self, now: float) -> None:
@@ -1094,7 +1118,7 @@ class Worker:
         assert self.config is not None and self.sender is not None
         inflight_ids = {item.batch_id for item in self.inflight}
         try:
-            ids = self.queue.pinned_ids(self.config.generation)
+            ids = self.queue.pinned_ids(self.config.generation, server_label(self.config.server))
         except QueueError:
             return
         sent_ids: list[int] = []
@@ -1108,6 +1132,8 @@ class Worker:
                 batch = found[0]
                 wire: bytes = batch.wire
                 lengths: Sequence[int] = batch.lengths
+                if self.rendering is not None and batch.render_key != self.rendering.key:
+                    wire, lengths = self._rerender(batch.id, pinned=True)
                 if self._sequencing():
                     wire, lengths = self._number(batch.id, wire, lengths)
                 self._io = "send"

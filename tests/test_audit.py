@@ -47,15 +47,26 @@ def test_remove_of_nothing_is_unchanged() -> None:
 
 def test_a_change_queues_one_copy_per_server_before_writing() -> None:
     assert run_cli([*SERVER, "--skip-cn-check"]).exit_code == 0
+    # The same server, other settings: one copy, for it, rendered as it is configured now.
     assert run_cli([*SERVER, "--message-format", "rfc5424"]).exit_code == 0
-    copies = pinned()[1:]
-    # One for the configuration left (generation 1, RFC 3164), one for the new (2, RFC 5424).
-    assert [generation for generation, _ in copies] == [1, 2]
-    old, new = (wire for _, wire in copies)
-    assert b" azs-syslog - forwarder - " not in old and b" azs-syslog - forwarder - " in new
-    for wire in (old, new):
-        assert b"cs2=SkipCNCheck,MessageFormat cs2Label=changed" in wire
-        assert b"cs4=SkipCNCheck: true; MessageFormat: rfc3164 cs4Label=before" in wire
+    # Another server: one copy for the server left, one for the new one, each rendered for
+    # its own configuration.
+    other = ["--server-name", "127.0.0.1", "--server-port", "6515", "--no-encryption"]
+    assert run_cli(["set-syslog-server", *other]).exit_code == 0
+    with Queue() as queue:
+        copies = [(b.generation, b.pinned, b.wire) for b in queue.next_batches(100)][1:]
+    assert [(generation, server) for generation, server, _ in copies] == [
+        (1, "127.0.0.1:6514 tls"),
+        (2, "127.0.0.1:6514 tls"),
+        (3, "127.0.0.1:6515 tcp"),
+    ]
+    same, left, new = (wire for _, _, wire in copies)
+    assert b" azs-syslog - forwarder - " not in same
+    assert b"cs2=SkipCNCheck,MessageFormat cs2Label=changed" in same
+    assert b"cs4=SkipCNCheck: true; MessageFormat: rfc3164 cs4Label=before" in same
+    assert b" azs-syslog - forwarder - " in left and b" azs-syslog - forwarder - " not in new
+    for wire in (left, new):
+        assert b"forwarding changed from 127.0.0.1:6514 tls to 127.0.0.1:6515 tcp" in wire
 
 
 def test_a_client_change_without_a_server_queues_nothing() -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections import Counter
@@ -143,7 +144,7 @@ def test_no_secret_in_any_audit_event(
     pki: TestPKI,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    password = "Pfx-Secret-4711-never-on-the-wire"  # noqa: S105 - the test's own
+    password = "Pfx-Secret-4711-never-on-the-wire"  # the test's own
     a = rsyslog_factory("tcp")
     point_at(a)
     worker = forwarder()
@@ -256,7 +257,7 @@ def test_heartbeat_every_interval_with_a_hole_while_the_receiver_is_down(
     )
     beats = heartbeats(a)
     times = [int(RT.search(h).group(1)) for h in beats]  # type: ignore[union-attr]
-    steps = [b - a_ for a_, b in zip(times, times[1:], strict=False)]
+    steps = [b - a_ for a_, b in itertools.pairwise(times)]
     # Every N s while connected (the loop's own pace allows a little more) ...
     assert sum(step <= 1600 for step in steps) >= 3
     # ... and one hole spanning the outage.
