@@ -268,3 +268,33 @@ def test_heartbeat_every_interval_with_a_hole_while_the_receiver_is_down(
     assert b"cs1Label=stream" in first and b"cn1=" not in first  # not numbered itself
     code, _ = worker.terminate()
     assert code == 0
+
+
+def test_the_record_overtakes_a_backlog_for_the_server_being_left(
+    rsyslog_factory: Callable[..., RsyslogReceiver],  # noqa: F811
+    forwarder: Callable[[], Forwarder],  # noqa: F811
+) -> None:
+    a = rsyslog_factory("tcp")
+    b = rsyslog_factory("tcp")
+    point_at(a)
+    backlog = 60_000
+    send(0, backlog)
+    worker = forwarder()
+    wait_until(lambda: len(ids_of(a.lines())) >= 1000, 60, "the backlog flowing to A")
+    point_at(b)
+    send(backlog, 10)  # accepted after the change
+    wanted = set(range(backlog + 10))
+    wait_until(
+        lambda: wanted <= set(ids_of(a.lines())) | set(ids_of(b.lines())), 120, "every event"
+    )
+    at_a, at_b = a.lines(audit=True), b.lines(audit=True)
+    # A: the record of the change arrived, and nothing after it, though events accepted
+    # before the change were still queued (they went to B, rendered for it).
+    assert b"forwarding changed from" in at_a[-1]
+    assert ids_of(at_b), "the test needs a backlog left at the switch"
+    # B: its copy before the first event accepted after the change.
+    copy = next(i for i, line in enumerate(at_b) if AUDIT in line)
+    first_new = next(i for i, line in enumerate(at_b) if ids_of([line]) == [backlog])
+    assert copy < first_new
+    code, _ = worker.terminate()
+    assert code == 0
