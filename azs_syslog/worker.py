@@ -1198,10 +1198,9 @@ class Worker:
         if highest > self.sequence_confirmed:
             delta = highest - self.sequence_confirmed
             self.sequence_confirmed = highest
-            self.backlog_or_write_counters((("sequence", delta),))
-
-    def backlog_or_write_counters(self, counts: tuple[tuple[str, int], ...]) -> None:
-        self._queue_write(QueueWrite("counters", counts=counts))
+            # An additive counter, so that it travels with the other owed writes on a full
+            # disk; a restart resumes numbering after it.
+            self._queue_write(QueueWrite("counters", counts=(("sequence", delta),)))
 
     def _maybe_heartbeat(self, now: float) -> None:
         """Every --heartbeat-interval seconds while connected (and at once on a new
