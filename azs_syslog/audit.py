@@ -27,7 +27,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,6 +211,16 @@ def recording(command: str, *, trusted_ca_pem: bytes | None = None) -> Iterator[
     token = cfg.change_recorder.set(make_recorder(recorded, trusted_ca_pem=trusted_ca_pem))
     try:
         yield recorded
+    except BaseException:
+        # The change was recorded but not written (the configuration file could not be):
+        # take the record back, unless the forwarder has sent it already.
+        if recorded.batch_ids:
+            from azs_syslog.errors import AzsSyslogError
+            from azs_syslog.queue import Queue
+
+            with suppress(AzsSyslogError), Queue() as queue:
+                queue.discard(recorded.batch_ids)
+        raise
     finally:
         cfg.change_recorder.reset(token)
 
