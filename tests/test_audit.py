@@ -4,8 +4,9 @@ writing nothing."""
 from __future__ import annotations
 
 from array import array
+from pathlib import Path
 
-from azs_syslog import config
+from azs_syslog import config, paths
 from azs_syslog.queue import Queue
 from azs_syslog.worker import number_messages
 from tests.conftest import run_cli
@@ -100,3 +101,30 @@ def test_send_event_cannot_forge_a_forwarder_event() -> None:
     result = run_cli(["send-event", "-"], input=line)
     assert result.exit_code != 0
     assert "unknown event type 'forwarder'" in result.stderr
+
+
+def test_importing_the_same_pfx_again_is_unchanged(tmp_path: Path) -> None:
+    from tests.receivers import TestPKI
+
+    password = "Same-Pfx-Password-0815"
+    pki = TestPKI.create(tmp_path / "pki")
+    pfx = tmp_path / "client.pfx"
+    pfx.write_bytes(pki.client.to_pfx(password.encode()))
+    assert run_cli([*SERVER]).exit_code == 0
+    first = run_cli(["set-syslog-client", "--pfx-file", str(pfx)], input=password + "\n")
+    assert first.exit_code == 0, first.stderr
+    generation = config.load_config().generation
+    queued = pinned()
+    again = run_cli(["set-syslog-client", "--pfx-file", str(pfx)], input=password + "\n")
+    assert again.exit_code == 0, again.stderr
+    assert "unchanged: the client settings (certificate, OutputSeverity) are already" in (
+        again.stderr
+    )
+    assert "client certificate stored" not in again.stderr
+    assert config.load_config().generation == generation
+    assert pinned() == queued
+    thumbprint = config.load_config().client.certificate.thumbprint  # type: ignore[union-attr]
+    record = queued[-1][1]
+    assert f"cs5=ClientCertificate: thumbprint {thumbprint}".encode() in record
+    for stored in Path(str(paths.queue_file())).parent.glob("queue.sqlite3*"):
+        assert password.encode() not in stored.read_bytes()

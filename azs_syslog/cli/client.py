@@ -103,7 +103,7 @@ def set_syslog_client(
         note(
             "unchanged: no client certificate was configured; nothing to remove"
             if remove_certificate
-            else "unchanged: the client settings are already these"
+            else "unchanged: the client settings (certificate, OutputSeverity) are already these"
         )
     elif output_severity is not None:
         note(f"OutputSeverity set to {new.client.output_severity}")
@@ -226,13 +226,15 @@ def _import(
         data, password, root_ca=root_pem, root_ca_source=str(root_ca) if root_ca else ""
     )
     del password
+    generation = config.load_config().generation
     new = certs.install_client_certificate(bundle, output_severity=output_severity)
     for message in bundle.warnings:
         warn(message)
-    note(
-        f"client certificate stored: {bundle.subject}, thumbprint {bundle.thumbprint}, "
-        f"valid until {certs.rfc3339(bundle.not_after)}"
-    )
+    if new.generation != generation:  # else the same certificate again: said by the caller
+        note(
+            f"client certificate stored: {bundle.subject}, thumbprint {bundle.thumbprint}, "
+            f"valid until {certs.rfc3339(bundle.not_after)}"
+        )
     if new.server is not None and new.server.transport != "tls":
         note(
             f"note: the certificate is presented only over TLS; the configured transport is "
