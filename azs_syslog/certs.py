@@ -9,6 +9,7 @@ This module imports cryptography, so only the commands that handle certificates 
 from __future__ import annotations
 
 import datetime as dt
+import pathlib
 from dataclasses import dataclass, field, replace
 
 from cryptography import x509
@@ -22,6 +23,7 @@ from azs_syslog.config import (
     EXPIRY_WARNING_DAYS,
     ClientCertificate,
     Config,
+    load_config,
     stale_client_files,
     update_config,
 )
@@ -298,6 +300,20 @@ def import_pfx(
     )
 
 
+def _already_installed(bundle: ClientBundle) -> bool:
+    """Whether the configured client certificate is this one, its pair holding these bytes."""
+    current = load_config().client.certificate
+    if current is None or current.thumbprint != bundle.thumbprint:
+        return False
+    try:
+        return (
+            pathlib.Path(current.chain_file).read_bytes() == bundle.chain_pem
+            and pathlib.Path(current.key_file).read_bytes() == bundle.key_pem
+        )
+    except (OSError, TypeError):
+        return False
+
+
 def install_client_certificate(
     bundle: ClientBundle, *, output_severity: str | None = None
 ) -> Config:
@@ -309,6 +325,15 @@ def install_client_certificate(
     afterwards (the previous one at the next change: see ``config.stale_client_files``)."""
     import secrets
 
+    if _already_installed(bundle):
+        # The same certificate again (a pipeline re-running its script): no new pair, so the
+        # configuration is unchanged unless the severity is (and nothing is audited).
+        def keep(old: Config) -> Config:
+            if output_severity is None:
+                return old
+            return replace(old, client=replace(old.client, output_severity=output_severity))
+
+        return update_config(keep)
     chain_path, key_path = paths.client_pair_files(bundle.thumbprint, secrets.token_hex(4))
     stored = ClientCertificate(
         subject=bundle.subject,

@@ -22,6 +22,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -52,6 +53,7 @@ MAX_UDP_MESSAGE_SIZE = 65507
 # with a margin (docs/operations.md, "UDP pacing").
 DEFAULT_UDP_RATE = 2000
 MAX_UDP_RATE = 1_000_000
+MAX_HEARTBEAT_INTERVAL = 86400
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,10 @@ class ServerSettings:
     use_relp: bool = False
     # Add MasEventDataNames to Windows events (off: the Azure Stack Hub format exactly).
     event_data_names: bool = False
+    # Opt-in additions (docs/operations.md, "Proving that nothing is missing"): a sequence
+    # number on every queued message, and a heartbeat every so many seconds (0: none).
+    sequence_numbers: bool = False
+    heartbeat_interval: int = 0
 
     @property
     def transport(self) -> str:
@@ -326,6 +332,11 @@ def check_server(server: ServerSettings, *, path: str | None = None) -> None:
         raise fail("CefVersion", f"must be one of {', '.join(CEF_VERSIONS)}")
     if not 0 <= server.udp_rate <= MAX_UDP_RATE:
         raise fail("UdpRate", f"{server.udp_rate} is out of range (0-{MAX_UDP_RATE} events/s)")
+    if not 0 <= server.heartbeat_interval <= MAX_HEARTBEAT_INTERVAL:
+        raise fail(
+            "HeartbeatInterval",
+            f"{server.heartbeat_interval} is out of range (0-{MAX_HEARTBEAT_INTERVAL} seconds)",
+        )
 
 
 def check_client(client: ClientSettings, *, path: str | None = None) -> None:
@@ -372,6 +383,8 @@ def server_to_dict(server: ServerSettings) -> dict[str, Any]:
         "UdpRate": server.udp_rate,
         "UseRELP": server.use_relp,
         "EventDataNames": server.event_data_names,
+        "SequenceNumbers": server.sequence_numbers,
+        "HeartbeatInterval": server.heartbeat_interval,
     }
 
 
@@ -421,6 +434,8 @@ _SERVER_FIELDS: dict[str, tuple[str, type]] = {
     "UdpRate": ("udp_rate", int),  # absent in files written before it existed: the default
     "UseRELP": ("use_relp", bool),
     "EventDataNames": ("event_data_names", bool),  # the same
+    "SequenceNumbers": ("sequence_numbers", bool),  # likewise
+    "HeartbeatInterval": ("heartbeat_interval", int),  # likewise
 }
 _REQUIRED_SERVER_FIELDS = ("ServerName", "ServerPort")
 _OPTIONAL_NONE = frozenset({"TrustedCA"})
@@ -659,6 +674,26 @@ def load_config(path: Path | None = None) -> Config:
     return parse_config(raw, path=str(path))
 
 
+# Set by a command that records its changes (the ``set-*`` commands, through
+# ``audit.recording``): called under the lock with (old, new) after validation and before
+# anything is written, so what it records is durable before the change is. While it is set, a
+# change that changes nothing writes nothing (the generation stays).
+change_recorder: ContextVar[Callable[[Config, Config], None] | None] = ContextVar(
+    "change_recorder", default=None
+)
+
+
+def _companions_unchanged(write_files: Mapping[Path, bytes], remove_files: Iterable[Path]) -> bool:
+    """Whether the companion files already hold ``write_files`` and ``remove_files`` are gone."""
+    for file_path, data in write_files.items():
+        try:
+            if file_path.read_bytes() != data:
+                return False
+        except OSError:
+            return False
+    return not any(file_path.exists() for file_path in remove_files)
+
+
 def update_config(
     change: Callable[[Config], Config],
     *,
@@ -677,10 +712,16 @@ def update_config(
     The written configuration's generation is the old one plus one: under the lock, so two
     writers never produce the same generation.
     """
+    record = change_recorder.get()
+    remove_files = tuple(remove_files)
     with config_lock():
         old = load_config()
         new = replace(change(old), generation=old.generation + 1)
         check_config(new)
+        if record is not None:
+            if new == old and _companions_unchanged(write_files or {}, remove_files):
+                return old  # nothing to change: nothing written, nothing recorded
+            record(old, new)
         for file_path, data in (write_files or {}).items():
             write_private_file(file_path, data)
         write_private_file(paths.config_file(), serialize_config(new))

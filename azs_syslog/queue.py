@@ -78,6 +78,8 @@ COUNTERS = (
     "gap_events",  # dropped events not yet reported by a warning event
     "gap_first_ms",
     "gap_last_ms",
+    "sequence",  # the highest sequence number delivered (--sequence-numbers)
+    "audit_undelivered",  # audit events that could not reach the server they were meant for
 )
 
 _SCHEMA = """
@@ -97,6 +99,10 @@ CREATE TABLE IF NOT EXISTS batches (
 CREATE TABLE IF NOT EXISTS inflight (
     batch_id INTEGER PRIMARY KEY,
     sent_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pinned (
+    batch_id INTEGER PRIMARY KEY,
+    server TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
@@ -233,6 +239,9 @@ class QueuedBatch:
     wire: bytes
     generation: int = 0
     level: int = 0
+    # The server (``name:port transport``) this batch is meant for, and no other: the
+    # forwarder's audit events (audit.py). None for every other batch.
+    pinned: str | None = None
 
     @property
     def messages(self) -> int:
@@ -454,6 +463,12 @@ class Queue:
                 "INSERT OR IGNORE INTO counters (name, value) VALUES (?, 0)",
                 [(name,) for name in (*COUNTERS, "schema_version")],
             )
+            # The sequence numbers' stream: a new queue file is a new stream (the numbers
+            # start again at 1), and the SIEM tells it by this id changing.
+            self._db.execute(
+                "INSERT OR IGNORE INTO counters (name, value) VALUES ('stream_id', ?)",
+                (int.from_bytes(os.urandom(8), "big") >> 1,),
+            )
             version = self._counter("schema_version")
             if version == 1:
                 empty = self._db.execute("SELECT 1 FROM batches LIMIT 1").fetchone() is None
@@ -631,6 +646,7 @@ class Queue:
                 last_ms = created if last_ms is None else max(last_ms, created)
             self._db.executemany("DELETE FROM batches WHERE id = ?", [(v,) for v in victims])
             self._db.executemany("DELETE FROM inflight WHERE batch_id = ?", [(v,) for v in victims])
+            self._db.executemany("DELETE FROM pinned WHERE batch_id = ?", [(v,) for v in victims])
         if not dropped:
             return
         assert first_ms is not None and last_ms is not None
@@ -653,6 +669,89 @@ class Queue:
                 (max(old_last, last_ms), "gap_last_ms"),
             ],
         )
+
+    def append_pinned(self, batches: Sequence[tuple[NewBatch, str]]) -> list[int]:
+        """Store ``batches`` in one durable transaction, each *pinned* to a server (see
+        ``QueuedBatch.pinned``); returns their ids, in order."""
+        ids: list[int] = []
+        with self._write():
+            for batch, server in batches:
+                self._make_room(batch.count, batch.nbytes)
+                cursor = self._db.execute(
+                    "INSERT INTO batches (created_ms, count, nbytes, render_key, generation,"
+                    " level, lengths, wire, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        batch.created_ms,
+                        batch.count,
+                        batch.nbytes,
+                        batch.render_key,
+                        batch.generation,
+                        batch.level,
+                        batch.lengths,
+                        batch.wire,
+                        batch.raw,
+                    ),
+                )
+                assert cursor.lastrowid is not None
+                ids.append(cursor.lastrowid)
+                self._db.execute(
+                    "INSERT INTO pinned (batch_id, server) VALUES (?, ?)",
+                    (cursor.lastrowid, server),
+                )
+                self._add(
+                    {
+                        "accepted": batch.count,
+                        "queued_events": batch.count,
+                        "queued_bytes": batch.nbytes,
+                    }
+                )
+        return ids
+
+    def discard(self, ids: Sequence[int]) -> None:
+        """Delete batches that are not to be sent (pinned to a configuration no longer in
+        force), counting them as ``audit_undelivered``."""
+        if not ids:
+            return
+        with self._write():
+            marks = ",".join("?" * len(ids))
+            events, nbytes = self._db.execute(
+                f"SELECT COALESCE(SUM(count), 0), COALESCE(SUM(nbytes), 0) FROM batches"  # noqa: S608
+                f" WHERE id IN ({marks})",
+                tuple(ids),
+            ).fetchone()
+            for table, column in (
+                ("batches", "id"),
+                ("inflight", "batch_id"),
+                ("pinned", "batch_id"),
+            ):
+                self._db.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", tuple(ids))  # noqa: S608
+            self._add(
+                {
+                    "audit_undelivered": int(events),
+                    "queued_events": -int(events),
+                    "queued_bytes": -int(nbytes),
+                }
+            )
+
+    @_reads
+    def pinned_ids(self, generation: int, server: str | None, *, other: bool = False) -> list[int]:
+        """The pinned batches rendered for ``generation`` or an older one and meant for
+        ``server`` (``other``: for any other server), oldest first."""
+        compare = "IS NOT" if other else "IS"
+        return [
+            int(row[0])
+            for row in self._db.execute(
+                "SELECT batches.id FROM batches JOIN pinned ON pinned.batch_id = batches.id"  # noqa: S608
+                f" WHERE batches.generation <= ? AND pinned.server {compare} ?"
+                " ORDER BY batches.id",
+                (generation, server),
+            )
+        ]
+
+    @_reads
+    def has_batch(self, batch_id: int) -> bool:
+        row = self._db.execute("SELECT 1 FROM batches WHERE id = ?", (batch_id,)).fetchone()
+        return row is not None
 
     # --- the worker
 
@@ -679,7 +778,8 @@ class Queue:
             else " AND NOT EXISTS (SELECT 1 FROM inflight WHERE batch_id = batches.id)"
         )
         query = (
-            "SELECT id, created_ms, count, nbytes, render_key, lengths, wire, generation, level"  # noqa: S608
+            "SELECT id, created_ms, count, nbytes, render_key, lengths, wire, generation, level,"  # noqa: S608
+            " (SELECT server FROM pinned WHERE pinned.batch_id = batches.id)"
             " FROM batches WHERE id > :after" + not_inflight + held + " ORDER BY id LIMIT :limit"
         )
         params = {"after": after_id, "limit": limit, "level": level, "generation": generation}
@@ -695,6 +795,7 @@ class Queue:
                 wire=row[6],
                 generation=row[7],
                 level=row[8],
+                pinned=row[9],
             )
             for row in rows
         ]
@@ -760,6 +861,7 @@ class Queue:
             ).fetchone()
             self._db.execute(f"DELETE FROM batches WHERE id IN ({marks})", tuple(ids))  # noqa: S608
             self._db.execute(f"DELETE FROM inflight WHERE batch_id IN ({marks})", tuple(ids))  # noqa: S608
+            self._db.execute(f"DELETE FROM pinned WHERE batch_id IN ({marks})", tuple(ids))  # noqa: S608
             self._add(
                 {
                     "sent": sent,

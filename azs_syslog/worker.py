@@ -436,6 +436,7 @@ class Worker:
         self._expiry_server: str | None = None
         self._expiry_logged: dict[str, str] = {}  # warning key -> the UTC day it was logged
         self.next_expiry_check = 0.0
+        self._init_sequence()
         self.stop_requested = False
         self.forced = False  # a second stop signal: no drain, no graceful close
         self.reload_requested = False
@@ -549,6 +550,8 @@ class Worker:
     def _queue_write(self, write: QueueWrite) -> bool:
         """Write ``write`` to the queue now, or keep it (in order, behind the others owed) when
         the queue cannot be written. True when it was written."""
+        if write.kind == "confirm" and self.sequence_ranges:
+            self._sequence_delivered(write.ids)
         if self.backlog or self.queue.read_only:
             self.backlog.append(write)
             return False
@@ -735,6 +738,7 @@ class Worker:
         if self.socket_input is not None:
             # Its own renderer: a Renderer keeps caches and is used by one thread only.
             self.socket_input.rendering = self.make_rendering(config)
+        self._discard_stale_pinned()
 
     def _deliver(self, now: float) -> float:
         assert self.config is not None
@@ -757,6 +761,7 @@ class Worker:
             self._confirm(now)
             self._io = "send"
             try:
+                self._maybe_heartbeat(now)
                 sent = self._send_some(now)
             finally:
                 self._io = None
@@ -951,14 +956,22 @@ class Worker:
     def _drain(self, now: float) -> float:
         """Stop sending; wait (up to drain_timeout) for in-flight batches to be confirmed;
         then close cleanly (TLS close_notify) and apply the pending configuration."""
+        first = self.draining_since is None
         if self.draining_since is None:
             self.draining_since = now
         self.state = st.DRAINING
         try:
+            if first and self.pending is not None and not self.forced:
+                self._send_pinned(now)
             self._confirm(now)
         except TransportError as exc:
             self.draining_since = None
             self._broken(exc, now)
+            self._after_drain()
+            return 0.0
+        except transport.StopRequested:
+            self.draining_since = None
+            self._close(requeue=True)
             self._after_drain()
             return 0.0
         waiting = now - self.draining_since < self.options.drain_timeout
@@ -1087,13 +1100,20 @@ class Worker:
                     and not self._newer_generation(batch, now)
                 ):
                     break  # switch first (or wait for the file to catch up); keep the order
+                if batch.pinned is not None and batch.pinned != server_label(self.config.server):
+                    self._discard_pinned(batch)
+                    self.last_sent_id = max(self.last_sent_id, batch.id)
+                    continue
                 wire: bytes = batch.wire
                 lengths: Sequence[int] = batch.lengths
                 # Our generation or an older one. Older with the same render key: the same
                 # bytes (the key covers every setting that shapes them), so sent as they are.
                 if batch.render_key != self.rendering.key:
-                    wire, lengths = self._rerender(batch.id)
+                    wire, lengths = self._rerender(batch.id, pinned=batch.pinned is not None)
                     self.answered_part.pop(batch.id, None)
+                if self._sequencing():
+                    # Numbered before the answered part is cut off: a resend repeats the numbers.
+                    wire, lengths = self._number(batch.id, wire, lengths)
                 answered = self.answered_part.pop(batch.id, 0)
                 if answered:  # RELP: only what the server did not answer goes out again
                     wire = wire[sum(lengths[:answered]) :]
@@ -1191,11 +1211,13 @@ class Worker:
         if held.events and held.events != previous:
             self.log(held_message(held.events, held.level, config))
 
-    def _rerender(self, batch_id: int) -> tuple[bytes, array[int]]:
+    def _rerender(self, batch_id: int, *, pinned: bool = False) -> tuple[bytes, array[int]]:
         """Render a batch again from its raw lines under the current settings (a batch
         rendered for an older configuration: never one rendered for a newer one)."""
         assert self.rendering is not None
         raw = self.queue.load_raw(batch_id) or []
+        if pinned:
+            return self._rerender_audit(raw)
         builder = BatchBuilder(self.rendering.renderer, self.rendering.key)
         rejected = 0
         for accepted_ms, line in raw:
@@ -1220,6 +1242,195 @@ class Worker:
         if not self._queue_write(QueueWrite("clear_gap", gap=gap)):
             self.gap_clear_owed = True  # reported: not again before the queue knows it
         self.counters.gap_warnings += 1
+
+    # --- the audit trail, sequence numbers and the heartbeat (docs/operations.md)
+
+    def _discard_pinned(self, batch: QueuedBatch) -> None:
+        """A pinned batch (an audit event meant for one server) while another server is
+        configured: never sent elsewhere; deleted and counted."""
+        try:
+            self.queue.discard([batch.id])
+        except QueueError as exc:
+            self._queue_failed(exc)
+            return
+        self.log(
+            f"an audit event (ConfigurationChanged) meant for {batch.pinned} could not be sent"
+            " to it: that server is no longer configured (the forwarder was not connected, or"
+            " not running, when it changed)"
+        )
+
+    def _rerender_audit(self, raw: list[tuple[int, bytes]]) -> tuple[bytes, array[int]]:
+        """An audit event meant for this server, rendered for other settings of it: rendered
+        again from the event's record (its raw line)."""
+        import json
+
+        from azs_syslog.events import forwarder
+
+        assert self.rendering is not None
+        wire = b""
+        lengths = array("I")
+        for accepted_ms, line in raw:
+            try:
+                event = forwarder.configuration_changed(**json.loads(line))
+            except (ValueError, TypeError):
+                continue  # not a record this release wrote: nothing to render
+            message = self.rendering.renderer.render_event(event, accepted_ms)
+            if message:
+                wire += message
+                lengths.append(len(message))
+        return wire, lengths
+
+    def _discard_stale_pinned(self) -> None:
+        """Once a configuration is in force, the audit events pinned to other servers can no
+        longer reach them: said now (the command that queued one may be waiting)."""
+        if self.config is None or self.queue.read_only:
+            return
+        try:
+            ids = self.queue.pinned_ids(
+                self.config.generation, server_label(self.config.server), other=True
+            )
+            if ids:
+                self.queue.discard(ids)
+        except QueueError as exc:
+            self._queue_failed(exc)
+            return
+        if ids:
+            self.log(
+                f"{len(ids)} audit event{'s' if len(ids) != 1 else ''} (ConfigurationChanged)"
+                " could not be sent to the server they were meant for: it is no longer"
+                " configured (the forwarder was not connected, or not running, when it changed)"
+            )
+
+    def _send_pinned(self, now: float) -> None:
+        """Before switching to a new configuration: send the pinned batches of the current
+        one (the audit events announcing the change) to the current server, ahead of
+        anything still queued for it; the drain then waits for their confirmation."""
+        assert self.config is not None and self.sender is not None
+        inflight_ids = {item.batch_id for item in self.inflight}
+        try:
+            ids = self.queue.pinned_ids(self.config.generation, server_label(self.config.server))
+        except QueueError:
+            return
+        sent_ids: list[int] = []
+        try:
+            for batch_id in ids:
+                if batch_id in inflight_ids or batch_id in self.delivered_ids:
+                    continue
+                found = self.queue.next_batches(1, after_id=batch_id - 1, include_inflight=True)
+                if not found or found[0].id != batch_id:
+                    continue
+                batch = found[0]
+                wire: bytes = batch.wire
+                lengths: Sequence[int] = batch.lengths
+                if self.rendering is not None and batch.render_key != self.rendering.key:
+                    wire, lengths = self._rerender(batch.id, pinned=True)
+                if self._sequencing():
+                    wire, lengths = self._number(batch.id, wire, lengths)
+                self._io = "send"
+                try:
+                    self.sender.send(wire, lengths)
+                finally:
+                    self._io = None
+                self.written += len(wire)
+                sent_ids.append(batch.id)
+                self.inflight.append(
+                    InFlight(batch.id, batch.count, len(lengths), self.written, now)
+                )
+        finally:
+            if sent_ids:
+                self._queue_write(QueueWrite("mark", ids=tuple(sent_ids), at_ms=now_ms()))
+                self.counters.last_send_ms = now_ms()
+
+    def _init_sequence(self) -> None:
+        """The sequence numbers resume after the highest one delivered (a restart numbers
+        the batches it sends again as they were numbered, when sent in the same order)."""
+        try:
+            counts = self.queue.counters()
+        except QueueError:
+            counts = {}
+        self.sequence_confirmed = counts.get("sequence", 0)
+        self.sequence_next = self.sequence_confirmed + 1
+        stream = counts.get("stream_id", 0) or int.from_bytes(os.urandom(8), "big") >> 1
+        self.stream_id = f"{stream:016x}"
+        # batch id -> (first number, messages): a batch sent again keeps its numbers.
+        self.sequence_ranges: dict[int, tuple[int, int]] = {}
+        self.heartbeat_sender: object = None
+        self.next_heartbeat = 0.0
+
+    def _sequencing(self) -> bool:
+        server = self.config.server if self.config is not None else None
+        return bool(server is not None and server.sequence_numbers)
+
+    def _number(
+        self, batch_id: int, wire: bytes, lengths: Sequence[int]
+    ) -> tuple[bytes, array[int]]:
+        """Add the sequence extension to each message of a batch, at send time: numbers
+        follow the order on the wire; a batch sent again (after a broken connection) repeats
+        its numbers."""
+        count = len(lengths)
+        known = self.sequence_ranges.get(batch_id)
+        if known is not None and known[1] == count:
+            first = known[0]
+        else:
+            first = self.sequence_next
+            self.sequence_next += count
+            self.sequence_ranges[batch_id] = (first, count)
+        framing = getattr(getattr(self.rendering, "settings", None), "framing", "octet-counting")
+        return number_messages(wire, lengths, framing, first, self.stream_id)
+
+    def _sequence_delivered(self, ids: Sequence[int]) -> None:
+        """Batches delivered: record the highest number delivered (where a restart resumes)."""
+        highest = self.sequence_confirmed
+        for batch_id in ids:
+            numbered = self.sequence_ranges.pop(batch_id, None)
+            if numbered is not None:
+                highest = max(highest, numbered[0] + numbered[1] - 1)
+        if highest > self.sequence_confirmed:
+            delta = highest - self.sequence_confirmed
+            self.sequence_confirmed = highest
+            # An additive counter, so that it travels with the other owed writes on a full
+            # disk; a restart resumes numbering after it.
+            self._queue_write(QueueWrite("counters", counts=(("sequence", delta),)))
+
+    def _maybe_heartbeat(self, now: float) -> None:
+        """Every --heartbeat-interval seconds while connected (and at once on a new
+        connection): a Heartbeat event, not queued (a heartbeat that did not go out is the
+        hole the SIEM alerts on)."""
+        server = self.config.server if self.config is not None else None
+        if server is None or not server.heartbeat_interval or self.sender is None:
+            return
+        if self.heartbeat_sender is self.sender and now < self.next_heartbeat:
+            return
+        self.heartbeat_sender = self.sender
+        self.next_heartbeat = now + server.heartbeat_interval
+        message = self._heartbeat_message()
+        if message is None:
+            return
+        self.sender.send(message, [len(message)])
+        self.written += len(message)
+
+    def _heartbeat_message(self) -> bytes | None:
+        from azs_syslog.events import forwarder
+
+        rendering = self.rendering
+        renderer = getattr(rendering, "renderer", None)
+        if renderer is None or not hasattr(renderer, "render_event"):
+            return None
+        depth, _ = self._queue_numbers()
+        stamp = now_ms()
+        sequencing = self._sequencing()
+        event = forwarder.heartbeat(
+            host=renderer.default_host,
+            time_ms=stamp,
+            queued_events=depth.events,
+            oldest_age_s=None
+            if depth.oldest_ms is None
+            else max(0, stamp - depth.oldest_ms) // 1000,
+            last_sequence=self.sequence_next - 1 if sequencing else None,
+            stream=self.stream_id if sequencing else None,
+        )
+        message: bytes | None = renderer.render_event(event, stamp)
+        return message
 
     # --- status
 
@@ -1555,6 +1766,42 @@ def _text(value: object) -> str | None:
         return None
     isoformat = getattr(value, "isoformat", None)
     return str(isoformat()) if callable(isoformat) else str(value)
+
+
+# --- sequence numbers --------------------------------------------------------------------------
+
+
+def number_messages(
+    wire: bytes, lengths: Sequence[int], framing: str, first: int, stream: str
+) -> tuple[bytes, array[int]]:
+    """``wire`` (framed messages of ``lengths``) with ``cn1=<n> cn1Label=seq cs1=<stream>
+    cs1Label=stream`` appended to each message (the CEF extensions are the end of a message),
+    numbered from ``first``, framed again."""
+    out: list[bytes] = []
+    new_lengths = array("I")
+    offset = 0
+    number = first
+    suffix = b" cn1Label=seq cs1=" + stream.encode() + b" cs1Label=stream"
+    for length in lengths:
+        frame = wire[offset : offset + length]
+        offset += length
+        if framing == "octet-counting":
+            message = frame[frame.index(b" ") + 1 :]
+        elif framing == "lf":
+            message = frame[:-1] if frame.endswith(b"\n") else frame
+        else:
+            message = frame
+        message = b"%b cn1=%d%b" % (message, number, suffix)
+        number += 1
+        if framing == "octet-counting":
+            framed = b"%d %b" % (len(message), message)
+        elif framing == "lf":
+            framed = message + b"\n"
+        else:
+            framed = message
+        out.append(framed)
+        new_lengths.append(len(framed))
+    return b"".join(out), new_lengths
 
 
 # --- the gap warning ---------------------------------------------------------------------------

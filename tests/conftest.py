@@ -62,6 +62,16 @@ def run_cli_process(
     )
 
 
+def discard_audit_events() -> None:
+    """Delete the ConfigurationChanged records the ``set-*`` commands queued so far, for the
+    tests that count the events queued and sent exactly (docs/operations.md, "The audit
+    trail"; counted as ``audit_undelivered``)."""
+    from azs_syslog.queue import Queue
+
+    with Queue() as queue:
+        queue.discard([b.id for b in queue.next_batches(1000) if b.pinned])
+
+
 @pytest.fixture
 def cli_run() -> object:
     return run_cli

@@ -44,6 +44,8 @@ def test_default_is_tls_with_both_checks_on() -> None:
         "UdpRate": config.DEFAULT_UDP_RATE,
         "UseRELP": False,
         "EventDataNames": False,
+        "SequenceNumbers": False,
+        "HeartbeatInterval": 0,
         "Transport": "tls",
     }
 

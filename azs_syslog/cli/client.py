@@ -87,21 +87,31 @@ def set_syslog_client(
       azs-syslog set-syslog-client --remove-certificate
     """
     _check_usage(pfx_file, pfx_binary, cert_password, remove_certificate, output_severity, root_ca)
+    from azs_syslog import audit
 
-    if remove_certificate:
-        had = config.load_config().client.certificate is not None
-        new = config.remove_client_certificate(output_severity=output_severity)
+    command = "set-syslog-client" + (" --remove-certificate" if remove_certificate else "")
+    with audit.recording(command) as recorded:
+        if remove_certificate:
+            had = config.load_config().client.certificate is not None
+            new = config.remove_client_certificate(output_severity=output_severity)
+            if recorded.changed or had:
+                note(
+                    "client certificate removed"
+                    if had
+                    else "no client certificate was configured; nothing to remove"
+                )
+        elif pfx_file is not None or pfx_binary is not None:
+            new = _import(pfx_file, cert_password, output_severity, root_ca)
+        else:
+            assert output_severity is not None
+            new = config.set_output_severity(output_severity)
+    if not recorded.changed:
         note(
-            "client certificate removed"
-            if had
-            else "no client certificate was configured; nothing to remove"
+            "unchanged: no client certificate was configured; nothing to remove"
+            if remove_certificate
+            else "unchanged: the client settings (certificate, OutputSeverity) are already these"
         )
-    elif pfx_file is not None or pfx_binary is not None:
-        new = _import(pfx_file, cert_password, output_severity, root_ca)
-    else:
-        assert output_severity is not None
-        new = config.set_output_severity(output_severity)
-    if output_severity is not None:
+    elif output_severity is not None:
         note(f"OutputSeverity set to {new.client.output_severity}")
     if as_json:
         emit_json(client_view(new.client))
@@ -222,13 +232,15 @@ def _import(
         data, password, root_ca=root_pem, root_ca_source=str(root_ca) if root_ca else ""
     )
     del password
+    generation = config.load_config().generation
     new = certs.install_client_certificate(bundle, output_severity=output_severity)
     for message in bundle.warnings:
         warn(message)
-    note(
-        f"client certificate stored: {bundle.subject}, thumbprint {bundle.thumbprint}, "
-        f"valid until {certs.rfc3339(bundle.not_after)}"
-    )
+    if new.generation != generation:  # else the same certificate again: said by the caller
+        note(
+            f"client certificate stored: {bundle.subject}, thumbprint {bundle.thumbprint}, "
+            f"valid until {certs.rfc3339(bundle.not_after)}"
+        )
     if new.server is not None and new.server.transport != "tls":
         note(
             f"note: the certificate is presented only over TLS; the configured transport is "

@@ -122,6 +122,19 @@ def _conflict(first: str, second: str, why: str, *, fix: str | None = None) -> c
     help="Add MasEventDataNames to Windows events: the names of the MasEventData values, in "
     "the same order, joined the same way. Off by default (the Azure Stack Hub format).",
 )
+@click.option(
+    "--sequence-numbers",
+    is_flag=True,
+    help="Add a sequence number and a stream id to every message (cn1=N cn1Label=seq "
+    "cs1=ID cs1Label=stream), so the SIEM can prove none is missing. Off by default: the "
+    "Azure Stack Hub format stays exact.",
+)
+@click.option(
+    "--heartbeat-interval",
+    type=click.IntRange(0, config.MAX_HEARTBEAT_INTERVAL),
+    metavar="SECONDS",
+    help="Send a Heartbeat event this often while connected (0 or absent: none).",
+)
 @json_option
 def set_syslog_server(
     server_name: str | None,
@@ -140,6 +153,8 @@ def set_syslog_server(
     cef_version: str | None,
     udp_rate: int | None,
     event_data_names: bool,
+    sequence_numbers: bool,
+    heartbeat_interval: int | None,
     as_json: bool,
 ) -> None:
     """Set the syslog server events are forwarded to (Set-SyslogServer).
@@ -171,6 +186,8 @@ def set_syslog_server(
         "cef_version": cef_version,
         "udp_rate": udp_rate,
         "event_data_names": event_data_names,
+        "sequence_numbers": sequence_numbers,
+        "heartbeat_interval": heartbeat_interval,
     }
     if remove:
         others = _given({k: v is not None and v is not False for k, v in settings.items()})
@@ -242,9 +259,19 @@ def set_syslog_server(
         cef_version=cef_version or "0",
         udp_rate=config.DEFAULT_UDP_RATE if udp_rate is None else udp_rate,
         event_data_names=event_data_names,
+        sequence_numbers=sequence_numbers,
+        heartbeat_interval=heartbeat_interval or 0,
     )
-    new = config.set_server(server, trusted_ca_pem=trusted_ca_pem)
+    from azs_syslog import audit
+
+    with audit.recording("set-syslog-server", trusted_ca_pem=trusted_ca_pem) as recorded:
+        new = config.set_server(server, trusted_ca_pem=trusted_ca_pem)
     assert new.server is not None
+    if not recorded.changed:
+        note(f"unchanged: the syslog server is already {_summary(new)}")
+        if as_json:
+            emit_json(server_view(new.server))
+        return
 
     for message in ca_warnings:
         warn(message)
@@ -293,9 +320,21 @@ def _flag(name: str) -> str:
 
 
 def _remove(as_json: bool) -> None:
-    had = config.load_config().server is not None
-    config.remove_server()
-    note("syslog server removed; forwarding stops" if had else "no syslog server was configured")
+    from azs_syslog import audit
+
+    with audit.recording("set-syslog-server --remove") as recorded:
+        config.remove_server()
+    if not recorded.changed:
+        note("unchanged: no syslog server was configured")
+    else:
+        note("syslog server removed; forwarding stops")
+        if recorded.batch_ids:
+            server = recorded.servers[0]
+            delivery = audit.wait_for_delivery(recorded.batch_ids[0], server)
+            if delivery.sent:
+                note(f"the SIEM at {server} was told of the removal (ConfigurationChanged sent)")
+            else:
+                warn(f"the removal could not be recorded at the SIEM: {delivery.reason}")
     if as_json:
         emit_json(None)
 
