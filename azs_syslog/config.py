@@ -52,6 +52,11 @@ MAX_UDP_MESSAGE_SIZE = 65507
 # with a margin (docs/operations.md, "UDP pacing").
 DEFAULT_UDP_RATE = 2000
 MAX_UDP_RATE = 1_000_000
+# Failover: seconds of failed connections to the primary server before the forwarder delivers
+# to the failover server (docs/operations.md, "Failover"). Long enough that a server restart
+# or a short network blip does not split the event stream between two receivers.
+DEFAULT_FAILOVER_AFTER = 60
+MAX_FAILOVER_AFTER = 86400
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,26 @@ class ServerSettings:
     udp_rate: int = DEFAULT_UDP_RATE  # UDP only
     # RELP (application-level acknowledgement) over TCP, or over TLS unless no_encryption.
     use_relp: bool = False
+    # A second server, reached with the same transport and trust, used after ``failover_after``
+    # seconds of failed connections to the first (both or neither of name and port).
+    failover_server_name: str | None = None
+    failover_server_port: int | None = None
+    failover_after: int = DEFAULT_FAILOVER_AFTER
+
+    @property
+    def has_failover(self) -> bool:
+        return self.failover_server_name is not None and self.failover_server_port is not None
+
+    def failover_settings(self) -> ServerSettings:
+        """The settings of the failover server: these, with its name and port."""
+        assert self.failover_server_name is not None and self.failover_server_port is not None
+        return replace(
+            self,
+            server_name=self.failover_server_name,
+            server_port=self.failover_server_port,
+            failover_server_name=None,
+            failover_server_port=None,
+        )
 
     @property
     def transport(self) -> str:
@@ -324,6 +349,31 @@ def check_server(server: ServerSettings, *, path: str | None = None) -> None:
         raise fail("CefVersion", f"must be one of {', '.join(CEF_VERSIONS)}")
     if not 0 <= server.udp_rate <= MAX_UDP_RATE:
         raise fail("UdpRate", f"{server.udp_rate} is out of range (0-{MAX_UDP_RATE} events/s)")
+    _check_failover(server, fail)
+
+
+def _check_failover(server: ServerSettings, fail: Callable[[str, str], ConfigError]) -> None:
+    name, port = server.failover_server_name, server.failover_server_port
+    if (name is None) != (port is None):
+        missing = "FailoverServerPort" if port is None else "FailoverServerName"
+        given = "FailoverServerName" if port is None else "FailoverServerPort"
+        raise fail(missing, f"is missing: {given} needs it")
+    if name is not None:
+        try:
+            normalized = normalize_server_name(name)
+        except ValueError as exc:
+            raise fail("FailoverServerName", str(exc)) from None
+        if normalized != name:
+            raise fail("FailoverServerName", f"write {normalized!r}, not {name!r}")
+    if port is not None and not 1 <= port <= 65535:
+        raise fail("FailoverServerPort", f"{port} is not a port number (1-65535)")
+    if name == server.server_name and port == server.server_port:
+        raise fail("FailoverServerName", "is the primary server itself")
+    if not 1 <= server.failover_after <= MAX_FAILOVER_AFTER:
+        raise fail(
+            "FailoverAfter",
+            f"{server.failover_after} is out of range (1-{MAX_FAILOVER_AFTER} seconds)",
+        )
 
 
 def check_client(client: ClientSettings, *, path: str | None = None) -> None:
@@ -369,6 +419,9 @@ def server_to_dict(server: ServerSettings) -> dict[str, Any]:
         "CefVersion": server.cef_version,
         "UdpRate": server.udp_rate,
         "UseRELP": server.use_relp,
+        "FailoverServerName": server.failover_server_name,
+        "FailoverServerPort": server.failover_server_port,
+        "FailoverAfter": server.failover_after,
     }
 
 
@@ -417,9 +470,13 @@ _SERVER_FIELDS: dict[str, tuple[str, type]] = {
     "CefVersion": ("cef_version", str),
     "UdpRate": ("udp_rate", int),  # absent in files written before it existed: the default
     "UseRELP": ("use_relp", bool),
+    # Absent in files written before failover existed: no failover server.
+    "FailoverServerName": ("failover_server_name", str),
+    "FailoverServerPort": ("failover_server_port", int),
+    "FailoverAfter": ("failover_after", int),
 }
 _REQUIRED_SERVER_FIELDS = ("ServerName", "ServerPort")
-_OPTIONAL_NONE = frozenset({"TrustedCA"})
+_OPTIONAL_NONE = frozenset({"TrustedCA", "FailoverServerName", "FailoverServerPort"})
 
 _CERTIFICATE_FIELDS: dict[str, str] = {
     "Subject": "subject",

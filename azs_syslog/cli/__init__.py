@@ -105,6 +105,9 @@ CMDLET_PARAMETERS: dict[str, str] = {
     "-cefversion": "--cef-version",
     "-udprate": "--udp-rate",
     "-userelp": "--use-relp",
+    "-failoverservername": "--failover-server-name",
+    "-failoverserverport": "--failover-server-port",
+    "-failoverafter": "--failover-after",
     "-rootca": "--root-ca",
     "-json": "--json",
 }
