@@ -1,0 +1,136 @@
+"""Failover settings: the options round-trip through the file and get-syslog-server, half a
+failover is a usage error, old files stay valid, ``--remove`` removes it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from azs_syslog import config
+from azs_syslog.errors import ConfigError
+from tests.conftest import run_cli
+
+PRIMARY = ["set-syslog-server", "--server-name", "10.0.0.5", "--server-port", "6514"]
+
+
+def test_the_failover_options_round_trip() -> None:
+    result = run_cli(
+        [
+            *PRIMARY,
+            "--failover-server-name",
+            "siem2.example.com.",
+            "--failover-server-port",
+            "6515",
+            "--failover-after",
+            "5",
+        ]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "failover to siem2.example.com port 6515 after 5 s" in result.stderr
+    server = config.load_config().server
+    assert server is not None
+    assert (server.failover_server_name, server.failover_server_port) == (
+        "siem2.example.com",
+        6515,
+    )
+    assert server.failover_after == 5
+    shown = json.loads(run_cli(["get-syslog-server", "--json"]).stdout)
+    assert shown["FailoverServerName"] == "siem2.example.com"
+    assert shown["FailoverServerPort"] == 6515
+    assert shown["FailoverAfter"] == 5
+    text = run_cli(["get-syslog-server"]).stdout
+    assert "FailoverServerName" in text and "siem2.example.com" in text and "5 s" in text
+
+
+def test_powershell_spellings_and_the_default_wait() -> None:
+    result = run_cli(
+        [
+            "Set-SyslogServer",
+            "-ServerName",
+            "10.0.0.5",
+            "-ServerPort",
+            "6514",
+            "-FailoverServerName:10.0.0.6",
+            "-FailoverServerPort",
+            "6514",
+        ]
+    )
+    assert result.exit_code == 0, result.stderr
+    server = config.load_config().server
+    assert server is not None
+    assert server.failover_server_name == "10.0.0.6"
+    assert server.failover_after == config.DEFAULT_FAILOVER_AFTER
+    # The failover server is reached with the primary's transport and trust, by its own name.
+    secondary = server.failover_settings()
+    assert (secondary.server_name, secondary.server_port) == ("10.0.0.6", 6514)
+    assert secondary.transport == server.transport == "tls"
+    assert not secondary.has_failover
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--failover-server-name", "10.0.0.6"], "--failover-server-name needs"),
+        (["--failover-server-port", "6514"], "--failover-server-port needs"),
+        (["--failover-after", "5"], "--failover-after applies only with a failover server"),
+        (
+            ["--failover-server-name", "10.0.0.5", "--failover-server-port", "6514"],
+            "name the server itself",
+        ),
+        (
+            ["--failover-server-name", "bad_name", "--failover-server-port", "6514"],
+            "--failover-server-name",
+        ),
+        (
+            ["--failover-server-name", "10.0.0.6", "--failover-server-port", "0"],
+            "--failover-server-port",
+        ),
+    ],
+)
+def test_half_a_failover_is_a_usage_error(extra: list[str], message: str) -> None:
+    result = run_cli([*PRIMARY, *extra])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 2  # one line, and the fix
+    assert config.load_config().server is None  # nothing written
+
+
+def test_remove_removes_the_failover_too() -> None:
+    args = [*PRIMARY, "--failover-server-name", "10.0.0.6", "--failover-server-port", "6514"]
+    assert run_cli(args).exit_code == 0
+    assert run_cli(["set-syslog-server", "--remove", "--failover-after", "5"]).exit_code == 2
+    assert run_cli(["set-syslog-server", "--remove"]).exit_code == 0
+    assert config.load_config().server is None
+    # Set again without the failover options: none.
+    assert run_cli(PRIMARY).exit_code == 0
+    server = config.load_config().server
+    assert server is not None and not server.has_failover
+
+
+def test_a_file_without_failover_settings_stays_valid() -> None:
+    text = json.dumps(
+        {"version": 1, "server": {"ServerName": "10.0.0.5", "ServerPort": 6514}, "client": None}
+    )
+    server = config.parse_config(text).server
+    assert server is not None
+    assert server.failover_server_name is None and not server.has_failover
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"FailoverServerName": "10.0.0.6"}, "FailoverServerPort"),
+        ({"FailoverServerPort": 6514}, "FailoverServerName"),
+        ({"FailoverServerName": "no such", "FailoverServerPort": 6514}, "FailoverServerName"),
+        (
+            {"FailoverServerName": "10.0.0.6", "FailoverServerPort": 6514, "FailoverAfter": 0},
+            "FailoverAfter",
+        ),
+    ],
+)
+def test_a_file_with_half_a_failover_is_refused(fields: dict[str, object], field: str) -> None:
+    server = {"ServerName": "10.0.0.5", "ServerPort": 6514, **fields}
+    with pytest.raises(ConfigError) as caught:
+        config.parse_config(json.dumps({"version": 1, "server": server}))
+    assert caught.value.field == f"server -> {field}"
