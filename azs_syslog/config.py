@@ -419,9 +419,17 @@ def server_to_dict(server: ServerSettings) -> dict[str, Any]:
         "CefVersion": server.cef_version,
         "UdpRate": server.udp_rate,
         "UseRELP": server.use_relp,
-        "FailoverServerName": server.failover_server_name,
-        "FailoverServerPort": server.failover_server_port,
-        "FailoverAfter": server.failover_after,
+        # Only with a failover server: files (and get-syslog-server) without one keep the
+        # shape they had before failover existed.
+        **(
+            {
+                "FailoverServerName": server.failover_server_name,
+                "FailoverServerPort": server.failover_server_port,
+                "FailoverAfter": server.failover_after,
+            }
+            if server.has_failover
+            else {}
+        ),
     }
 
 

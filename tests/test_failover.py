@@ -106,6 +106,10 @@ def test_remove_removes_the_failover_too() -> None:
     assert run_cli(PRIMARY).exit_code == 0
     server = config.load_config().server
     assert server is not None and not server.has_failover
+    # Without a failover server the file and get-syslog-server keep their earlier shape.
+    shown = json.loads(run_cli(["get-syslog-server", "--json"]).stdout)
+    assert not [key for key in shown if key.startswith("Failover")]
+    assert "Failover" not in config.paths.config_file().read_text()
 
 
 def test_a_file_without_failover_settings_stays_valid() -> None:

@@ -485,9 +485,7 @@ def get_syslog_server(as_json: bool) -> None:
         ]
     else:
         rows = [(name, value) for name, value in rows if name != "UdpRate"]
-    if not server.has_failover:
-        rows = [(name, value) for name, value in rows if not name.startswith("Failover")]
-    else:
+    if server.has_failover:
         rows = [
             (name, f"{value} s") if name == "FailoverAfter" else (name, value)
             for name, value in rows
