@@ -256,6 +256,12 @@ SERVER_CONFLICTS: tuple[Conflict, ...] = (
         "drop {first} for RELP, or {second} for UDP",
     ),
     Conflict(
+        "UseUDP",
+        "FailoverServerName",
+        "UDP has no connection that could fail, so the failover server would never be used",
+        "drop {first} to send over TLS (or TCP), or drop the failover server",
+    ),
+    Conflict(
         "SkipCertificateCheck",
         "TrustedCA",
         "{first} verifies no certificate, so the CA given with {second} would never be used",
@@ -279,6 +285,7 @@ SERVER_OPTIONS = {
     "SkipCNCheck": "--skip-cn-check",
     "TrustedCA": "--trusted-ca",
     "UseRELP": "--use-relp",
+    "FailoverServerName": "--failover-server-name",
 }
 
 
@@ -315,6 +322,7 @@ def check_server(server: ServerSettings, *, path: str | None = None) -> None:
             "SkipCNCheck": server.skip_cn_check,
             "TrustedCA": server.trusted_ca is not None,
             "UseRELP": server.use_relp,
+            "FailoverServerName": server.failover_server_name is not None,
         },
         in_file=True,
     )

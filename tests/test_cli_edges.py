@@ -189,7 +189,8 @@ def test_a_file_written_before_the_rule_still_loads(azs_home: Path) -> None:
         (
             ["set-syslog-server", "--server-nme", "x"],
             "error: no such option: --server-nme (did you mean --failover-server-name or "
-            "--server-name or --server-port?)\n  fix: see the options: azs-syslog set-syslog-server --help\n",
+            "--server-name or --server-port?)\n"
+            "  fix: see the options: azs-syslog set-syslog-server --help\n",
         ),
         (
             ["set-syslog-server", "--server-name", "x", "--server-port", "514", "--udp-rate", "5"],

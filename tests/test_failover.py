@@ -79,6 +79,10 @@ def test_powershell_spellings_and_the_default_wait() -> None:
             "name the server itself",
         ),
         (
+            ["--use-udp", "--failover-server-name", "10.0.0.6", "--failover-server-port", "514"],
+            "--use-udp and --failover-server-name cannot be combined: UDP has no connection",
+        ),
+        (
             ["--failover-server-name", "bad_name", "--failover-server-port", "6514"],
             "--failover-server-name",
         ),
@@ -126,6 +130,15 @@ def test_a_file_without_failover_settings_stays_valid() -> None:
     [
         ({"FailoverServerName": "10.0.0.6"}, "FailoverServerPort"),
         ({"FailoverServerPort": 6514}, "FailoverServerName"),
+        (
+            {
+                "UseUDP": True,
+                "NoEncryption": True,
+                "FailoverServerName": "10.0.0.6",
+                "FailoverServerPort": 514,
+            },
+            "FailoverServerName",
+        ),
         ({"FailoverServerName": "no such", "FailoverServerPort": 6514}, "FailoverServerName"),
         (
             {"FailoverServerName": "10.0.0.6", "FailoverServerPort": 6514, "FailoverAfter": 0},
