@@ -4,6 +4,7 @@ failover is a usage error, old files stay valid, ``--remove`` removes it."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -151,3 +152,56 @@ def test_a_file_with_half_a_failover_is_refused(fields: dict[str, object], field
     with pytest.raises(ConfigError) as caught:
         config.parse_config(json.dumps({"version": 1, "server": server}))
     assert caught.value.field == f"server -> {field}"
+
+
+# --- the worker, step by step, against two real socket sinks ----------------------------------
+
+
+def test_failback_drains_then_resends_what_was_not_confirmed_counted() -> None:
+    from azs_syslog.config import ClientSettings, Config, ServerSettings
+    from tests.test_worker import Sink, Source, enqueue, make_worker, run_until
+
+    primary, secondary = Sink().start(), Sink().start()
+    primary.stop()  # down at the start; its port is kept for when it comes back
+    server = ServerSettings(
+        "127.0.0.1",
+        primary.port,
+        no_encryption=True,
+        failover_server_name="127.0.0.1",
+        failover_server_port=secondary.port,
+        failover_after=1,
+    )
+    enqueue(0, 1000)
+    # A replay window longer than the test: nothing sent to the failover server is confirmed,
+    # so the failback's drain runs out of time and every batch goes out again.
+    worker = make_worker(
+        Source(Config(server=server, client=ClientSettings(output_severity="Verbose"))),
+        confirm_delay=30.0,
+        drain_timeout=0.3,
+        backoff_initial=0.05,
+        backoff_max=0.2,
+    )
+    try:
+        started = time.monotonic()
+        run_until(worker, lambda: worker.failover.active == "failover")
+        assert time.monotonic() - started >= 1.0  # not before FailoverAfter
+        run_until(worker, lambda: sorted(secondary.ids()) == list(range(1000)))
+        status = worker.status()["failover"]
+        assert status["active"] == "failover"
+        assert status["server"] == {"name": "127.0.0.1", "port": secondary.port}
+        assert "no connection to the primary server" in status["reason"]
+        assert status["next_probe_in_s"] is not None and status["next_probe_in_s"] <= 1.0
+
+        primary.start()
+        run_until(worker, lambda: worker.failover.active == "primary" and worker.sender is not None)
+        assert "answered a probe" in worker.status()["failover"]["reason"]
+        worker.options.confirm_delay = 0.2
+        run_until(worker, lambda: worker.queue.depth().events == 0)
+        assert sorted(primary.ids()) == list(range(1000))
+        counts = worker.queue.counters()
+        assert counts["resent"] == 1000  # every duplicate at the SIEM is counted
+        assert counts["sent"] == 1000
+    finally:
+        worker.close()
+        primary.stop()
+        secondary.stop()
