@@ -825,6 +825,7 @@ class Worker:
             return 0.0
         except TransportError as exc:
             exc = self._with_expired_client(exc)
+            self._primary_failing(now)
             self._failed(exc, now)
             self._connect_failed(exc, now)
             return 0.0
@@ -951,10 +952,19 @@ class Worker:
         )
         # Full jitter on the upper half: never hammer, never synchronise with other clients.
         delay = self.backoff * (0.5 + random.random() / 2)
+        failover_in = self._failover_in(now)
+        if failover_in is not None and failover_in <= delay:
+            delay = failover_in  # the last attempt at the primary falls at FailoverAfter
         self.next_attempt = now + delay
         self.state = st.BACKING_OFF
         self.log(
-            f"{exc.message} ({exc.step}: {exc.cause}); retrying in {delay:.1f} s"
+            f"{exc.message} ({exc.step}: {exc.cause}); "
+            + (
+                "failing over"
+                if failover_in == 0
+                else f"retrying in {delay:.1f} s"
+                + (" (the last try before failing over)" if delay == failover_in else "")
+            )
             + (f"; fix: {exc.fix}" if exc.fix else "")
         )
         self.write_status()
@@ -1041,18 +1051,36 @@ class Worker:
     def _probe_interval(self, server: ServerSettings) -> float:
         return min(FAILOVER_PROBE, float(server.failover_after))
 
-    def _connect_failed(self, exc: TransportError, now: float) -> None:
-        """A connection to the primary failed: after FailoverAfter seconds of failures, go to
-        the failover server; until then, make sure an attempt falls at that moment."""
+    def _primary_failing(self, now: float) -> None:
+        """A connection to the primary failed: the clock of FailoverAfter runs from the first
+        failure of a run of them."""
+        server = self.config.server if self.config is not None else None
+        state = self.failover
+        if (
+            server is not None
+            and server.has_failover
+            and state.active == PRIMARY
+            and state.failing_since is None
+        ):
+            state.failing_since = now
+
+    def _failover_in(self, now: float) -> float | None:
+        """Seconds until connections to the primary have failed for FailoverAfter (0: now);
+        None when no switch is coming."""
         server = self.config.server if self.config is not None else None
         state = self.failover
         if server is None or not server.has_failover or state.active != PRIMARY:
-            return
+            return None
         if state.failing_since is None:
-            state.failing_since = now
-        switch_at = state.failing_since + server.failover_after
-        if now < switch_at:
-            self.next_attempt = min(self.next_attempt, switch_at)
+            return None
+        return max(0.0, state.failing_since + server.failover_after - now)
+
+    def _connect_failed(self, exc: TransportError, now: float) -> None:
+        """After a failed connection: when connections to the primary have failed for
+        FailoverAfter seconds, deliver to the failover server from now on."""
+        server = self.config.server if self.config is not None else None
+        state = self.failover
+        if self._failover_in(now) != 0 or server is None or state.failing_since is None:
             return
         elapsed = now - state.failing_since
         self.failover = FailoverState(
