@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 
@@ -157,6 +158,15 @@ def test_a_file_with_half_a_failover_is_refused(fields: dict[str, object], field
 # --- the worker, step by step, against two real socket sinks ----------------------------------
 
 
+def failover_metric(worker: Any) -> float:
+    from azs_syslog.metrics import SnapshotCollector
+
+    for family in SnapshotCollector(worker.status).collect():
+        if family.name == "azs_syslog_failover_active":
+            return float(family.samples[0].value)
+    raise AssertionError("no azs_syslog_failover_active metric")
+
+
 def test_failback_drains_then_resends_what_was_not_confirmed_counted() -> None:
     from azs_syslog.config import ClientSettings, Config, ServerSettings
     from tests.test_worker import Sink, Source, enqueue, make_worker, run_until
@@ -186,6 +196,7 @@ def test_failback_drains_then_resends_what_was_not_confirmed_counted() -> None:
         run_until(worker, lambda: worker.failover.active == "failover")
         assert time.monotonic() - started >= 1.0  # not before FailoverAfter
         run_until(worker, lambda: sorted(secondary.ids()) == list(range(1000)))
+        assert failover_metric(worker) == 1.0
         status = worker.status()["failover"]
         assert status["active"] == "failover"
         assert status["server"] == {"name": "127.0.0.1", "port": secondary.port}
@@ -195,6 +206,7 @@ def test_failback_drains_then_resends_what_was_not_confirmed_counted() -> None:
         primary.start()
         run_until(worker, lambda: worker.failover.active == "primary" and worker.sender is not None)
         assert "answered a probe" in worker.status()["failover"]["reason"]
+        assert failover_metric(worker) == 0.0
         worker.options.confirm_delay = 0.2
         run_until(worker, lambda: worker.queue.depth().events == 0)
         assert sorted(primary.ids()) == list(range(1000))
