@@ -54,6 +54,11 @@ MAX_UDP_MESSAGE_SIZE = 65507
 DEFAULT_UDP_RATE = 2000
 MAX_UDP_RATE = 1_000_000
 MAX_HEARTBEAT_INTERVAL = 86400
+# Failover: seconds of failed connections to the primary server before the forwarder delivers
+# to the failover server (docs/operations.md, "Failover"). Long enough that a server restart
+# or a short network blip does not split the event stream between two receivers.
+DEFAULT_FAILOVER_AFTER = 60
+MAX_FAILOVER_AFTER = 86400
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,26 @@ class ServerSettings:
     # number on every queued message, and a heartbeat every so many seconds (0: none).
     sequence_numbers: bool = False
     heartbeat_interval: int = 0
+    # A second server, reached with the same transport and trust, used after ``failover_after``
+    # seconds of failed connections to the first (both or neither of name and port).
+    failover_server_name: str | None = None
+    failover_server_port: int | None = None
+    failover_after: int = DEFAULT_FAILOVER_AFTER
+
+    @property
+    def has_failover(self) -> bool:
+        return self.failover_server_name is not None and self.failover_server_port is not None
+
+    def failover_settings(self) -> ServerSettings:
+        """The settings of the failover server: these, with its name and port."""
+        assert self.failover_server_name is not None and self.failover_server_port is not None
+        return replace(
+            self,
+            server_name=self.failover_server_name,
+            server_port=self.failover_server_port,
+            failover_server_name=None,
+            failover_server_port=None,
+        )
 
     @property
     def transport(self) -> str:
@@ -239,6 +264,12 @@ SERVER_CONFLICTS: tuple[Conflict, ...] = (
         "drop {first} for RELP, or {second} for UDP",
     ),
     Conflict(
+        "UseUDP",
+        "FailoverServerName",
+        "UDP has no connection that could fail, so the failover server would never be used",
+        "drop {first} to send over TLS (or TCP), or drop the failover server",
+    ),
+    Conflict(
         "SkipCertificateCheck",
         "TrustedCA",
         "{first} verifies no certificate, so the CA given with {second} would never be used",
@@ -262,6 +293,7 @@ SERVER_OPTIONS = {
     "SkipCNCheck": "--skip-cn-check",
     "TrustedCA": "--trusted-ca",
     "UseRELP": "--use-relp",
+    "FailoverServerName": "--failover-server-name",
 }
 
 
@@ -298,6 +330,7 @@ def check_server(server: ServerSettings, *, path: str | None = None) -> None:
             "SkipCNCheck": server.skip_cn_check,
             "TrustedCA": server.trusted_ca is not None,
             "UseRELP": server.use_relp,
+            "FailoverServerName": server.failover_server_name is not None,
         },
         in_file=True,
     )
@@ -336,6 +369,31 @@ def check_server(server: ServerSettings, *, path: str | None = None) -> None:
         raise fail(
             "HeartbeatInterval",
             f"{server.heartbeat_interval} is out of range (0-{MAX_HEARTBEAT_INTERVAL} seconds)",
+        )
+    _check_failover(server, fail)
+
+
+def _check_failover(server: ServerSettings, fail: Callable[[str, str], ConfigError]) -> None:
+    name, port = server.failover_server_name, server.failover_server_port
+    if (name is None) != (port is None):
+        missing = "FailoverServerPort" if port is None else "FailoverServerName"
+        given = "FailoverServerName" if port is None else "FailoverServerPort"
+        raise fail(missing, f"is missing: {given} needs it")
+    if name is not None:
+        try:
+            normalized = normalize_server_name(name)
+        except ValueError as exc:
+            raise fail("FailoverServerName", str(exc)) from None
+        if normalized != name:
+            raise fail("FailoverServerName", f"write {normalized!r}, not {name!r}")
+    if port is not None and not 1 <= port <= 65535:
+        raise fail("FailoverServerPort", f"{port} is not a port number (1-65535)")
+    if name == server.server_name and port == server.server_port:
+        raise fail("FailoverServerName", "is the primary server itself")
+    if not 1 <= server.failover_after <= MAX_FAILOVER_AFTER:
+        raise fail(
+            "FailoverAfter",
+            f"{server.failover_after} is out of range (1-{MAX_FAILOVER_AFTER} seconds)",
         )
 
 
@@ -385,6 +443,17 @@ def server_to_dict(server: ServerSettings) -> dict[str, Any]:
         "EventDataNames": server.event_data_names,
         "SequenceNumbers": server.sequence_numbers,
         "HeartbeatInterval": server.heartbeat_interval,
+        # Only with a failover server: files (and get-syslog-server) without one keep the
+        # shape they had before failover existed.
+        **(
+            {
+                "FailoverServerName": server.failover_server_name,
+                "FailoverServerPort": server.failover_server_port,
+                "FailoverAfter": server.failover_after,
+            }
+            if server.has_failover
+            else {}
+        ),
     }
 
 
@@ -436,9 +505,13 @@ _SERVER_FIELDS: dict[str, tuple[str, type]] = {
     "EventDataNames": ("event_data_names", bool),  # the same
     "SequenceNumbers": ("sequence_numbers", bool),  # likewise
     "HeartbeatInterval": ("heartbeat_interval", int),  # likewise
+    # Absent in files written before failover existed: no failover server.
+    "FailoverServerName": ("failover_server_name", str),
+    "FailoverServerPort": ("failover_server_port", int),
+    "FailoverAfter": ("failover_after", int),
 }
 _REQUIRED_SERVER_FIELDS = ("ServerName", "ServerPort")
-_OPTIONAL_NONE = frozenset({"TrustedCA"})
+_OPTIONAL_NONE = frozenset({"TrustedCA", "FailoverServerName", "FailoverServerPort"})
 
 _CERTIFICATE_FIELDS: dict[str, str] = {
     "Subject": "subject",

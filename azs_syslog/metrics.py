@@ -202,6 +202,14 @@ class SnapshotCollector:
         )
         disk.add_metric([], 1.0 if full else 0.0)
         yield disk
+        failover = GaugeMetricFamily(
+            f"{PREFIX}_failover_active",
+            "1 while events go to the failover server (the primary cannot be reached).",
+        )
+        failover.add_metric(
+            [], 1.0 if (snapshot.get("failover") or {}).get("active") == "failover" else 0.0
+        )
+        yield failover
         problem = GaugeMetricFamily(
             f"{PREFIX}_config_problem",
             "1 while the configuration file is invalid (the worker runs on the last good one).",

@@ -95,6 +95,11 @@ FETCH_BATCHES = 8
 MAX_INFLIGHT_BATCHES = 4096
 QUEUE_RETRY = 1.0  # seconds between attempts to write owed queue updates (disk full)
 EXPIRY_CHECK = 60.0  # seconds between looks at the certificates' expiry warnings (logged daily)
+# While delivering to the failover server, the primary is probed (a connection and handshake,
+# nothing sent) this often, or every FailoverAfter seconds when that is shorter.
+FAILOVER_PROBE = 30.0
+PRIMARY = "primary"
+FAILOVER = "failover"
 
 GAP_SIGNATURE = "Microsoft-AzureStack-Forwarder: QueueOverflow"
 
@@ -188,6 +193,23 @@ class InFlight:
     # RELP: the bytes and message lengths written, to tell how much of a batch was answered.
     wire_bytes: int = 0
     lengths: Sequence[int] = ()
+
+
+@dataclass
+class FailoverState:
+    """Which of the configured servers events go to, why and since when (docs/operations.md,
+    "Failover"). Both servers belong to the same configuration (generation): a switch changes
+    where batches go, never how they are rendered or which batches may be sent."""
+
+    active: str = PRIMARY
+    reason: str = "the configured server"
+    since_ms: int = field(default_factory=now_ms)
+    # First failed connection to the primary of the current run of failures (monotonic).
+    failing_since: float | None = None
+    next_probe: float = 0.0
+    # The primary answered a probe: drain what is in flight on the failover server, then go.
+    returning: bool = False
+    last_probe_error: str | None = None
 
 
 @dataclass
@@ -429,6 +451,7 @@ class Worker:
         self.next_held_check = 0.0
         self.released_seen: int | None = None
         self.counters = Counters()
+        self.failover = FailoverState()
         # Certificate ends, by role (expiry.CLIENT / SERVER / SERVER_CHAIN): the client's from
         # the configuration's pair at each connection attempt, the server's from each
         # connection (kept after it ends, for the server they came from).
@@ -714,6 +737,7 @@ class Worker:
         error = self.last_error
         if error is not None and error.server not in (None, server_label(config.server)):
             self.last_error = None  # it concerned a server no longer configured
+        self._failover_for(config)
         self.config = config
         self.rendering = rendering
         self.pending = None
@@ -742,7 +766,10 @@ class Worker:
 
     def _deliver(self, now: float) -> float:
         assert self.config is not None
-        if self.sender is not None and (self.pending is not None or self.stop_requested):
+        returning = self.failover.returning
+        if self.sender is not None and (
+            self.pending is not None or self.stop_requested or returning
+        ):
             return self._drain(now)
         if self.stop_requested:
             return 0.0
@@ -750,11 +777,19 @@ class Worker:
         if server is None:
             self.state = st.NOT_CONFIGURED
             return 0.2
+        if returning:  # not connected to the failover server: nothing to drain
+            self._fail_back()
+        elif (
+            self.failover.active == FAILOVER
+            and now >= self.failover.next_probe
+            and self._probe_primary(server, now)
+        ):
+            return 0.0
         if self.sender is None:
             if now < self.next_attempt:
                 self.state = st.BACKING_OFF
                 return min(self.next_attempt - now, 0.2)
-            return self._connect(server, now)
+            return self._connect(self._target(server), now)
         self.state = st.CONNECTED  # also after a drain the configuration change undid
         self.draining_since = None
         try:
@@ -794,10 +829,15 @@ class Worker:
         except transport.StopRequested:
             return 0.0
         except TransportError as exc:
-            self._failed(self._with_expired_client(exc), now)
+            exc = self._with_expired_client(exc)
+            self._primary_failing(now)
+            self._failed(exc, now)
+            self._connect_failed(exc, now)
             return 0.0
         finally:
             self._io = None
+        if self.failover.active == PRIMARY:
+            self.failover.failing_since = None
         self.sender = sender
         self.written = 0
         self.inflight = []
@@ -917,10 +957,19 @@ class Worker:
         )
         # Full jitter on the upper half: never hammer, never synchronise with other clients.
         delay = self.backoff * (0.5 + random.random() / 2)
+        failover_in = self._failover_in(now)
+        if failover_in is not None and failover_in <= delay:
+            delay = failover_in  # the last attempt at the primary falls at FailoverAfter
         self.next_attempt = now + delay
         self.state = st.BACKING_OFF
         self.log(
-            f"{exc.message} ({exc.step}: {exc.cause}); retrying in {delay:.1f} s"
+            f"{exc.message} ({exc.step}: {exc.cause}); "
+            + (
+                "failing over"
+                if failover_in == 0
+                else f"retrying in {delay:.1f} s"
+                + (" (the last try before failing over)" if delay == failover_in else "")
+            )
             + (f"; fix: {exc.fix}" if exc.fix else "")
         )
         self.write_status()
@@ -986,6 +1035,145 @@ class Worker:
         if self.pending is not None:
             self._apply(*self.pending)
             self.state = st.CONNECTING if self.config and self.config.server else st.NOT_CONFIGURED
+        elif self.failover.returning:
+            self._fail_back()
+            self.state = st.CONNECTING
+
+    # --- failover (docs/operations.md, "Failover")
+
+    def _failover_for(self, config: Config) -> None:
+        """A configuration is applied: keep the failover state when it names the same two
+        servers, else start over on the primary."""
+        old = self.config.server if self.config is not None else None
+        new = config.server
+
+        def servers(s: ServerSettings | None) -> tuple[object, ...] | None:
+            if s is None or not s.has_failover:
+                return None
+            return (s.server_name, s.server_port, s.failover_server_name, s.failover_server_port)
+
+        if servers(old) is None or servers(old) != servers(new):
+            self.failover = FailoverState()
+
+    def _target(self, server: ServerSettings) -> ServerSettings:
+        """The server events go to now: the primary, or the failover server."""
+        if self.failover.active == FAILOVER and server.has_failover:
+            return server.failover_settings()
+        return server
+
+    def _probe_interval(self, server: ServerSettings) -> float:
+        return min(FAILOVER_PROBE, float(server.failover_after))
+
+    def _primary_failing(self, now: float) -> None:
+        """A connection to the primary failed: the clock of FailoverAfter runs from the first
+        failure of a run of them."""
+        server = self.config.server if self.config is not None else None
+        state = self.failover
+        if (
+            server is not None
+            and server.has_failover
+            and state.active == PRIMARY
+            and state.failing_since is None
+        ):
+            state.failing_since = now
+
+    def _failover_in(self, now: float) -> float | None:
+        """Seconds until connections to the primary have failed for FailoverAfter (0: now);
+        None when no switch is coming."""
+        server = self.config.server if self.config is not None else None
+        state = self.failover
+        if server is None or not server.has_failover or state.active != PRIMARY:
+            return None
+        if state.failing_since is None:
+            return None
+        return max(0.0, state.failing_since + server.failover_after - now)
+
+    def _connect_failed(self, exc: TransportError, now: float) -> None:
+        """After a failed connection: when connections to the primary have failed for
+        FailoverAfter seconds, deliver to the failover server from now on."""
+        server = self.config.server if self.config is not None else None
+        state = self.failover
+        if self._failover_in(now) != 0 or server is None or state.failing_since is None:
+            return
+        elapsed = now - state.failing_since
+        self.failover = FailoverState(
+            active=FAILOVER,
+            reason=f"no connection to the primary server {server.server_name}:"
+            f"{server.server_port} for {elapsed:.0f} s ({exc.message})",
+            next_probe=now + self._probe_interval(server),
+        )
+        self.backoff = 0.0
+        self.next_attempt = now
+        self.log(
+            f"failing over to {server.failover_server_name}:{server.failover_server_port}: "
+            f"{self.failover.reason}; the primary is probed every "
+            f"{self._probe_interval(server):.0f} s"
+        )
+        self.write_status()
+
+    def _probe_primary(self, server: ServerSettings, now: float) -> bool:
+        """While on the failover server: connect to the primary (handshake included, nothing
+        sent) and close. True when it answered: then the loop drains and goes back."""
+        self.failover.next_probe = now + self._probe_interval(server)
+        if self.stop_requested or self.pending is not None:
+            return False
+        assert self.config is not None
+        self._io = "connect"
+        try:
+            probe = self.connect(server, self.config.client)
+        except transport.StopRequested:
+            return False
+        except TransportError as exc:
+            self.failover.last_probe_error = exc.message
+            return False
+        finally:
+            self._io = None
+        self._io = "close"
+        try:
+            probe.close(timeout=2.0)
+        finally:
+            self._io = None
+        self.failover.returning = True
+        self.log(
+            f"the primary server {server.server_name}:{server.server_port} answers again: "
+            "returning to it once what is in flight is confirmed"
+        )
+        return True
+
+    def _fail_back(self) -> None:
+        self.failover = FailoverState(reason="the primary server answered a probe again")
+        self.backoff = 0.0
+        self.next_attempt = 0.0
+        server = self.config.server if self.config is not None else None
+        if server is not None:
+            self.log(f"delivering to the primary server {server.server_name}:{server.server_port}")
+        self.write_status()
+
+    def _failover_status(self, server: ServerSettings | None) -> dict[str, Any] | None:
+        if server is None or not server.has_failover:
+            return None
+        state = self.failover
+        target = self._target(server)
+        now = time.monotonic()
+        return {
+            "active": state.active,
+            "reason": state.reason,
+            "since_ms": state.since_ms,
+            "server": {"name": target.server_name, "port": target.server_port},
+            "primary": {"name": server.server_name, "port": server.server_port},
+            "failover": {
+                "name": server.failover_server_name,
+                "port": server.failover_server_port,
+            },
+            "failover_after_s": server.failover_after,
+            "primary_failing_for_s": None
+            if state.failing_since is None
+            else max(0.0, now - state.failing_since),
+            "next_probe_in_s": max(0.0, state.next_probe - now)
+            if state.active == FAILOVER
+            else None,
+            "last_probe_error": state.last_probe_error if state.active == FAILOVER else None,
+        }
 
     # --- sending and confirming
 
@@ -1477,6 +1665,7 @@ class Worker:
                 "port": server.server_port,
                 "transport": f"relp-{server.transport}" if server.use_relp else server.transport,
             },
+            "failover": self._failover_status(server),
             "connection": None
             if info is None
             else {

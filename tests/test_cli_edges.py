@@ -188,7 +188,7 @@ def test_a_file_written_before_the_rule_still_loads(azs_home: Path) -> None:
         ),
         (
             ["set-syslog-server", "--server-nme", "x"],
-            "error: no such option: --server-nme (did you mean --sequence-numbers or "
+            "error: no such option: --server-nme (did you mean --failover-server-name or "
             "--server-name or --server-port?)\n"
             "  fix: see the options: azs-syslog set-syslog-server --help\n",
         ),

@@ -106,6 +106,9 @@ CMDLET_PARAMETERS: dict[str, str] = {
     "-udprate": "--udp-rate",
     "-userelp": "--use-relp",
     "-eventdatanames": "--event-data-names",
+    "-failoverservername": "--failover-server-name",
+    "-failoverserverport": "--failover-server-port",
+    "-failoverafter": "--failover-after",
     "-rootca": "--root-ca",
     "-json": "--json",
 }

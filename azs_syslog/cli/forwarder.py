@@ -241,6 +241,7 @@ def _render(data: dict[str, Any] | None, live: dict[str, Any] | None, health: An
     server = status.get("server")
     if server:
         rows.append(("Server", f"{server['name']}:{server['port']} ({server['transport']})"))
+    rows.extend(_failover_rows(status.get("failover")))
     conn = status.get("connection")
     if conn:
         rows.append(("Connected to", str(conn.get("peer_address") or "-")))
@@ -322,6 +323,28 @@ def _render(data: dict[str, Any] | None, live: dict[str, Any] | None, health: An
     sys.stdout.flush()
     if data is None:
         note("the forwarder has not run on this home yet (azs-syslog forwarder run)")
+
+
+def _failover_rows(failover: object) -> list[tuple[str, str]]:
+    """Which of the two servers events go to, why and since when."""
+    if not isinstance(failover, dict):
+        return []
+    other = failover.get("failover") or {}
+    rows = [("Failover server", f"{other.get('name')}:{other.get('port')}")]
+    active = failover.get("server") or {}
+    rows.append(
+        (
+            "Active",
+            f"{failover.get('active')} ({active.get('name')}:{active.get('port')}) since "
+            f"{_fmt_ms(failover.get('since_ms'))}: {failover.get('reason')}",
+        )
+    )
+    if failover.get("active") == "failover" and failover.get("next_probe_in_s") is not None:
+        probe = f"next probe of the primary in {float(failover['next_probe_in_s']):.0f} s"
+        if failover.get("last_probe_error"):
+            probe += f" (last: {failover['last_probe_error']})"
+        rows.append(("  probe", probe))
+    return rows
 
 
 def _certificate_rows(certificates: object) -> list[tuple[str, str]]:

@@ -135,6 +135,25 @@ def _conflict(first: str, second: str, why: str, *, fix: str | None = None) -> c
     metavar="SECONDS",
     help="Send a Heartbeat event this often while connected (0 or absent: none).",
 )
+@click.option(
+    "--failover-server-name",
+    metavar="NAME",
+    help="FQDN or IP address of a second server, used when the first cannot be reached "
+    "(same transport, trust and client certificate). Needs --failover-server-port.",
+)
+@click.option(
+    "--failover-server-port",
+    type=click.IntRange(1, 65535),
+    metavar="PORT",
+    help="Port of the failover server, 1-65535. Needs --failover-server-name.",
+)
+@click.option(
+    "--failover-after",
+    type=click.IntRange(1, config.MAX_FAILOVER_AFTER),
+    metavar="SECONDS",
+    help="Seconds of failed connections to the first server before events go to the "
+    f"failover server. Default: {config.DEFAULT_FAILOVER_AFTER}.",
+)
 @json_option
 def set_syslog_server(
     server_name: str | None,
@@ -155,6 +174,9 @@ def set_syslog_server(
     event_data_names: bool,
     sequence_numbers: bool,
     heartbeat_interval: int | None,
+    failover_server_name: str | None,
+    failover_server_port: int | None,
+    failover_after: int | None,
     as_json: bool,
 ) -> None:
     """Set the syslog server events are forwarded to (Set-SyslogServer).
@@ -168,6 +190,8 @@ def set_syslog_server(
       azs-syslog set-syslog-server --server-name 10.0.0.5 --server-port 6514 --skip-cn-check
       azs-syslog set-syslog-server --server-name 10.0.0.5 --server-port 514 --use-udp
       azs-syslog set-syslog-server --server-name siem.example.com --server-port 2514 --use-relp
+      azs-syslog set-syslog-server --server-name siem1.example.com --server-port 6514 \\
+        --failover-server-name siem2.example.com --failover-server-port 6514
       azs-syslog set-syslog-server --remove
     """
     settings: dict[str, Any] = {
@@ -188,6 +212,9 @@ def set_syslog_server(
         "event_data_names": event_data_names,
         "sequence_numbers": sequence_numbers,
         "heartbeat_interval": heartbeat_interval,
+        "failover_server_name": failover_server_name,
+        "failover_server_port": failover_server_port,
+        "failover_after": failover_after,
     }
     if remove:
         others = _given({k: v is not None and v is not False for k, v in settings.items()})
@@ -218,6 +245,12 @@ def set_syslog_server(
         name = config.normalize_server_name(server_name)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--server-name'") from None
+    failover_name = _check_failover(failover_server_name, failover_server_port, failover_after)
+    if failover_name is not None and (failover_name, failover_server_port) == (name, server_port):
+        raise UsageProblem(
+            "--failover-server-name and --failover-server-port name the server itself",
+            fix="give a second server, or drop the --failover-* options",
+        )
     try:
         facility_number = (
             config.parse_facility(facility) if facility is not None else config.DEFAULT_FACILITY
@@ -261,6 +294,9 @@ def set_syslog_server(
         event_data_names=event_data_names,
         sequence_numbers=sequence_numbers,
         heartbeat_interval=heartbeat_interval or 0,
+        failover_server_name=failover_name,
+        failover_server_port=failover_server_port,
+        failover_after=config.DEFAULT_FAILOVER_AFTER if failover_after is None else failover_after,
     )
     from azs_syslog import audit
 
@@ -313,6 +349,32 @@ def _check_conflicts(settings: dict[str, Any]) -> None:
             "UDP always sends exactly one message per datagram",
             fix="drop --framing",
         )
+
+
+def _check_failover(name: str | None, port: int | None, after: int | None) -> str | None:
+    """The failover server's name as stored, or None; usage errors for half a failover."""
+    if name is None and port is None:
+        if after is not None:
+            raise UsageProblem(
+                "--failover-after applies only with a failover server",
+                fix="add --failover-server-name and --failover-server-port, or drop "
+                "--failover-after",
+            )
+        return None
+    if name is None or port is None:
+        given, missing = (
+            ("--failover-server-name", "--failover-server-port")
+            if port is None
+            else ("--failover-server-port", "--failover-server-name")
+        )
+        raise UsageProblem(
+            f"{given} needs {missing}: a failover server has a name and a port",
+            fix=f"add {missing}, or drop {given}",
+        )
+    try:
+        return config.normalize_server_name(name)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--failover-server-name'") from None
 
 
 def _flag(name: str) -> str:
@@ -379,6 +441,11 @@ def _summary(current: config.Config) -> str:
         f"{server.server_name} port {server.server_port}, "
         f"{_transport_label(server)} ({_verification(server)})"
     )
+    if server.has_failover:
+        text += (
+            f"; failover to {server.failover_server_name} port {server.failover_server_port}"
+            f" after {server.failover_after} s without a connection"
+        )
     if current.client.certificate is not None:
         if server.transport == "tls":
             text += "; the client certificate is presented (mutual authentication)"
@@ -466,4 +533,9 @@ def get_syslog_server(as_json: bool) -> None:
         ]
     else:
         rows = [(name, value) for name, value in rows if name != "UdpRate"]
+    if server.has_failover:
+        rows = [
+            (name, f"{value} s") if name == "FailoverAfter" else (name, value)
+            for name, value in rows
+        ]
     print_properties("Syslog server", rows)
