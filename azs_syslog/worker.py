@@ -1704,6 +1704,16 @@ class Worker:
                     "rerendered",
                 )
             },
+            # --sequence-numbers: the stream and the last number delivered (what a SIEM-side
+            # gap query compares with); audit events that could not reach their server.
+            "sequence": {
+                "stream": self.stream_id,
+                "last_delivered": self.sequence_confirmed,
+                "next": self.sequence_next,
+            }
+            if self._sequencing()
+            else None,
+            "audit": {"undelivered": counters.get("audit_undelivered", 0)},
             "last_error": self.last_error.as_dict() if self.last_error else None,
             "last_send_ms": self.counters.last_send_ms,
             "next_attempt_in_s": max(0.0, self.next_attempt - time.monotonic())

@@ -212,6 +212,15 @@ def test_sequence_numbers_are_contiguous_across_a_receiver_restart(
         if record and match:
             by_event.setdefault(int(record.group(1)), set()).add(int(match.group(1)))
     assert all(len(seen) == 1 for seen in by_event.values())
+    # forwarder status names the stream the SIEM sees, and the last number delivered.
+    stream = next(iter(streams)).decode()
+    worker.wait_for(
+        lambda s: (s.get("sequence") or {}).get("last_delivered") == 6001,  # type: ignore[union-attr]
+        timeout=30,
+    )
+    assert (worker.status().get("sequence") or {}).get("stream") == stream  # type: ignore[union-attr]
+    shown = " ".join(run_cli(["forwarder", "status"]).stdout.split())
+    assert f"Sequence stream {stream}, last delivered 6001" in shown
     code, _ = worker.terminate()
     assert code == 0
 

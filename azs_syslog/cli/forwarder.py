@@ -286,6 +286,23 @@ def _render(data: dict[str, Any] | None, live: dict[str, Any] | None, health: An
             rows.append(("  fix", str(error["fix"])))
     if status.get("config_problem"):
         rows.append(("Configuration problem", str(status["config_problem"])))
+    sequence = status.get("sequence")
+    if isinstance(sequence, dict):
+        rows.append(
+            (
+                "Sequence",
+                f"stream {sequence.get('stream')}, last delivered {sequence.get('last_delivered')}",
+            )
+        )
+    undelivered = (status.get("audit") or {}).get("undelivered") or 0
+    if undelivered:
+        rows.append(
+            (
+                "Audit events",
+                f"{undelivered} could not reach the server they were for (it was replaced or"
+                " removed while the forwarder was not connected to it); see the log",
+            )
+        )
     held = status.get("held")
     if held:
         rows.append(("Held", str(held.get("message") or _count(held.get("events") or 0, "event"))))
