@@ -332,6 +332,8 @@ class StopSignals:
             raise KeyboardInterrupt(self.requested)
 
     def __enter__(self) -> StopSignals:
+        if threading.current_thread() is not threading.main_thread():
+            return self  # signals reach the main thread only: nothing to install here
         for signum in (signal.SIGTERM, signal.SIGINT):
             self._previous[signum] = signal.signal(signum, self._handle)
         return self
