@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final
 from xml.etree.ElementTree import Element, ParseError, TreeBuilder
 
@@ -177,35 +177,40 @@ def _system(system: Element, found: dict[str, Any]) -> None:
             if text:
                 found[field] = _number(text) if numeric else text
             continue
-        attrib = child.attrib
-        if name == "Provider":
-            if "Name" in attrib:
-                found["provider_name"] = attrib["Name"]
-            if attrib.get("Guid"):
-                found["provider_guid"] = normalize_guid(attrib["Guid"])
-            if attrib.get("EventSourceName"):
-                found["provider_event_source_name"] = attrib["EventSourceName"]
-        elif name == "TimeCreated":
-            if attrib.get("SystemTime"):
-                found["time"] = normalize_time(attrib["SystemTime"])
-        elif name == "Keywords":
+        if name == "Keywords":
             text = _text(child)
             if text:
                 found["keywords"] = normalize_keywords(text)
-        elif name == "Correlation":
-            if attrib.get("ActivityID"):
-                found["correlation_activity_id"] = normalize_guid(attrib["ActivityID"])
-            if attrib.get("RelatedActivityID"):
-                found["correlation_related_activity_id"] = normalize_guid(
-                    attrib["RelatedActivityID"]
-                )
-        elif name == "Execution":
-            if attrib.get("ProcessID"):
-                found["execution_process_id"] = _number(attrib["ProcessID"])
-            if attrib.get("ThreadID"):
-                found["execution_thread_id"] = _number(attrib["ThreadID"])
-        elif name == "Security" and attrib.get("UserID"):
-            found["security_user_id"] = attrib["UserID"]
+        else:
+            system_attributes(name, child.attrib, found)
+
+
+def system_attributes(name: str, attrib: Mapping[str, str], found: dict[str, Any]) -> None:
+    """What a child of ``System`` holds in its attributes (``Provider``, ``TimeCreated``,
+    ``Correlation``, ``Execution``, ``Security``): the XML parser's path and the direct reading
+    of ``.evtx`` records (inputs/evtx.py) both map them here."""
+    if name == "Provider":
+        if "Name" in attrib:
+            found["provider_name"] = attrib["Name"]
+        if attrib.get("Guid"):
+            found["provider_guid"] = normalize_guid(attrib["Guid"])
+        if attrib.get("EventSourceName"):
+            found["provider_event_source_name"] = attrib["EventSourceName"]
+    elif name == "TimeCreated":
+        if attrib.get("SystemTime"):
+            found["time"] = normalize_time(attrib["SystemTime"])
+    elif name == "Correlation":
+        if attrib.get("ActivityID"):
+            found["correlation_activity_id"] = normalize_guid(attrib["ActivityID"])
+        if attrib.get("RelatedActivityID"):
+            found["correlation_related_activity_id"] = normalize_guid(attrib["RelatedActivityID"])
+    elif name == "Execution":
+        if attrib.get("ProcessID"):
+            found["execution_process_id"] = _number(attrib["ProcessID"])
+        if attrib.get("ThreadID"):
+            found["execution_thread_id"] = _number(attrib["ThreadID"])
+    elif name == "Security" and attrib.get("UserID"):
+        found["security_user_id"] = attrib["UserID"]
 
 
 def _rendering_info(info: Element, found: dict[str, Any]) -> None:

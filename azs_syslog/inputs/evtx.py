@@ -31,6 +31,7 @@ from azs_syslog.inputs.event_xml import (
     normalize_keywords,
     normalize_time,
     park_controls,
+    system_attributes,
     unpark_controls,
 )
 
@@ -330,30 +331,7 @@ def _system(system: str, found: dict[str, Any]) -> None:
         if "\n" in attributes or "\t" in attributes:  # an XML parser reads them as spaces
             raise _Unsure
         attrib = {key: _unescape(value) for key, value in _ATTRIBUTE.findall(attributes)}
-        if name == "Provider":
-            if "Name" in attrib:
-                found["provider_name"] = attrib["Name"]
-            if attrib.get("Guid"):
-                found["provider_guid"] = normalize_guid(attrib["Guid"])
-            if attrib.get("EventSourceName"):
-                found["provider_event_source_name"] = attrib["EventSourceName"]
-        elif name == "TimeCreated":
-            if attrib.get("SystemTime"):
-                found["time"] = normalize_time(attrib["SystemTime"])
-        elif name == "Correlation":
-            if attrib.get("ActivityID"):
-                found["correlation_activity_id"] = normalize_guid(attrib["ActivityID"])
-            if attrib.get("RelatedActivityID"):
-                found["correlation_related_activity_id"] = normalize_guid(
-                    attrib["RelatedActivityID"]
-                )
-        elif name == "Execution":
-            if attrib.get("ProcessID"):
-                found["execution_process_id"] = _number(attrib["ProcessID"])
-            if attrib.get("ThreadID"):
-                found["execution_thread_id"] = _number(attrib["ThreadID"])
-        elif name == "Security" and attrib.get("UserID"):
-            found["security_user_id"] = attrib["UserID"]
+        system_attributes(name, attrib, found)
 
 
 def _leaves(text: str) -> list[tuple[str, str, str]]:
