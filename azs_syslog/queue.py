@@ -569,6 +569,26 @@ class Queue:
 
     # --- producers
 
+    def _insert(self, batch: NewBatch) -> int:
+        """Insert one batch row (inside ``_write``); returns its id."""
+        cursor = self._db.execute(
+            "INSERT INTO batches (created_ms, count, nbytes, render_key, generation,"
+            " level, lengths, wire, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                batch.created_ms,
+                batch.count,
+                batch.nbytes,
+                batch.render_key,
+                batch.generation,
+                batch.level,
+                batch.lengths,
+                batch.wire,
+                batch.raw,
+            ),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
     def append_batch(
         self,
         batch: NewBatch | None,
@@ -585,21 +605,7 @@ class Queue:
             with self._write():
                 if batch is not None and batch.count:
                     self._make_room(batch.count, batch.nbytes)
-                    self._db.execute(
-                        "INSERT INTO batches (created_ms, count, nbytes, render_key, generation,"
-                        " level, lengths, wire, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            batch.created_ms,
-                            batch.count,
-                            batch.nbytes,
-                            batch.render_key,
-                            batch.generation,
-                            batch.level,
-                            batch.lengths,
-                            batch.wire,
-                            batch.raw,
-                        ),
-                    )
+                    self._insert(batch)
                     self._add(
                         {
                             "accepted": batch.count,
@@ -677,26 +683,11 @@ class Queue:
         with self._write():
             for batch, server in batches:
                 self._make_room(batch.count, batch.nbytes)
-                cursor = self._db.execute(
-                    "INSERT INTO batches (created_ms, count, nbytes, render_key, generation,"
-                    " level, lengths, wire, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        batch.created_ms,
-                        batch.count,
-                        batch.nbytes,
-                        batch.render_key,
-                        batch.generation,
-                        batch.level,
-                        batch.lengths,
-                        batch.wire,
-                        batch.raw,
-                    ),
-                )
-                assert cursor.lastrowid is not None
-                ids.append(cursor.lastrowid)
+                batch_id = self._insert(batch)
+                ids.append(batch_id)
                 self._db.execute(
                     "INSERT INTO pinned (batch_id, server) VALUES (?, ?)",
-                    (cursor.lastrowid, server),
+                    (batch_id, server),
                 )
                 self._add(
                     {
