@@ -8,8 +8,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "azs_syslog._speedups",
-            ["azs_syslog/_speedups.c"],
+            "azs_syslog.encode._speedups",
+            ["azs_syslog/encode/_speedups.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
             optional=True,
         )

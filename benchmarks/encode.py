@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from azs_syslog.render import COMPILED, Renderer, RenderSettings
+from azs_syslog.encode.render import COMPILED, Renderer, RenderSettings
 
 EVENT_DATA = [
     "S-1-5-18",

@@ -34,7 +34,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from azs_syslog.render import Renderer, RenderSettings
+from azs_syslog.encode.render import Renderer, RenderSettings
 from tests.receivers import RsyslogReceiver, TestPKI
 from tests.test_send_event import windows_event
 

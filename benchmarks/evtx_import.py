@@ -34,9 +34,9 @@ from click.testing import CliRunner
 from evtx import PyEvtxParser
 
 from azs_syslog.cli import cli
+from azs_syslog.encode.render import Renderer, RenderSettings
 from azs_syslog.errors import EventError
 from azs_syslog.inputs.detect import open_input
-from azs_syslog.render import Renderer, RenderSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -36,7 +36,7 @@ def baseline(path: Path, events: int, batch: int) -> tuple[float, float]:
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
-    db.execute("PRAGMA secure_delete=OFF")  # as the queue does (see azs_syslog/queue.py)
+    db.execute("PRAGMA secure_delete=OFF")  # as the queue does (see azs_syslog/queue/)
     db.execute("CREATE TABLE q (id INTEGER PRIMARY KEY, ms INTEGER, message BLOB, raw BLOB)")
     message = framed()
     rows = [(0, message, RAW)] * batch

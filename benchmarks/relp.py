@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from azs_syslog.worker import CONFIRM_DELAY
+from azs_syslog.forwarder.worker import CONFIRM_DELAY
 
 MESSAGE_SIZE = 700
 
@@ -88,8 +88,7 @@ def count_lines(path: Path) -> int:
 
 
 def throughput(args: argparse.Namespace) -> None:
-    from azs_syslog import relp
-    from azs_syslog.transport import connect
+    from azs_syslog.transport import connect, relp
     from tests.receivers import TestPKI
 
     messages = build(args.messages)
@@ -145,10 +144,10 @@ def drill_one(
 
     from azs_syslog import paths
     from azs_syslog.config import Config
-    from azs_syslog.ingest import enqueue_records
+    from azs_syslog.encode.render import Renderer, RenderSettings
+    from azs_syslog.forwarder.worker import Worker, WorkerOptions
     from azs_syslog.queue import Queue
-    from azs_syslog.render import Renderer, RenderSettings
-    from azs_syslog.worker import Worker, WorkerOptions
+    from azs_syslog.queue.ingest import enqueue_records
     from tests.receivers import TestPKI
 
     home = tmp / f"home-{kind}-{confirm_delay}"

@@ -28,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from azs_syslog import pki
 from azs_syslog.config import ClientSettings, ServerSettings
+from azs_syslog.lab import pki
 from azs_syslog.transport import UDP_SEND_BUFFER, connect
 
 MESSAGE_SIZE = 700

@@ -47,7 +47,7 @@ from typing import Any
 
 import pytest
 
-from azs_syslog import pki
+from azs_syslog.lab import pki
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PROTOCOLS = ("udp", "tcp", "tls", "relp")

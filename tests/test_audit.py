@@ -7,8 +7,8 @@ from array import array
 from pathlib import Path
 
 from azs_syslog import config, paths
+from azs_syslog.forwarder.worker import number_messages
 from azs_syslog.queue import Queue
-from azs_syslog.worker import number_messages
 from tests.conftest import run_cli
 
 SERVER = ["set-syslog-server", "--server-name", "127.0.0.1", "--server-port", "6514"]

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from azs_syslog import cef
-from azs_syslog.render import Renderer, RenderSettings
+from azs_syslog.encode import cef
+from azs_syslog.encode.render import Renderer, RenderSettings
 from tests.cef_decoder import RAW_CONTROL_RE, decode_syslog, header_decoded, value_decoded
 
 NASTY = "a|b\\c=d\re\nf\x00g\th日本語🙂 |x=y \\"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from azs_syslog.render import Renderer, RenderSettings
+from azs_syslog.encode.render import Renderer, RenderSettings
 from tests.cef_decoder import decode_syslog
 
 TIME = "2026-11-26T10:00:00.123Z"

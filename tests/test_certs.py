@@ -1,4 +1,4 @@
-"""PKCS#12 import and CA bundle checks (azs_syslog.certs), without the command line."""
+"""PKCS#12 import and CA bundle checks (azs_syslog.config.certs), without the command line."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from azs_syslog import certs, pki
+from azs_syslog.config import certs
 from azs_syslog.errors import CertificateError
+from azs_syslog.lab import pki
 from tests.test_certs_helpers import PASSWORD, Lab
 
 

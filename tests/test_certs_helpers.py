@@ -1,5 +1,5 @@
 """Helpers (no tests) for the certificate and command tests: PFX bundles made at run time with
-azs_syslog.pki, and a byte-for-byte snapshot of everything under AZS_SYSLOG_HOME."""
+azs_syslog.lab.pki, and a byte-for-byte snapshot of everything under AZS_SYSLOG_HOME."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from azs_syslog import pki
+from azs_syslog.lab import pki
 
 # Characters that never occur in base64 or in the JSON we write, so a leak cannot hide.
 PASSWORD = "pw-Zq!9_x#pässwörd"

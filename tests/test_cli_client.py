@@ -467,7 +467,7 @@ def test_every_json_output_parses_and_no_password_leaks(
 def test_user_data_is_not_rich_markup(
     lab: Lab, pfx_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from azs_syslog import pki
+    from azs_syslog.lab import pki
 
     leaf = pki.issue(lab.intermediate, "[bold red]client[/]", client=True, days=365)
     pfx = write(pfx_dir, "markup.pfx", leaf.to_pfx(PASSWORD_BYTES))

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from azs_syslog import pki
 from azs_syslog.cli import translate_cmdlet_args
 from azs_syslog.events.endpoint import PEP_EVENTS, REP_EVENTS
+from azs_syslog.lab import pki
 from tests.conftest import REPO_ROOT, discard_audit_events, run_cli, run_cli_process
 from tests.test_send_event import windows_event
 
@@ -439,7 +439,7 @@ def test_version_says_pure_python_when_the_extension_does_not_load(tmp_path: Pat
         copy / "azs_syslog",
         ignore=shutil.ignore_patterns("__pycache__"),
     )
-    built = list((copy / "azs_syslog").glob("_speedups*.so"))
+    built = list((copy / "azs_syslog" / "encode").glob("_speedups*.so"))
     if not built:
         pytest.skip("the compiled extension is not built here")
     for path in built:

@@ -510,7 +510,7 @@ def test_a_config_file_from_before_udp_rate_is_still_valid() -> None:
 def test_event_data_names_round_trip_and_render_key() -> None:
     """--event-data-names is stored, shown, read back, and part of the render settings key
     (queued batches are rendered again when it changes); a wrong type in the file is named."""
-    from azs_syslog.render import RenderSettings
+    from azs_syslog.encode.render import RenderSettings
 
     assert run_cli(["set-syslog-server", *SIEM]).exit_code == 0
     off = RenderSettings.from_config(config.load_config())

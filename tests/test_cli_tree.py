@@ -19,7 +19,7 @@ def test_version_and_help_list_every_command() -> None:
     assert version.exit_code == 0
     assert "azs-syslog" in version.output
     # Which encoder renders events: the compiled one whenever it is built.
-    from azs_syslog.render import COMPILED
+    from azs_syslog.encode.render import COMPILED
 
     expected = "(event encoder: compiled)" if COMPILED else "(event encoder: pure Python;"
     assert expected in version.output

@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from azs_syslog import certs, config, paths, pki
+from azs_syslog import config, paths
+from azs_syslog.config import certs
+from azs_syslog.lab import pki
 from tests.conftest import REPO_ROOT, run_cli, run_cli_process
 from tests.receivers import RsyslogReceiver, free_port
 from tests.test_forwarder_rsyslog import (
@@ -256,7 +258,7 @@ def test_replaced_while_events_flow_nothing_lost_new_one_used(
 ROTATE = """
 import sys
 from pathlib import Path
-from azs_syslog import certs
+from azs_syslog.config import certs
 pfxs = [Path(p).read_bytes() for p in sys.argv[3:]]
 for i in range(int(sys.argv[1])):
     bundle = certs.import_pfx(pfxs[i % len(pfxs)], sys.argv[2])
@@ -371,7 +373,7 @@ def test_expired_client_certificate_is_a_clear_error(
 
 
 def test_expiry_arithmetic() -> None:
-    from azs_syslog import expiry
+    from azs_syslog.forwarder import expiry
 
     end = expiry.parse_rfc3339("2030-01-31T00:00:00Z")
     assert end is not None

@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 
 from azs_syslog import config, paths
-from azs_syslog import status as st
-from azs_syslog import worker as worker_module
 from azs_syslog.config import ClientSettings, Config, ServerSettings
 from azs_syslog.errors import ConfigError
-from azs_syslog.ingest import enqueue_records
+from azs_syslog.forwarder import status as st
+from azs_syslog.forwarder import worker as worker_module
+from azs_syslog.forwarder.worker import ConfigWatcher, Worker, WorkerOptions
 from azs_syslog.queue import SCHEMA_VERSION, Queue, encode_raw, lengths_to_bytes
-from azs_syslog.worker import ConfigWatcher, Worker, WorkerOptions
+from azs_syslog.queue.ingest import enqueue_records
 from tests.conftest import run_cli
 from tests.test_worker import Sink, Source, id_rendering, plain_connect, run_until, tcp_config
 
@@ -446,7 +446,7 @@ def test_the_socket_input_stamps_what_its_rendering_was_made_for(
 
 
 def test_the_held_message_names_the_way_out() -> None:
-    from azs_syslog.worker import held_message
+    from azs_syslog.forwarder.worker import held_message
 
     udp = tcp_config(514, udp=True)
     assert held_message(1, config.LEVEL_TLS_VERIFIED, udp) == (

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from azs_syslog.demo import DemoResult, child_env, demo_events, run_demo
 from azs_syslog.events import EVENT_TYPES, parse_event
+from azs_syslog.lab.demo import DemoResult, child_env, demo_events, run_demo
 from tests.conftest import run_cli, run_cli_process
 
 # Generous: the demo itself says it takes a few seconds, but the suite shares two cores.
@@ -35,7 +35,7 @@ def snapshot(root: Path) -> dict[str, tuple[int, bytes | None]]:
 
 def operator_home(home: Path, tmp_path: Path) -> None:
     """A configured home: a server, a client certificate, a queued event."""
-    from azs_syslog import pki
+    from azs_syslog.lab import pki
 
     ca = pki.make_ca("operator CA")
     client = pki.issue(ca, "operator forwarder", client=True)
@@ -154,14 +154,14 @@ def test_a_failed_demo_says_why_and_still_cleans_up() -> None:
 
 
 def test_a_failed_demo_exits_1_with_an_error_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    import azs_syslog.demo
+    import azs_syslog.lab.demo
 
-    real_run_demo = azs_syslog.demo.run_demo
+    real_run_demo = azs_syslog.lab.demo.run_demo
 
     def out_of_time(observer: Any, *, timeout: float) -> DemoResult:
         return real_run_demo(observer, timeout=0.001)  # a real run that runs out of time
 
-    monkeypatch.setattr(azs_syslog.demo, "run_demo", out_of_time)
+    monkeypatch.setattr(azs_syslog.lab.demo, "run_demo", out_of_time)
     result = run_cli(["demo", "--json"])
     assert result.exit_code == 1
     summary = json.loads(result.stdout)

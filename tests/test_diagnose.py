@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from azs_syslog.config import ClientCertificate, ClientSettings, Config, ServerSettings
-from azs_syslog.diagnose import build_test_message, diagnose
+from azs_syslog.forwarder.diagnose import build_test_message, diagnose
 from tests.conftest import run_cli
 from tests.receivers import RsyslogReceiver, TestPKI, free_port, rsyslog_factory
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from azs_syslog.encode.render import COMPILED, Renderer, RenderSettings
 from azs_syslog.errors import EventError
 from azs_syslog.events import parse_event
-from azs_syslog.render import COMPILED, Renderer, RenderSettings
 from tests.cef_decoder import decode_syslog
 from tests.conftest import run_cli
 

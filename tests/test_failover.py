@@ -159,7 +159,7 @@ def test_a_file_with_half_a_failover_is_refused(fields: dict[str, object], field
 
 
 def failover_metric(worker: Any) -> float:
-    from azs_syslog.metrics import SnapshotCollector
+    from azs_syslog.forwarder.metrics import SnapshotCollector
 
     for family in SnapshotCollector(worker.status).collect():
         if family.name == "azs_syslog_failover_active":

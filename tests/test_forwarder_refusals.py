@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from azs_syslog import status as st
 from azs_syslog.config import ClientSettings, Config, ServerSettings
-from azs_syslog.ingest import enqueue_records
+from azs_syslog.encode.render import Renderer, RenderSettings
+from azs_syslog.forwarder import status as st
+from azs_syslog.forwarder.worker import Worker, WorkerOptions
 from azs_syslog.queue import Queue
-from azs_syslog.render import Renderer, RenderSettings
-from azs_syslog.worker import Worker, WorkerOptions
+from azs_syslog.queue.ingest import enqueue_records
 from tests.conftest import run_cli
 from tests.receivers import TLS11_ONLY, RsyslogReceiver, TestPKI, rsyslog_factory
 from tests.test_transport import client_settings, tls_server

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from azs_syslog import pki
-from azs_syslog.receiver import Listener, server_ssl_context
+from azs_syslog.lab import pki
+from azs_syslog.lab.receiver import Listener, server_ssl_context
 from tests.conftest import REPO_ROOT, run_cli
 
 GUIDE = (REPO_ROOT / "docs" / "troubleshooting.md").read_text(encoding="utf-8")

@@ -5,10 +5,10 @@ import time
 
 import pytest
 
+from azs_syslog.encode.render import Renderer, RenderSettings
 from azs_syslog.errors import QueueError
-from azs_syslog.ingest import Enqueuer, Rejection, enqueue_records
 from azs_syslog.queue import NewBatch, Queue
-from azs_syslog.render import Renderer, RenderSettings
+from azs_syslog.queue.ingest import Enqueuer, Rejection, enqueue_records
 from tests.test_send_event import windows_event
 
 

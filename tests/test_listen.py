@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from azs_syslog import pki
 from azs_syslog.errors import CertificateError, TransportError
-from azs_syslog.receiver import Listener, ReceivedMessage, server_ssl_context
+from azs_syslog.lab import pki
+from azs_syslog.lab.receiver import Listener, ReceivedMessage, server_ssl_context
 from tests.conftest import REPO_ROOT, run_cli
 
 WAIT = 10.0  # seconds; generous for a loaded 2-core machine, never reached when things work

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from azs_syslog import receiver
 from azs_syslog.cli.listen import listen
+from azs_syslog.lab import receiver
 from tests.conftest import REPO_ROOT
 
 DOCS = REPO_ROOT / "docs"

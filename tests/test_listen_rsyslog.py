@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from azs_syslog import pki
-from azs_syslog.receiver import Listener, server_ssl_context
+from azs_syslog.lab import pki
+from azs_syslog.lab.receiver import Listener, server_ssl_context
 
 RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
 

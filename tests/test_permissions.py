@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from azs_syslog.status import read_status
+from azs_syslog.forwarder.status import read_status
 from tests.test_send_event import windows_event
 from tests.users import (
     Interpreter,

@@ -234,8 +234,8 @@ def test_every_valid_line_is_accepted_once_and_every_invalid_line_reported(
 
 
 def test_a_parsed_object_too_deep_to_write_back_is_a_rejection() -> None:
-    from azs_syslog.ingest import Rejection, enqueue_records
-    from azs_syslog.render import Renderer, RenderSettings
+    from azs_syslog.encode.render import Renderer, RenderSettings
+    from azs_syslog.queue.ingest import Rejection, enqueue_records
 
     deep: dict[str, object] = {"a": 1}
     for _ in range(100_000):

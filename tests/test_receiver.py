@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from azs_syslog import receiver
-from azs_syslog.receiver import StreamFramer, parse_message
+from azs_syslog.lab import receiver
+from azs_syslog.lab.receiver import StreamFramer, parse_message
 
 PEP_SIGNATURE = "Microsoft-AzureStack-PrivilegedEndpoint: 1000"
 

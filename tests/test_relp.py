@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from azs_syslog import relp
-from azs_syslog import status as st
 from azs_syslog.config import ClientSettings, Config, ServerSettings
 from azs_syslog.errors import TransportError
-from azs_syslog.transport import Timeouts
-from azs_syslog.worker import Worker, WorkerOptions
+from azs_syslog.forwarder import status as st
+from azs_syslog.forwarder.worker import Worker, WorkerOptions
+from azs_syslog.transport import Timeouts, relp
 from tests.conftest import run_cli
 from tests.receivers import RsyslogReceiver, TestPKI, rsyslog_factory
 from tests.test_forwarder_refusals import CASES, enqueue_one
@@ -398,9 +397,9 @@ def scripted() -> Iterator[Callable[[Callable[[int], str | None]], ScriptedPeer]
 
 
 def enqueue(count: int) -> None:
-    from azs_syslog.ingest import enqueue_records
+    from azs_syslog.encode.render import Renderer, RenderSettings
     from azs_syslog.queue import Queue
-    from azs_syslog.render import Renderer, RenderSettings
+    from azs_syslog.queue.ingest import enqueue_records
 
     settings = RenderSettings()
     lines = (

@@ -8,8 +8,8 @@ import socket
 import pytest
 
 from azs_syslog.config import ClientSettings, Config, ServerSettings
+from azs_syslog.encode.render import Renderer, RenderSettings
 from azs_syslog.errors import ConfigError, EventError
-from azs_syslog.render import Renderer, RenderSettings
 from tests.cef_decoder import decode_syslog, unframe_octet_counted
 
 WINDOWS = {"type": "windows", "provider_name": "P", "event_id": 1, "time": "2026-11-26T10:00:00Z"}

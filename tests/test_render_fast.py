@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from azs_syslog.encode.render import COMPILED, Renderer, RenderSettings, may_hold_controls
 from azs_syslog.errors import EventError
 from azs_syslog.events import load_json, parse_event
 from azs_syslog.events.windows import EXTENSIONS, KEYWORDS, LEVEL, LIST, NAMES, STR, UINT
-from azs_syslog.render import COMPILED, Renderer, RenderSettings, may_hold_controls
 from tests.cef_decoder import RAW_CONTROL_RE, decode_syslog, value_decoded
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -31,7 +31,7 @@ PATHS = pytest.mark.parametrize(
             id="compiled",
             marks=pytest.mark.skipif(
                 not COMPILED and not os.environ.get("CI"),
-                reason="azs_syslog._speedups is not built",
+                reason="azs_syslog.encode._speedups is not built",
             ),
         ),
         pytest.param(False, id="python"),
@@ -429,7 +429,7 @@ def test_compiled_path_is_built_in_ci() -> None:
     assert COMPILED
 
 
-@pytest.mark.skipif(not COMPILED, reason="azs_syslog._speedups is not built")
+@pytest.mark.skipif(not COMPILED, reason="azs_syslog.encode._speedups is not built")
 def test_compiled_path_keeps_reference_counts() -> None:
     """Rendering the same objects many times leaves their reference counts as they were (no
     leak, no premature release), whether the result is kept or dropped."""
@@ -443,7 +443,7 @@ def test_compiled_path_keeps_reference_counts() -> None:
     line = json.dumps(event)
     for _ in range(2):
         renderer.render_line(line, ACCEPTED_MS)
-    from azs_syslog import _speedups
+    from azs_syslog.encode import _speedups
 
     plan = renderer._native
     before = (sys.getrefcount(value), sys.getrefcount(items), sys.getrefcount(items[0]))
@@ -459,7 +459,7 @@ def test_compiled_path_keeps_reference_counts() -> None:
     assert (sys.getrefcount(value), sys.getrefcount(items), sys.getrefcount(items[0])) == before
 
 
-@pytest.mark.skipif(not COMPILED, reason="azs_syslog._speedups is not built")
+@pytest.mark.skipif(not COMPILED, reason="azs_syslog.encode._speedups is not built")
 @pytest.mark.parametrize(
     "args",
     [
@@ -474,7 +474,7 @@ def test_compiled_path_keeps_reference_counts() -> None:
     ],
 )
 def test_compiled_plan_rejects_bad_entries(args: tuple[Any, ...]) -> None:
-    from azs_syslog import _speedups
+    from azs_syslog.encode import _speedups
 
     with pytest.raises((TypeError, ValueError)):
         _speedups.compile_plan(*args)
@@ -585,12 +585,12 @@ def test_compiled_time_reading_equals_parse_time() -> None:
     parse_time for every valid one, and hands every other text back as it is."""
     import random
 
-    from azs_syslog import _speedups
+    from azs_syslog.encode import _speedups
     from azs_syslog.events.common import parse_time
     from azs_syslog.events.windows import NATIVE_TIME, NATIVE_TYPE
 
     if not COMPILED:
-        pytest.skip("azs_syslog._speedups is not built")
+        pytest.skip("azs_syslog.encode._speedups is not built")
     plan = _speedups.compile_plan(
         2, 1, (("type", NATIVE_TYPE, None, -1, None), ("time", NATIVE_TIME, None, 0, None))
     )

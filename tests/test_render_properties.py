@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from azs_syslog.encode.render import Renderer, RenderSettings
 from azs_syslog.events.windows import parse_windows, parse_windows_checked
-from azs_syslog.render import Renderer, RenderSettings
 from tests.cef_decoder import decode_syslog, header_decoded, unframe_octet_counted, value_decoded
 from tests.test_cef_escaping import EVERY_STRING_FIELD
 from tests.test_cef_golden import MAS_ROWS

@@ -21,10 +21,10 @@ import pytest
 
 from azs_syslog import paths
 from azs_syslog.config import Config
+from azs_syslog.encode.render import Renderer, RenderSettings
 from azs_syslog.errors import REPAIR_FIX, QueueError, is_damaged_database
-from azs_syslog.ingest import BatchBuilder
 from azs_syslog.queue import Queue
-from azs_syslog.render import Renderer, RenderSettings
+from azs_syslog.queue.ingest import BatchBuilder
 from tests.conftest import run_cli
 from tests.receivers import RsyslogReceiver, rsyslog_factory  # noqa: F401
 from tests.test_forwarder_rsyslog import Forwarder, configure, forwarder, record_ids  # noqa: F401

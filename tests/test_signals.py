@@ -24,11 +24,11 @@ from typing import Any
 
 import pytest
 
-from azs_syslog import status as st
 from azs_syslog import transport
 from azs_syslog.config import ClientSettings, ServerSettings
+from azs_syslog.forwarder import status as st
+from azs_syslog.forwarder.worker import Worker, WorkerOptions
 from azs_syslog.queue import Queue
-from azs_syslog.worker import Worker, WorkerOptions
 from tests.conftest import discard_audit_events, run_cli
 from tests.receivers import RsyslogReceiver, TestPKI, rsyslog_factory  # noqa: F401
 from tests.test_forwarder_status import start_forwarder

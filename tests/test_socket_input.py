@@ -28,9 +28,9 @@ import pytest
 
 from azs_syslog import paths
 from azs_syslog.config import Config
+from azs_syslog.forwarder.worker import default_rendering
 from azs_syslog.inputs.socket_input import MAX_CONNECTIONS, SocketInput
 from azs_syslog.queue import Queue, QueueLimits
-from azs_syslog.worker import default_rendering
 from tests.receivers import RsyslogReceiver, rsyslog_factory  # noqa: F401
 from tests.test_forwarder_rsyslog import Forwarder, configure, events, wait_for_ids
 from tests.tmpfs import fill, mounted_tmpfs

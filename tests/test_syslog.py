@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from azs_syslog import syslog
+from azs_syslog.encode import syslog
 from tests.cef_decoder import unframe_octet_counted
 
 
@@ -114,7 +114,7 @@ def test_fit_last_resort_cuts_the_name_then_the_signature() -> None:
 def test_cut_property(text: str, size: int) -> None:
     """Any cut of escaped text is a prefix within the size, valid UTF-8, with no half escape,
     and as long as possible (at most 4 bytes shorter than asked)."""
-    from azs_syslog import cef
+    from azs_syslog.encode import cef
 
     escaped = cef.escape_value(text).encode()
     result = syslog.cut(escaped, size)

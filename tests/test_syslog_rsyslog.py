@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from azs_syslog.render import Renderer, RenderSettings
+from azs_syslog.encode.render import Renderer, RenderSettings
 from tests.test_cef_golden import SPEC_EVENTS
 
 RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"

@@ -1,4 +1,4 @@
-"""The server name rule (RFC 5425 section 5.2 / RFC 6125) and the helpers of azs_syslog.tls."""
+"""The server name rule (RFC 5425 section 5.2 / RFC 6125) and the TLS helpers."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import given
 from hypothesis import strategies as st
 
-from azs_syslog import pki, tls
 from azs_syslog.config import ClientCertificate, ClientSettings, ServerSettings
 from azs_syslog.errors import TransportError
+from azs_syslog.lab import pki
+from azs_syslog.transport import tls
 
 SAN = tls.CertificateNames
 

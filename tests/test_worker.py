@@ -23,13 +23,13 @@ from typing import Any
 import pytest
 
 from azs_syslog import paths, transport
-from azs_syslog import status as st
 from azs_syslog.config import ClientSettings, Config, ServerSettings
 from azs_syslog.errors import EventError
-from azs_syslog.ingest import enqueue_records
+from azs_syslog.forwarder import status as st
+from azs_syslog.forwarder.worker import GAP_SIGNATURE, Rendering, SocketInput, Worker, WorkerOptions
 from azs_syslog.queue import Queue, QueueLimits
+from azs_syslog.queue.ingest import enqueue_records
 from azs_syslog.transport import Sender
-from azs_syslog.worker import GAP_SIGNATURE, Rendering, SocketInput, Worker, WorkerOptions
 
 # --- a tiny renderer ---------------------------------------------------------------------------
 

@@ -288,13 +288,13 @@ class LazyGroup(click.Group):
 def _encoder() -> str:
     """Which event encoder renders events: what actually imports, not merely what is on disk
     (an extension built for another Python, or damaged, is present but does not load)."""
-    spec = importlib.util.find_spec("azs_syslog._speedups")
+    spec = importlib.util.find_spec("azs_syslog.encode._speedups")
     if spec is None:
         return (
             "pure Python; install gcc and the Python headers, then reinstall, for the compiled one"
         )
     try:
-        importlib.import_module("azs_syslog._speedups")
+        importlib.import_module("azs_syslog.encode._speedups")
     except Exception as exc:  # any failure to load means it is not used
         return (
             f"pure Python: the compiled extension {spec.origin} does not load "

@@ -87,7 +87,7 @@ def set_syslog_client(
       azs-syslog set-syslog-client --remove-certificate
     """
     _check_usage(pfx_file, pfx_binary, cert_password, remove_certificate, output_severity, root_ca)
-    from azs_syslog import audit
+    from azs_syslog.forwarder import audit
 
     command = "set-syslog-client" + (" --remove-certificate" if remove_certificate else "")
     with audit.recording(command) as recorded:
@@ -163,7 +163,7 @@ def _check_usage(
 
 
 def _read_pfx(pfx_file: Path | None) -> bytes:
-    from azs_syslog.certs import MAX_PFX_BYTES
+    from azs_syslog.config.certs import MAX_PFX_BYTES
 
     if pfx_file is not None:
         try:
@@ -218,7 +218,7 @@ def _import(
     output_severity: str | None,
     root_ca: Path | None,
 ) -> config.Config:
-    from azs_syslog import certs
+    from azs_syslog.config import certs
 
     data = _read_pfx(pfx_file)
     root_pem = None

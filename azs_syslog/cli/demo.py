@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
     from rich.table import Table
 
-    from azs_syslog.demo import Arrival, DemoResult
+    from azs_syslog.lab.demo import Arrival, DemoResult
 
 
 class _Show:
@@ -161,7 +161,7 @@ def demo(timeout: float, as_json: bool) -> None:
     """
     from rich.console import Console
 
-    from azs_syslog.demo import run_demo
+    from azs_syslog.lab.demo import run_demo
 
     console = Console(stderr=as_json, markup=False, highlight=False, emoji=False, soft_wrap=False)
     show = _Show(console)

@@ -10,7 +10,7 @@ from azs_syslog.cli.exit_codes import ExitCode
 from azs_syslog.cli.output import emit_json, json_option
 
 if TYPE_CHECKING:
-    from azs_syslog.diagnose import Diagnosis
+    from azs_syslog.forwarder.diagnose import Diagnosis
 
 MARKS = {"ok": "ok", "failed": "FAILED", "skipped": "skipped", "not run": "not run"}
 
@@ -54,7 +54,7 @@ def test_syslog_server(ctx: click.Context, send_test_event: bool, as_json: bool)
       azs-syslog test-syslog-server --json | jq '.steps[] | select(.status != "ok")'
     """
     from azs_syslog.config import load_config
-    from azs_syslog.diagnose import diagnose
+    from azs_syslog.forwarder.diagnose import diagnose
 
     result = diagnose(load_config(), send_test_event=send_test_event)
     if as_json:

@@ -16,13 +16,13 @@ from azs_syslog.cli.output import json_lines, json_option, note
 from azs_syslog.errors import EventError
 
 if TYPE_CHECKING:
-    from azs_syslog.render import RenderSettings
+    from azs_syslog.encode.render import RenderSettings
 
 
 def _configured_settings() -> RenderSettings:
     """The RenderSettings of the stored configuration (defaults when nothing is configured)."""
     from azs_syslog.config import load_config
-    from azs_syslog.render import RenderSettings
+    from azs_syslog.encode.render import RenderSettings
 
     return RenderSettings.from_config(load_config())
 
@@ -30,7 +30,7 @@ def _configured_settings() -> RenderSettings:
 def _facility(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
     if value is None:
         return None
-    from azs_syslog.syslog import parse_facility
+    from azs_syslog.encode.syslog import parse_facility
 
     try:
         return parse_facility(value)
@@ -102,7 +102,7 @@ def format_event(
       azs-syslog format-event --json export.xml
     """
     from azs_syslog.cli.send import open_events, progress_for
-    from azs_syslog.render import Renderer
+    from azs_syslog.encode.render import Renderer
 
     settings = _configured_settings()
     overrides: dict[str, Any] = {

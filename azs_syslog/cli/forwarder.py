@@ -30,7 +30,7 @@ def forwarder() -> None:
 def _metrics_address(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
     if value is None or value == "":
         return None
-    from azs_syslog.metrics import parse_address
+    from azs_syslog.forwarder.metrics import parse_address
 
     try:
         return parse_address(value)
@@ -70,7 +70,7 @@ def run(metrics_address: Any, as_json: bool) -> None:
       azs-syslog forwarder run --json | my-log-shipper
     """
     from azs_syslog import paths
-    from azs_syslog.worker import Worker
+    from azs_syslog.forwarder.worker import Worker
 
     if as_json:
         # A log, not a document: it runs for months, so one object per line as it happens.
@@ -87,7 +87,7 @@ def run(metrics_address: Any, as_json: bool) -> None:
 
     metrics = None
     if metrics_address is not None:
-        from azs_syslog.metrics import MetricsServer
+        from azs_syslog.forwarder.metrics import MetricsServer
 
         metrics = MetricsServer(metrics_address)
         metrics.start()  # first: an address in use is an error before anything else starts
@@ -158,8 +158,8 @@ def status(as_json: bool) -> None:
       azs-syslog forwarder status >/dev/null || echo "forwarding is unhealthy"
     """
     from azs_syslog import paths
-    from azs_syslog import status as st
     from azs_syslog.errors import QueueError
+    from azs_syslog.forwarder import status as st
 
     data = st.read_status()
     health = st.evaluate(data, lock=st.worker_lock_held(), lock_pid=st.pid_in_file())
@@ -222,7 +222,7 @@ def status(as_json: bool) -> None:
 def _render(data: dict[str, Any] | None, live: dict[str, Any] | None, health: Any) -> None:
     from rich.table import Table
 
-    from azs_syslog import status as st
+    from azs_syslog.forwarder import status as st
 
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
@@ -463,7 +463,7 @@ def repair(as_json: bool) -> None:
       azs-syslog forwarder repair
       systemctl start azs-syslog-forwarder
     """
-    from azs_syslog.repair import repair_queue
+    from azs_syslog.forwarder.repair import repair_queue
 
     report = repair_queue()
     if as_json:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
-    from azs_syslog.receiver import Counts, ReceivedMessage
+    from azs_syslog.lab.receiver import Counts, ReceivedMessage
 
 _EXTENSIONS_SHOWN = 4
 _VALUE_WIDTH = 40
@@ -126,7 +126,7 @@ def listen(
     framing per connection.
     """
     _check_usage(protocol, cert, key, require_client_cert, client_ca)
-    from azs_syslog.receiver import Listener, server_ssl_context
+    from azs_syslog.lab.receiver import Listener, server_ssl_context
 
     ssl_context = None
     if protocol == "tls":

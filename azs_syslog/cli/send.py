@@ -67,15 +67,15 @@ def send_event(source: str, jobs: int, input_format: str, as_json: bool) -> None
       azs-syslog send-event --jobs 2 --json big-export.jsonl
       azs-syslog send-event Security.evtx
     """
-    from azs_syslog.ingest import (
+    from azs_syslog.encode.render import Renderer, RenderSettings
+    from azs_syslog.queue import Queue
+    from azs_syslog.queue.ingest import (
         IngestFailure,
         Rejection,
         StopSignals,
         enqueue_jsonl_file,
         enqueue_records,
     )
-    from azs_syslog.queue import Queue
-    from azs_syslog.render import Renderer, RenderSettings
 
     config, problem = current_config()
     if problem:

@@ -269,7 +269,7 @@ def set_syslog_server(
     trusted_ca_pem: bytes | None = None
     ca_warnings: Sequence[str] = ()
     if trusted_ca is not None:
-        from azs_syslog import certs
+        from azs_syslog.config import certs
 
         try:
             data = trusted_ca.read_bytes()
@@ -298,7 +298,7 @@ def set_syslog_server(
         failover_server_port=failover_server_port,
         failover_after=config.DEFAULT_FAILOVER_AFTER if failover_after is None else failover_after,
     )
-    from azs_syslog import audit
+    from azs_syslog.forwarder import audit
 
     with audit.recording("set-syslog-server", trusted_ca_pem=trusted_ca_pem) as recorded:
         new = config.set_server(server, trusted_ca_pem=trusted_ca_pem)
@@ -382,7 +382,7 @@ def _flag(name: str) -> str:
 
 
 def _remove(as_json: bool) -> None:
-    from azs_syslog import audit
+    from azs_syslog.forwarder import audit
 
     with audit.recording("set-syslog-server --remove") as recorded:
         config.remove_server()

@@ -18,8 +18,8 @@ from azs_syslog.events.bcdr import parse_bcdr
 from azs_syslog.events.common import Event, Parser, json_type_name
 from azs_syslog.events.endpoint import parse_pep, parse_pep_wac, parse_rep
 from azs_syslog.events.fault import parse_infrastructure_fault, parse_service_fault
-from azs_syslog.events.reader import Record, iter_records
 from azs_syslog.events.windows import parse_windows
+from azs_syslog.inputs.reader import Record, iter_records
 
 __all__ = [
     "EVENT_TYPES",

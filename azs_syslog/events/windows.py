@@ -369,7 +369,7 @@ CONVERT_USER_DATA: Final = 1  # the same, then USER_DATA_SUFFIX
 CONVERT_KEYWORDS: Final = 2  # an integer -> 0x%016X
 CONVERT_NAMES: Final = 3  # "!!".join an array of strings as long as event_data's
 
-# The kinds of the compiled path (azs_syslog/_speedups.c, which names them K_*).
+# The kinds of the compiled path (azs_syslog/encode/_speedups.c, which names them K_*).
 NATIVE_STR: Final = 0  # a string, written (left out when empty)
 NATIVE_UINT: Final = 1  # an integer >= 0, written
 NATIVE_LEVEL: Final = 2  # an integer 0-5, written

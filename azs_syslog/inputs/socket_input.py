@@ -22,10 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from azs_syslog import paths
+from azs_syslog.encode.pipeline import RUNTIME_DIR_MODE, Rendering
 from azs_syslog.errors import AzsSyslogError, EventError, QueueError
-from azs_syslog.ingest import BatchBuilder, error_reason
-from azs_syslog.pipeline import RUNTIME_DIR_MODE, Rendering
 from azs_syslog.queue import Queue, QueueLimits, now_ms
+from azs_syslog.queue.ingest import BatchBuilder, error_reason
 
 MAX_LINE = 1 << 20
 SOCKET_COMMIT_EVENTS = 2000  # events per commit, at most (one batch)

@@ -159,7 +159,7 @@ def _relp_step(
     result: Diagnosis, stream: Sender, server: ServerSettings, timeouts: Timeouts
 ) -> Sender | None:
     """Open a RELP session on the connection the earlier steps made (and verified)."""
-    from azs_syslog import relp
+    from azs_syslog.transport import relp
 
     sock = getattr(stream, "_sock")  # noqa: B009 - the socket of the sender just made here
     try:
@@ -276,7 +276,7 @@ def _tls_steps(
     label: str,
     peer: str,
 ) -> Sender | None:
-    from azs_syslog import tls
+    from azs_syslog.transport import tls
 
     steps = result.steps
     try:
@@ -347,7 +347,7 @@ def _tls_steps(
 
 
 def _certificate_details(der: bytes) -> dict[str, Any]:
-    from azs_syslog import tls
+    from azs_syslog.transport import tls
 
     summary = tls.summarize(der)
     return {
@@ -417,13 +417,13 @@ def _send_step(sender: Sender, config: Config) -> Step:
 def build_test_message(config: Config, *, now: dt.datetime | None = None) -> bytes:
     """One framed test event under the configuration's settings.
 
-    Rendered by ``azs_syslog.render`` when that module is present (an ``arm`` event, so that the
-    real encoder is exercised); otherwise built here with a minimal syslog header.
+    Rendered by ``azs_syslog.encode.render`` when that module is present (an ``arm`` event, so
+    that the real encoder is exercised); otherwise built here with a minimal syslog header.
     """
     now = now or dt.datetime.now(dt.UTC)
     accepted_ms = int(now.timestamp() * 1000)
     try:
-        from azs_syslog.render import Renderer, RenderSettings  # type: ignore[import-not-found,unused-ignore]
+        from azs_syslog.encode.render import Renderer, RenderSettings  # type: ignore[import-not-found,unused-ignore]
 
         renderer = Renderer(RenderSettings.from_config(config))
         rendered = renderer.render_object(

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import ssl
 
     from azs_syslog.config import ClientSettings, ServerSettings
-    from azs_syslog.tls import ClientContext
+    from azs_syslog.transport.tls import ClientContext
 
 SIOCOUTQ = 0x5411  # Linux: bytes in the send queue not yet acknowledged by the peer
 KEEPALIVE_IDLE = 30
@@ -337,7 +337,7 @@ def tls_handshake(
     TLS 1.3 client-certificate verdict. On failure ``raw`` is closed and the error explained."""
     import ssl
 
-    from azs_syslog import tls
+    from azs_syslog.transport import tls
 
     watch = watch or IoWatch()
 
@@ -766,7 +766,7 @@ def connect(
     ``watch`` stops the blocking steps early and stays with the sender for its writes."""
     watch = watch or IoWatch()
     if server.use_relp:
-        from azs_syslog import relp
+        from azs_syslog.transport import relp
 
         return relp.connect(server, client, timeouts=timeouts, watch=watch)
     addresses = resolve(server)
@@ -809,7 +809,7 @@ def _connect_udp(
 def _first_to_expire(message: bytes | None) -> tuple[str | None, str | None]:
     """Of the certificates in the server's Certificate message, the subject and not-after of
     the one that expires first (its chain ends when that one does); best effort."""
-    from azs_syslog import tls
+    from azs_syslog.transport import tls
 
     first: tuple[str, str] | None = None
     for der in tls.certificates_from_message(message):
@@ -832,7 +832,7 @@ def tls_sender(
     watch: IoWatch | None = None,
 ) -> Sender:
     """The ``Sender`` over a verified TLS session."""
-    from azs_syslog import tls
+    from azs_syslog.transport import tls
 
     sock = session.sock
     subject = not_after = None

@@ -52,9 +52,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from azs_syslog import expiry as ex
 from azs_syslog import fserrors, paths, transport
-from azs_syslog import status as st
 from azs_syslog.config import (
     LEVEL_NAMES,
     LEVEL_TLS_UNVERIFIED,
@@ -62,14 +60,16 @@ from azs_syslog.config import (
     Config,
     ServerSettings,
 )
+from azs_syslog.encode.pipeline import RUNTIME_DIR_MODE as RUNTIME_DIR_MODE
+from azs_syslog.encode.pipeline import Rendering as Rendering
 from azs_syslog.errors import AzsSyslogError, ConfigError, EventError, QueueError, TransportError
-from azs_syslog.ingest import BatchBuilder
+from azs_syslog.forwarder import expiry as ex
+from azs_syslog.forwarder import status as st
 from azs_syslog.inputs.socket_input import MAX_LINE as MAX_LINE
 from azs_syslog.inputs.socket_input import SOCKET_COMMIT_EVENTS as SOCKET_COMMIT_EVENTS
 from azs_syslog.inputs.socket_input import SocketInput as SocketInput
-from azs_syslog.pipeline import RUNTIME_DIR_MODE as RUNTIME_DIR_MODE
-from azs_syslog.pipeline import Rendering as Rendering
 from azs_syslog.queue import Depth, Gap, Held, Queue, QueuedBatch, QueueLimits, now_ms
+from azs_syslog.queue.ingest import BatchBuilder
 
 BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 30.0
@@ -114,7 +114,7 @@ ConfigSource = Callable[[], Config]
 
 
 def default_rendering(config: Config) -> Rendering:
-    from azs_syslog.render import Renderer, RenderSettings
+    from azs_syslog.encode.render import Renderer, RenderSettings
 
     settings = RenderSettings.from_config(config)
     return Rendering(
@@ -2014,7 +2014,7 @@ def gap_warning(gap: Gap, rendering: Rendering | None, host: str | None = None) 
     oldest and newest of them (``start`` / ``end``, ms since the epoch), under the current
     message format, facility, CEF version and framing.
     """
-    from azs_syslog import cef, syslog
+    from azs_syslog.encode import cef, syslog
 
     settings: Any = rendering.settings if rendering is not None else None
     message_format = getattr(settings, "message_format", "rfc3164")

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any, Final
 from orjson import loads as _orjson_loads
 
 try:
-    from azs_syslog import _speedups
+    from azs_syslog.encode import _speedups
 except ImportError:  # built without a C compiler: the pure-Python fused path
     _speedups = None  # type: ignore[assignment]
 
-from azs_syslog import cef, syslog
+from azs_syslog.encode import cef, syslog
 from azs_syslog.errors import ConfigError, EventError
 from azs_syslog.events import Event, load_json, parse_event
 from azs_syslog.events.common import (
@@ -87,7 +87,7 @@ def may_hold_controls(line: str) -> bool:
 
 
 def _not_built(obj: dict[str, Any], plan: object) -> tuple[Any, ...] | None:
-    raise RuntimeError("azs_syslog._speedups is not built")
+    raise RuntimeError("azs_syslog.encode._speedups is not built")
 
 
 # The compiled half of the fused path, when the package was built with it (setup.py).
@@ -235,7 +235,9 @@ class Renderer:
         self._fast: tuple[Any, ...] | None = None  # the last plan used, unpacked
         self._native: object = None  # ... and compiled
         if compiled and not COMPILED:
-            raise RuntimeError("azs_syslog._speedups is not built (no C compiler at install)")
+            raise RuntimeError(
+                "azs_syslog.encode._speedups is not built (no C compiler at install)"
+            )
         self.compiled = COMPILED if compiled is None else compiled
         # "YYYY-MM-DDThh:mm" of the "...:ss.mmmZ" times seen -> that minute, in ms. Real logs
         # move on by seconds between events: a cache by second would miss for most of them.

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from azs_syslog import paths
+from azs_syslog.config.facility import FACILITIES as FACILITIES
+from azs_syslog.config.facility import facility_name as facility_name
+from azs_syslog.config.facility import parse_facility as parse_facility
 from azs_syslog.errors import ConfigError
-from azs_syslog.facility import FACILITIES as FACILITIES
-from azs_syslog.facility import facility_name as facility_name
-from azs_syslog.facility import parse_facility as parse_facility
 
 CONFIG_VERSION = 1
 

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from azs_syslog import status as st
 from azs_syslog.errors import AzsSyslogError
+from azs_syslog.forwarder import status as st
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from azs_syslog.errors import AzsSyslogError
 
 if TYPE_CHECKING:
-    from azs_syslog.receiver import Listener, ReceivedMessage
+    from azs_syslog.lab.receiver import Listener, ReceivedMessage
 
 DEFAULT_TIMEOUT = 25.0
 # How long the forwarder gets to stop after SIGTERM before it is killed (SPEC: it exits in 5 s).
@@ -266,7 +266,7 @@ def child_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]
         if not key.startswith("AZS_SYSLOG_") or key == "AZS_SYSLOG_DEBUG"
     }
     env["AZS_SYSLOG_HOME"] = str(home)
-    package_parent = str(Path(__file__).resolve().parent.parent)
+    package_parent = str(Path(__file__).resolve().parent.parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(
         part for part in (package_parent, env.get("PYTHONPATH", "")) if part
     )
@@ -369,7 +369,7 @@ class _Sandbox:
 
 
 def _make_sandbox(root: Path) -> _Sandbox:
-    from azs_syslog import pki
+    from azs_syslog.lab import pki
 
     pki_dir = root / "pki"
     pki_dir.mkdir(mode=0o700)
@@ -461,7 +461,7 @@ def run_demo(
     """Run the demo; ``DemoResult.ok`` says whether every event arrived. Everything it made
     (certificates, home, queue, the forwarder, the receiver) is gone when this returns, also
     after a failure; a failure is in ``DemoResult.error``."""
-    from azs_syslog.receiver import Listener, server_ssl_context
+    from azs_syslog.lab.receiver import Listener, server_ssl_context
 
     started = time.monotonic()
     deadline = started + timeout

@@ -19,7 +19,7 @@ framed blob as TCP (the syslog framing is taken off: RELP frames each message it
 a batch is confirmed exactly when every frame of it was acknowledged. A non-200 answer, a
 ``serverclose``, a protocol violation or silence is a ``TransportError`` with a cause, a
 message and a fix. The socket, TLS, certificate and name checks are those of
-``azs_syslog.transport`` and ``azs_syslog.tls``.
+``azs_syslog.transport`` and ``azs_syslog.transport.tls``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from azs_syslog.transport import (
 
 if TYPE_CHECKING:
     from azs_syslog.config import ClientSettings, ServerSettings
-    from azs_syslog.tls import HandshakeRecord
+    from azs_syslog.transport.tls import HandshakeRecord
 
 RELP_VERSION = "0"
 SOFTWARE = f"azs-syslog,{__version__},-"  # name,version,url (librelp's form; no URL here)
@@ -569,7 +569,7 @@ def open_session(
         raise _violation_error(label, exc) from exc
     except (OSError, ValueError) as exc:
         if tls_record is not None and type(exc).__name__.startswith("SSL"):
-            from azs_syslog import tls
+            from azs_syslog.transport import tls
 
             error = tls.explain_handshake_error(
                 exc, server_name=server_name, record=tls_record, peer_certificate=lambda: None

@@ -71,7 +71,7 @@ def _trusted_ca_text(path: str | None) -> str | None:
     if path is None:
         return None
     try:
-        from azs_syslog import certs
+        from azs_syslog.config import certs
 
         with open(path, "rb") as handle:
             found = certs.load_certificates(handle.read(), path)
@@ -123,8 +123,8 @@ def describe(
 
 
 def _render_copy(config: Config, record: dict[str, Any], now: int) -> tuple[object, str]:
+    from azs_syslog.encode.render import Renderer, RenderSettings
     from azs_syslog.queue import NewBatch, encode_raw, lengths_to_bytes
-    from azs_syslog.render import Renderer, RenderSettings
 
     settings = RenderSettings.from_config(config)
     message = Renderer(settings).render_event(forwarder.configuration_changed(**record), now)
@@ -157,7 +157,7 @@ def make_recorder(
         new_ca = old_ca
         if new.server is not None and new.server.trusted_ca is not None:
             if trusted_ca_pem is not None:
-                from azs_syslog import certs
+                from azs_syslog.config import certs
 
                 found = certs.load_certificates(trusted_ca_pem, "the trusted CA")
                 new_ca = "thumbprint " + ",".join(certs.thumbprint(c) for c in found)
@@ -234,7 +234,7 @@ class Delivery:
 def wait_for_delivery(batch_id: int, server: str, timeout: float = REMOVE_WAIT) -> Delivery:
     """Wait (bounded) until the forwarder has sent the audit copy ``batch_id`` meant for
     ``server`` (it left the queue as sent), or tell why it could not be."""
-    from azs_syslog import status as st
+    from azs_syslog.forwarder import status as st
     from azs_syslog.queue import Queue
 
     with Queue() as queue:
@@ -261,7 +261,7 @@ def wait_for_delivery(batch_id: int, server: str, timeout: float = REMOVE_WAIT) 
 
 
 def _not_sent(server: str) -> str:
-    from azs_syslog import status as st
+    from azs_syslog.forwarder import status as st
 
     reason = ""
     data = None

@@ -1,4 +1,4 @@
-/* azs_syslog._speedups: the compiled half of the renderer's fused path (optional).
+/* azs_syslog.encode._speedups: the compiled half of the renderer's fused path (optional).
  *
  * One function does, for a Windows event of a known shape, what render.Renderer.render_line's
  * pure-Python fused path does with a dozen Python-level steps: check every field's type and
@@ -41,7 +41,7 @@ enum {
     K_COUNT = 10
 };
 
-#define PLAN_NAME "azs_syslog._speedups.plan"
+#define PLAN_NAME "azs_syslog.encode._speedups.plan"
 
 typedef struct {
     PyObject *field;  /* str */
@@ -585,7 +585,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "azs_syslog._speedups",
+    .m_name = "azs_syslog.encode._speedups",
     .m_doc = "The compiled half of the renderer's fused path (optional; see render.py).",
     .m_size = 0,
     .m_methods = methods,

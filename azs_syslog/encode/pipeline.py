@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from azs_syslog.render import Renderer
+    from azs_syslog.encode.render import Renderer
 
 # The socket is 0660 for producers in the service's group; its directory lets that group in.
 RUNTIME_DIR_MODE = 0o750

@@ -95,7 +95,7 @@ def repair_queue(
     Raises ``QueueError`` when a forwarder runs for this home, or when the queue cannot be
     examined for another reason than damage (permissions, for example).
     """
-    from azs_syslog.worker import acquire_pid_file, release_pid_file
+    from azs_syslog.forwarder.worker import acquire_pid_file, release_pid_file
 
     path = path or paths.queue_file()
     pid_path = pid_path or paths.pid_file()
@@ -248,8 +248,8 @@ def _current_rendering() -> tuple[Any, str, int]:
     for (the defaults, generation 0, when the configuration cannot be read: the forwarder
     renders again under the one it runs with)."""
     from azs_syslog.config import Config, load_config
+    from azs_syslog.encode.render import Renderer, RenderSettings
     from azs_syslog.errors import ConfigError
-    from azs_syslog.render import Renderer, RenderSettings
 
     try:
         config = load_config()
@@ -404,7 +404,7 @@ def _append(
     """Render ``lines`` again into one batch of ``fresh`` (``origin``: the configuration
     generation rendered for, and the security level accepted under); returns (recovered,
     invalid)."""
-    from azs_syslog.ingest import BatchBuilder
+    from azs_syslog.queue.ingest import BatchBuilder
 
     generation, level = origin
     builder = BatchBuilder(renderer, key, generation=generation, level=level)

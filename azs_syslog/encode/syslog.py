@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from typing import Final
 
-from azs_syslog.cef import SYSLOG_SEVERITY
-from azs_syslog.facility import FACILITIES as FACILITIES
-from azs_syslog.facility import parse_facility as parse_facility
+from azs_syslog.config.facility import FACILITIES as FACILITIES
+from azs_syslog.config.facility import parse_facility as parse_facility
+from azs_syslog.encode.cef import SYSLOG_SEVERITY
 
 APP_NAME: Final = "azs-syslog"
 MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
