@@ -15,35 +15,33 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import queue
 import secrets
-import signal
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from azs_syslog.errors import AzsSyslogError
+from azs_syslog.lab.children import (
+    DemoError,
+    ForwarderProcess,
+    child_env,
+    last_lines,
+    run_child,
+)
 
 if TYPE_CHECKING:
     from azs_syslog.lab.receiver import Listener, ReceivedMessage
 
 DEFAULT_TIMEOUT = 25.0
-# How long the forwarder gets to stop after SIGTERM before it is killed (SPEC: it exits in 5 s).
-STOP_GRACE = 10.0
 # The demo's events carry this CEF extension, so that each arrival is matched to what was sent.
 MARKER_KEY = "externalId"
 MARKER_PREFIX = "azs-syslog-demo-"
 PASSWORD_ENV = "AZS_SYSLOG_CERT_PASSWORD"  # noqa: S105 - the variable's name, not a password
-
-
-class DemoError(AzsSyslogError):
-    """A step of the demo failed (everything it made is still removed)."""
 
 
 class DemoObserver(Protocol):
@@ -75,18 +73,10 @@ class Arrival:
     after_s: float  # seconds since the events were queued
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "type": self.type,
-            "signature_id": self.signature_id,
-            "name": self.name,
-            "severity": self.severity,
-            "transport": self.transport,
-            "client_certificate": self.client_certificate,
-            "valid": self.valid,
-            "problems": list(self.problems),
-            "after_s": round(self.after_s, 3),
-        }
+        data = asdict(self)
+        data["problems"] = list(self.problems)
+        data["after_s"] = round(self.after_s, 3)
+        return data
 
 
 @dataclass
@@ -146,212 +136,18 @@ class DemoResult:
 
 # --- the events --------------------------------------------------------------------------------
 
-_WHO = "AZURESTACK\\CloudAdmin"
+_EVENTS_FILE = "demo-events.json"  # package data, in azs_syslog/lab/data/
 
 
 def demo_events() -> list[dict[str, Any]]:
     """At least one event of each of the nine types of SPEC section 5, with their variants
     (PEP, REP and WAC; a Windows event that only ``Verbose`` forwards; an alert created and
     resolved; both kinds of fault, opened and closed). Each carries a marker extension."""
-    fault_time = "2026-11-26T09:59:00Z"
-    events: list[dict[str, Any]] = [
-        {"type": "pep", "event": "PrivilegedEndpointAccessed", "who": _WHO, "which_ip": "10.0.0.5"},
-        {"type": "pep", "event": "SupportSessionUnlocked", "who": _WHO, "which_ip": "10.0.0.5"},
-        {"type": "rep", "event": "RecoveryEndpointAccessed", "who": _WHO, "which_ip": "10.0.0.9"},
-        {
-            "type": "pep_wac",
-            "event": "WACServiceStartFailedEvent",
-            "who": _WHO,
-            "which_ip": "10.0.0.5",
-        },
-        {"type": "pep_wac", "event": "WACUserAddedEvent", "who": _WHO, "which_ip": "10.0.0.5"},
-        {
-            "type": "windows",
-            "provider_name": "Microsoft-Windows-Security-Auditing",
-            "event_id": 4625,
-            "level": "Warning",
-            "task_name": "Logon",
-            "channel": "Security",
-            "computer": "azs-ercs01.azurestack.local",
-            "event_description": "An account failed to log on.",
-        },
-        {
-            "type": "windows",
-            "provider_name": "Microsoft-Windows-GroupPolicy",
-            "event_id": 1501,
-            "level": 4,
-            "task_name": "Process Creation",
-            "channel": "System",
-            "computer": "azs-ercs01.azurestack.local",
-            "event_description": "The Group Policy settings for the user were processed "
-            "successfully (Information: forwarded only with OutputSeverity Verbose).",
-        },
-        {
-            "type": "alert",
-            "state": "created",
-            "severity": "Critical",
-            "fault_type_id": "UserAccounts:UserAccountCreated",
-            "alert_id": "8e5b5c7a-1c55-4d7e-9f2a-2d1f7e0c8a10",
-            "title": "User Account Created",
-            "description": "A user account was created.",
-            "remediation": "Please contact Support.",
-        },
-        {
-            "type": "alert",
-            "state": "resolved",
-            "fault_type_id": "UserAccounts:UserAccountCreated",
-            "alert_id": "8e5b5c7a-1c55-4d7e-9f2a-2d1f7e0c8a10",
-            "title": "User Account Created",
-        },
-        {
-            "type": "arm",
-            "AzsOperationName": "Microsoft.Compute/virtualMachines/write",
-            "AzsEventName": "EndRequest",
-            "AzsEventLevel": "Informational",
-            "AzsStatus": "Succeeded",
-            "AzsSubscriptionId": "0b3e1a2c-1111-2222-3333-444455556666",
-        },
-        {"type": "bcdr", "event": "AuditingManualBackup"},
-        {
-            "type": "bcdr",
-            "event": "AuditingConfig",
-            "Interval": 12,
-            "Retention": 7,
-            "IsSchedulerEnabled": True,
-            "BackupPath": "\\\\fileserver\\backup",
-        },
-        {
-            "type": "infrastructure_fault",
-            "event": "InfrastructureFaultOpen",
-            "AzsFaultId": "f-1",
-            "AzsFaultTypeName": "StorageVolumeDegraded",
-            "AzsComponentType": "Storage",
-            "AzsComponentName": "S-Cluster",
-            "AzsFaultHash": "abc123",
-            "AzsCreatedTimeUtc": fault_time,
-            "AzsSource": "HealthService",
-        },
-        {
-            "type": "service_fault",
-            "event": "ServiceFaultClose",
-            "AzsFaultId": "f-2",
-            "AzsFaultTypeName": "ServiceUnhealthy",
-            "AzsSubscriptionId": "sub-1",
-            "AzsResourceGroup": "rg-1",
-            "AzsServiceName": "KeyVault",
-            "AzsResourceId": "/subscriptions/sub-1/resourceGroups/rg-1",
-            "AzsFaultHash": "def456",
-            "AzsLastUpdatedTimeUtc": fault_time,
-            "AzsSource": "HealthService",
-        },
-    ]
+    text = (resources.files("azs_syslog.lab") / "data" / _EVENTS_FILE).read_text("utf-8")
+    events: list[dict[str, Any]] = json.loads(text)
     for index, event in enumerate(events):
         event["extensions"] = {MARKER_KEY: f"{MARKER_PREFIX}{index}"}
     return events
-
-
-# --- child processes ---------------------------------------------------------------------------
-
-
-def child_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of every child: the demo's own home, never the caller's.
-
-    Any ``AZS_SYSLOG_*`` setting of the caller (its home, a PFX password) is dropped except
-    ``AZS_SYSLOG_DEBUG``; the package this demo runs from comes first on ``PYTHONPATH`` so
-    that the children run the same code.
-    """
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("AZS_SYSLOG_") or key == "AZS_SYSLOG_DEBUG"
-    }
-    env["AZS_SYSLOG_HOME"] = str(home)
-    package_parent = str(Path(__file__).resolve().parent.parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(
-        part for part in (package_parent, env.get("PYTHONPATH", "")) if part
-    )
-    env["NO_COLOR"] = "1"
-    if extra:
-        env.update(extra)
-    return env
-
-
-def command_line(args: Sequence[str]) -> list[str]:
-    return [sys.executable, "-m", "azs_syslog", *args]
-
-
-def _last_lines(text: str, count: int = 4) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return " / ".join(lines[-count:])
-
-
-def run_child(
-    args: Sequence[str],
-    env: dict[str, str],
-    *,
-    deadline: float,
-    stdin: bytes | None = None,
-    ok_codes: tuple[int, ...] = (0,),
-) -> subprocess.CompletedProcess[bytes]:
-    """Run one ``azs-syslog`` command as a child; a failure names the command and its error."""
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise DemoError(f"ran out of time before `azs-syslog {args[0]}`")
-    try:
-        proc = subprocess.run(
-            command_line(args),
-            input=stdin if stdin is not None else b"",
-            capture_output=True,
-            env=env,
-            cwd=env["AZS_SYSLOG_HOME"],  # not the caller's directory, which `-m` would import from
-            timeout=remaining,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise DemoError(f"`azs-syslog {' '.join(args[:2])}` did not finish in time") from None
-    if proc.returncode not in ok_codes:
-        detail = _last_lines(proc.stderr.decode("utf-8", "replace")) or "no message"
-        raise DemoError(
-            f"`azs-syslog {' '.join(args[:2])}` failed (exit {proc.returncode}): {detail}"
-        )
-    return proc
-
-
-class ForwarderProcess:
-    """``azs-syslog forwarder run`` as a child, its output in a log file; stopped by its PID."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        with log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                command_line(["forwarder", "run"]),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=env["AZS_SYSLOG_HOME"],
-            )
-        self.pid = self.process.pid
-
-    def exited(self) -> int | None:
-        return self.process.poll()
-
-    def log_tail(self) -> str:
-        try:
-            return _last_lines(self.log_path.read_text(encoding="utf-8", errors="replace"))
-        except OSError:
-            return ""
-
-    def stop(self, grace: float = STOP_GRACE) -> int | None:
-        """SIGTERM; SIGKILL only if it has not exited after ``grace`` seconds. The exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        return self.process.returncode
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -461,134 +257,20 @@ def run_demo(
     """Run the demo; ``DemoResult.ok`` says whether every event arrived. Everything it made
     (certificates, home, queue, the forwarder, the receiver) is gone when this returns, also
     after a failure; a failure is in ``DemoResult.error``."""
-    from azs_syslog.lab.receiver import Listener, server_ssl_context
-
     started = time.monotonic()
-    deadline = started + timeout
     result = DemoResult(events=list(events if events is not None else demo_events()))
     directory = tempfile.TemporaryDirectory(prefix="azs-syslog-demo-")
     root = Path(directory.name)
     result.sandbox = str(root)
-    listener: Listener | None = None
-    forwarder: ForwarderProcess | None = None
+    run = _Run(observer, result, root, deadline=started + timeout)
     try:
-        observer.step(f"sandbox {root} (its own home: the operator's settings are not used)")
-        sandbox = _make_sandbox(root)
-        observer.step("made a throwaway CA, a server certificate (localhost) and a client PFX")
-
-        context = server_ssl_context(
-            str(sandbox.server_cert), str(sandbox.server_key), client_ca=str(sandbox.ca_file)
-        )
-        listener = Listener("tls", "127.0.0.1", 0, ssl_context=context).start()
-        result.port = listener.port
-        observer.step(
-            f"receiver listening on 127.0.0.1:{listener.port}, TLS, client certificate required"
-        )
-
-        env = child_env(sandbox.home)
-        run_child(
-            [
-                "set-syslog-server",
-                "--server-name",
-                "localhost",
-                "--server-port",
-                str(listener.port),
-                "--trusted-ca",
-                str(sandbox.ca_file),
-            ],
-            env,
-            deadline=deadline,
-        )
-        observer.step(
-            f"set-syslog-server --server-name localhost --server-port {listener.port} "
-            "--trusted-ca ca.pem"
-        )
-        run_child(
-            [
-                "set-syslog-client",
-                "--pfx-file",
-                str(sandbox.client_pfx),
-                "--output-severity",
-                "Verbose",
-            ],
-            child_env(sandbox.home, {PASSWORD_ENV: sandbox.password}),
-            deadline=deadline,
-        )
-        observer.step(
-            "set-syslog-client --pfx-file client.pfx --output-severity Verbose "
-            f"(password from {PASSWORD_ENV})"
-        )
-
-        forwarder = ForwarderProcess(env, root / "forwarder.log")
-        result.forwarder_pid = forwarder.pid
-        observer.step(f"forwarder run started (pid {forwarder.pid})")
-        connection = _wait_connected(sandbox.home, forwarder, listener, deadline)
-        result.tls_version = connection.get("tls_version")
-        result.cipher = connection.get("cipher")
-        result.server_subject = connection.get("server_subject")
-        result.client_certificate_sent = connection.get("client_certificate_sent")
-        mutual = "mutual TLS" if result.client_certificate_sent else "TLS"
-        transport = f"{mutual} ({result.tls_version})" if result.tls_version else mutual
-        observer.step(f"forwarder connected: {transport}, {result.cipher}")
-
-        lines = "".join(json.dumps(event) + "\n" for event in result.events).encode()
-        sent_at = time.monotonic()
-        proc = run_child(
-            ["send-event", "-", "--json"], env, deadline=deadline, stdin=lines, ok_codes=(0, 3)
-        )
-        accepted = _accepted(proc.stdout)
-        observer.sent(accepted, len(result.events))
-        if accepted != len(result.events):
-            raise DemoError(
-                f"send-event accepted {accepted} of {len(result.events)} events: "
-                f"{_last_lines(proc.stderr.decode('utf-8', 'replace'))}"
-            )
-
-        seen: set[int] = set()
-        while len(seen) < len(result.events):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                missing = sorted(
-                    {str(result.events[i]["type"]) for i in range(len(result.events))}
-                    - {a.type for a in result.arrivals}
-                )
-                raise DemoError(
-                    f"only {len(seen)} of {len(result.events)} events arrived in time"
-                    + (f" (no {', '.join(missing)} event)" if missing else "")
-                )
-            try:
-                message = listener.get(timeout=min(remaining, 0.5))
-            except queue.Empty:
-                if forwarder.exited() is not None:
-                    raise DemoError(
-                        f"the forwarder stopped: {forwarder.log_tail() or 'no output'}"
-                    ) from None
-                continue
-            arrival = _arrival(message, result.events, transport, sent_at)
-            if arrival is None or arrival.index in seen:
-                continue
-            seen.add(arrival.index)
-            result.arrivals.append(arrival)
-            observer.arrived(arrival, len(result.events))
-        result.delivery_s = time.monotonic() - sent_at
-
-        status = run_child(
-            ["forwarder", "status", "--json"], env, deadline=deadline, ok_codes=(0, 1)
-        )
-        _merge_status(result, status.stdout)
+        run.steps()
     except AzsSyslogError as exc:
         result.error = str(exc)
     except (OSError, subprocess.SubprocessError) as exc:
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
-        if forwarder is not None:
-            try:
-                result.forwarder_exit = forwarder.stop()
-                observer.step(f"forwarder (pid {forwarder.pid}) stopped")
-            except (OSError, subprocess.SubprocessError) as exc:
-                observer.step(f"could not stop the forwarder (pid {forwarder.pid}): {exc}")
-        if listener is not None:
-            listener.stop()
+        run.stop()
         with contextlib.suppress(OSError):  # reported below: the directory still exists
             directory.cleanup()
         result.removed = not root.exists()
@@ -602,6 +284,143 @@ def run_demo(
             f"{a.type}: {', '.join(a.problems)}" for a in bad[:3]
         )
     return result
+
+
+class _Run:
+    """The steps of one demo in the sandbox under ``root``; ``stop`` ends what they started."""
+
+    def __init__(
+        self, observer: DemoObserver, result: DemoResult, root: Path, *, deadline: float
+    ) -> None:
+        self.observer = observer
+        self.result = result
+        self.root = root
+        self.deadline = deadline
+        self.listener: Listener | None = None
+        self.forwarder: ForwarderProcess | None = None
+
+    def steps(self) -> None:
+        observer, result = self.observer, self.result
+        observer.step(f"sandbox {self.root} (its own home: the operator's settings are not used)")
+        sandbox = _make_sandbox(self.root)
+        observer.step("made a throwaway CA, a server certificate (localhost) and a client PFX")
+        listener = self._start_receiver(sandbox)
+        env = child_env(sandbox.home)
+        self._configure(sandbox, env, listener.port)
+        forwarder = self.forwarder = ForwarderProcess(env, self.root / "forwarder.log")
+        result.forwarder_pid = forwarder.pid
+        observer.step(f"forwarder run started (pid {forwarder.pid})")
+        connection = _wait_connected(sandbox.home, forwarder, listener, self.deadline)
+        result.tls_version = connection.get("tls_version")
+        result.cipher = connection.get("cipher")
+        result.server_subject = connection.get("server_subject")
+        result.client_certificate_sent = connection.get("client_certificate_sent")
+        mutual = "mutual TLS" if result.client_certificate_sent else "TLS"
+        transport = f"{mutual} ({result.tls_version})" if result.tls_version else mutual
+        observer.step(f"forwarder connected: {transport}, {result.cipher}")
+        sent_at = self._send(env)
+        self._collect(listener, forwarder, transport, sent_at)
+        result.delivery_s = time.monotonic() - sent_at
+        status = run_child(
+            ["forwarder", "status", "--json"], env, deadline=self.deadline, ok_codes=(0, 1)
+        )
+        _merge_status(result, status.stdout)
+
+    def _start_receiver(self, sandbox: _Sandbox) -> Listener:
+        from azs_syslog.lab.receiver import Listener, server_ssl_context
+
+        context = server_ssl_context(
+            str(sandbox.server_cert), str(sandbox.server_key), client_ca=str(sandbox.ca_file)
+        )
+        listener = self.listener = Listener("tls", "127.0.0.1", 0, ssl_context=context).start()
+        self.result.port = listener.port
+        self.observer.step(
+            f"receiver listening on 127.0.0.1:{listener.port}, TLS, client certificate required"
+        )
+        return listener
+
+    def _configure(self, sandbox: _Sandbox, env: dict[str, str], port: int) -> None:
+        server = ["--server-name", "localhost", "--server-port", str(port)]
+        trusted = ["--trusted-ca", str(sandbox.ca_file)]
+        run_child(["set-syslog-server", *server, *trusted], env, deadline=self.deadline)
+        self.observer.step(f"set-syslog-server {' '.join(server)} --trusted-ca ca.pem")
+        client = ["--pfx-file", str(sandbox.client_pfx), "--output-severity", "Verbose"]
+        run_child(
+            ["set-syslog-client", *client],
+            child_env(sandbox.home, {PASSWORD_ENV: sandbox.password}),
+            deadline=self.deadline,
+        )
+        self.observer.step(
+            "set-syslog-client --pfx-file client.pfx --output-severity Verbose "
+            f"(password from {PASSWORD_ENV})"
+        )
+
+    def _send(self, env: dict[str, str]) -> float:
+        """``send-event`` every event; when they were queued (monotonic)."""
+        events = self.result.events
+        lines = "".join(json.dumps(event) + "\n" for event in events).encode()
+        sent_at = time.monotonic()
+        proc = run_child(
+            ["send-event", "-", "--json"],
+            env,
+            deadline=self.deadline,
+            stdin=lines,
+            ok_codes=(0, 3),
+        )
+        accepted = _accepted(proc.stdout)
+        self.observer.sent(accepted, len(events))
+        if accepted != len(events):
+            raise DemoError(
+                f"send-event accepted {accepted} of {len(events)} events: "
+                f"{last_lines(proc.stderr.decode('utf-8', 'replace'))}"
+            )
+        return sent_at
+
+    def _collect(
+        self, listener: Listener, forwarder: ForwarderProcess, transport: str, sent_at: float
+    ) -> None:
+        """Take messages from the receiver until every event has arrived once."""
+        result = self.result
+        seen: set[int] = set()
+        while len(seen) < len(result.events):
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise _late(result, len(seen))
+            try:
+                message = listener.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                if forwarder.exited() is not None:
+                    raise DemoError(
+                        f"the forwarder stopped: {forwarder.log_tail() or 'no output'}"
+                    ) from None
+                continue
+            arrival = _arrival(message, result.events, transport, sent_at)
+            if arrival is None or arrival.index in seen:
+                continue
+            seen.add(arrival.index)
+            result.arrivals.append(arrival)
+            self.observer.arrived(arrival, len(result.events))
+
+    def stop(self) -> None:
+        forwarder = self.forwarder
+        if forwarder is not None:
+            try:
+                self.result.forwarder_exit = forwarder.stop()
+                self.observer.step(f"forwarder (pid {forwarder.pid}) stopped")
+            except (OSError, subprocess.SubprocessError) as exc:
+                self.observer.step(f"could not stop the forwarder (pid {forwarder.pid}): {exc}")
+        if self.listener is not None:
+            self.listener.stop()
+
+
+def _late(result: DemoResult, arrived: int) -> DemoError:
+    missing = sorted(
+        {str(event["type"]) for event in result.events} - {a.type for a in result.arrivals}
+    )
+    return DemoError(
+        f"only {arrived} of {len(result.events)} events arrived in time"
+        + (f" (no {', '.join(missing)} event)" if missing else "")
+    )
 
 
 def _accepted(stdout: bytes) -> int:
