@@ -10,7 +10,8 @@ import signal
 import sys
 import time
 import unicodedata
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -21,10 +22,21 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
-    from azs_syslog.lab.receiver import Counts, ReceivedMessage
+    from azs_syslog.lab.receiver import Counts, Listener, ReceivedMessage
 
 _EXTENSIONS_SHOWN = 4
 _VALUE_WIDTH = 40
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _shown(name: str, default: object, help_text: str, **kwargs: Any) -> Callable[[_F], _F]:
+    """An option whose default ``--help`` shows."""
+    return click.option(name, default=default, show_default=True, help=help_text, **kwargs)
+
+
+def _pem_file(name: str, help_text: str) -> Callable[[_F], _F]:
+    """An option naming a PEM file that must exist."""
+    return click.option(name, type=click.Path(exists=True, dir_okay=False), help=help_text)
 
 
 @click.command(
@@ -45,64 +57,38 @@ Examples:
   azs-syslog listen --protocol tcp --port 5514 --count 3 --timeout 30 --json
 """,
 )
-@click.option(
-    "--protocol",
-    type=click.Choice(["udp", "tcp", "tls"]),
-    default="tcp",
-    show_default=True,
-    help="Transport to receive on.",
-)
-@click.option(
+@_shown("--protocol", "tcp", "Transport to receive on.", type=click.Choice(["udp", "tcp", "tls"]))
+@_shown(
     "--port",
+    5514,
+    "Port to listen on (0 picks a free one; it is shown at start).",
     type=click.IntRange(0, 65535),
-    default=5514,
-    show_default=True,
-    help="Port to listen on (0 picks a free one; it is shown at start).",
 )
-@click.option(
+@_shown(
     "--bind",
-    "bind",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address to listen on (::1 for IPv6). Anything beyond loopback is your choice to make.",
+    "127.0.0.1",
+    "Address to listen on (::1 for IPv6). Anything beyond loopback is your choice to make.",
 )
-@click.option(
-    "--cert",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Server certificate, PEM, with its chain (tls).",
-)
-@click.option(
-    "--key",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Server private key, PEM, unencrypted (tls).",
-)
+@_pem_file("--cert", "Server certificate, PEM, with its chain (tls).")
+@_pem_file("--key", "Server private key, PEM, unencrypted (tls).")
 @click.option(
     "--require-client-cert",
     is_flag=True,
     help="Mutual TLS: refuse clients without a certificate issued by --client-ca.",
 )
-@click.option(
-    "--client-ca",
-    type=click.Path(exists=True, dir_okay=False),
-    help="CA bundle, PEM, that client certificates must chain to.",
-)
+@_pem_file("--client-ca", "CA bundle, PEM, that client certificates must chain to.")
 @json_option
 @click.option(
-    "--count",
-    type=click.IntRange(min=1),
-    help="Stop after this many messages (valid or not).",
+    "--count", type=click.IntRange(min=1), help="Stop after this many messages (valid or not)."
 )
 @click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Stop after this many seconds.",
+    "--timeout", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds."
 )
-@click.option(
+@_shown(
     "--max-message-size",
+    64 * 1024,
+    "Larger messages are flagged 'oversize' and discarded.",
     type=click.IntRange(64, 16 * 1024 * 1024),
-    default=64 * 1024,
-    show_default=True,
-    help="Larger messages are flagged 'oversize' and discarded.",
 )
 def listen(
     protocol: str,
@@ -143,57 +129,83 @@ def listen(
     ).start()
     stop = _StopFlag()  # before the start line, which tells a script it may signal us
     started = time.monotonic()
-    shown = 0
-    reader_gone = False  # stdout is a pipe whose reader has exited (| head)
     if as_json:
         json_lines()  # one object per message as it arrives; a failure is the last line
-    render = _JsonRenderer() if as_json else _RowRenderer()
+    output = _Output(_JsonRenderer() if as_json else _RowRenderer(), count)
     try:
         mode = " (client certificate required)" if require_client_cert else ""
         note(
             f"listening on {protocol} {listener.address}{mode}; lab tool, nothing is stored; "
             "Ctrl-C to stop"
         )
-        while not stop.requested and (count is None or shown < count):
-            while not connection_errors.empty():
-                note(f"connection: {_safe(connection_errors.get())}")
-            wait = 0.2
-            if timeout is not None:
-                left = timeout - (time.monotonic() - started)
-                if left <= 0:
-                    break
-                wait = min(wait, left)
-            try:
-                message = listener.get(timeout=wait)
-            except queue.Empty:
-                continue
-            try:
-                render(message)
-            except BrokenPipeError:
-                reader_gone = True
-                break
-            shown += 1
+        _receive(listener, output, stop, connection_errors, timeout, started)
     finally:
         listener.stop()
         # Show what was received before the stop, as far as --count allows.
-        while not reader_gone and (count is None or shown < count):
+        while output.wants_more:
             try:
-                render(listener.get(timeout=0))
+                output.show(listener.get(timeout=0))
             except queue.Empty:
                 break
-            except BrokenPipeError:
-                reader_gone = True
-                break
-            shown += 1
-        if reader_gone:
+        if output.reader_gone:
             _discard_stdout()
         stop.restore()
-        while not connection_errors.empty():
-            note(f"connection: {_safe(connection_errors.get())}")
-        _print_summary(listener.counts, time.monotonic() - started, shown)
-    if count is not None and shown < count and not (stop.requested or reader_gone):
-        error(f"timed out after {timeout:g} s with {shown} of {count} messages")
+        _note_connection_errors(connection_errors)
+        _print_summary(listener.counts, time.monotonic() - started, output.shown)
+    if output.wants_more and count is not None and not stop.requested:
+        error(f"timed out after {timeout:g} s with {output.shown} of {count} messages")
         click.get_current_context().exit(ExitCode.FAILED)
+
+
+class _Output:
+    """Shows messages with ``render`` until ``count`` are shown or stdout's reader has gone."""
+
+    def __init__(self, render: Callable[[ReceivedMessage], None], count: int | None) -> None:
+        self.render = render
+        self.count = count
+        self.shown = 0
+        self.reader_gone = False  # stdout is a pipe whose reader has exited (| head)
+
+    @property
+    def wants_more(self) -> bool:
+        return not self.reader_gone and (self.count is None or self.shown < self.count)
+
+    def show(self, message: ReceivedMessage) -> None:
+        try:
+            self.render(message)
+        except BrokenPipeError:
+            self.reader_gone = True
+            return
+        self.shown += 1
+
+
+def _receive(
+    listener: Listener,
+    output: _Output,
+    stop: _StopFlag,
+    connection_errors: queue.SimpleQueue[str],
+    timeout: float | None,
+    started: float,
+) -> None:
+    """Show messages as they arrive until a signal, ``--count`` or ``--timeout``."""
+    while not stop.requested and output.wants_more:
+        _note_connection_errors(connection_errors)
+        wait = 0.2
+        if timeout is not None:
+            left = timeout - (time.monotonic() - started)
+            if left <= 0:
+                break
+            wait = min(wait, left)
+        try:
+            message = listener.get(timeout=wait)
+        except queue.Empty:
+            continue
+        output.show(message)
+
+
+def _note_connection_errors(connection_errors: queue.SimpleQueue[str]) -> None:
+    while not connection_errors.empty():
+        note(f"connection: {_safe(connection_errors.get())}")
 
 
 def _discard_stdout() -> None:

@@ -52,25 +52,31 @@ def server_ssl_context(
             fix="give an unencrypted PEM key to this lab tool",
         )
 
-    try:
-        context.load_cert_chain(cert_file, key_file, password=no_password)
-    except (OSError, ssl.SSLError) as exc:
-        raise CertificateError(
-            f"cannot load the server certificate {cert_file} and key {key_file}: "
-            f"{getattr(exc, 'strerror', None) or exc}",
-            fix="give a PEM certificate (with its chain) and the matching PEM key",
-        ) from exc
+    _load(
+        lambda: context.load_cert_chain(cert_file, key_file, password=no_password),
+        f"the server certificate {cert_file} and key {key_file}",
+        "give a PEM certificate (with its chain) and the matching PEM key",
+    )
     if client_ca is not None:
-        try:
-            context.load_verify_locations(cafile=client_ca)
-        except (OSError, ssl.SSLError) as exc:
-            raise CertificateError(
-                f"cannot load the client CA bundle {client_ca}: "
-                f"{getattr(exc, 'strerror', None) or exc}",
-                fix="give the PEM certificate of the CA that issues the client certificates",
-            ) from exc
+        _load(
+            lambda: context.load_verify_locations(cafile=client_ca),
+            f"the client CA bundle {client_ca}",
+            "give the PEM certificate of the CA that issues the client certificates",
+        )
         context.verify_mode = ssl.CERT_REQUIRED
     return context
+
+
+def _load(load: Callable[[], None], what: str, fix: str) -> None:
+    """Run ``load``; a file it cannot read or use becomes a ``CertificateError`` naming it."""
+    import ssl
+
+    try:
+        load()
+    except (OSError, ssl.SSLError) as exc:
+        raise CertificateError(
+            f"cannot load {what}: {getattr(exc, 'strerror', None) or exc}", fix=fix
+        ) from exc
 
 
 _BIND_FAILURES = {
