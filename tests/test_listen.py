@@ -11,9 +11,10 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -21,6 +22,7 @@ from azs_syslog.errors import CertificateError, TransportError
 from azs_syslog.lab import pki
 from azs_syslog.lab.receiver import Listener, ReceivedMessage, server_ssl_context
 from tests.conftest import REPO_ROOT, run_cli
+from tests.receivers import TestPKI
 
 WAIT = 10.0  # seconds; generous for a loaded 2-core machine, never reached when things work
 
@@ -56,25 +58,14 @@ class TlsFiles:
 
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    directory = tmp_path_factory.mktemp("tls")
-    ca = pki.make_ca("listen test CA")
-    server = pki.issue(
-        ca,
-        "localhost",
-        dns_names=("localhost",),
-        ip_addresses=("127.0.0.1", "::1"),
-        server=True,
-    )
-    client = pki.issue(ca, "lab-client", client=True)
+    files = TestPKI.create(tmp_path_factory.mktemp("tls"), ca_name="listen test CA")
+    client_cert, client_key = files.issue("lab-client", "lab-client", client=True)
     stranger = pki.issue(pki.make_ca("some other CA"), "stranger", client=True)
-    (directory / "ca.pem").write_bytes(ca.cert_pem())
-    server_cert, server_key = server.write(directory, "server")
-    client_cert, client_key = client.write(directory, "client")
-    other_cert, other_key = stranger.write(directory, "stranger")
+    other_cert, other_key = stranger.write(files.directory, "stranger")
     return TlsFiles(
-        directory / "ca.pem",
-        server_cert,
-        server_key,
+        files.ca_file,
+        files.server_cert,
+        files.server_key,
         client_cert,
         client_key,
         other_cert,
@@ -88,6 +79,18 @@ def client_context(files: TlsFiles, *, with_cert: bool = True) -> ssl.SSLContext
     if with_cert:
         context.load_cert_chain(files.client_cert, files.client_key)
     return context
+
+
+def assert_refused(port: int, client: ssl.SSLContext, n: int) -> None:
+    """A TLS client ``client`` is refused by the server on ``port``: its handshake, or (TLS 1.3
+    reports a refused client certificate after the handshake) its next read, fails."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+    with (
+        pytest.raises((ssl.SSLError, ConnectionError)),
+        client.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        tls.sendall(octet(cef_message(n)))
+        assert tls.recv(1) == b""  # pragma: no cover - the server must refuse
 
 
 @pytest.fixture
@@ -159,29 +162,29 @@ def test_framing_is_detected_per_connection(tcp_listener: Listener) -> None:
     assert tcp_listener.counts.connections == 2
 
 
-def test_tls_server_authentication(tls_files: TlsFiles) -> None:
+def lf(message: bytes) -> bytes:
+    return message + b"\n"
+
+
+@pytest.mark.parametrize(
+    ("host", "server_name", "framed"),
+    [("127.0.0.1", "localhost", octet), ("::1", "::1", lf)],
+    ids=["ipv4-octet-counting", "ipv6-lf"],
+)
+def test_tls_server_authentication(
+    tls_files: TlsFiles, host: str, server_name: str, framed: Callable[[bytes], bytes]
+) -> None:
     context = server_ssl_context(str(tls_files.server_cert), str(tls_files.server_key))
-    with Listener("tls", "127.0.0.1", 0, ssl_context=context) as listener:
+    with Listener("tls", host, 0, ssl_context=context) as listener:
         client = client_context(tls_files, with_cert=False)
-        raw = socket.create_connection(("127.0.0.1", listener.port), timeout=WAIT)
-        with client.wrap_socket(raw, server_hostname="localhost") as tls:
-            tls.sendall(octet(cef_message(1)) + octet(cef_message(2)))
+        raw = socket.create_connection((host, listener.port), timeout=WAIT)
+        with client.wrap_socket(raw, server_hostname=server_name) as tls:
+            tls.sendall(framed(cef_message(1)) + framed(cef_message(2)))
         messages = listener.collect(2, WAIT)
     assert [m.extensions["cn1"] for m in messages] == ["1", "2"]
     assert all(m.valid and m.transport == "tls" for m in messages)
     assert messages[0].peer_certificate is None
-
-
-def test_tls_over_ipv6(tls_files: TlsFiles) -> None:
-    context = server_ssl_context(str(tls_files.server_cert), str(tls_files.server_key))
-    with Listener("tls", "::1", 0, ssl_context=context) as listener:
-        client = client_context(tls_files, with_cert=False)
-        raw = socket.create_connection(("::1", listener.port), timeout=WAIT)
-        with client.wrap_socket(raw, server_hostname="::1") as tls:
-            tls.sendall(cef_message(1) + b"\n")
-        message = one(listener)
-    assert message.valid
-    assert message.peer.startswith("[::1]:")
+    assert messages[0].peer.startswith("[::1]:" if ":" in host else "127.0.0.1:")
 
 
 def test_mutual_tls_accepts_a_client_certificate_and_refuses_none(tls_files: TlsFiles) -> None:
@@ -193,24 +196,11 @@ def test_mutual_tls_accepts_a_client_certificate_and_refuses_none(tls_files: Tls
         "tls", "127.0.0.1", 0, ssl_context=context, on_connection_error=errors.append
     ) as listener:
         # without a certificate: refused (TLS 1.3 reports it on the client's next read)
-        raw = socket.create_connection(("127.0.0.1", listener.port), timeout=WAIT)
-        no_cert = client_context(tls_files, with_cert=False)
-        with (
-            pytest.raises((ssl.SSLError, ConnectionError)),
-            no_cert.wrap_socket(raw, server_hostname="localhost") as tls,
-        ):
-            tls.sendall(octet(cef_message(1)))
-            assert tls.recv(1) == b""  # pragma: no cover - the server must refuse
+        assert_refused(listener.port, client_context(tls_files, with_cert=False), 1)
         # a certificate from a CA the server does not trust: refused too
         stranger = client_context(tls_files, with_cert=False)
         stranger.load_cert_chain(tls_files.other_client_cert, tls_files.other_client_key)
-        raw = socket.create_connection(("127.0.0.1", listener.port), timeout=WAIT)
-        with (
-            pytest.raises((ssl.SSLError, ConnectionError)),
-            stranger.wrap_socket(raw, server_hostname="localhost") as tls,
-        ):
-            tls.sendall(octet(cef_message(2)))
-            assert tls.recv(1) == b""  # pragma: no cover
+        assert_refused(listener.port, stranger, 2)
         # with the right certificate: received, and the peer's subject is shown
         raw = socket.create_connection(("127.0.0.1", listener.port), timeout=WAIT)
         with client_context(tls_files).wrap_socket(raw, server_hostname="localhost") as tls:
@@ -227,44 +217,26 @@ def test_mutual_tls_accepts_a_client_certificate_and_refuses_none(tls_files: Tls
 
 # -- malformed input: flagged, counted, and the listener keeps going ------------------------------
 
+# A valid message with one part replaced: (what, by what, the code expected, the case's id).
+REPLACED = [
+    (b"<85>", b"<999>", "bad-pri", "bad-pri"),
+    (b"Nov 26 10:00:00 azs-node1 ", b"", "bad-syslog-header", "missing-syslog-header"),
+    (b"Nov 26", b"Nov 99", "bad-syslog-header", "garbled-syslog-header"),
+    (b"Stack Hub", b"Stack \\Hub", "bad-header-escape", "header-escape"),
+    (b"cn1=1", b"cn1=caf\xe9", "invalid-utf8", "invalid-utf8"),
+]
+# A valid CEF header with these extensions: (extensions, the code expected, the case's id).
+EXTENSIONS = [
+    ("Who=admin Which-IP=10.0.0.1", "bad-extension-key", "extension-key"),
+    ("msg=a=b Who=admin", "unescaped-equals", "unescaped-equals"),
+]
+SIX_HEADER_FIELDS = b"<85>Nov 26 10:00:00 h CEF:0|Microsoft|Product|1.0|Sig|Name|a=1"
 STREAM_CASES = [
-    pytest.param(octet(cef_message().replace(b"<85>", b"<999>")), "bad-pri", id="bad-pri"),
-    pytest.param(
-        octet(cef_message().replace(b"Nov 26 10:00:00 azs-node1 ", b"")),
-        "bad-syslog-header",
-        id="missing-syslog-header",
-    ),
-    pytest.param(
-        octet(cef_message().replace(b"Nov 26", b"Nov 99")),
-        "bad-syslog-header",
-        id="garbled-syslog-header",
-    ),
+    *(pytest.param(octet(cef_message().replace(a, b)), c, id=i) for a, b, c, i in REPLACED),
+    *(pytest.param(octet(cef_message(extensions=x)), c, id=i) for x, c, i in EXTENSIONS),
     pytest.param(octet(b"<85>Nov 26 10:00:00 h just text"), "not-cef", id="not-cef"),
-    pytest.param(
-        octet(b"<85>Nov 26 10:00:00 h CEF:0|Microsoft|Product|1.0|Sig|Name|a=1"),
-        "bad-cef-header-count",
-        id="six-header-fields",
-    ),
-    pytest.param(
-        octet(cef_message().replace(b"Stack Hub", b"Stack \\Hub")),
-        "bad-header-escape",
-        id="header-escape",
-    ),
-    pytest.param(
-        octet(cef_message(extensions="Who=admin Which-IP=10.0.0.1")),
-        "bad-extension-key",
-        id="extension-key",
-    ),
-    pytest.param(
-        octet(cef_message(extensions="msg=a=b Who=admin")),
-        "unescaped-equals",
-        id="unescaped-equals",
-    ),
-    pytest.param(
-        octet(cef_message(extensions="msg=caf Who=x").replace(b"caf", b"caf\xe9")),
-        "invalid-utf8",
-        id="invalid-utf8",
-    ),
+    pytest.param(octet(SIX_HEADER_FIELDS), "bad-cef-header-count", id="six-header-fields"),
+    # the framing itself is wrong
     pytest.param(b"12x" + cef_message() + b"\n", "bad-octet-count", id="bad-octet-count"),
     pytest.param(b"junk before the message\n", "bad-framing", id="bad-framing"),
     pytest.param(b"70000 " + b"x" * 70000, "oversize", id="oversize"),
@@ -398,6 +370,21 @@ def test_port_in_use_is_a_transport_error(tcp_listener: Listener) -> None:
 # -- the CLI -------------------------------------------------------------------------------
 
 
+def read_line(stream: IO[bytes], timeout: float = 30) -> str:
+    """One line from a child's unbuffered pipe, waiting at most ``timeout`` seconds for it."""
+    line = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        while not line.endswith(b"\n") and time.monotonic() < deadline:
+            if selector.select(timeout=0.5):
+                byte = stream.read(1)
+                if not byte:
+                    break
+                line += byte
+    return line.decode()
+
+
 class ListenProcess:
     """``azs-syslog listen`` in a child process, on a free port it reports on stderr."""
 
@@ -416,18 +403,9 @@ class ListenProcess:
 
     def _read_first_stderr_line(self) -> str:
         assert self.proc.stderr is not None
-        line = b""
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.proc.stderr, selectors.EVENT_READ)
-            deadline = time.monotonic() + 30
-            while not line.endswith(b"\n") and time.monotonic() < deadline:
-                if selector.select(timeout=0.5):
-                    byte = self.proc.stderr.read(1)
-                    if not byte:
-                        break
-                    line += byte
-        assert line.startswith(b"listening on"), line
-        return line.decode()
+        line = read_line(self.proc.stderr)
+        assert line.startswith("listening on"), line
+        return line
 
     def finish(self) -> tuple[int, str, str]:
         try:
@@ -485,14 +463,7 @@ def test_cli_mutual_tls(tls_files: TlsFiles) -> None:
         "--json", "--count", "1", "--timeout", "60",
     )  # fmt: skip
     assert "client certificate required" in listen.first_line
-    raw = socket.create_connection(("127.0.0.1", listen.port), timeout=WAIT)
-    no_cert = client_context(tls_files, with_cert=False)
-    with (
-        pytest.raises((ssl.SSLError, ConnectionError)),
-        no_cert.wrap_socket(raw, server_hostname="localhost") as tls,
-    ):
-        tls.sendall(octet(cef_message(1)))
-        tls.recv(1)
+    assert_refused(listen.port, client_context(tls_files, with_cert=False), 1)
     raw = socket.create_connection(("127.0.0.1", listen.port), timeout=WAIT)
     with client_context(tls_files).wrap_socket(raw, server_hostname="localhost") as tls:
         tls.sendall(octet(cef_message(2)))
@@ -508,13 +479,15 @@ def test_cli_sigterm_stops_with_a_summary() -> None:
     listen = ListenProcess("--protocol", "udp")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.sendto(cef_message(1), ("127.0.0.1", listen.port))
-    time.sleep(0.5)
+    assert listen.proc.stdout is not None
+    row = read_line(listen.proc.stdout)  # shown: received before the signal
+    assert " ok " in row
     listen.proc.terminate()
     code, stdout, stderr = listen.finish()
     assert code == 0
     assert "summary: 1 received" in stderr
     assert "udp 1" in stderr
-    assert len(stdout.splitlines()) == 1
+    assert stdout == ""
 
 
 def test_cli_stops_quietly_when_its_reader_goes_away() -> None:
