@@ -8,8 +8,9 @@ Three layers, each usable on its own, over the shared types of ``message``:
 
 * ``framing.StreamFramer`` splits a TCP/TLS byte stream into messages, detecting octet
   counting or LF framing per connection, with memory bounded by the maximum message size.
-* ``checks.parse_message`` checks and decodes one message (syslog header, CEF header and
-  extensions); every failure is a ``Problem`` with a stable code, and it never raises.
+* ``checks.parse_message`` checks and decodes one message (the syslog header there, the CEF
+  header and extensions in ``cef``); every failure is a ``Problem`` with a stable code, and it
+  never raises.
 * ``listener.Listener`` serves UDP, TCP or TLS (optionally requiring a client certificate) on
   a background thread and hands out ``ReceivedMessage`` objects through a queue or a
   callback; ``summary.Counts`` is its tally.

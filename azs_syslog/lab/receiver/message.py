@@ -164,3 +164,9 @@ class ReceivedMessage:
             "cef": cef,
             "message": self.text,
         }
+
+
+def preview(text: str, limit: int = 60) -> str:
+    """``text`` quoted for a problem's detail, cut at ``limit`` characters."""
+    shown = text if len(text) <= limit else text[:limit] + "…"
+    return repr(shown)
