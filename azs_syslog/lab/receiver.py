@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from azs_syslog.config.vocabulary import MONTHS as _MONTHS
 from azs_syslog.errors import CertificateError, TransportError
 
 if TYPE_CHECKING:
@@ -95,7 +96,6 @@ _SAMPLE_SIZE = 256
 # RFC 6587: MSG-LEN = NONZERO-DIGIT *DIGIT. Nine digits is far beyond any sane message.
 _MAX_COUNT_DIGITS = 9
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _PRI_RE = re.compile(r"<(\d{1,3})>")
 _RFC3164_RE = re.compile(
     r"(?P<mon>[A-Za-z]{3}) (?P<day>[ 0-9]\d) (?P<hh>\d\d):(?P<mm>\d\d):(?P<ss>\d\d) "
