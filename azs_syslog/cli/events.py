@@ -12,7 +12,15 @@ import click
 
 from azs_syslog.cli.exit_codes import ExitCode
 from azs_syslog.cli.input_options import input_format_option
+from azs_syslog.cli.options import (
+    cef_version_option,
+    facility_option,
+    framing_option,
+    message_format_option,
+    output_severity_option,
+)
 from azs_syslog.cli.output import json_lines, json_option, note
+from azs_syslog.config.vocabulary import CONFIG_FRAMINGS
 from azs_syslog.errors import EventError
 
 if TYPE_CHECKING:
@@ -27,46 +35,19 @@ def _configured_settings() -> RenderSettings:
     return RenderSettings.from_config(load_config())
 
 
-def _facility(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    if value is None:
-        return None
-    from azs_syslog.encode.syslog import parse_facility
-
-    try:
-        return parse_facility(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
 @click.command("format-event")
 @click.argument("source", default="-", type=click.File("rb"), metavar="[FILE|-]")
-@click.option(
-    "--message-format",
-    type=click.Choice(["rfc3164", "rfc5424"]),
-    help="Syslog header format (default: the configured one, else rfc3164).",
+@message_format_option("Syslog header format (default: the configured one, else rfc3164).")
+@facility_option(
+    "Syslog facility, e.g. authpriv or 10 (default: the configured one, else authpriv)."
 )
-@click.option(
-    "--facility",
-    callback=_facility,
-    metavar="NAME|NUMBER",
-    help="Syslog facility, e.g. authpriv or 10 (default: the configured one, else authpriv).",
-)
-@click.option(
-    "--cef-version",
-    type=click.Choice(["0", "0.0"]),
-    help="CEF version label: 0 (valid CEF) or 0.0 (as the source writes it).",
-)
-@click.option(
-    "--output-severity",
-    type=click.Choice(["Default", "Verbose"], case_sensitive=False),
-    help="Default drops Windows events below Warning; Verbose keeps every level.",
-)
-@click.option(
-    "--framing",
-    type=click.Choice(["none", "octet-counting", "lf"]),
+@cef_version_option("CEF version label: 0 (valid CEF) or 0.0 (as the source writes it).")
+@output_severity_option("Default drops Windows events below Warning; Verbose keeps every level.")
+@framing_option(
+    ("none", *CONFIG_FRAMINGS),
+    "Show the message framed as on TCP (octet-counting: the length prefix) or not at all.",
     default="none",
     show_default=True,
-    help="Show the message framed as on TCP (octet-counting: the length prefix) or not at all.",
 )
 @click.option(
     "--event-data-names/--no-event-data-names",

@@ -69,6 +69,16 @@ class ServerSettings:
         )
 
     @property
+    def verification(self) -> str:
+        """What is verified of the server: ``none`` (no TLS), ``nothing`` (TLS with
+        --skip-certificate-check), ``chain`` (--skip-cn-check) or ``chain and name``."""
+        if self.transport != "tls":
+            return "none"
+        if self.skip_certificate_check:
+            return "nothing"
+        return "chain" if self.skip_cn_check else "chain and name"
+
+    @property
     def transport(self) -> str:
         """``udp``, ``tcp`` (no encryption) or ``tls``."""
         if self.use_udp:

@@ -287,7 +287,11 @@ def _check_failover(server: ServerSettings, fail: _Fail) -> None:
     if port is not None and not 1 <= port <= 65535:
         raise fail("FailoverServerPort", f"{port} is not a port number (1-65535)")
     if name == server.server_name and port == server.server_port:
-        raise fail("FailoverServerName", "is the primary server itself")
+        error = fail(
+            "FailoverServerName", "FailoverServerName and FailoverServerPort name the server itself"
+        )
+        error.fix = "give a second server, or drop FailoverServerName and FailoverServerPort"
+        raise error
     if not 1 <= server.failover_after <= MAX_FAILOVER_AFTER:
         raise fail(
             "FailoverAfter",
