@@ -169,19 +169,20 @@ class _Printer:
 
     def finish(self) -> bool:
         """Say what was left out; True when anything was rejected or skipped."""
-        renderer = self.renderer
-        if not self.as_json:
-            if renderer.filtered:
-                note(
-                    f"{renderer.filtered} Windows event(s) below Warning not shown (OutputSeverity "
-                    f"{renderer.settings.output_severity}; --output-severity Verbose shows them)"
-                )
-            if self.shortened:
-                note(f"{self.shortened} event(s) shortened to the maximum message size")
-            if self.skipped:
-                note(f"{len(self.skipped)} damaged part(s) skipped, {self.shown} event(s) shown")
-            if self.rejected:
-                note(f"{self.rejected} event(s) rejected, {self.shown} shown")
+        renderer, shown = self.renderer, self.shown
+        notes = (
+            (
+                renderer.filtered,
+                f"{renderer.filtered} Windows event(s) below Warning not shown (OutputSeverity "
+                f"{renderer.settings.output_severity}; --output-severity Verbose shows them)",
+            ),
+            (self.shortened, f"{self.shortened} event(s) shortened to the maximum message size"),
+            (self.skipped, f"{len(self.skipped)} damaged part(s) skipped, {shown} event(s) shown"),
+            (self.rejected, f"{self.rejected} event(s) rejected, {shown} shown"),
+        )
+        for count, text in notes if not self.as_json else ():
+            if count:
+                note(text)
         return bool(self.rejected or self.skipped)
 
 

@@ -80,6 +80,11 @@ def output_severity_option(help: str, **extra: Any) -> Decorator:
     )
 
 
+def number_option(name: str, low: int, high: int, metavar: str, help: str) -> Decorator:
+    """An option taking a whole number from ``low`` to ``high``."""
+    return click.option(name, type=click.IntRange(low, high), metavar=metavar, help=help)
+
+
 def existing_file_option(name: str, metavar: str, help: str) -> Decorator:
     """An option naming a file that must exist (the command receives a ``Path``)."""
     return click.option(

@@ -22,6 +22,7 @@ from azs_syslog.cli.options import (
     flag_options,
     framing_option,
     message_format_option,
+    number_option,
 )
 from azs_syslog.cli.output import (
     UsageProblem,
@@ -82,11 +83,12 @@ def _conflict(first: str, second: str, why: str, *, fix: str | None = None) -> c
     metavar="NAME",
     help="FQDN or IP address of the syslog server (required unless --remove).",
 )
-@click.option(
+@number_option(
     "--server-port",
-    type=click.IntRange(1, 65535),
-    metavar="PORT",
-    help="Port the syslog server listens on, 1-65535 (required unless --remove).",
+    1,
+    65535,
+    "PORT",
+    "Port the syslog server listens on, 1-65535 (required unless --remove).",
 )
 @flag_options(
     ("--no-encryption", "Send over TCP in clear text. Not for production."),
@@ -124,11 +126,12 @@ def _conflict(first: str, second: str, why: str, *, fix: str | None = None) -> c
 @cef_version_option(
     "CEF version label in the header: 0 (valid CEF, default) or 0.0 (as the source shows)."
 )
-@click.option(
+@number_option(
     "--udp-rate",
-    type=click.IntRange(0, config.MAX_UDP_RATE),
-    metavar="EVENTS_PER_SECOND",
-    help="UDP only: send at most this many events a second, so that a receiver that reads "
+    0,
+    config.MAX_UDP_RATE,
+    "EVENTS_PER_SECOND",
+    "UDP only: send at most this many events a second, so that a receiver that reads "
     f"slower does not lose them; 0 = unpaced. Default: {config.DEFAULT_UDP_RATE}.",
 )
 @flag_options(
@@ -144,11 +147,12 @@ def _conflict(first: str, second: str, why: str, *, fix: str | None = None) -> c
         "Azure Stack Hub format stays exact.",
     ),
 )
-@click.option(
+@number_option(
     "--heartbeat-interval",
-    type=click.IntRange(0, config.MAX_HEARTBEAT_INTERVAL),
-    metavar="SECONDS",
-    help="Send a Heartbeat event this often while connected (0 or absent: none).",
+    0,
+    config.MAX_HEARTBEAT_INTERVAL,
+    "SECONDS",
+    "Send a Heartbeat event this often while connected (0 or absent: none).",
 )
 @click.option(
     "--failover-server-name",
@@ -156,17 +160,19 @@ def _conflict(first: str, second: str, why: str, *, fix: str | None = None) -> c
     help="FQDN or IP address of a second server, used when the first cannot be reached "
     "(same transport, trust and client certificate). Needs --failover-server-port.",
 )
-@click.option(
+@number_option(
     "--failover-server-port",
-    type=click.IntRange(1, 65535),
-    metavar="PORT",
-    help="Port of the failover server, 1-65535. Needs --failover-server-name.",
+    1,
+    65535,
+    "PORT",
+    "Port of the failover server, 1-65535. Needs --failover-server-name.",
 )
-@click.option(
+@number_option(
     "--failover-after",
-    type=click.IntRange(1, config.MAX_FAILOVER_AFTER),
-    metavar="SECONDS",
-    help="Seconds of failed connections to the first server before events go to the "
+    1,
+    config.MAX_FAILOVER_AFTER,
+    "SECONDS",
+    "Seconds of failed connections to the first server before events go to the "
     f"failover server. Default: {config.DEFAULT_FAILOVER_AFTER}.",
 )
 @json_option
