@@ -25,7 +25,7 @@ from pathlib import Path
 from azs_syslog import paths
 from azs_syslog.config.codec import parse_config, serialize_config
 from azs_syslog.config.model import Config, ServerSettings
-from azs_syslog.config.rules import check_config, check_server
+from azs_syslog.config.rules import check_config
 from azs_syslog.config.vocabulary import OutputSeverity
 from azs_syslog.errors import ConfigError
 
@@ -213,8 +213,7 @@ def set_server(server: ServerSettings, *, trusted_ca_pem: bytes | None = None) -
     else:
         server = replace(server, trusted_ca=None)
         remove_files = (ca_path,)
-    check_server(server)
-    return update_config(
+    return update_config(  # which validates the whole configuration before writing anything
         lambda old: replace(old, server=server),
         write_files=write_files,
         remove_files=remove_files,
