@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from azs_syslog.config.facility import parse_facility
 from azs_syslog.config.vocabulary import CEF_VERSIONS, MESSAGE_FORMATS, OUTPUT_SEVERITIES
 
 T = TypeVar("T")
@@ -40,12 +41,6 @@ def parsed_by(
     return callback
 
 
-def _parse_facility(value: str) -> int:
-    from azs_syslog.config.facility import parse_facility
-
-    return parse_facility(value)
-
-
 def message_format_option(help: str) -> Decorator:
     return click.option(
         "--message-format", type=click.Choice(MESSAGE_FORMATS, case_sensitive=False), help=help
@@ -61,7 +56,7 @@ def framing_option(choices: Sequence[str], help: str, **default: Any) -> Decorat
 def facility_option(help: str) -> Decorator:
     """``--facility NAME|NUMBER``: the command receives the number (or None)."""
     return click.option(
-        "--facility", callback=parsed_by(_parse_facility), metavar="NAME|NUMBER", help=help
+        "--facility", callback=parsed_by(parse_facility), metavar="NAME|NUMBER", help=help
     )
 
 
