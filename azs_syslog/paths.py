@@ -11,7 +11,7 @@ import os
 import stat
 from pathlib import Path
 
-APP_NAME = "azs-syslog"
+APP_NAME = "azs-syslog"  # the directories' name, and the APP-NAME of RFC 5424 messages
 HOME_ENV = "AZS_SYSLOG_HOME"
 
 

@@ -4,6 +4,7 @@ azs_syslog.lab.pki, and a byte-for-byte snapshot of everything under AZS_SYSLOG_
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 from cryptography import x509
@@ -12,6 +13,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from azs_syslog.lab import pki
+from tests.conftest import run_cli
 
 # Characters that never occur in base64 or in the JSON we write, so a leak cannot hide.
 PASSWORD = "pw-Zq!9_x#pässwörd"
@@ -105,3 +107,18 @@ def mode(path: Path) -> int:
 
 def load_chain(path: Path) -> list[x509.Certificate]:
     return x509.load_pem_x509_certificates(path.read_bytes())
+
+
+def set_server(*args: str) -> None:
+    """``set-syslog-server ARGS`` (siem.example.com port 6514 without any), which must work."""
+    given = list(args) or ["--server-name", "siem.example.com", "--server-port", "6514"]
+    result = run_cli(["set-syslog-server", *given])
+    assert result.exit_code == 0, result.stderr
+
+
+def stored_server() -> dict[str, object] | None:
+    """What ``get-syslog-server --json`` shows."""
+    shown = run_cli(["get-syslog-server", "--json"])
+    assert shown.exit_code == 0, shown.stderr
+    value: dict[str, object] | None = json.loads(shown.stdout)
+    return value

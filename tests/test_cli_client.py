@@ -11,7 +11,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from azs_syslog import config, paths
 from tests.conftest import run_cli, run_cli_process
-from tests.test_certs_helpers import PASSWORD, PASSWORD_BYTES, Lab, load_chain, mode, snapshot
+from tests.test_certs_helpers import (
+    PASSWORD,
+    PASSWORD_BYTES,
+    Lab,
+    load_chain,
+    mode,
+    set_server,
+    snapshot,
+)
 
 ENV = "AZS_SYSLOG_CERT_PASSWORD"
 
@@ -26,6 +34,13 @@ def pfx_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "pfx"
     directory.mkdir()
     return directory
+
+
+@pytest.fixture
+def good_pfx(lab: Lab, pfx_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A good client PFX, its password in the environment."""
+    monkeypatch.setenv(ENV, PASSWORD)
+    return write(pfx_dir, "client.pfx", lab.good_pfx())
 
 
 @pytest.fixture
@@ -196,12 +211,7 @@ def test_bad_pfx_is_refused_and_stored_files_are_unchanged(
     good = write(pfx_dir, "good.pfx", lab.good_pfx())
     monkeypatch.setenv(ENV, PASSWORD)
     assert client(["set-syslog-client", "--pfx-file", str(good)], outputs).exit_code == 0  # type: ignore[attr-defined]
-    assert (
-        run_cli(
-            ["set-syslog-server", "--server-name", "siem.example.com", "--server-port", "6514"]
-        ).exit_code
-        == 0
-    )
+    set_server()
     before = snapshot(azs_home)
     assert before  # a certificate is installed: the bad one must not replace it
 
@@ -262,11 +272,8 @@ def test_expiring_soon_is_stored_with_a_warning(
     assert "warning: the client certificate expires in" in shown.stderr
 
 
-def test_root_ca_chaining(
-    lab: Lab, pfx_dir: Path, monkeypatch: pytest.MonkeyPatch, azs_home: Path
-) -> None:
-    monkeypatch.setenv(ENV, PASSWORD)
-    pfx = write(pfx_dir, "client.pfx", lab.good_pfx())
+def test_root_ca_chaining(good_pfx: Path, lab: Lab, pfx_dir: Path, azs_home: Path) -> None:
+    pfx = good_pfx
     other = write(pfx_dir, "other-root.pem", lab.other_root_pem())
     refused = run_cli(["set-syslog-client", "--pfx-file", str(pfx), "--root-ca", str(other)])
     assert refused.exit_code == 1
@@ -279,18 +286,10 @@ def test_root_ca_chaining(
     assert config.load_config().client.certificate is not None
 
 
-def test_output_severity_alone_changes_only_that(
-    lab: Lab, pfx_dir: Path, monkeypatch: pytest.MonkeyPatch, azs_home: Path
-) -> None:
-    monkeypatch.setenv(ENV, PASSWORD)
-    pfx = write(pfx_dir, "client.pfx", lab.good_pfx())
+def test_output_severity_alone_changes_only_that(good_pfx: Path, azs_home: Path) -> None:
+    pfx = good_pfx
     assert run_cli(["set-syslog-client", "--pfx-file", str(pfx)]).exit_code == 0
-    assert (
-        run_cli(
-            ["set-syslog-server", "--server-name", "siem.example.com", "--server-port", "6514"]
-        ).exit_code
-        == 0
-    )
+    set_server()
     before = config.load_config()
     stored = before.client.certificate
     assert stored is not None
@@ -309,11 +308,8 @@ def test_output_severity_alone_changes_only_that(
     assert "'--output-severity'" in bad.stderr
 
 
-def test_remove_certificate(
-    lab: Lab, pfx_dir: Path, monkeypatch: pytest.MonkeyPatch, azs_home: Path
-) -> None:
-    monkeypatch.setenv(ENV, PASSWORD)
-    pfx = write(pfx_dir, "client.pfx", lab.good_pfx())
+def test_remove_certificate(good_pfx: Path, azs_home: Path) -> None:
+    pfx = good_pfx
     assert (
         run_cli(
             ["set-syslog-client", "--pfx-file", str(pfx), "--output-severity", "Verbose"]
@@ -359,11 +355,8 @@ def test_severity_without_certificate_is_shown(azs_home: Path) -> None:
     assert "Verbose" in table.stdout
 
 
-def test_missing_stored_pem_is_warned_about(
-    lab: Lab, pfx_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(ENV, PASSWORD)
-    pfx = write(pfx_dir, "client.pfx", lab.good_pfx())
+def test_missing_stored_pem_is_warned_about(good_pfx: Path) -> None:
+    pfx = good_pfx
     assert run_cli(["set-syslog-client", "--pfx-file", str(pfx)]).exit_code == 0
     stored = config.load_config().client.certificate
     assert stored is not None

@@ -22,6 +22,7 @@ from azs_syslog.cli import translate_cmdlet_args
 from azs_syslog.events.endpoint import PEP_EVENTS, REP_EVENTS
 from azs_syslog.lab import pki
 from tests.conftest import REPO_ROOT, discard_audit_events, run_cli, run_cli_process
+from tests.test_certs_helpers import stored_server
 from tests.test_send_event import windows_event
 
 DOCS = REPO_ROOT / "docs"
@@ -30,13 +31,6 @@ NO_SERVER_WARNING = (
     "(azs-syslog set-syslog-server --server-name NAME --server-port PORT)\n"
 )
 PEP_LINE = '{"type": "pep", "event": "PrivilegedEndpointAccessed", "who": "u", "which_ip": "i"}'
-
-
-def stored_server() -> dict[str, object] | None:
-    shown = run_cli(["get-syslog-server", "--json"])
-    assert shown.exit_code == 0, shown.stderr
-    value: dict[str, object] | None = json.loads(shown.stdout)
-    return value
 
 
 # --- PowerShell spellings ----------------------------------------------------------------------

@@ -9,16 +9,9 @@ import pytest
 
 from azs_syslog import config, paths
 from tests.conftest import run_cli, run_cli_process
-from tests.test_certs_helpers import Lab, mode, snapshot
+from tests.test_certs_helpers import Lab, mode, set_server, snapshot, stored_server
 
 SIEM = ["--server-name", "siem.example.com", "--server-port", "6514"]
-
-
-def get_server() -> dict[str, object] | None:
-    result = run_cli(["get-syslog-server", "--json"])
-    assert result.exit_code == 0, result.stderr
-    data: dict[str, object] | None = json.loads(result.stdout)
-    return data
 
 
 def test_default_is_tls_with_both_checks_on() -> None:
@@ -28,7 +21,7 @@ def test_default_is_tls_with_both_checks_on() -> None:
     assert "warning" not in result.stderr
     assert "siem.example.com port 6514" in result.stderr
     assert "certificate and name verified" in result.stderr
-    assert get_server() == {
+    assert stored_server() == {
         "ServerName": "siem.example.com",
         "ServerPort": 6514,
         "NoEncryption": False,
@@ -56,7 +49,7 @@ def test_cmdlet_spelling_udp() -> None:
     )
     assert result.exit_code == 0, result.stderr
     assert "warning: UDP" in result.stderr
-    server = get_server()
+    server = stored_server()
     assert server is not None
     assert server["UseUDP"] is True
     assert server["NoEncryption"] is True  # UDP implies no encryption
@@ -73,7 +66,7 @@ def test_cmdlet_spelling_of_project_flags(tmp_path: Path) -> None:
     args += ["-Facility", "local3", "-MaxMessageSize", "4096", "-CefVersion", "0.0"]
     result = run_cli(args)
     assert result.exit_code == 0, result.stderr
-    server = get_server()
+    server = stored_server()
     assert server is not None
     assert server["MessageFormat"] == "rfc5424"
     assert server["Facility"] == 19
@@ -112,7 +105,7 @@ def test_every_flag_is_stored(flags: list[str], expected: dict[str, object]) -> 
     result = run_cli(["set-syslog-server", *SIEM, *flags, "--json"])
     assert result.exit_code == 0, result.stderr
     printed = json.loads(result.stdout)
-    stored = get_server()
+    stored = stored_server()
     assert printed == stored
     assert stored is not None
     for key, value in expected.items():
@@ -131,7 +124,7 @@ def test_every_flag_is_stored(flags: list[str], expected: dict[str, object]) -> 
 def test_server_name_forms(name: str, stored: str) -> None:
     result = run_cli(["set-syslog-server", "--server-name", name, "--server-port", "6514"])
     assert result.exit_code == 0, result.stderr
-    server = get_server()
+    server = stored_server()
     assert server is not None
     assert server["ServerName"] == stored
 
@@ -152,7 +145,7 @@ def test_rerun_replaces_the_whole_server_configuration(tmp_path: Path) -> None:
         ).exit_code
         == 0
     )
-    server = get_server()
+    server = stored_server()
     assert server is not None
     assert server["ServerName"] == "other.example.com"
     assert server["Facility"] == 10
@@ -188,12 +181,7 @@ def test_trusted_ca_is_checked_and_copied(tmp_path: Path) -> None:
 def test_bad_trusted_ca_is_refused_and_nothing_changes(
     tmp_path: Path, azs_home: Path, content: bytes | None, words: str
 ) -> None:
-    assert (
-        run_cli(
-            ["set-syslog-server", "--server-name", "old.example.com", "--server-port", "1"]
-        ).exit_code
-        == 0
-    )
+    set_server("--server-name", "old.example.com", "--server-port", "1")
     before = snapshot(azs_home)
     bad = tmp_path / "ca.pem"
     bad.write_bytes(content if content is not None else Lab().client().cert_pem())
@@ -222,12 +210,7 @@ def test_plain_transport_with_certificate_flag_is_a_named_conflict(
     ca = tmp_path / "ca.pem"
     ca.write_bytes(Lab().root_pem())
     flags = [str(ca) if f == "CA" else f for f in tls_only]
-    assert (
-        run_cli(
-            ["set-syslog-server", "--server-name", "old.example.com", "--server-port", "1"]
-        ).exit_code
-        == 0
-    )
+    set_server("--server-name", "old.example.com", "--server-port", "1")
     before = snapshot(azs_home)
     result = run_cli(["set-syslog-server", *SIEM, plain, *flags])
     assert result.exit_code == 2
@@ -301,12 +284,7 @@ def test_remove_with_anything_else_is_a_named_conflict(
 def test_bad_values_are_usage_errors_and_change_nothing(
     azs_home: Path, args: list[str], words: str
 ) -> None:
-    assert (
-        run_cli(
-            ["set-syslog-server", "--server-name", "old.example.com", "--server-port", "1"]
-        ).exit_code
-        == 0
-    )
+    set_server("--server-name", "old.example.com", "--server-port", "1")
     before = snapshot(azs_home)
     result = run_cli(["set-syslog-server", *args])
     assert result.exit_code == 2, result.stderr
@@ -352,7 +330,7 @@ def test_remove_and_nothing_configured(azs_home: Path) -> None:
     assert empty.stdout == ""
     assert len(empty.stderr.splitlines()) == 1
     assert "no syslog server is configured" in empty.stderr
-    assert get_server() is None
+    assert stored_server() is None
 
     nothing = run_cli(["set-syslog-server", "--remove"])
     assert nothing.exit_code == 0
@@ -363,7 +341,7 @@ def test_remove_and_nothing_configured(azs_home: Path) -> None:
     assert removed.exit_code == 0
     assert json.loads(removed.stdout) is None
     assert "forwarding stops" in removed.stderr
-    assert get_server() is None
+    assert stored_server() is None
     assert config.load_config().server is None
 
 
@@ -498,7 +476,7 @@ def test_a_config_file_from_before_udp_rate_is_still_valid() -> None:
     server = config.load_config().server
     assert server is not None and server.udp_rate == config.DEFAULT_UDP_RATE
     assert server.event_data_names is False  # absent before the setting existed: off
-    shown = get_server()
+    shown = stored_server()
     assert shown is not None and shown["UdpRate"] == config.DEFAULT_UDP_RATE
     paths.config_file().write_text(
         json.dumps({**old, "server": {**old["server"], "UdpRate": -5}})  # type: ignore[dict-item]

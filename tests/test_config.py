@@ -137,96 +137,35 @@ def _write_raw(text: str) -> None:
 GOOD_SERVER = {"ServerName": "siem.example.com", "ServerPort": 6514}
 
 
+def bad_server(prop: str, value: object, words: str, **others: object) -> tuple[object, str, str]:
+    """A case of test_broken_file_names_file_and_field: the good server (with ``others``),
+    one property wrong."""
+    server = {**GOOD_SERVER, **others, prop: value}
+    return {"version": 1, "server": server}, f"server -> {prop}", words
+
+
 @pytest.mark.parametrize(
     ("document", "field", "words"),
     [
         ({"version": 2, "server": None}, "version", "unsupported version 2"),
         ({"server": None}, "version", "is missing"),
         ({"version": "1"}, "version", "must be an integer"),
-        (
-            {"version": 1, "server": {**GOOD_SERVER, "ServerPort": "6514"}},
-            "server -> ServerPort",
-            "must be an integer",
-        ),
-        (
-            {"version": 1, "server": {**GOOD_SERVER, "ServerPort": True}},
-            "server -> ServerPort",
-            "must be an integer",
-        ),
-        (
-            {"version": 1, "server": {**GOOD_SERVER, "ServerPort": 70000}},
-            "server -> ServerPort",
-            "1-65535",
-        ),
+        bad_server("ServerPort", "6514", "must be an integer"),
+        bad_server("ServerPort", True, "must be an integer"),
+        bad_server("ServerPort", 70000, "1-65535"),
         ({"version": 1, "server": {"ServerPort": 1}}, "server -> ServerName", "is missing"),
-        (
-            {"version": 1, "server": {**GOOD_SERVER, "ServerName": "a b"}},
-            "server -> ServerName",
-            "neither",
-        ),
-        (
-            {"version": 1, "server": {**GOOD_SERVER, "ServerName": "[::1]"}},
-            "server -> ServerName",
-            "write '::1'",
-        ),
-        (
-            {"version": 1, "server": {**GOOD_SERVER, "UseUDP": "yes"}},
-            "server -> UseUDP",
-            "true or false",
-        ),
-        (
-            {"version": 1, "server": {**GOOD_SERVER, "Colour": 1}},
-            "server -> Colour",
-            "unknown setting",
-        ),
-        (
-            {"version": 1, "server": {**GOOD_SERVER, "Framing": "nul"}},
-            "server -> Framing",
-            "must be one of",
-        ),
-        (
-            {"version": 1, "server": {**GOOD_SERVER, "MessageFormat": "x"}},
-            "server -> MessageFormat",
-            "must be one of",
-        ),
-        (
-            {"version": 1, "server": {**GOOD_SERVER, "Facility": 24}},
-            "server -> Facility",
-            "out of range",
-        ),
-        (
-            {"version": 1, "server": {**GOOD_SERVER, "MaxMessageSize": 100}},
-            "server -> MaxMessageSize",
-            "out of range",
-        ),
-        (
-            {
-                "version": 1,
-                "server": {
-                    **GOOD_SERVER,
-                    "UseUDP": True,
-                    "NoEncryption": True,
-                    "MaxMessageSize": 65535,
-                },
-            },
-            "server -> MaxMessageSize",
-            "for UDP",
-        ),
-        (
-            {"version": 1, "server": {**GOOD_SERVER, "CefVersion": "1"}},
-            "server -> CefVersion",
-            "must be one of",
-        ),
-        (
-            {"version": 1, "server": {**GOOD_SERVER, "UseUDP": True, "SkipCNCheck": True}},
-            "server -> SkipCNCheck",
-            "applies only to TLS",
-        ),
-        (
-            {"version": 1, "server": {**GOOD_SERVER, "NoEncryption": True, "TrustedCA": "/x"}},
-            "server -> TrustedCA",
-            "applies only to TLS",
-        ),
+        bad_server("ServerName", "a b", "neither"),
+        bad_server("ServerName", "[::1]", "write '::1'"),
+        bad_server("UseUDP", "yes", "true or false"),
+        bad_server("Colour", 1, "unknown setting"),
+        bad_server("Framing", "nul", "must be one of"),
+        bad_server("MessageFormat", "x", "must be one of"),
+        bad_server("Facility", 24, "out of range"),
+        bad_server("MaxMessageSize", 100, "out of range"),
+        bad_server("MaxMessageSize", 65535, "for UDP", UseUDP=True, NoEncryption=True),
+        bad_server("CefVersion", "1", "must be one of"),
+        bad_server("SkipCNCheck", True, "applies only to TLS", UseUDP=True),
+        bad_server("TrustedCA", "/x", "applies only to TLS", NoEncryption=True),
         ({"version": 1, "server": [1]}, "server", "JSON object"),
         (
             {"version": 1, "client": {"OutputSeverity": "Loud"}},

@@ -16,18 +16,17 @@ from typing import Any, BinaryIO
 import click
 
 from azs_syslog import config
-from azs_syslog.cli.output import emit_json, json_option, note, warn
-from azs_syslog.cli.server import print_properties
+from azs_syslog.cli.options import existing_file_option, output_severity_option
+from azs_syslog.cli.output import emit_json, json_option, note, print_properties, warn
 
 PASSWORD_ENV = "AZS_SYSLOG_CERT_PASSWORD"  # noqa: S105 - the variable's name, not a password
 
 
 @click.command("set-syslog-client")
-@click.option(
+@existing_file_option(
     "--pfx-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    metavar="PATH",
-    help="PKCS#12 (PFX) file with the client certificate, its private key and its chain.",
+    "PATH",
+    "PKCS#12 (PFX) file with the client certificate, its private key and its chain.",
 )
 @click.option(
     "--pfx-binary",
@@ -45,18 +44,13 @@ PASSWORD_ENV = "AZS_SYSLOG_CERT_PASSWORD"  # noqa: S105 - the variable's name, n
     is_flag=True,
     help="Remove the client certificate (and its stored key).",
 )
-@click.option(
-    "--output-severity",
-    type=click.Choice(config.OUTPUT_SEVERITIES, case_sensitive=False),
-    metavar="Default|Verbose",
-    help="Default: forward Windows events of level Critical, Error and Warning only. "
+@output_severity_option(
+    "Default: forward Windows events of level Critical, Error and Warning only. "
     "Verbose: forward all levels.",
+    metavar="Default|Verbose",
 )
-@click.option(
-    "--root-ca",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    metavar="FILE",
-    help="Refuse the certificate unless it chains to this root CA (PEM or DER).",
+@existing_file_option(
+    "--root-ca", "FILE", "Refuse the certificate unless it chains to this root CA (PEM or DER)."
 )
 @json_option
 def set_syslog_client(
@@ -64,7 +58,7 @@ def set_syslog_client(
     pfx_binary: str | None,
     cert_password: str | None,
     remove_certificate: bool,
-    output_severity: str | None,
+    output_severity: config.OutputSeverity | None,
     root_ca: Path | None,
     as_json: bool,
 ) -> None:
@@ -86,7 +80,7 @@ def set_syslog_client(
       azs-syslog set-syslog-client --output-severity Verbose
       azs-syslog set-syslog-client --remove-certificate
     """
-    _check_usage(pfx_file, pfx_binary, cert_password, remove_certificate, output_severity, root_ca)
+    _check_usage()
     from azs_syslog.forwarder import audit
 
     command = "set-syslog-client" + (" --remove-certificate" if remove_certificate else "")
@@ -117,15 +111,13 @@ def set_syslog_client(
         emit_json(client_view(new.client))
 
 
-def _check_usage(
-    pfx_file: Path | None,
-    pfx_binary: str | None,
-    cert_password: str | None,
-    remove_certificate: bool,
-    output_severity: str | None,
-    root_ca: Path | None,
-) -> None:
-    """Conflicting or incomplete flags are usage errors that name the flags."""
+def _check_usage() -> None:
+    """Conflicting or incomplete flags (of the command running) are usage errors that name
+    the flags."""
+    given = click.get_current_context().params
+    pfx_file, pfx_binary = given["pfx_file"], given["pfx_binary"]
+    cert_password, root_ca = given["cert_password"], given["root_ca"]
+    remove_certificate = given["remove_certificate"]
     if pfx_file is not None and pfx_binary is not None:
         raise click.UsageError(
             "--pfx-file and --pfx-binary cannot be combined: give the PFX one way"
@@ -150,7 +142,7 @@ def _check_usage(
         ):
             if value:
                 raise click.UsageError(f"{flag} needs a PFX: give --pfx-file or --pfx-binary -")
-        if not remove_certificate and output_severity is None:
+        if not remove_certificate and given["output_severity"] is None:
             raise click.UsageError(
                 "nothing to do: give --pfx-file PATH, --pfx-binary -, --remove-certificate or "
                 "--output-severity Default|Verbose"
@@ -215,7 +207,7 @@ def _password(cert_password: str | None, from_stdin: bool) -> str:
 def _import(
     pfx_file: Path | None,
     cert_password: str | None,
-    output_severity: str | None,
+    output_severity: config.OutputSeverity | None,
     root_ca: Path | None,
 ) -> config.Config:
     from azs_syslog.config import certs

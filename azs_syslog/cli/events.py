@@ -12,11 +12,19 @@ import click
 
 from azs_syslog.cli.exit_codes import ExitCode
 from azs_syslog.cli.input_options import input_format_option
+from azs_syslog.cli.options import (
+    cef_version_option,
+    facility_option,
+    framing_option,
+    message_format_option,
+    output_severity_option,
+)
 from azs_syslog.cli.output import json_lines, json_option, note
+from azs_syslog.config.vocabulary import CONFIG_FRAMINGS
 from azs_syslog.errors import EventError
 
 if TYPE_CHECKING:
-    from azs_syslog.encode.render import RenderSettings
+    from azs_syslog.encode.render import Renderer, RenderSettings
 
 
 def _configured_settings() -> RenderSettings:
@@ -27,46 +35,19 @@ def _configured_settings() -> RenderSettings:
     return RenderSettings.from_config(load_config())
 
 
-def _facility(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    if value is None:
-        return None
-    from azs_syslog.encode.syslog import parse_facility
-
-    try:
-        return parse_facility(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
 @click.command("format-event")
 @click.argument("source", default="-", type=click.File("rb"), metavar="[FILE|-]")
-@click.option(
-    "--message-format",
-    type=click.Choice(["rfc3164", "rfc5424"]),
-    help="Syslog header format (default: the configured one, else rfc3164).",
+@message_format_option("Syslog header format (default: the configured one, else rfc3164).")
+@facility_option(
+    "Syslog facility, e.g. authpriv or 10 (default: the configured one, else authpriv)."
 )
-@click.option(
-    "--facility",
-    callback=_facility,
-    metavar="NAME|NUMBER",
-    help="Syslog facility, e.g. authpriv or 10 (default: the configured one, else authpriv).",
-)
-@click.option(
-    "--cef-version",
-    type=click.Choice(["0", "0.0"]),
-    help="CEF version label: 0 (valid CEF) or 0.0 (as the source writes it).",
-)
-@click.option(
-    "--output-severity",
-    type=click.Choice(["Default", "Verbose"], case_sensitive=False),
-    help="Default drops Windows events below Warning; Verbose keeps every level.",
-)
-@click.option(
-    "--framing",
-    type=click.Choice(["none", "octet-counting", "lf"]),
+@cef_version_option("CEF version label: 0 (valid CEF) or 0.0 (as the source writes it).")
+@output_severity_option("Default drops Windows events below Warning; Verbose keeps every level.")
+@framing_option(
+    ("none", *CONFIG_FRAMINGS),
+    "Show the message framed as on TCP (octet-counting: the length prefix) or not at all.",
     default="none",
     show_default=True,
-    help="Show the message framed as on TCP (octet-counting: the length prefix) or not at all.",
 )
 @click.option(
     "--event-data-names/--no-event-data-names",
@@ -75,17 +56,7 @@ def _facility(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 )
 @input_format_option
 @json_option
-def format_event(
-    source: IO[bytes],
-    message_format: str | None,
-    facility: int | None,
-    cef_version: str | None,
-    output_severity: str | None,
-    framing: str,
-    event_data_names: bool | None,
-    input_format: str,
-    as_json: bool,
-) -> None:
+def format_event(source: IO[bytes], input_format: str, as_json: bool, **overrides: Any) -> None:
     """Print the syslog message each event of FILE (JSON or JSON lines; - for stdin) becomes.
 
     FILE may also be an .evtx file, Windows Event XML or a PowerShell Get-WinEvent export
@@ -104,43 +75,51 @@ def format_event(
     from azs_syslog.cli.send import open_events, progress_for
     from azs_syslog.encode.render import Renderer
 
-    settings = _configured_settings()
-    overrides: dict[str, Any] = {
-        "message_format": message_format,
-        "facility": facility,
-        "cef_version": cef_version,
-        "output_severity": output_severity,
-        "framing": framing,
-        "event_data_names": event_data_names,
-    }
+    # The options given override the configured settings (framing always: it has a default).
     settings = dataclasses.replace(
-        settings, **{k: v for k, v in overrides.items() if v is not None}
+        _configured_settings(), **{k: v for k, v in overrides.items() if v is not None}
     )
-    renderer = Renderer(settings)
     out = sys.stdout
     if as_json:
         json_lines()  # one object per event as it is rendered; a failure is the last line
-    shown = rejected = shortened = 0
-    skipped: list[str] = []
-
-    def on_skip(problem: str) -> None:
-        skipped.append(problem)
-        if as_json:
-            out.write(json.dumps({"skipped": problem}, ensure_ascii=False) + "\n")
-        else:
-            note(f"skipped: {getattr(source, 'name', '-')}: {problem}")
-
-    stream = cast(BinaryIO, source)
-    opened = open_events(stream, input_format, on_skip)
     name = getattr(source, "name", "-")
+    printer = _Printer(Renderer(settings), out, as_json, f"{name}")
+    stream = cast(BinaryIO, source)
+    opened = open_events(stream, input_format, printer.skip)
+    printer.unit = opened.unit
     progress = progress_for(name if isinstance(name, str) else "-", stream, opened.format)
     records = opened.records if progress is None else progress.track(opened.records)
     for line, record in _guarded(records, out, as_json):
         if progress is not None:
-            progress.rejected, progress.skipped = rejected, len(skipped)
+            progress.rejected, progress.skipped = printer.rejected, len(printer.skipped)
         if record is None:
-            rejected += 1
-            continue
+            printer.rejected += 1
+        else:
+            printer.render(line, record)
+    out.flush()
+    if printer.finish():
+        click.get_current_context().exit(ExitCode.PARTIAL)
+
+
+class _Printer:
+    """Renders each event and prints its message (or why it was rejected), counting both."""
+
+    def __init__(self, renderer: Renderer, out: IO[str], as_json: bool, name: str) -> None:
+        self.renderer, self.out, self.as_json, self.name = renderer, out, as_json, name
+        self.unit = "line"
+        self.shown = self.rejected = self.shortened = 0
+        self.skipped: list[str] = []
+
+    def skip(self, problem: str) -> None:
+        """A damaged part of the input, skipped."""
+        self.skipped.append(problem)
+        if self.as_json:
+            self.out.write(json.dumps({"skipped": problem}, ensure_ascii=False) + "\n")
+        else:
+            note(f"skipped: {self.name}: {problem}")
+
+    def render(self, line: int, record: Any) -> None:
+        renderer = self.renderer
         accepted_ms = time.time_ns() // 1_000_000
         truncated_before = renderer.truncated
         try:
@@ -155,53 +134,56 @@ def format_event(
                 else EventError("invalid JSON: nested too deeply")
             )
             exc.line = line
-            rejected += 1
-            if as_json:
-                out.write(
-                    json.dumps(
-                        {opened.unit: line, "error": exc.message, "field": exc.field},
-                        ensure_ascii=False,
-                    )
-                    + "\n"
-                )
-            else:
-                where = f"{opened.unit} {line}: " if opened.unit != "line" else ""
-                click.echo(f"error: {where}{exc}", err=True)
-            continue
-        if message is None:
-            continue
-        shown += 1
-        text = message.decode("utf-8")
-        truncated = renderer.truncated > truncated_before
+            self._reject(line, exc)
+            return
+        if message is not None:
+            self._show(line, message.decode("utf-8"), renderer.truncated > truncated_before)
+
+    def _reject(self, line: int, exc: EventError) -> None:
+        self.rejected += 1
+        if self.as_json:
+            item = {self.unit: line, "error": exc.message, "field": exc.field}
+            self.out.write(json.dumps(item, ensure_ascii=False) + "\n")
+        else:
+            where = f"{self.unit} {line}: " if self.unit != "line" else ""
+            click.echo(f"error: {where}{exc}", err=True)
+
+    def _show(self, line: int, text: str, truncated: bool) -> None:
+        self.shown += 1
         if truncated:
-            shortened += 1
-            if not as_json:
+            self.shortened += 1
+            if not self.as_json:
                 note(
-                    f"{opened.unit} {line}: shortened to the maximum message size "
-                    f"({settings.max_message_size} bytes); the values cut are the longest"
+                    f"{self.unit} {line}: shortened to the maximum message size "
+                    f"({self.renderer.settings.max_message_size} bytes); the values cut are "
+                    "the longest"
                 )
-        if as_json:
-            item: dict[str, object] = {opened.unit: line, "message": text}
+        if self.as_json:
+            item: dict[str, object] = {self.unit: line, "message": text}
             if truncated:
                 item["truncated"] = True
-            out.write(json.dumps(item, ensure_ascii=False) + "\n")
+            self.out.write(json.dumps(item, ensure_ascii=False) + "\n")
         else:
-            out.write(text if text.endswith("\n") else text + "\n")
-        out.flush()
-    out.flush()
-    if not as_json and renderer.filtered:
-        note(
-            f"{renderer.filtered} Windows event(s) below Warning not shown "
-            f"(OutputSeverity {settings.output_severity}; --output-severity Verbose shows them)"
+            self.out.write(text if text.endswith("\n") else text + "\n")
+        self.out.flush()
+
+    def finish(self) -> bool:
+        """Say what was left out; True when anything was rejected or skipped."""
+        renderer, shown = self.renderer, self.shown
+        notes = (
+            (
+                renderer.filtered,
+                f"{renderer.filtered} Windows event(s) below Warning not shown (OutputSeverity "
+                f"{renderer.settings.output_severity}; --output-severity Verbose shows them)",
+            ),
+            (self.shortened, f"{self.shortened} event(s) shortened to the maximum message size"),
+            (self.skipped, f"{len(self.skipped)} damaged part(s) skipped, {shown} event(s) shown"),
+            (self.rejected, f"{self.rejected} event(s) rejected, {shown} shown"),
         )
-    if shortened and not as_json:
-        note(f"{shortened} event(s) shortened to the maximum message size")
-    if skipped and not as_json:
-        note(f"{len(skipped)} damaged part(s) skipped, {shown} event(s) shown")
-    if rejected or skipped:
-        if rejected and not as_json:
-            note(f"{rejected} event(s) rejected, {shown} shown")
-        click.get_current_context().exit(ExitCode.PARTIAL)
+        for count, text in notes if not self.as_json else ():
+            if count:
+                note(text)
+        return bool(self.rejected or self.skipped)
 
 
 def _guarded(records: Any, out: IO[str], as_json: bool) -> Any:

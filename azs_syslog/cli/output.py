@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -107,3 +108,15 @@ def console(*, stderr: bool = False) -> Console:
     from rich.console import Console
 
     return Console(stderr=stderr, markup=False, highlight=False, emoji=False)
+
+
+def print_properties(title: str, rows: Sequence[tuple[str, str]]) -> None:
+    """A two-column table on stdout, for people. rich is imported only here."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_header=True)
+    table.add_column("Property", no_wrap=True)
+    table.add_column("Value", overflow="fold")
+    for name, value in rows:
+        table.add_row(name, value)
+    console().print(table)

@@ -1,11 +1,13 @@
 """``set-syslog-server`` and ``get-syslog-server``: Set-SyslogServer and Get-SyslogServer.
 
 Everything is validated before anything is written: a rejected command leaves the stored
-files as they were. Conflicting flags are usage errors (exit 2) that name both flags.
+files as they were. Conflicting flags are usage errors (exit 2) that name both flags; a value
+the configuration refuses (``config.build_server``) is a usage error that names its option.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,24 @@ from typing import Any
 import click
 
 from azs_syslog import config
-from azs_syslog.cli.output import UsageProblem, emit_json, json_option, note, warn
+from azs_syslog.cli.options import (
+    cef_version_option,
+    existing_file_option,
+    facility_option,
+    flag_options,
+    framing_option,
+    message_format_option,
+    number_option,
+)
+from azs_syslog.cli.output import (
+    UsageProblem,
+    emit_json,
+    json_option,
+    note,
+    print_properties,
+    warn,
+)
+from azs_syslog.errors import ConfigError
 
 _TRANSPORT_LABELS = {
     "tls": "TLS over TCP",
@@ -24,6 +43,15 @@ _RELP_LABELS = {
     "tls": "RELP over TLS (every message acknowledged)",
     "tcp": "RELP over TCP, no encryption (every message acknowledged)",
 }
+# What is verified of the server (ServerSettings.verification), in words.
+_VERIFICATION = {
+    "none": "nothing verified",
+    "nothing": "server certificate NOT verified",
+    "chain": "server certificate chain verified, name not checked",
+    "chain and name": "server certificate and name verified",
+}
+# A property of the configuration, where a message names one: the command line names options.
+_PROPERTY = re.compile(r"\b(" + "|".join(config.SERVER_OPTIONS) + r")\b")
 
 
 def _transport_label(server: config.ServerSettings) -> str:
@@ -32,9 +60,17 @@ def _transport_label(server: config.ServerSettings) -> str:
     return _TRANSPORT_LABELS[server.transport]
 
 
-def _given(options: dict[str, Any]) -> list[str]:
-    """The flags (as typed) of the options that were given."""
-    return ["--" + name.replace("_", "-") for name, value in options.items() if value]
+def _as_options(text: str) -> str:
+    return _PROPERTY.sub(lambda match: config.SERVER_OPTIONS[match.group(1)], text)
+
+
+def _refused(exc: ConfigError) -> click.UsageError:
+    """The usage error of a value the configuration refuses: one that names its option, or,
+    when the rule is about two settings (it has a fix), one that names both."""
+    if exc.fix:
+        return UsageProblem(_as_options(exc.message), fix=_as_options(exc.fix))
+    option = config.SERVER_OPTIONS[(exc.field or "").rpartition(" -> ")[2]]
+    return click.BadParameter(exc.message, param_hint=f"'{option}'")
 
 
 def _conflict(first: str, second: str, why: str, *, fix: str | None = None) -> click.UsageError:
@@ -47,56 +83,39 @@ def _conflict(first: str, second: str, why: str, *, fix: str | None = None) -> c
     metavar="NAME",
     help="FQDN or IP address of the syslog server (required unless --remove).",
 )
-@click.option(
+@number_option(
     "--server-port",
-    type=click.IntRange(1, 65535),
-    metavar="PORT",
-    help="Port the syslog server listens on, 1-65535 (required unless --remove).",
+    1,
+    65535,
+    "PORT",
+    "Port the syslog server listens on, 1-65535 (required unless --remove).",
 )
-@click.option(
-    "--no-encryption", is_flag=True, help="Send over TCP in clear text. Not for production."
+@flag_options(
+    ("--no-encryption", "Send over TCP in clear text. Not for production."),
+    (
+        "--skip-certificate-check",
+        "Do not verify the server's certificate at all (still encrypted). Never in production.",
+    ),
+    (
+        "--skip-cn-check",
+        "Verify the server's certificate chain but not its name (for a server given by IP).",
+    ),
+    ("--use-udp", "Send over UDP (implies no encryption). Not for production."),
+    (
+        "--use-relp",
+        "Send over RELP (rsyslog's imrelp): the server answers every message, so nothing is "
+        "lost or sent twice by guesswork. TLS unless --no-encryption.",
+    ),
+    ("--remove", "Remove the server configuration; forwarding stops."),
 )
-@click.option(
-    "--skip-certificate-check",
-    is_flag=True,
-    help="Do not verify the server's certificate at all (still encrypted). Never in production.",
-)
-@click.option(
-    "--skip-cn-check",
-    is_flag=True,
-    help="Verify the server's certificate chain but not its name (for a server given by IP).",
-)
-@click.option(
-    "--use-udp", is_flag=True, help="Send over UDP (implies no encryption). Not for production."
-)
-@click.option(
-    "--use-relp",
-    is_flag=True,
-    help="Send over RELP (rsyslog's imrelp): the server answers every message, so nothing is "
-    "lost or sent twice by guesswork. TLS unless --no-encryption.",
-)
-@click.option("--remove", is_flag=True, help="Remove the server configuration; forwarding stops.")
-@click.option(
+@existing_file_option(
     "--trusted-ca",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    metavar="FILE",
-    help="PEM file of CA certificates to trust besides the system store (copied). TLS only.",
+    "FILE",
+    "PEM file of CA certificates to trust besides the system store (copied). TLS only.",
 )
-@click.option(
-    "--message-format",
-    type=click.Choice(config.MESSAGE_FORMATS, case_sensitive=False),
-    help="Syslog header format. Default: rfc3164.",
-)
-@click.option(
-    "--framing",
-    type=click.Choice(config.FRAMINGS, case_sensitive=False),
-    help="Message framing on TCP and TLS. Default: octet-counting.",
-)
-@click.option(
-    "--facility",
-    metavar="NAME|NUMBER",
-    help="Syslog facility: a name (authpriv, local0, ...) or 0-23. Default: authpriv (10).",
-)
+@message_format_option("Syslog header format. Default: rfc3164.")
+@framing_option(config.CONFIG_FRAMINGS, "Message framing on TCP and TLS. Default: octet-counting.")
+@facility_option("Syslog facility: a name (authpriv, local0, ...) or 0-23. Default: authpriv (10).")
 @click.option(
     "--max-message-size",
     type=int,
@@ -104,36 +123,36 @@ def _conflict(first: str, second: str, why: str, *, fix: str | None = None) -> c
     help=f"Longest message in bytes, {config.MIN_MESSAGE_SIZE}-{config.MAX_MESSAGE_SIZE} "
     f"({config.MAX_UDP_MESSAGE_SIZE} with UDP). Default: {config.DEFAULT_MAX_MESSAGE_SIZE}.",
 )
-@click.option(
-    "--cef-version",
-    type=click.Choice(config.CEF_VERSIONS),
-    help="CEF version label in the header: 0 (valid CEF, default) or 0.0 (as the source shows).",
+@cef_version_option(
+    "CEF version label in the header: 0 (valid CEF, default) or 0.0 (as the source shows)."
 )
-@click.option(
+@number_option(
     "--udp-rate",
-    type=click.IntRange(0, config.MAX_UDP_RATE),
-    metavar="EVENTS_PER_SECOND",
-    help="UDP only: send at most this many events a second, so that a receiver that reads "
+    0,
+    config.MAX_UDP_RATE,
+    "EVENTS_PER_SECOND",
+    "UDP only: send at most this many events a second, so that a receiver that reads "
     f"slower does not lose them; 0 = unpaced. Default: {config.DEFAULT_UDP_RATE}.",
 )
-@click.option(
-    "--event-data-names",
-    is_flag=True,
-    help="Add MasEventDataNames to Windows events: the names of the MasEventData values, in "
-    "the same order, joined the same way. Off by default (the Azure Stack Hub format).",
+@flag_options(
+    (
+        "--event-data-names",
+        "Add MasEventDataNames to Windows events: the names of the MasEventData values, in "
+        "the same order, joined the same way. Off by default (the Azure Stack Hub format).",
+    ),
+    (
+        "--sequence-numbers",
+        "Add a sequence number and a stream id to every message (cn1=N cn1Label=seq "
+        "cs1=ID cs1Label=stream), so the SIEM can prove none is missing. Off by default: the "
+        "Azure Stack Hub format stays exact.",
+    ),
 )
-@click.option(
-    "--sequence-numbers",
-    is_flag=True,
-    help="Add a sequence number and a stream id to every message (cn1=N cn1Label=seq "
-    "cs1=ID cs1Label=stream), so the SIEM can prove none is missing. Off by default: the "
-    "Azure Stack Hub format stays exact.",
-)
-@click.option(
+@number_option(
     "--heartbeat-interval",
-    type=click.IntRange(0, config.MAX_HEARTBEAT_INTERVAL),
-    metavar="SECONDS",
-    help="Send a Heartbeat event this often while connected (0 or absent: none).",
+    0,
+    config.MAX_HEARTBEAT_INTERVAL,
+    "SECONDS",
+    "Send a Heartbeat event this often while connected (0 or absent: none).",
 )
 @click.option(
     "--failover-server-name",
@@ -141,44 +160,23 @@ def _conflict(first: str, second: str, why: str, *, fix: str | None = None) -> c
     help="FQDN or IP address of a second server, used when the first cannot be reached "
     "(same transport, trust and client certificate). Needs --failover-server-port.",
 )
-@click.option(
+@number_option(
     "--failover-server-port",
-    type=click.IntRange(1, 65535),
-    metavar="PORT",
-    help="Port of the failover server, 1-65535. Needs --failover-server-name.",
+    1,
+    65535,
+    "PORT",
+    "Port of the failover server, 1-65535. Needs --failover-server-name.",
 )
-@click.option(
+@number_option(
     "--failover-after",
-    type=click.IntRange(1, config.MAX_FAILOVER_AFTER),
-    metavar="SECONDS",
-    help="Seconds of failed connections to the first server before events go to the "
+    1,
+    config.MAX_FAILOVER_AFTER,
+    "SECONDS",
+    "Seconds of failed connections to the first server before events go to the "
     f"failover server. Default: {config.DEFAULT_FAILOVER_AFTER}.",
 )
 @json_option
-def set_syslog_server(
-    server_name: str | None,
-    server_port: int | None,
-    no_encryption: bool,
-    skip_certificate_check: bool,
-    skip_cn_check: bool,
-    use_udp: bool,
-    use_relp: bool,
-    remove: bool,
-    trusted_ca: Path | None,
-    message_format: str | None,
-    framing: str | None,
-    facility: str | None,
-    max_message_size: int | None,
-    cef_version: str | None,
-    udp_rate: int | None,
-    event_data_names: bool,
-    sequence_numbers: bool,
-    heartbeat_interval: int | None,
-    failover_server_name: str | None,
-    failover_server_port: int | None,
-    failover_after: int | None,
-    as_json: bool,
-) -> None:
+def set_syslog_server(**settings: Any) -> None:
     """Set the syslog server events are forwarded to (Set-SyslogServer).
 
     Running it again replaces the whole server configuration: settings not given go back to
@@ -194,30 +192,16 @@ def set_syslog_server(
         --failover-server-name siem2.example.com --failover-server-port 6514
       azs-syslog set-syslog-server --remove
     """
-    settings: dict[str, Any] = {
-        "server_name": server_name,
-        "server_port": server_port,
-        "no_encryption": no_encryption,
-        "skip_certificate_check": skip_certificate_check,
-        "skip_cn_check": skip_cn_check,
-        "use_udp": use_udp,
-        "use_relp": use_relp,
-        "trusted_ca": trusted_ca,
-        "message_format": message_format,
-        "framing": framing,
-        "facility": facility,
-        "max_message_size": max_message_size,
-        "cef_version": cef_version,
-        "udp_rate": udp_rate,
-        "event_data_names": event_data_names,
-        "sequence_numbers": sequence_numbers,
-        "heartbeat_interval": heartbeat_interval,
-        "failover_server_name": failover_server_name,
-        "failover_server_port": failover_server_port,
-        "failover_after": failover_after,
-    }
-    if remove:
-        others = _given({k: v is not None and v is not False for k, v in settings.items()})
+    as_json: bool = settings.pop("as_json")
+    # In the order of --help (click passes the options given first, in the order typed).
+    order = [param.name for param in click.get_current_context().command.params]
+    settings = {name: settings[name] for name in order if name in settings}
+    if settings.pop("remove"):
+        others = [
+            _flag(name)
+            for name, value in settings.items()
+            if value is not None and value is not False
+        ]
         if others:
             raise _conflict(
                 "--remove",
@@ -227,77 +211,13 @@ def set_syslog_server(
             )
         _remove(as_json)
         return
-
-    missing = [
-        flag
-        for flag, value in (("--server-name", server_name), ("--server-port", server_port))
-        if value is None
-    ]
-    if missing:
-        raise click.UsageError(
-            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required "
-            "(or --remove to delete the server configuration)"
-        )
-    assert server_name is not None and server_port is not None
-    _check_conflicts(settings)
-
+    _check_usage(settings)
+    trusted_ca: Path | None = settings.pop("trusted_ca")
     try:
-        name = config.normalize_server_name(server_name)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--server-name'") from None
-    failover_name = _check_failover(failover_server_name, failover_server_port, failover_after)
-    if failover_name is not None and (failover_name, failover_server_port) == (name, server_port):
-        raise UsageProblem(
-            "--failover-server-name and --failover-server-port name the server itself",
-            fix="give a second server, or drop the --failover-* options",
-        )
-    try:
-        facility_number = (
-            config.parse_facility(facility) if facility is not None else config.DEFAULT_FACILITY
-        )
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--facility'") from None
-    size = config.DEFAULT_MAX_MESSAGE_SIZE if max_message_size is None else max_message_size
-    limit = config.MAX_UDP_MESSAGE_SIZE if use_udp else config.MAX_MESSAGE_SIZE
-    if not config.MIN_MESSAGE_SIZE <= size <= limit:
-        raise click.BadParameter(
-            f"{size} is not in {config.MIN_MESSAGE_SIZE}-{limit}"
-            + (" (a UDP datagram carries at most 65507 bytes)" if use_udp else ""),
-            param_hint="'--max-message-size'",
-        )
-
-    trusted_ca_pem: bytes | None = None
-    ca_warnings: Sequence[str] = ()
-    if trusted_ca is not None:
-        from azs_syslog.config import certs
-
-        try:
-            data = trusted_ca.read_bytes()
-        except OSError as exc:
-            raise click.FileError(str(trusted_ca), exc.strerror) from None
-        trusted_ca_pem, ca_warnings = certs.check_ca_bundle(data, str(trusted_ca))
-
-    server = config.ServerSettings(
-        server_name=name,
-        server_port=server_port,
-        no_encryption=no_encryption or use_udp,
-        skip_certificate_check=skip_certificate_check,
-        skip_cn_check=skip_cn_check,
-        use_udp=use_udp,
-        use_relp=use_relp,
-        message_format=(message_format or "rfc3164").lower(),
-        framing=(framing or "octet-counting").lower(),
-        facility=facility_number,
-        max_message_size=size,
-        cef_version=cef_version or "0",
-        udp_rate=config.DEFAULT_UDP_RATE if udp_rate is None else udp_rate,
-        event_data_names=event_data_names,
-        sequence_numbers=sequence_numbers,
-        heartbeat_interval=heartbeat_interval or 0,
-        failover_server_name=failover_name,
-        failover_server_port=failover_server_port,
-        failover_after=config.DEFAULT_FAILOVER_AFTER if failover_after is None else failover_after,
-    )
+        server = config.build_server(settings)
+    except ConfigError as exc:
+        raise _refused(exc) from None
+    trusted_ca_pem, ca_warnings = _read_trusted_ca(trusted_ca)
     from azs_syslog.forwarder import audit
 
     with audit.recording("set-syslog-server", trusted_ca_pem=trusted_ca_pem) as recorded:
@@ -305,16 +225,47 @@ def set_syslog_server(
     assert new.server is not None
     if not recorded.changed:
         note(f"unchanged: the syslog server is already {_summary(new)}")
-        if as_json:
-            emit_json(server_view(new.server))
-        return
-
-    for message in ca_warnings:
-        warn(message)
-    _warn_about_security(new.server)
-    note(f"syslog server set: {_summary(new)}")
+    else:
+        for message in ca_warnings:
+            warn(message)
+        _warn_about_security(new.server)
+        note(f"syslog server set: {_summary(new)}")
     if as_json:
         emit_json(server_view(new.server))
+
+
+def _read_trusted_ca(trusted_ca: Path | None) -> tuple[bytes | None, Sequence[str]]:
+    """The checked PEM bundle of ``--trusted-ca`` and what to warn about, or (None, ())."""
+    if trusted_ca is None:
+        return None, ()
+    from azs_syslog.config import certs
+
+    try:
+        data = trusted_ca.read_bytes()
+    except OSError as exc:
+        raise click.FileError(str(trusted_ca), exc.strerror) from None
+    return certs.check_ca_bundle(data, str(trusted_ca))
+
+
+def _check_usage(settings: dict[str, Any]) -> None:
+    """What the options given say together: both the name and the port, no conflicting
+    options, a failover server whole."""
+    missing = [
+        flag
+        for flag in ("--server-name", "--server-port")
+        if settings[flag[2:].replace("-", "_")] is None
+    ]
+    if missing:
+        raise click.UsageError(
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required "
+            "(or --remove to delete the server configuration)"
+        )
+    _check_conflicts(settings)
+    _check_failover(
+        settings["failover_server_name"],
+        settings["failover_server_port"],
+        settings["failover_after"],
+    )
 
 
 def _check_conflicts(settings: dict[str, Any]) -> None:
@@ -351,8 +302,9 @@ def _check_conflicts(settings: dict[str, Any]) -> None:
         )
 
 
-def _check_failover(name: str | None, port: int | None, after: int | None) -> str | None:
-    """The failover server's name as stored, or None; usage errors for half a failover."""
+def _check_failover(name: str | None, port: int | None, after: int | None) -> None:
+    """Usage errors for half a failover server (its name and port are checked as values by
+    ``config.build_server``)."""
     if name is None and port is None:
         if after is not None:
             raise UsageProblem(
@@ -360,7 +312,7 @@ def _check_failover(name: str | None, port: int | None, after: int | None) -> st
                 fix="add --failover-server-name and --failover-server-port, or drop "
                 "--failover-after",
             )
-        return None
+        return
     if name is None or port is None:
         given, missing = (
             ("--failover-server-name", "--failover-server-port")
@@ -371,10 +323,6 @@ def _check_failover(name: str | None, port: int | None, after: int | None) -> st
             f"{given} needs {missing}: a failover server has a name and a port",
             fix=f"add {missing}, or drop {given}",
         )
-    try:
-        return config.normalize_server_name(name)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--failover-server-name'") from None
 
 
 def _flag(name: str) -> str:
@@ -425,13 +373,7 @@ def _warn_about_security(server: config.ServerSettings) -> None:
 
 
 def _verification(server: config.ServerSettings) -> str:
-    if server.transport != "tls":
-        return "nothing verified"
-    if server.skip_certificate_check:
-        return "server certificate NOT verified"
-    if server.skip_cn_check:
-        return "server certificate chain verified, name not checked"
-    return "server certificate and name verified"
+    return _VERIFICATION[server.verification]
 
 
 def _summary(current: config.Config) -> str:
@@ -459,20 +401,6 @@ def server_view(server: config.ServerSettings) -> dict[str, Any]:
     view = config.server_to_dict(server)
     view["Transport"] = f"relp-{server.transport}" if server.use_relp else server.transport
     return view
-
-
-def print_properties(title: str, rows: Sequence[tuple[str, str]]) -> None:
-    """A two-column table on stdout, for people. rich is imported only here."""
-    from rich.table import Table
-
-    from azs_syslog.cli.output import console
-
-    table = Table(title=title, title_justify="left", show_header=True)
-    table.add_column("Property", no_wrap=True)
-    table.add_column("Value", overflow="fold")
-    for name, value in rows:
-        table.add_row(name, value)
-    console().print(table)
 
 
 def _text(value: object) -> str:
@@ -509,33 +437,22 @@ def get_syslog_server(as_json: bool) -> None:
     if as_json:
         emit_json(view)
         return
-    rows = [(name, _text(value)) for name, value in view.items() if name != "Transport"]
-    rows.insert(0, ("Transport", f"{_transport_label(server)} ({_verification(server)})"))
-    rows = [
-        (name, f"{config.facility_name(server.facility)} ({server.facility})")
-        if name == "Facility"
-        else (name, value)
-        for name, value in rows
-    ]
+    print_properties("Syslog server", _rows(server, view))
+
+
+def _rows(server: config.ServerSettings, view: dict[str, Any]) -> list[tuple[str, str]]:
+    """The properties as people read them: the transport first, words for the numbers."""
+    shown = {
+        "Facility": f"{config.facility_name(server.facility)} ({server.facility})",
+        "FailoverAfter": f"{server.failover_after} s",  # in the view only with a failover
+    }
     if server.use_relp:
-        rows = [
-            (name, "one RELP frame per message") if name == "Framing" else (name, value)
-            for name, value in rows
-        ]
+        shown["Framing"] = "one RELP frame per message"
     if server.use_udp:
-        rows = [
-            (name, "one message per datagram (UDP)") if name == "Framing" else (name, value)
-            for name, value in rows
-        ]
-        rows = [
-            (name, _udp_rate_text(server.udp_rate)) if name == "UdpRate" else (name, value)
-            for name, value in rows
-        ]
-    else:
-        rows = [(name, value) for name, value in rows if name != "UdpRate"]
-    if server.has_failover:
-        rows = [
-            (name, f"{value} s") if name == "FailoverAfter" else (name, value)
-            for name, value in rows
-        ]
-    print_properties("Syslog server", rows)
+        shown["Framing"] = "one message per datagram (UDP)"
+        shown["UdpRate"] = _udp_rate_text(server.udp_rate)
+    return [("Transport", f"{_transport_label(server)} ({_verification(server)})")] + [
+        (name, shown.get(name, _text(value)))
+        for name, value in view.items()
+        if name != "Transport" and (name != "UdpRate" or server.use_udp)
+    ]

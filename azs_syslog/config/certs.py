@@ -19,14 +19,9 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from azs_syslog import paths
-from azs_syslog.config import (
-    EXPIRY_WARNING_DAYS,
-    ClientCertificate,
-    Config,
-    load_config,
-    stale_client_files,
-    update_config,
-)
+from azs_syslog.config.model import ClientCertificate, Config
+from azs_syslog.config.store import load_config, stale_client_files, update_config
+from azs_syslog.config.vocabulary import EXPIRY_WARNING_DAYS, OutputSeverity
 from azs_syslog.errors import CertificateError
 
 MAX_PFX_BYTES = 1024 * 1024  # a PFX is a few KiB; anything this big is not one
@@ -315,7 +310,7 @@ def _already_installed(bundle: ClientBundle) -> bool:
 
 
 def install_client_certificate(
-    bundle: ClientBundle, *, output_severity: str | None = None
+    bundle: ClientBundle, *, output_severity: OutputSeverity | None = None
 ) -> Config:
     """Store the chain and key (mode 0600) as a new pair and record it in the configuration.
 

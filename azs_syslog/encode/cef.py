@@ -20,13 +20,12 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from azs_syslog.config.vocabulary import CEF_VERSIONS as CEF_VERSIONS
 from azs_syslog.events.common import Event
 
 VENDOR: Final = "Microsoft"
 PRODUCT: Final = "Microsoft Azure Stack Hub"
 DEVICE_VERSION: Final = "1.0"
-# "0" is valid CEF; the source writes "0.0", offered for byte-for-byte fidelity [project].
-CEF_VERSIONS: Final = ("0", "0.0")
 
 # Controls a receiver or a terminal may take for a line break: written as CEF's "\n".
 LINE_BREAKS: Final = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from orjson import loads as _orjson_loads
 
+from azs_syslog.config.vocabulary import OUTPUT_SEVERITIES as OUTPUT_SEVERITIES
+
 try:
     from azs_syslog.encode import _speedups
 except ImportError:  # built without a C compiler: the pure-Python fused path
@@ -96,7 +98,6 @@ _native_render: Final[Callable[[dict[str, Any], object], tuple[Any, ...] | None]
     _speedups.render if _speedups is not None else _not_built
 )
 
-OUTPUT_SEVERITIES: Final = ("Default", "Verbose")
 # Windows levels the Default OutputSeverity forwards: Critical, Error, Warning.
 DEFAULT_LEVELS: Final = frozenset({1, 2, 3})
 # Bumped whenever the bytes produced for the same settings change, so queued batches rendered

@@ -12,14 +12,12 @@ from typing import Final
 
 from azs_syslog.config.facility import FACILITIES as FACILITIES
 from azs_syslog.config.facility import parse_facility as parse_facility
+from azs_syslog.config.vocabulary import FRAMINGS as FRAMINGS
+from azs_syslog.config.vocabulary import MESSAGE_FORMATS as MESSAGE_FORMATS
+from azs_syslog.config.vocabulary import MIN_MESSAGE_SIZE as MIN_MESSAGE_SIZE
+from azs_syslog.config.vocabulary import MONTHS as MONTHS
 from azs_syslog.encode.cef import SYSLOG_SEVERITY
-
-APP_NAME: Final = "azs-syslog"
-MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-MESSAGE_FORMATS: Final = ("rfc3164", "rfc5424")
-FRAMINGS: Final = ("octet-counting", "lf", "none")
-# RFC 5424 receivers must accept 480 bytes; below it no message is sure to fit its header.
-MIN_MESSAGE_SIZE: Final = 480
+from azs_syslog.paths import APP_NAME as APP_NAME
 
 
 def pri(facility: int, cef_severity: int) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 
+from azs_syslog.config.vocabulary import MONTHS as _MONTHS
 from azs_syslog.lab.receiver.cef import check_cef
 from azs_syslog.lab.receiver.message import (
     BAD_PRI,
@@ -24,7 +25,6 @@ from azs_syslog.lab.receiver.message import (
     preview,
 )
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _PRI_RE = re.compile(r"<(\d{1,3})>")
 _RFC3164_RE = re.compile(
     r"(?P<mon>[A-Za-z]{3}) (?P<day>[ 0-9]\d) (?P<hh>\d\d):(?P<mm>\d\d):(?P<ss>\d\d) "
