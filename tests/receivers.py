@@ -33,6 +33,7 @@ Without rsyslogd (or its ``ossl`` driver for TLS) the tests are skipped locally 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import glob
 import os
 import shutil
@@ -48,8 +49,8 @@ from typing import Any
 import pytest
 
 from azs_syslog.lab import pki
+from tests.support import IN_CI, wait_until
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PROTOCOLS = ("udp", "tcp", "tls", "relp")
 AUTHMODES = ("anon", "x509/certvalid", "x509/name")
 # The TLS 1.1-only server of the refusal tests: OpenSSL 3 configuration commands, which the
@@ -111,20 +112,23 @@ class TestPKI:
     client_key: Path
 
     @classmethod
-    def create(cls, directory: Path, *, ca_name: str = "azs-syslog test CA") -> TestPKI:
+    def create(
+        cls,
+        directory: Path,
+        *,
+        ca_name: str = "azs-syslog test CA",
+        client_name: str = "azs-syslog test client",
+        ca_days: int = 30,
+        days: int = 30,
+    ) -> TestPKI:
+        """The CA is valid for ``ca_days``, the server and client certificates for ``days``."""
         directory.mkdir(parents=True, exist_ok=True)
-        ca = pki.make_ca(ca_name)
+        ca = pki.make_ca(ca_name, days=ca_days)
         ca_file = directory / "ca.pem"
         ca_file.write_bytes(ca.cert_pem())
-        server = pki.issue(
-            ca,
-            "localhost",
-            dns_names=("localhost",),
-            ip_addresses=("127.0.0.1", "::1"),
-            server=True,
-        )
+        server = localhost_server(ca, days=days)
         server_cert, server_key = server.write(directory, "server")
-        client = pki.issue(ca, "azs-syslog test client", client=True)
+        client = pki.issue(ca, client_name, client=True, days=days)
         client_cert, client_key = client.write(directory, "client")
         return cls(
             directory, ca, ca_file, server, server_cert, server_key, client, client_cert, client_key
@@ -133,6 +137,45 @@ class TestPKI:
     def issue(self, stem: str, common_name: str, **kwargs: Any) -> tuple[Path, Path]:
         """Another certificate from this CA (``pki.issue`` arguments); its cert and key files."""
         return pki.issue(self.ca, common_name, **kwargs).write(self.directory, stem)
+
+    def server_files(self, kind: str | None = None) -> tuple[Path, Path]:
+        """A server certificate and key from this CA: the one for localhost (``None``), one for
+        another name (``"elsewhere"``: syslog.example.com) or an ``"expired"`` one."""
+        if kind is None:
+            return self.server_cert, self.server_key
+        if kind == "elsewhere":
+            names = ("syslog.example.com",)
+            return self.issue(kind, names[0], dns_names=names, server=True)
+        assert kind == "expired", kind
+        now = dt.datetime.now(dt.UTC)
+        return self.issue(
+            kind,
+            "localhost",
+            dns_names=("localhost",),
+            server=True,
+            not_before=now - dt.timedelta(days=30),
+            not_after=now - dt.timedelta(days=1),
+        )
+
+    def client_pfx(self, name: str, password: str, *, days: int = 365) -> tuple[pki.Issued, Path]:
+        """A client certificate ``CN=name`` from this CA, valid for ``days``, and its PFX file
+        (protected by ``password``)."""
+        issued = pki.issue(self.ca, name, client=True, days=days)
+        pfx = self.directory / f"{name.replace(' ', '-')}.pfx"
+        pfx.write_bytes(issued.to_pfx(password.encode()))
+        return issued, pfx
+
+
+def localhost_server(ca: pki.Issued, **kwargs: Any) -> pki.Issued:
+    """A server certificate from ``ca`` for localhost, 127.0.0.1 and ::1."""
+    return pki.issue(
+        ca,
+        "localhost",
+        dns_names=("localhost",),
+        ip_addresses=("127.0.0.1", "::1"),
+        server=True,
+        **kwargs,
+    )
 
 
 def free_port(host: str, protocol: str) -> int:
@@ -299,15 +342,8 @@ class RsyslogReceiver:
         self._terminate(signal.SIGKILL)
 
     def _terminate(self, sig: signal.Signals) -> None:
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(sig)
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT)
+        if self._process is not None:
+            stop_process(self._process, sig)
 
     def __enter__(self) -> RsyslogReceiver:
         return self.start()
@@ -424,6 +460,49 @@ class RsyslogReceiver:
             "}"
         )
         return "\n".join(lines) + "\n"
+
+
+def stop_process(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Send ``sig`` to ``process`` (ours, by its PID) and reap it; SIGKILL if it hangs."""
+    if process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(STOP_TIMEOUT)
+
+
+@contextlib.contextmanager
+def rsyslogd_with(
+    work: Path, config: str, port_file: Path, *, protocol: str = "tcp"
+) -> Iterator[tuple[int, Path]]:
+    """rsyslogd in the foreground with the test's own ``config`` (written to
+    ``work/rsyslog.conf``), whose imtcp input writes the port it picked to ``port_file``
+    (``listenPortFileName``). Yields that port and the file of rsyslogd's own output; stopped
+    by its PID when the block ends."""
+    rsyslogd = require_rsyslog(protocol)
+    conf = work / "rsyslog.conf"
+    conf.write_text(config, encoding="utf-8")
+    output = work / "rsyslogd.stderr"
+    with output.open("ab") as log:
+        process = subprocess.Popen(
+            [rsyslogd, "-n", "-f", str(conf), "-i", str(work / "rsyslogd.pid")],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+    try:
+
+        def port() -> int:
+            assert process.poll() is None, output.read_text(errors="replace")
+            text = port_file.read_text().strip() if port_file.exists() else ""
+            return int(text) if text else 0
+
+        yield wait_until(port, START_TIMEOUT, "rsyslogd to listen"), output
+    finally:
+        stop_process(process, signal.SIGTERM)
 
 
 @pytest.fixture

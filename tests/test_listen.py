@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import selectors
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +18,10 @@ import pytest
 from azs_syslog.errors import CertificateError, TransportError
 from azs_syslog.lab import pki
 from azs_syslog.lab.receiver import Listener, ReceivedMessage, server_ssl_context
-from tests.conftest import REPO_ROOT, run_cli
+from tests.conftest import run_cli
+from tests.receivers import localhost_server
+from tests.support import octet_frame as octet
+from tests.support import start_cli
 
 WAIT = 10.0  # seconds; generous for a loaded 2-core machine, never reached when things work
 
@@ -31,10 +32,6 @@ def cef_message(n: int = 1, *, extensions: str | None = None) -> bytes:
         "<85>Nov 26 10:00:00 azs-node1 CEF:0|Microsoft|Microsoft Azure Stack Hub|1.0|"
         f"Microsoft-AzureStack-PrivilegedEndpoint: 1000|PrivilegedEndpointAccessedEvent|5|{ext}"
     ).encode()
-
-
-def octet(message: bytes) -> bytes:
-    return b"%d %s" % (len(message), message)
 
 
 def one(listener: Listener) -> ReceivedMessage:
@@ -58,13 +55,7 @@ class TlsFiles:
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     directory = tmp_path_factory.mktemp("tls")
     ca = pki.make_ca("listen test CA")
-    server = pki.issue(
-        ca,
-        "localhost",
-        dns_names=("localhost",),
-        ip_addresses=("127.0.0.1", "::1"),
-        server=True,
-    )
+    server = localhost_server(ca)
     client = pki.issue(ca, "lab-client", client=True)
     stranger = pki.issue(pki.make_ca("some other CA"), "stranger", client=True)
     (directory / "ca.pem").write_bytes(ca.cert_pem())
@@ -402,13 +393,10 @@ class ListenProcess:
     """``azs-syslog listen`` in a child process, on a free port it reports on stderr."""
 
     def __init__(self, *args: str) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "azs_syslog", "listen", "--port", "0", *args],
+        self.proc = start_cli(
+            ["listen", "--port", "0", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=env,
             bufsize=0,  # unbuffered, so the selector sees what read(1) has not taken yet
         )
         self.first_line = self._read_first_stderr_line()

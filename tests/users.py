@@ -22,10 +22,11 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import IN_CI, REPO_ROOT
+from tests.support import IN_CI, REPO_ROOT
 
 
 def _give_up(message: str) -> None:
@@ -130,6 +131,18 @@ def interpreter_for_others() -> Iterator[Interpreter]:
                 mounted.rmdir()
 
 
+def _as_user(interpreter: Interpreter, user: User, home: Path) -> dict[str, Any]:
+    """The subprocess arguments that run ``interpreter`` as ``user`` with
+    ``AZS_SYSLOG_HOME=home``."""
+    return {
+        "env": {**interpreter.env, "AZS_SYSLOG_HOME": str(home)},
+        "user": user.uid,
+        "group": user.gid,
+        "extra_groups": list(user.groups) or [],
+        "cwd": "/",
+    }
+
+
 def as_user(
     interpreter: Interpreter,
     user: User,
@@ -144,13 +157,9 @@ def as_user(
         [interpreter.executable, "-m", "azs_syslog", *args],
         input=input,
         capture_output=True,
-        env={**interpreter.env, "AZS_SYSLOG_HOME": str(home)},
-        user=user.uid,
-        group=user.gid,
-        extra_groups=list(user.groups) or [],
-        cwd="/",
         timeout=timeout,
         check=False,
+        **_as_user(interpreter, user, home),
     )
 
 
@@ -167,11 +176,7 @@ def popen_as_user(
             [interpreter.executable, "-m", "azs_syslog", *args],
             stdout=subprocess.DEVNULL,
             stderr=log,
-            env={**interpreter.env, "AZS_SYSLOG_HOME": str(home)},
-            user=user.uid,
-            group=user.gid,
-            extra_groups=list(user.groups) or [],
-            cwd="/",
+            **_as_user(interpreter, user, home),
         )
 
 
