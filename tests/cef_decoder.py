@@ -163,7 +163,17 @@ def decode_cef(payload: str) -> CefMessage:
         else:
             current.append(char)
             pos += 1
-    return CefMessage(*fields, extensions=decode_extensions(payload[pos:]))
+    version, vendor, product, device_version, signature_id, name, severity = fields
+    return CefMessage(
+        version,
+        vendor,
+        product,
+        device_version,
+        signature_id,
+        name,
+        severity,
+        decode_extensions(payload[pos:]),
+    )
 
 
 def decode_extensions(text: str) -> list[tuple[str, str]]:

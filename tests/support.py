@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 from click.testing import CliRunner, Result
 
@@ -144,7 +144,7 @@ def discard_audit_events() -> None:
 # --- waiting -----------------------------------------------------------------------------------
 
 
-def wait_until(condition: Callable[[], T], timeout: float, what: str) -> T:
+def wait_until(condition: Callable[[], T | Literal[False] | None], timeout: float, what: str) -> T:
     """Poll ``condition`` until it returns something true (returned) or ``timeout`` seconds
     pass (an AssertionError naming ``what``)."""
     deadline = time.monotonic() + timeout

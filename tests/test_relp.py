@@ -125,7 +125,7 @@ def test_receiver_killed_mid_stream_loses_nothing_and_duplicates_at_most_a_windo
     ids = wait_for_ids(receiver, range(count), timeout=120)
     duplicates = assert_none_missing(ids, range(count))
     assert duplicates <= relp.WINDOW * outages
-    worker.wait_for(lambda s: s["queue"]["events"] == 0)  # type: ignore[index]
+    worker.wait_for(lambda s: s["queue"]["events"] == 0)
     status = worker.status()
     counts = status["counts"]
     assert isinstance(counts, dict)
@@ -139,9 +139,7 @@ def test_receiver_killed_mid_stream_loses_nothing_and_duplicates_at_most_a_windo
     assert connection["relp_offers"]["commands"] == "syslog"
     assert (connection["tls_version"] is not None) is (mode != "plain")
     assert connection["client_certificate_sent"] is (mode == "mtls")
-    assert status["server"]["transport"] == (  # type: ignore[index]
-        "relp-tcp" if mode == "plain" else "relp-tls"
-    )
+    assert status["server"]["transport"] == ("relp-tcp" if mode == "plain" else "relp-tls")
 
 
 @pytest.mark.rsyslog

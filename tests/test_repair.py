@@ -231,7 +231,7 @@ def test_recovered_events_reach_rsyslog(
     expected = queued_record_ids()
     assert sum(expected.values()) == report["events_recovered"]
     worker = forwarder()
-    worker.wait_for(lambda s: s["queue"]["events"] == 0, timeout=60)  # type: ignore[index]
+    worker.wait_for(lambda s: s["queue"]["events"] == 0, timeout=60)
     received = record_ids(receiver.wait_for_lines(len(expected), timeout=30))
     assert set(received) == set(expected)
     code, _ = worker.terminate()

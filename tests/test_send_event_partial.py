@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -219,7 +220,7 @@ def test_killing_jobs_stops_the_producers(tmp_path: Path, signum: signal.Signals
     assert f"stopped by {signum.name}" in stderr.decode()
 
 
-def _start_send_event(args: list[str], **popen: object) -> subprocess.Popen[bytes]:
+def _start_send_event(args: list[str], **popen: Any) -> subprocess.Popen[bytes]:
     return start_cli(
         ["send-event", "--json", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen
     )

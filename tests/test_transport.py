@@ -6,6 +6,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,12 +45,12 @@ def client_settings(files: TestPKI | None, stem: str = "client") -> ClientSettin
 
 
 def tls_server(
-    port: int, trusted: TestPKI | None, name: str = "localhost", **kw: bool
+    port: int, trusted: TestPKI | None, name: str = "localhost", **kw: Any
 ) -> ServerSettings:
     return ServerSettings(name, port, trusted_ca=str(trusted.ca_file) if trusted else None, **kw)
 
 
-def send_all(sender: Sender, wire: bytes, lengths: list[int]) -> None:
+def send_all(sender: Sender, wire: bytes | memoryview, lengths: list[int]) -> None:
     try:
         sender.send(wire, lengths)
     finally:
