@@ -16,6 +16,7 @@ from tests.receivers import TestPKI, rsyslog_factory
 from tests.support import (
     REPO_ROOT,
     Forwarder,
+    Forwarders,
     discard_audit_events,
     run_cli,
     run_cli_process,
@@ -44,19 +45,23 @@ def azs_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 @pytest.fixture
-def forwarder(tmp_path: Path) -> Iterator[Callable[..., Forwarder]]:
-    """``forwarder(*args, **Forwarder options)`` → a started ``forwarder run`` child, its log
-    in tmp_path; every one still running is killed (by its PID) when the test ends."""
-    started: list[Forwarder] = []
+def forwarders_started(tmp_path: Path) -> Iterator[Forwarders]:
+    """Start ``Forwarder``s (or subclasses) through this: killed (by PID) at the test's end."""
+    started = Forwarders(tmp_path)
+    yield started
+    started.stop_all()
+
+
+@pytest.fixture
+def forwarder(forwarders_started: Forwarders) -> Callable[..., Forwarder]:
+    """``forwarder(*args, **Forwarder options)`` → a started ``forwarder run ARGS`` child, its
+    log in tmp_path."""
 
     def make(*args: str, **options: Any) -> Forwarder:
-        worker = Forwarder(tmp_path / f"forwarder-{len(started)}.log", *args, **options)
-        started.append(worker)
-        return worker.start()
+        log = forwarders_started.next_log()
+        return forwarders_started.start(Forwarder(log, *args, **options))
 
-    yield make
-    for worker in started:
-        worker.stop_quietly()
+    return make
 
 
 @pytest.fixture

@@ -147,15 +147,7 @@ class TestPKI:
             names = ("syslog.example.com",)
             return self.issue(kind, names[0], dns_names=names, server=True)
         assert kind == "expired", kind
-        now = dt.datetime.now(dt.UTC)
-        return self.issue(
-            kind,
-            "localhost",
-            dns_names=("localhost",),
-            server=True,
-            not_before=now - dt.timedelta(days=30),
-            not_after=now - dt.timedelta(days=1),
-        )
+        return expired_server(self.ca).write(self.directory, kind)
 
     def client_pfx(self, name: str, password: str, *, days: int = 365) -> tuple[pki.Issued, Path]:
         """A client certificate ``CN=name`` from this CA, valid for ``days``, and its PFX file
@@ -164,6 +156,19 @@ class TestPKI:
         pfx = self.directory / f"{name.replace(' ', '-')}.pfx"
         pfx.write_bytes(issued.to_pfx(password.encode()))
         return issued, pfx
+
+
+def expired_server(ca: pki.Issued) -> pki.Issued:
+    """A server certificate from ``ca`` for localhost that expired yesterday."""
+    now = dt.datetime.now(dt.UTC)
+    return pki.issue(
+        ca,
+        "localhost",
+        dns_names=("localhost",),
+        server=True,
+        not_before=now - dt.timedelta(days=30),
+        not_after=now - dt.timedelta(days=1),
+    )
 
 
 def localhost_server(ca: pki.Issued, **kwargs: Any) -> pki.Issued:

@@ -42,6 +42,7 @@ RECORD_ID = re.compile(rb"MasEventRecordID=(\d+)")
 POLL = 0.05  # seconds between two looks at a condition
 
 T = TypeVar("T")
+F = TypeVar("F", bound="Forwarder")
 
 
 # --- the CLI -----------------------------------------------------------------------------------
@@ -82,6 +83,15 @@ def start_cli(
     return start_python(["-m", "azs_syslog", *args], env=env, **popen)
 
 
+def run_process(
+    command: Sequence[str], *, input: bytes | None = None, timeout: float = 60, **popen: Any
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ``command`` to its end (at most ``timeout`` s), its output captured."""
+    return subprocess.run(
+        command, input=input, capture_output=True, timeout=timeout, check=False, **popen
+    )
+
+
 def run_cli_process(
     args: Sequence[str],
     *,
@@ -90,14 +100,8 @@ def run_cli_process(
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ``python -m azs_syslog`` in a child process, with this test's environment."""
-    return subprocess.run(
-        [sys.executable, "-m", "azs_syslog", *args],
-        input=input,
-        capture_output=True,
-        env=child_env(env),
-        timeout=timeout,
-        check=False,
-    )
+    command = [sys.executable, "-m", "azs_syslog", *args]
+    return run_process(command, input=input, timeout=timeout, env=child_env(env))
 
 
 def set_server(port: int, *flags: str) -> Result:
@@ -247,6 +251,12 @@ def assert_none_missing(ids: Counter[int], expected: range) -> int:
     return sum(ids.values()) - len(ids)
 
 
+def wait_for_all(receiver: RsyslogReceiver, expected: range, timeout: float = 60) -> int:
+    """Wait until every event of ``expected`` arrived at ``receiver`` (it must); returns the
+    number of duplicates."""
+    return assert_none_missing(wait_for_ids(receiver, expected, timeout), expected)
+
+
 # --- the forwarder as a process ----------------------------------------------------------------
 
 Status = dict[str, Any]
@@ -323,3 +333,23 @@ class Forwarder:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+class Forwarders:
+    """The forwarder processes a test started, each with its log in ``directory``; those
+    still running are killed (by PID) by ``stop_all`` (the ``forwarders_started`` fixture)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.started: list[Forwarder] = []
+
+    def next_log(self) -> Path:
+        return self.directory / f"forwarder-{len(self.started)}.log"
+
+    def start(self, worker: F) -> F:
+        self.started.append(worker)
+        return worker.start()
+
+    def stop_all(self) -> None:
+        for worker in self.started:
+            worker.stop_quietly()

@@ -20,6 +20,7 @@ from tests.support import RECORD_ID, Forwarder, run_cli, send_events, set_server
 pytestmark = pytest.mark.rsyslog
 
 Factory = Callable[..., RsyslogReceiver]
+Delivering = Callable[..., tuple[RsyslogReceiver, Forwarder]]
 AUDIT = b"|Microsoft-AzureStack-Forwarder: ConfigurationChanged|ConfigurationChanged|"
 HEARTBEAT = b"|Microsoft-AzureStack-Forwarder: Heartbeat|Heartbeat|"
 SEQUENCE = re.compile(rb" cn1=(\d+) cn1Label=seq cs1=([0-9a-f]{16}) cs1Label=stream$")
@@ -44,17 +45,20 @@ def rt_of(line: bytes) -> int:
     return int(match.group(1))
 
 
-def delivering(
-    rsyslog_factory: Factory, forwarder: Callable[[], Forwarder], count: int, *flags: str
-) -> tuple[RsyslogReceiver, Forwarder]:
-    """A TCP rsyslog ``A`` configured with ``flags``, a forwarder, and events 0..count-1
-    delivered to A."""
-    a = rsyslog_factory("tcp")
-    point_at(a, *flags)
-    worker = forwarder()
-    send(0, count)
-    wait_until(lambda: len(ids_of(a.lines())) == count, 30, f"the {count} events at A")
-    return a, worker
+@pytest.fixture
+def delivering(rsyslog_factory: Factory, forwarder: Callable[[], Forwarder]) -> Delivering:
+    """``delivering(count, *flags)``: a TCP rsyslog ``A`` configured with ``flags``, a
+    forwarder, and events 0..count-1 delivered to A."""
+
+    def start(count: int, *flags: str) -> tuple[RsyslogReceiver, Forwarder]:
+        a = rsyslog_factory("tcp")
+        point_at(a, *flags)
+        worker = forwarder()
+        send(0, count)
+        wait_until(lambda: len(ids_of(a.lines())) == count, 30, f"the {count} events at A")
+        return a, worker
+
+    return start
 
 
 def audits(receiver: RsyslogReceiver) -> list[bytes]:
@@ -62,10 +66,9 @@ def audits(receiver: RsyslogReceiver) -> list[bytes]:
 
 
 def test_repointing_shows_at_both_servers_before_the_change_takes_effect(
-    rsyslog_factory: Factory,
-    forwarder: Callable[[], Forwarder],
+    rsyslog_factory: Factory, delivering: Delivering
 ) -> None:
-    a, worker = delivering(rsyslog_factory, forwarder, 20)
+    a, worker = delivering(20)
     b = rsyslog_factory("tcp")
     point_at(b)
     send(20, 20)  # accepted right after the change: rendered for B
@@ -91,11 +94,8 @@ def test_repointing_shows_at_both_servers_before_the_change_takes_effect(
     worker.stop_cleanly()
 
 
-def test_remove_reaches_the_old_siem_before_forwarding_stops(
-    rsyslog_factory: Factory,
-    forwarder: Callable[[], Forwarder],
-) -> None:
-    a, worker = delivering(rsyslog_factory, forwarder, 5)
+def test_remove_reaches_the_old_siem_before_forwarding_stops(delivering: Delivering) -> None:
+    a, worker = delivering(5)
 
     started = time.monotonic()
     removed = run_cli(["set-syslog-server", "--remove"])
@@ -214,11 +214,8 @@ def test_sequence_numbers_are_contiguous_across_a_receiver_restart(
     worker.stop_cleanly()
 
 
-def test_without_the_flag_the_format_stays_exact(
-    rsyslog_factory: Factory,
-    forwarder: Callable[[], Forwarder],
-) -> None:
-    a, worker = delivering(rsyslog_factory, forwarder, 10)
+def test_without_the_flag_the_format_stays_exact(delivering: Delivering) -> None:
+    a, worker = delivering(10)
     assert not any(b"cn1=" in line or HEARTBEAT in line for line in a.lines(audit=True))
     worker.stop_cleanly()
 
@@ -228,12 +225,9 @@ def heartbeats(receiver: RsyslogReceiver) -> list[bytes]:
 
 
 def test_heartbeat_every_interval_with_a_hole_while_the_receiver_is_down(
-    rsyslog_factory: Factory,
-    forwarder: Callable[[], Forwarder],
+    delivering: Delivering,
 ) -> None:
-    a, worker = delivering(
-        rsyslog_factory, forwarder, 3, "--sequence-numbers", "--heartbeat-interval", "1"
-    )
+    a, worker = delivering(3, "--sequence-numbers", "--heartbeat-interval", "1")
     wait_until(lambda: len(heartbeats(a)) >= 3, 30, "three heartbeats")
     a.stop()
     down_at = time.time()

@@ -9,6 +9,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,19 +19,19 @@ from azs_syslog.queue import Queue
 from tests.receivers import RsyslogReceiver
 from tests.support import (
     Forwarder,
-    assert_none_missing,
+    Status,
     configure,
     record_ids,
     run_cli,
     send_events,
-    wait_for_ids,
+    wait_for_all,
     wait_until,
 )
 from tests.tmpfs import fill, mounted_tmpfs
 
 pytestmark = pytest.mark.rsyslog
 
-SmallHome = Callable[[int], contextlib.AbstractContextManager[tuple[Path, RsyslogReceiver]]]
+Drills = Callable[[int], contextlib.AbstractContextManager["Drill"]]
 
 
 def status_report() -> dict[str, object]:
@@ -46,36 +47,58 @@ def counters() -> dict[str, int]:
         return queue.counters()
 
 
+@dataclass(frozen=True)
+class Drill:
+    """AZS_SYSLOG_HOME on a small tmpfs, configured for a TCP rsyslog."""
+
+    home: Path
+    receiver: RsyslogReceiver
+    forwarder: Callable[[], Forwarder]
+
+    def fills_mid_stream(self, count: int) -> tuple[Forwarder, Path]:
+        """Half of ``count`` events queued, a forwarder started; once they flow, the receiver
+        stops while batches are in flight (they go out again, and the bookkeeping of that can
+        only be written once space is back), the other half is queued (surely undelivered when
+        the disk fills, however fast the first half went out on a quiet machine), the disk
+        filled and the receiver started again. Returns the forwarder and the filler file."""
+        send_events(0, count // 2)
+        worker = self.forwarder()
+        wait_until(self.receiver.lines, 30, "events to flow")
+        self.receiver.stop()
+        send_events(count // 2, count - count // 2)
+        filler = fill(self.home)
+        self.receiver.start()
+        return worker, filler
+
+
 @pytest.fixture
-def small_home(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rsyslog_factory: Callable[..., RsyslogReceiver]
-) -> SmallHome:
-    """``with small_home(size_kib) as (home, receiver)``: AZS_SYSLOG_HOME on a tmpfs of that
-    size, configured for a TCP rsyslog."""
+def drill(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    rsyslog_factory: Callable[..., RsyslogReceiver],
+    forwarder: Callable[[], Forwarder],
+) -> Drills:
+    """``with drill(size_kib) as lab``: a ``Drill`` on a tmpfs of that size."""
 
     @contextlib.contextmanager
-    def mount(size_kib: int) -> Iterator[tuple[Path, RsyslogReceiver]]:
+    def mount(size_kib: int) -> Iterator[Drill]:
         home = tmp_path / "home"
         with mounted_tmpfs(home, size_kib):
             monkeypatch.setenv("AZS_SYSLOG_HOME", str(home))
             receiver = rsyslog_factory("tcp")
             configure("tcp", receiver, None, tmp_path)
-            yield home, receiver
+            yield Drill(home, receiver, forwarder)
 
     return mount
 
 
-def fill_with_events_undelivered(receiver: RsyslogReceiver, home: Path, events: range) -> Path:
-    """Once events flow, stop the receiver while batches are in flight (they go out again,
-    and the bookkeeping of that can only be written once space is back), queue ``events``
-    (surely undelivered when the disk fills, however fast the first ones went out on a quiet
-    machine), fill the disk and start the receiver again. Returns the filler file."""
-    wait_until(receiver.lines, 30, "events to flow")
-    receiver.stop()
-    send_events(events.start, len(events))
-    filler = fill(home)
-    receiver.start()
-    return filler
+def caught_up(status: Status) -> bool:
+    """No disk-full condition, no queue write owed, nothing queued."""
+    return bool(
+        status.get("condition") is None
+        and status.get("queue_writes_owed") == 0
+        and status["queue"]["events"] == 0
+    )
 
 
 def duplicates_at(receiver: RsyslogReceiver) -> int:
@@ -83,21 +106,18 @@ def duplicates_at(receiver: RsyslogReceiver) -> int:
     return sum(ids.values()) - len(ids)
 
 
-def test_started_on_a_full_disk_it_delivers_says_so_and_recovers(
-    small_home: SmallHome,
-    forwarder: Callable[[], Forwarder],
-) -> None:
-    with small_home(16 << 10) as (home, receiver):
+def test_started_on_a_full_disk_it_delivers_says_so_and_recovers(drill: Drills) -> None:
+    with drill(16 << 10) as lab:
+        receiver = lab.receiver
         send_events(0, 1000)
         # A status file left by an older forwarder, too small for the next status: it says
         # "stopped" and cannot be rewritten while the disk is full.
         paths.status_file().write_text(
             json.dumps({"pid": 1, "state": "stopped", "updated": time.time() - 3600})
         )
-        filler = fill(home)
-        worker = forwarder()
-        ids = wait_for_ids(receiver, range(1000))
-        assert assert_none_missing(ids, range(1000)) == 0
+        filler = fill(lab.home)
+        worker = lab.forwarder()
+        assert wait_for_all(receiver, range(1000)) == 0
         assert worker.proc is not None and worker.proc.poll() is None
 
         report = status_report()
@@ -112,18 +132,9 @@ def test_started_on_a_full_disk_it_delivers_says_so_and_recovers(
         assert "Traceback" not in log
 
         filler.unlink()
-        worker.wait_for(
-            lambda s: (
-                s.get("condition") is None
-                and s.get("state") == "connected"
-                and s.get("queue_writes_owed") == 0
-                and s["queue"]["events"] == 0
-            ),
-            timeout=30,
-        )
+        worker.wait_for(lambda s: caught_up(s) and s.get("state") == "connected", timeout=30)
         send_events(1000, 100)
-        ids = wait_for_ids(receiver, range(1100))
-        assert assert_none_missing(ids, range(1100)) == 0
+        assert wait_for_all(receiver, range(1100)) == 0
         worker.wait_for(lambda s: s["counts"]["sent"] == 1100)
         recovered = status_report()
         assert recovered["running"] is True, recovered
@@ -137,31 +148,19 @@ def test_started_on_a_full_disk_it_delivers_says_so_and_recovers(
         assert "the disk-full condition is over" in worker.log.read_text()
 
 
-def test_disk_fills_while_forwarding_nothing_lost_every_duplicate_counted(
-    small_home: SmallHome,
-    forwarder: Callable[[], Forwarder],
-) -> None:
+def test_disk_fills_while_forwarding_nothing_lost_every_duplicate_counted(drill: Drills) -> None:
     count = 6000
-    with small_home(48 << 10) as (home, receiver):
-        send_events(0, count // 2)
-        worker = forwarder()
-        filler = fill_with_events_undelivered(receiver, home, range(count // 2, count))
+    with drill(48 << 10) as lab:
+        worker, filler = lab.fills_mid_stream(count)
+        receiver = lab.receiver
         worker.wait_for(lambda s: s.get("condition") == "disk full", timeout=30)
-        ids = wait_for_ids(receiver, range(count))
-        assert_none_missing(ids, range(count))
+        wait_for_all(receiver, range(count))
         assert worker.proc is not None and worker.proc.poll() is None
         report = status_report()
         assert report["running"] is True and "disk full" in str(report["reason"]), report
 
         filler.unlink()
-        worker.wait_for(
-            lambda s: (
-                s.get("condition") is None
-                and s.get("queue_writes_owed") == 0
-                and s["queue"]["events"] == 0
-            ),
-            timeout=30,
-        )
+        worker.wait_for(caught_up, timeout=30)
         counts = counters()
         duplicates = duplicates_at(receiver)
         assert duplicates <= counts["resent"], (duplicates, counts)
@@ -172,16 +171,13 @@ def test_disk_fills_while_forwarding_nothing_lost_every_duplicate_counted(
 
 
 def test_stopped_while_the_disk_is_full_the_next_run_resends_nothing_uncounted(
-    small_home: SmallHome,
-    forwarder: Callable[[], Forwarder],
+    drill: Drills,
 ) -> None:
     count = 3000
-    with small_home(32 << 10) as (home, receiver):
-        send_events(0, count // 2)
-        first = forwarder()
-        filler = fill_with_events_undelivered(receiver, home, range(count // 2, count))
-        ids = wait_for_ids(receiver, range(count))
-        assert_none_missing(ids, range(count))
+    with drill(32 << 10) as lab:
+        first, filler = lab.fills_mid_stream(count)
+        receiver = lab.receiver
+        wait_for_all(receiver, range(count))
         # Delivered and confirmed by the receiver; deleting them from the queue is owed.
         first.wait_for(
             lambda s: (
@@ -195,7 +191,7 @@ def test_stopped_while_the_disk_is_full_the_next_run_resends_nothing_uncounted(
         assert "kept in the status file" in first.log.read_text()
 
         filler.unlink()
-        second = forwarder()
+        second = lab.forwarder()
         second.wait_for(
             lambda s: s.get("queue_writes_owed") == 0 and s["queue"]["events"] == 0, timeout=30
         )

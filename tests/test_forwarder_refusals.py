@@ -5,6 +5,7 @@ matrix at the connection level (tests/test_transport.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -121,10 +122,19 @@ def enqueue_one() -> None:
         enqueue_records(iter([(1, line)]), queue, Renderer(settings), settings.key)
 
 
-def check_refusal(case: Case, receiver: RsyslogReceiver, config: Config) -> dict[str, Any] | None:
-    """An in-process worker with ``config`` and one event queued: refused as ``case`` says
-    (its status, with the error explained, is returned; nothing reached ``receiver``), or
-    accepted and the event delivered (None)."""
+def check_refusal(
+    case: Case, factory: Factory, pki: TestPKI, tmp_path: Path, protocol: str = "tls"
+) -> dict[str, Any] | None:
+    """A receiver set up as ``case`` says (``protocol``: TLS, or RELP over TLS) and an
+    in-process worker told what ``case`` says, one event queued: refused as ``case`` says (its
+    status, with the error explained, is returned; nothing reached the receiver), or accepted
+    and the event delivered (None)."""
+    other = TestPKI.create(tmp_path / "other", ca_name="some other CA")
+    receiver = start_receiver(factory, pki, case.receiver, protocol)
+    server = case.server(receiver.port, pki, other)
+    if protocol == "relp":
+        server = dataclasses.replace(server, use_relp=True)
+    config = Config(server=server, client=case.client(pki, other))
     enqueue_one()
     worker = Worker(lambda: config, options=WorkerOptions())
     try:
@@ -151,10 +161,7 @@ def test_refusals_are_explained_in_the_status(
     name: str, rsyslog_factory: Factory, pki: TestPKI, tmp_path: Path
 ) -> None:
     case = CASES[name]
-    other = TestPKI.create(tmp_path / "other", ca_name="some other CA")
-    receiver = start_receiver(rsyslog_factory, pki, case.receiver)
-    config = Config(server=case.server(receiver.port, pki, other), client=case.client(pki, other))
-    if check_refusal(case, receiver, config) is not None:
+    if check_refusal(case, rsyslog_factory, pki, tmp_path) is not None:
         shown = run_cli(["forwarder", "status", "--json"])
         assert shown.exit_code == 1
         assert json.loads(shown.stdout)["status"]["last_error"]["cause"] == case.cause

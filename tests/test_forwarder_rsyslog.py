@@ -27,6 +27,7 @@ from tests.support import (
     record_ids,
     run_cli,
     send_events,
+    wait_for_all,
     wait_for_ids,
     wait_until,
 )
@@ -93,8 +94,7 @@ def test_four_configurations_deliver_byte_exact(
     receiver = configured(mode)
     send_events(0, count)
     worker = forwarder()
-    ids = wait_for_ids(receiver, range(count))
-    assert_none_missing(ids, range(count))
+    wait_for_all(receiver, range(count))
     assert sorted(receiver.lines()) == sorted(expected_messages(0, count))
     if mode != "udp":
         assert receiver.lines() == expected_messages(0, count)  # in order, too
@@ -123,8 +123,7 @@ def test_receiver_down_at_start_then_up(
     worker.wait_for(lambda s: s["state"] == "backing off" and s["last_error"] is not None)
     assert run_cli(["forwarder", "status"]).exit_code == 1
     receiver.start()
-    ids = wait_for_ids(receiver, range(3000))
-    assert assert_none_missing(ids, range(3000)) == 0
+    assert wait_for_all(receiver, range(3000)) == 0
 
 
 @pytest.mark.parametrize("interruption", ["receiver stopped", "receiver killed", "worker killed"])
@@ -151,8 +150,7 @@ def test_interrupted_mid_stream_loses_nothing(
         received = len(receiver.lines())
         worker.wait_for(lambda s: s["state"] != "connected")  # it noticed the outage
         receiver.start()  # same port
-    ids = wait_for_ids(receiver, range(count), timeout=120)
-    duplicates = assert_none_missing(ids, range(count))
+    duplicates = wait_for_all(receiver, range(count), timeout=120)
     assert received < count, "the interruption did not happen mid-stream"
     status = worker.wait_for(drained)
     if interruption != "worker killed":  # the killed worker's resends are its own to count
@@ -168,7 +166,7 @@ def test_udp_to_tls_while_running_and_remove_then_set_again(
     worker = forwarder()
     worker.wait_for(lambda s: s["state"] == "connected")
     send_events(0, 2000)
-    wait_for_ids(udp, range(2000))
+    wait_for_all(udp, range(2000))
     configure("tls", tls, pki, tmp_path)
     changed = time.monotonic()
     worker.wait_for(
@@ -188,8 +186,7 @@ def test_udp_to_tls_while_running_and_remove_then_set_again(
     assert queue_depth() == 3000
     assert run_cli(["forwarder", "status"]).exit_code == 1
     configure("tls", tls, pki, tmp_path)
-    ids = wait_for_ids(tls, range(4000, 7000))
-    assert_none_missing(ids, range(4000, 7000))
+    wait_for_all(tls, range(4000, 7000))
     worker.stop_cleanly(within=5)
 
 
@@ -216,8 +213,7 @@ def test_socket_input_end_to_end_and_one_worker_per_home(
             replies += data
     assert b"error 501 " in replies
     assert replies.endswith(b"ok 501\n")
-    ids = wait_for_ids(receiver, range(500))
-    assert assert_none_missing(ids, range(500)) == 0
+    assert wait_for_all(receiver, range(500)) == 0
     worker.stop_cleanly(within=5)
 
 

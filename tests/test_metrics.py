@@ -7,7 +7,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import discard_audit_events, run_cli, run_cli_process
 from tests.receivers import RsyslogReceiver, free_port, rsyslog_factory  # noqa: F401
-from tests.support import Forwarder, send_events, wait_for_ids
+from tests.support import Forwarder, Forwarders, send_events, wait_for_ids
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -106,18 +106,12 @@ def last_error(samples: Samples) -> dict[str, str] | None:
 
 
 @pytest.fixture
-def metrics_forwarder(tmp_path: Path) -> Iterator[Callable[[], MetricsForwarder]]:
-    started: list[MetricsForwarder] = []
-
+def metrics_forwarder(forwarders_started: Forwarders) -> Callable[[], MetricsForwarder]:
     def make() -> MetricsForwarder:
         port = free_port("127.0.0.1", "tcp")
-        worker = MetricsForwarder(tmp_path / f"forwarder-{len(started)}.log", port).start()
-        started.append(worker)
-        return worker
+        return forwarders_started.start(MetricsForwarder(forwarders_started.next_log(), port))
 
-    yield make
-    for worker in started:
-        worker.stop_quietly()
+    return make
 
 
 @pytest.mark.rsyslog

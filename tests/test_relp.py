@@ -5,7 +5,6 @@ silence), a minimal scripted RELP peer on 127.0.0.1."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import socket
 import threading
@@ -29,7 +28,7 @@ from tests.support import (
     send_events,
     wait_for_ids,
 )
-from tests.test_forwarder_refusals import CASES, check_refusal, start_receiver
+from tests.test_forwarder_refusals import CASES, check_refusal
 
 __all__ = ["rsyslog_factory"]
 
@@ -233,11 +232,7 @@ RELP_CASES = dict(CASES)
 def test_tls_refusal_matrix_over_relp(
     name: str, rsyslog_factory: Factory, pki: TestPKI, tmp_path: Path
 ) -> None:
-    case = RELP_CASES[name]
-    other = TestPKI.create(tmp_path / "other", ca_name="some other CA")
-    receiver = start_receiver(rsyslog_factory, pki, case.receiver, "relp")
-    server = dataclasses.replace(case.server(receiver.port, pki, other), use_relp=True)
-    check_refusal(case, receiver, Config(server=server, client=case.client(pki, other)))
+    check_refusal(RELP_CASES[name], rsyslog_factory, pki, tmp_path, "relp")
 
 
 # --- a scripted peer, for the answers rsyslog does not give on demand ------------------------

@@ -31,7 +31,7 @@ from azs_syslog.forwarder.worker import default_rendering
 from azs_syslog.inputs.socket_input import MAX_CONNECTIONS, SocketInput
 from azs_syslog.queue import Queue, QueueLimits
 from tests.receivers import RsyslogReceiver, rsyslog_factory  # noqa: F401
-from tests.support import Forwarder, configure, events, wait_for_ids
+from tests.support import Forwarder, Forwarders, configure, events, wait_for_ids
 from tests.tmpfs import fill, mounted_tmpfs
 
 EVENT = b'{"type":"pep","event":"PrivilegedEndpointAccessed","who":"a","which_ip":"10.0.0.1"}\n'
@@ -66,17 +66,12 @@ class LimitedForwarder(Forwarder):
 
 
 @pytest.fixture
-def forwarders(tmp_path: Path) -> Iterator[Callable[..., LimitedForwarder]]:
-    started: list[LimitedForwarder] = []
-
+def forwarders(forwarders_started: Forwarders) -> Callable[..., LimitedForwarder]:
     def make(nofile: int | None = None) -> LimitedForwarder:
-        worker = LimitedForwarder(tmp_path / f"forwarder-{len(started)}.log", nofile).start()
-        started.append(worker)
-        return worker
+        log = forwarders_started.next_log()
+        return forwarders_started.start(LimitedForwarder(log, nofile))
 
-    yield make
-    for worker in started:
-        worker.stop_quietly()
+    return make
 
 
 def normal(text: str) -> str:

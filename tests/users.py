@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import IN_CI, REPO_ROOT
+from tests.support import IN_CI, REPO_ROOT, run_process
 
 
 def _give_up(message: str) -> None:
@@ -153,14 +153,8 @@ def as_user(
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ``python -m azs_syslog ARGS`` as ``user`` with ``AZS_SYSLOG_HOME=home``."""
-    return subprocess.run(
-        [interpreter.executable, "-m", "azs_syslog", *args],
-        input=input,
-        capture_output=True,
-        timeout=timeout,
-        check=False,
-        **_as_user(interpreter, user, home),
-    )
+    command = [interpreter.executable, "-m", "azs_syslog", *args]
+    return run_process(command, input=input, timeout=timeout, **_as_user(interpreter, user, home))
 
 
 def popen_as_user(
