@@ -35,6 +35,7 @@ from tests.support import (
     run_cli,
     send_events,
     set_server,
+    step_until,
     wait_until,
 )
 
@@ -398,12 +399,7 @@ def test_udp_backlog_drained_with_default_pacing_to_rsyslog_loses_nothing(
     discard_audit_events()  # the counts below are exact
     worker = Worker(options=WorkerOptions(socket_input=False))
     try:
-        deadline = time.monotonic() + 60
-        while worker.queue.depth().events:
-            assert time.monotonic() < deadline, "the backlog was not drained in 60 s"
-            wait = worker.step()
-            if wait:
-                time.sleep(min(wait, 0.05))
+        step_until(worker, lambda: not worker.queue.depth().events, 60, "the backlog to drain")
         sent = worker.queue.counters()["sent"]
     finally:
         worker.close()
