@@ -5,7 +5,8 @@
 #     compiler with the Python headers (gcc, python3-dev) for the compiled event encoder,
 #     each only if missing.
 #   * A virtual environment in ./.venv with the package (editable) and its test tools.
-#   * Then: ruff check, ruff format --check, mypy, and the whole pytest suite.
+#   * Then: ruff check, ruff format --check, mypy (strict on the package; the tests are type-
+#     checked too, not strictly: pyproject.toml), and the whole pytest suite.
 # Works as root (CI) or as a user with sudo. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,4 +34,5 @@ fi
 .venv/bin/ruff check azs_syslog tests benchmarks
 .venv/bin/ruff format --check azs_syslog tests benchmarks
 .venv/bin/mypy azs_syslog
+.venv/bin/mypy tests
 .venv/bin/python -m pytest -n 2 -p no:cacheprovider "$@"

@@ -163,7 +163,17 @@ def decode_cef(payload: str) -> CefMessage:
         else:
             current.append(char)
             pos += 1
-    return CefMessage(*fields, extensions=decode_extensions(payload[pos:]))
+    version, vendor, product, device_version, signature_id, name, severity = fields
+    return CefMessage(
+        version,
+        vendor,
+        product,
+        device_version,
+        signature_id,
+        name,
+        severity,
+        decode_extensions(payload[pos:]),
+    )
 
 
 def decode_extensions(text: str) -> list[tuple[str, str]]:
@@ -172,7 +182,19 @@ def decode_extensions(text: str) -> list[tuple[str, str]]:
     key."""
     if not text:
         return []
-    separators = []  # positions of unescaped "="
+    keys = [_key_before(text, eq) for eq in _separators(text)]
+    if keys[0][0] != 0:
+        raise DecodeError("text before the first key")
+    pairs = []
+    for index, (start, eq) in enumerate(keys):
+        end = keys[index + 1][0] - 1 if index + 1 < len(keys) else len(text)
+        pairs.append((text[start:eq], _unescape_value(text[eq + 1 : end])))
+    return pairs
+
+
+def _separators(text: str) -> list[int]:
+    """The positions of the unescaped ``=`` in ``text`` (at least one)."""
+    separators = []
     pos = 0
     while pos < len(text):
         char = text[pos]
@@ -186,23 +208,19 @@ def decode_extensions(text: str) -> list[tuple[str, str]]:
         pos += 1
     if not separators:
         raise DecodeError("extension text without a key")
-    keys = []
-    for eq in separators:
-        start = eq
-        while start > 0 and text[start - 1] in KEY_CHARS:
-            start -= 1
-        if start == eq:
-            raise DecodeError(f"empty key before = at {eq}")
-        if start != 0 and text[start - 1] != " ":
-            raise DecodeError(f"unescaped = inside a value at {eq}")
-        keys.append((start, eq))
-    if keys[0][0] != 0:
-        raise DecodeError("text before the first key")
-    pairs = []
-    for index, (start, eq) in enumerate(keys):
-        end = keys[index + 1][0] - 1 if index + 1 < len(keys) else len(text)
-        pairs.append((text[start:eq], _unescape_value(text[eq + 1 : end])))
-    return pairs
+    return separators
+
+
+def _key_before(text: str, eq: int) -> tuple[int, int]:
+    """Where the key that ends at the ``=`` at ``eq`` starts, and ``eq``."""
+    start = eq
+    while start > 0 and text[start - 1] in KEY_CHARS:
+        start -= 1
+    if start == eq:
+        raise DecodeError(f"empty key before = at {eq}")
+    if start != 0 and text[start - 1] != " ":
+        raise DecodeError(f"unescaped = inside a value at {eq}")
+    return start, eq
 
 
 def _unescape_value(raw: str) -> str:

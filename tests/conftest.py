@@ -1,4 +1,4 @@
-"""Shared test fixtures.
+"""Shared test fixtures (the helpers are in tests/support.py).
 
 Every test runs with ``AZS_SYSLOG_HOME`` pointing at its own temporary directory, so nothing
 ever touches the real home directory; colour and terminal width are fixed.
@@ -6,19 +6,31 @@ ever touches the real home directory; colour and terminal width are fixed.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from azs_syslog.cli import cli, translate_cmdlet_args
+from tests.receivers import TestPKI, rsyslog_factory
+from tests.support import (
+    REPO_ROOT,
+    Forwarder,
+    Forwarders,
+    discard_audit_events,
+    run_cli,
+    run_cli_process,
+)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Test modules import these from here too.
+__all__ = [
+    "REPO_ROOT",
+    "discard_audit_events",
+    "forwarder",
+    "rsyslog_factory",
+    "run_cli",
+    "run_cli_process",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -32,46 +44,27 @@ def azs_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield home
 
 
-def run_cli(args: Sequence[str], *, input: str | bytes | None = None) -> Result:
-    """Run the CLI in-process (stdout and stderr kept apart), as ``main`` would."""
-    runner = CliRunner()
-    return runner.invoke(
-        cli, translate_cmdlet_args(list(args)), input=input, catch_exceptions=False
-    )
-
-
-def run_cli_process(
-    args: Sequence[str],
-    *,
-    input: bytes | None = None,
-    env: dict[str, str] | None = None,
-    timeout: float = 60,
-) -> subprocess.CompletedProcess[bytes]:
-    """Run ``python -m azs_syslog`` in a child process, with this test's environment."""
-    full_env = dict(os.environ)
-    full_env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
-    if env:
-        full_env.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "azs_syslog", *args],
-        input=input,
-        capture_output=True,
-        env=full_env,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def discard_audit_events() -> None:
-    """Delete the ConfigurationChanged records the ``set-*`` commands queued so far, for the
-    tests that count the events queued and sent exactly (docs/operations.md, "The audit
-    trail"; counted as ``audit_undelivered``)."""
-    from azs_syslog.queue import Queue
-
-    with Queue() as queue:
-        queue.discard([b.id for b in queue.next_batches(1000) if b.pinned])
+@pytest.fixture
+def forwarders_started(tmp_path: Path) -> Iterator[Forwarders]:
+    """Start ``Forwarder``s (or subclasses) through this: killed (by PID) at the test's end."""
+    started = Forwarders(tmp_path)
+    yield started
+    started.stop_all()
 
 
 @pytest.fixture
-def cli_run() -> object:
-    return run_cli
+def forwarder(forwarders_started: Forwarders) -> Callable[..., Forwarder]:
+    """``forwarder(*args, **Forwarder options)`` → a started ``forwarder run ARGS`` child, its
+    log in tmp_path."""
+
+    def make(*args: str, **options: Any) -> Forwarder:
+        log = forwarders_started.next_log()
+        return forwarders_started.start(Forwarder(log, *args, **options))
+
+    return make
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> TestPKI:
+    """A test CA with a server certificate (localhost, 127.0.0.1, ::1) and a client one."""
+    return TestPKI.create(tmp_path / "pki")

@@ -8,15 +8,16 @@ TLS, the TLS library ``relp_tlslib`` "openssl" or "gnutls"). Every message
 it receives is written to ``received.log`` exactly as received (``%rawmsg%``: the PRI and the
 whole message, without the octet count or the trailing LF of the framing), one per line.
 
-Use it through the ``rsyslog_factory`` fixture (import it into your test module)::
+Use it through the ``rsyslog_factory`` fixture (conftest.py provides it, and ``pki``: a
+``TestPKI`` in the test's tmp_path)::
 
-    from tests.receivers import RsyslogReceiver, TestPKI, rsyslog_factory  # noqa: F401
-
-    def test_x(rsyslog_factory, tmp_path):
-        pki_files = TestPKI.create(tmp_path / "pki")
-        receiver = rsyslog_factory("tls", pki=pki_files, authmode="x509/certvalid")
+    def test_x(rsyslog_factory, pki):
+        receiver = rsyslog_factory("tls", pki=pki, authmode="x509/certvalid")
         ... send to 127.0.0.1:receiver.port ...
         assert receiver.wait_for_lines(300, timeout=10) == expected
+
+``rsyslogd_with`` runs an rsyslogd with a test's own configuration instead (as a sender, or
+to parse what it receives with its own templates).
 
 ``authmode="x509/certvalid"`` demands a client certificate from a CA in ``ca_file``. Note: with
 rsyslog 8.2302's ossl driver, ``x509/name`` was seen to accept a client whose certificate name
@@ -33,6 +34,7 @@ Without rsyslogd (or its ``ossl`` driver for TLS) the tests are skipped locally 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import glob
 import os
 import shutil
@@ -48,8 +50,8 @@ from typing import Any
 import pytest
 
 from azs_syslog.lab import pki
+from tests.support import IN_CI, wait_until
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PROTOCOLS = ("udp", "tcp", "tls", "relp")
 AUTHMODES = ("anon", "x509/certvalid", "x509/name")
 # The TLS 1.1-only server of the refusal tests: OpenSSL 3 configuration commands, which the
@@ -111,20 +113,23 @@ class TestPKI:
     client_key: Path
 
     @classmethod
-    def create(cls, directory: Path, *, ca_name: str = "azs-syslog test CA") -> TestPKI:
+    def create(
+        cls,
+        directory: Path,
+        *,
+        ca_name: str = "azs-syslog test CA",
+        client_name: str = "azs-syslog test client",
+        ca_days: int = 30,
+        days: int = 30,
+    ) -> TestPKI:
+        """The CA is valid for ``ca_days``, the server and client certificates for ``days``."""
         directory.mkdir(parents=True, exist_ok=True)
-        ca = pki.make_ca(ca_name)
+        ca = pki.make_ca(ca_name, days=ca_days)
         ca_file = directory / "ca.pem"
         ca_file.write_bytes(ca.cert_pem())
-        server = pki.issue(
-            ca,
-            "localhost",
-            dns_names=("localhost",),
-            ip_addresses=("127.0.0.1", "::1"),
-            server=True,
-        )
+        server = localhost_server(ca, days=days)
         server_cert, server_key = server.write(directory, "server")
-        client = pki.issue(ca, "azs-syslog test client", client=True)
+        client = pki.issue(ca, client_name, client=True, days=days)
         client_cert, client_key = client.write(directory, "client")
         return cls(
             directory, ca, ca_file, server, server_cert, server_key, client, client_cert, client_key
@@ -133,6 +138,50 @@ class TestPKI:
     def issue(self, stem: str, common_name: str, **kwargs: Any) -> tuple[Path, Path]:
         """Another certificate from this CA (``pki.issue`` arguments); its cert and key files."""
         return pki.issue(self.ca, common_name, **kwargs).write(self.directory, stem)
+
+    def server_files(self, kind: str | None = None) -> tuple[Path, Path]:
+        """A server certificate and key from this CA: the one for localhost (``None``), one for
+        another name (``"elsewhere"``: syslog.example.com) or an ``"expired"`` one."""
+        if kind is None:
+            return self.server_cert, self.server_key
+        if kind == "elsewhere":
+            names = ("syslog.example.com",)
+            return self.issue(kind, names[0], dns_names=names, server=True)
+        assert kind == "expired", kind
+        return expired_server(self.ca).write(self.directory, kind)
+
+    def client_pfx(self, name: str, password: str, *, days: int = 365) -> tuple[pki.Issued, Path]:
+        """A client certificate ``CN=name`` from this CA, valid for ``days``, and its PFX file
+        (protected by ``password``)."""
+        issued = pki.issue(self.ca, name, client=True, days=days)
+        pfx = self.directory / f"{name.replace(' ', '-')}.pfx"
+        pfx.write_bytes(issued.to_pfx(password.encode()))
+        return issued, pfx
+
+
+def expired_server(ca: pki.Issued) -> pki.Issued:
+    """A server certificate from ``ca`` for localhost that expired yesterday."""
+    now = dt.datetime.now(dt.UTC)
+    return pki.issue(
+        ca,
+        "localhost",
+        dns_names=("localhost",),
+        server=True,
+        not_before=now - dt.timedelta(days=30),
+        not_after=now - dt.timedelta(days=1),
+    )
+
+
+def localhost_server(ca: pki.Issued, **kwargs: Any) -> pki.Issued:
+    """A server certificate from ``ca`` for localhost, 127.0.0.1 and ::1."""
+    return pki.issue(
+        ca,
+        "localhost",
+        dns_names=("localhost",),
+        ip_addresses=("127.0.0.1", "::1"),
+        server=True,
+        **kwargs,
+    )
 
 
 def free_port(host: str, protocol: str) -> int:
@@ -299,15 +348,8 @@ class RsyslogReceiver:
         self._terminate(signal.SIGKILL)
 
     def _terminate(self, sig: signal.Signals) -> None:
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(sig)
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT)
+        if self._process is not None:
+            stop_process(self._process, sig)
 
     def __enter__(self) -> RsyslogReceiver:
         return self.start()
@@ -351,79 +393,141 @@ class RsyslogReceiver:
     # -- configuration ------------------------------------------------------------------------
 
     def config_text(self) -> str:
-        def q(value: object) -> str:
-            return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
         glob_params = [
-            f"workDirectory={q(self.work_dir)}",
+            f"workDirectory={_q(self.work_dir)}",
             'maxMessageSize="64k"',
             'parser.escapeControlCharactersOnReceive="off"',
         ]
         if self.protocol == "tls":
             glob_params += [
                 'defaultNetstreamDriver="ossl"',
-                f"defaultNetstreamDriverCAFile={q(self.ca_file)}",
-                f"defaultNetstreamDriverCertFile={q(self.cert_file)}",
-                f"defaultNetstreamDriverKeyFile={q(self.key_file)}",
+                f"defaultNetstreamDriverCAFile={_q(self.ca_file)}",
+                f"defaultNetstreamDriverCertFile={_q(self.cert_file)}",
+                f"defaultNetstreamDriverKeyFile={_q(self.key_file)}",
             ]
-        lines = ["global(" + " ".join(glob_params) + ")"]
-        input_params = [f"port={q(self.port)}", f"address={q(self.host)}", 'ruleset="received"']
+        input_params = [
+            f"port={_q(self.port)}",
+            f"address={_q(self.host)}",
+            'ruleset="received"',
+        ]
         if self.protocol == "udp":
-            lines.append('module(load="imudp")')
-            input_params.insert(0, 'type="imudp"')
-            # Room for bursts: a datagram costs ~2 KiB of kernel buffer (its skb), and the
-            # forwarder can send 10,000 in a few ms while rsyslog shares two busy cores with
-            # the test run; 8 MiB once lost the last 898 of 10,000 under load. UDP has no flow
-            # control, so the receiver's buffer is what absorbs a burst (as at a real SIEM).
-            input_params.append('rateLimit.interval="0"')
-            if self.udp_receive_buffer is not None:
-                input_params.append(f"rcvBufSize={q(self.udp_receive_buffer)}")
+            module, more = 'module(load="imudp")', self._udp_input()
         elif self.protocol == "relp":
-            lines.append(f'module(load="imrelp" tls.tlslib={q(self.relp_tlslib)})')
-            input_params.insert(0, 'type="imrelp"')
-            input_params.append('maxDataSize="128k"')
-            if self.relp_tls:
-                input_params += [
-                    'tls="on"',
-                    f"tls.cacert={q(self.ca_file)}",
-                    f"tls.mycert={q(self.cert_file)}",
-                    f"tls.myprivkey={q(self.key_file)}",
-                ]
-                if self.authmode != "anon":
-                    input_params.append(f"tls.authmode={q(self.authmode.split('/')[1])}")
-                if self.permitted_peers:
-                    peers = ", ".join(q(p) for p in self.permitted_peers)
-                    input_params.append(f"tls.permittedpeer=[{peers}]")
-                if self.priority_string:  # OpenSSL configuration commands, as for imtcp
-                    input_params.append(f"tls.tlscfgcmd={q(self.priority_string)}")
+            module = f'module(load="imrelp" tls.tlslib={_q(self.relp_tlslib)})'
+            more = self._relp_input()
         else:
-            module = ['load="imtcp"', 'maxSessions="1000"']
-            if self.protocol == "tls":
-                module += [
-                    'streamDriver.name="ossl"',
-                    'streamDriver.mode="1"',
-                    f"streamDriver.authMode={q(self.authmode)}",
-                ]
-                if self.permitted_peers:
-                    peers = ", ".join(q(p) for p in self.permitted_peers)
-                    module.append(f"permittedPeer=[{peers}]")
-                if self.priority_string:
-                    module.append(f"gnutlsPriorityString={q(self.priority_string)}")
-            lines.append("module(" + " ".join(module) + ")")
-            input_params.insert(0, 'type="imtcp"')
-            input_params += ['rateLimit.interval="0"', 'supportOctetCountedFraming="on"']
-        lines.append("input(" + " ".join(input_params) + ")")
-        lines.append('template(name="rawline" type="string" string="%rawmsg%\\n")')
+            module = "module(" + " ".join(self._tcp_module()) + ")"
+            more = ['rateLimit.interval="0"', 'supportOctetCountedFraming="on"']
+        kind = {"udp": "imudp", "relp": "imrelp"}.get(self.protocol, "imtcp")
+        lines = [
+            "global(" + " ".join(glob_params) + ")",
+            module,
+            "input(" + " ".join([f"type={_q(kind)}", *input_params, *more]) + ")",
+            'template(name="rawline" type="string" string="%rawmsg%\\n")',
+        ]
         # RELP answers 200 once a message is in the ruleset's queue; a direct queue writes it
         # (to the page cache) first, so a receiver SIGKILLed after answering has not lost it.
         direct = ' queue.type="direct"' if self.direct_queue else ""
         lines.append(
             f'ruleset(name="received"{direct}) {{\n'
-            f'  action(type="omfile" file={q(self.output_file)} template="rawline"'
+            f'  action(type="omfile" file={_q(self.output_file)} template="rawline"'
             ' asyncWriting="off" flushOnTXEnd="on")\n'
             "}"
         )
         return "\n".join(lines) + "\n"
+
+    def _udp_input(self) -> list[str]:
+        # Room for bursts: a datagram costs ~2 KiB of kernel buffer (its skb), and the
+        # forwarder can send 10,000 in a few ms while rsyslog shares two busy cores with
+        # the test run; 8 MiB once lost the last 898 of 10,000 under load. UDP has no flow
+        # control, so the receiver's buffer is what absorbs a burst (as at a real SIEM).
+        params = ['rateLimit.interval="0"']
+        if self.udp_receive_buffer is not None:
+            params.append(f"rcvBufSize={_q(self.udp_receive_buffer)}")
+        return params
+
+    def _relp_input(self) -> list[str]:
+        params = ['maxDataSize="128k"']
+        if not self.relp_tls:
+            return params
+        params += [
+            'tls="on"',
+            f"tls.cacert={_q(self.ca_file)}",
+            f"tls.mycert={_q(self.cert_file)}",
+            f"tls.myprivkey={_q(self.key_file)}",
+        ]
+        if self.authmode != "anon":
+            params.append(f"tls.authmode={_q(self.authmode.split('/')[1])}")
+        if self.permitted_peers:
+            peers = ", ".join(_q(p) for p in self.permitted_peers)
+            params.append(f"tls.permittedpeer=[{peers}]")
+        if self.priority_string:  # OpenSSL configuration commands, as for imtcp
+            params.append(f"tls.tlscfgcmd={_q(self.priority_string)}")
+        return params
+
+    def _tcp_module(self) -> list[str]:
+        module = ['load="imtcp"', 'maxSessions="1000"']
+        if self.protocol != "tls":
+            return module
+        module += [
+            'streamDriver.name="ossl"',
+            'streamDriver.mode="1"',
+            f"streamDriver.authMode={_q(self.authmode)}",
+        ]
+        if self.permitted_peers:
+            peers = ", ".join(_q(p) for p in self.permitted_peers)
+            module.append(f"permittedPeer=[{peers}]")
+        if self.priority_string:
+            module.append(f"gnutlsPriorityString={_q(self.priority_string)}")
+        return module
+
+
+def _q(value: object) -> str:
+    """``value`` as a quoted rsyslog string."""
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def stop_process(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Send ``sig`` to ``process`` (ours, by its PID) and reap it; SIGKILL if it hangs."""
+    if process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(STOP_TIMEOUT)
+
+
+@contextlib.contextmanager
+def rsyslogd_with(
+    work: Path, config: str, port_file: Path, *, protocol: str = "tcp"
+) -> Iterator[tuple[int, Path]]:
+    """rsyslogd in the foreground with the test's own ``config`` (written to
+    ``work/rsyslog.conf``), whose imtcp input writes the port it picked to ``port_file``
+    (``listenPortFileName``). Yields that port and the file of rsyslogd's own output; stopped
+    by its PID when the block ends."""
+    rsyslogd = require_rsyslog(protocol)
+    conf = work / "rsyslog.conf"
+    conf.write_text(config, encoding="utf-8")
+    output = work / "rsyslogd.stderr"
+    with output.open("ab") as log:
+        process = subprocess.Popen(
+            [rsyslogd, "-n", "-f", str(conf), "-i", str(work / "rsyslogd.pid")],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+    try:
+
+        def port() -> int:
+            assert process.poll() is None, output.read_text(errors="replace")
+            text = port_file.read_text().strip() if port_file.exists() else ""
+            return int(text) if text else 0
+
+        yield wait_until(port, START_TIMEOUT, "rsyslogd to listen"), output
+    finally:
+        stop_process(process, signal.SIGTERM)
 
 
 @pytest.fixture

@@ -14,43 +14,51 @@ import pytest
 
 from azs_syslog import config
 from azs_syslog.queue import Queue
-from tests.conftest import run_cli
-from tests.receivers import RsyslogReceiver, TestPKI, rsyslog_factory  # noqa: F401
-from tests.test_forwarder_rsyslog import Forwarder, forwarder, pki  # noqa: F401
-from tests.test_send_event import windows_event
+from tests.receivers import RsyslogReceiver, TestPKI
+from tests.support import RECORD_ID, Forwarder, run_cli, send_events, set_server, wait_until
 
 pytestmark = pytest.mark.rsyslog
 
+Factory = Callable[..., RsyslogReceiver]
+Delivering = Callable[..., tuple[RsyslogReceiver, Forwarder]]
 AUDIT = b"|Microsoft-AzureStack-Forwarder: ConfigurationChanged|ConfigurationChanged|"
 HEARTBEAT = b"|Microsoft-AzureStack-Forwarder: Heartbeat|Heartbeat|"
-RECORD_ID = re.compile(rb"MasEventRecordID=(\d+)")
 SEQUENCE = re.compile(rb" cn1=(\d+) cn1Label=seq cs1=([0-9a-f]{16}) cs1Label=stream$")
 RT = re.compile(rb"\|rt=(\d+) ")
 
 
 def point_at(receiver: RsyslogReceiver, *extra: str) -> str:
-    args = ["set-syslog-server", "--server-name", "127.0.0.1"]
-    args += ["--server-port", str(receiver.port), "--no-encryption", *extra]
-    result = run_cli(args)
-    assert result.exit_code == 0, result.stderr
-    return result.stderr
+    return set_server(receiver.port, "--no-encryption", *extra).stderr
 
 
 def send(first: int, count: int) -> None:
-    lines = "".join(windows_event(i) + "\n" for i in range(first, first + count))
-    result = run_cli(["send-event", "-"], input=lines)
-    assert result.exit_code == 0, result.stderr
+    send_events(first, count, time_text=None)
 
 
 def ids_of(lines: list[bytes]) -> list[int]:
     return [int(m.group(1)) for m in map(RECORD_ID.search, lines) if m]
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+def rt_of(line: bytes) -> int:
+    match = RT.search(line)
+    assert match, line[:200]
+    return int(match.group(1))
+
+
+@pytest.fixture
+def delivering(rsyslog_factory: Factory, forwarder: Callable[[], Forwarder]) -> Delivering:
+    """``delivering(count, *flags)``: a TCP rsyslog ``A`` configured with ``flags``, a
+    forwarder, and events 0..count-1 delivered to A."""
+
+    def start(count: int, *flags: str) -> tuple[RsyslogReceiver, Forwarder]:
+        a = rsyslog_factory("tcp")
+        point_at(a, *flags)
+        worker = forwarder()
+        send(0, count)
+        wait_until(lambda: len(ids_of(a.lines())) == count, 30, f"the {count} events at A")
+        return a, worker
+
+    return start
 
 
 def audits(receiver: RsyslogReceiver) -> list[bytes]:
@@ -58,16 +66,10 @@ def audits(receiver: RsyslogReceiver) -> list[bytes]:
 
 
 def test_repointing_shows_at_both_servers_before_the_change_takes_effect(
-    rsyslog_factory: Callable[..., RsyslogReceiver],  # noqa: F811
-    forwarder: Callable[[], Forwarder],  # noqa: F811
+    rsyslog_factory: Factory, delivering: Delivering
 ) -> None:
-    a = rsyslog_factory("tcp")
+    a, worker = delivering(20)
     b = rsyslog_factory("tcp")
-    point_at(a)
-    worker = forwarder()
-    send(0, 20)
-    wait_until(lambda: len(ids_of(a.lines())) == 20, 30, "the first events at A")
-
     point_at(b)
     send(20, 20)  # accepted right after the change: rendered for B
     wait_until(lambda: len(ids_of(b.lines())) == 20, 30, "the events at B")
@@ -88,21 +90,12 @@ def test_repointing_shows_at_both_servers_before_the_change_takes_effect(
     at_b = b.lines(audit=True)
     assert AUDIT in at_b[0] and b"forwarding changed from" in at_b[0]
     assert ids_of(at_b[1:]) == list(range(20, 40))
-    assert RT.search(at_b[0]) and RT.search(repointed)
-    assert RT.search(at_b[0]).group(1) == RT.search(repointed).group(1)  # type: ignore[union-attr]
-    code, _ = worker.terminate()
-    assert code == 0
+    assert rt_of(at_b[0]) == rt_of(repointed)
+    worker.stop_cleanly()
 
 
-def test_remove_reaches_the_old_siem_before_forwarding_stops(
-    rsyslog_factory: Callable[..., RsyslogReceiver],  # noqa: F811
-    forwarder: Callable[[], Forwarder],  # noqa: F811
-) -> None:
-    a = rsyslog_factory("tcp")
-    point_at(a)
-    worker = forwarder()
-    send(0, 5)
-    wait_until(lambda: len(ids_of(a.lines())) == 5, 30, "the events at A")
+def test_remove_reaches_the_old_siem_before_forwarding_stops(delivering: Delivering) -> None:
+    a, worker = delivering(5)
 
     started = time.monotonic()
     removed = run_cli(["set-syslog-server", "--remove"])
@@ -121,12 +114,11 @@ def test_remove_reaches_the_old_siem_before_forwarding_stops(
     with Queue() as queue:
         assert queue.depth().events == 1
     assert ids_of(a.lines()) == list(range(5))
-    code, _ = worker.terminate()
-    assert code == 0
+    worker.stop_cleanly()
 
 
 def test_remove_with_the_forwarder_down_says_the_siem_was_not_told(
-    rsyslog_factory: Callable[..., RsyslogReceiver],  # noqa: F811
+    rsyslog_factory: Factory,
 ) -> None:
     a = rsyslog_factory("tcp")
     point_at(a)
@@ -139,9 +131,9 @@ def test_remove_with_the_forwarder_down_says_the_siem_was_not_told(
 
 
 def test_no_secret_in_any_audit_event(
-    rsyslog_factory: Callable[..., RsyslogReceiver],  # noqa: F811
-    forwarder: Callable[[], Forwarder],  # noqa: F811
-    pki: TestPKI,  # noqa: F811
+    rsyslog_factory: Factory,
+    forwarder: Callable[[], Forwarder],
+    pki: TestPKI,
     tmp_path: Path,
 ) -> None:
     password = "Pfx-Secret-4711-never-on-the-wire"  # the test's own
@@ -152,7 +144,9 @@ def test_no_secret_in_any_audit_event(
     pfx.write_bytes(pki.client.to_pfx(password.encode()))
     imported = run_cli(["set-syslog-client", "--pfx-file", str(pfx)], input=password + "\n")
     assert imported.exit_code == 0, imported.stderr
-    thumbprint = config.load_config().client.certificate.thumbprint  # type: ignore[union-attr]
+    certificate = config.load_config().client.certificate
+    assert certificate is not None
+    thumbprint = certificate.thumbprint
     removed = run_cli(["set-syslog-client", "--remove-certificate"])
     assert removed.exit_code == 0, removed.stderr
     wait_until(lambda: len(audits(a)) == 3, 30, "three audit events at A")
@@ -166,8 +160,7 @@ def test_no_secret_in_any_audit_event(
     assert password.encode() not in received
     assert b"PRIVATE KEY" not in received
     assert key.splitlines()[1] not in received
-    code, _ = worker.terminate()
-    assert code == 0
+    worker.stop_cleanly()
 
 
 def sequence_numbers(lines: list[bytes]) -> tuple[Counter[int], set[bytes]]:
@@ -182,8 +175,8 @@ def sequence_numbers(lines: list[bytes]) -> tuple[Counter[int], set[bytes]]:
 
 
 def test_sequence_numbers_are_contiguous_across_a_receiver_restart(
-    rsyslog_factory: Callable[..., RsyslogReceiver],  # noqa: F811
-    forwarder: Callable[[], Forwarder],  # noqa: F811
+    rsyslog_factory: Factory,
+    forwarder: Callable[[], Forwarder],
 ) -> None:
     a = rsyslog_factory("tcp")
     point_at(a, "--sequence-numbers")
@@ -195,7 +188,7 @@ def test_sequence_numbers_are_contiguous_across_a_receiver_restart(
     worker.wait_for(lambda s: s["state"] != "connected", timeout=30)
     a.start()
     wait_until(lambda: set(range(6000)) <= set(ids_of(a.lines())), 90, "every event at A")
-    worker.wait_for(lambda s: s["queue"]["events"] == 0, timeout=30)  # type: ignore[index]
+    worker.wait_for(lambda s: s["queue"]["events"] == 0, timeout=30)
 
     lines = a.lines(audit=True)
     numbers, streams = sequence_numbers(lines)
@@ -214,29 +207,17 @@ def test_sequence_numbers_are_contiguous_across_a_receiver_restart(
     assert all(len(seen) == 1 for seen in by_event.values())
     # forwarder status names the stream the SIEM sees, and the last number delivered.
     stream = next(iter(streams)).decode()
-    worker.wait_for(
-        lambda s: (s.get("sequence") or {}).get("last_delivered") == 6001,  # type: ignore[union-attr]
-        timeout=30,
-    )
-    assert (worker.status().get("sequence") or {}).get("stream") == stream  # type: ignore[union-attr]
+    worker.wait_for(lambda s: (s.get("sequence") or {}).get("last_delivered") == 6001, timeout=30)
+    assert (worker.status().get("sequence") or {}).get("stream") == stream
     shown = " ".join(run_cli(["forwarder", "status"]).stdout.split())
     assert f"Sequence stream {stream}, last delivered 6001" in shown
-    code, _ = worker.terminate()
-    assert code == 0
+    worker.stop_cleanly()
 
 
-def test_without_the_flag_the_format_stays_exact(
-    rsyslog_factory: Callable[..., RsyslogReceiver],  # noqa: F811
-    forwarder: Callable[[], Forwarder],  # noqa: F811
-) -> None:
-    a = rsyslog_factory("tcp")
-    point_at(a)
-    worker = forwarder()
-    send(0, 10)
-    wait_until(lambda: len(ids_of(a.lines())) == 10, 30, "the events at A")
+def test_without_the_flag_the_format_stays_exact(delivering: Delivering) -> None:
+    a, worker = delivering(10)
     assert not any(b"cn1=" in line or HEARTBEAT in line for line in a.lines(audit=True))
-    code, _ = worker.terminate()
-    assert code == 0
+    worker.stop_cleanly()
 
 
 def heartbeats(receiver: RsyslogReceiver) -> list[bytes]:
@@ -244,13 +225,9 @@ def heartbeats(receiver: RsyslogReceiver) -> list[bytes]:
 
 
 def test_heartbeat_every_interval_with_a_hole_while_the_receiver_is_down(
-    rsyslog_factory: Callable[..., RsyslogReceiver],  # noqa: F811
-    forwarder: Callable[[], Forwarder],  # noqa: F811
+    delivering: Delivering,
 ) -> None:
-    a = rsyslog_factory("tcp")
-    point_at(a, "--sequence-numbers", "--heartbeat-interval", "1")
-    worker = forwarder()
-    send(0, 3)
+    a, worker = delivering(3, "--sequence-numbers", "--heartbeat-interval", "1")
     wait_until(lambda: len(heartbeats(a)) >= 3, 30, "three heartbeats")
     a.stop()
     down_at = time.time()
@@ -260,12 +237,12 @@ def test_heartbeat_every_interval_with_a_hole_while_the_receiver_is_down(
     a.start()
     up_at = time.time()
     wait_until(
-        lambda: sum(int(RT.search(h).group(1)) > up_at * 1000 for h in heartbeats(a)) >= 2,  # type: ignore[union-attr]
+        lambda: sum(rt_of(h) > up_at * 1000 for h in heartbeats(a)) >= 2,
         60,
         "two heartbeats after the restart",
     )
     beats = heartbeats(a)
-    times = [int(RT.search(h).group(1)) for h in beats]  # type: ignore[union-attr]
+    times = [rt_of(h) for h in beats]
     steps = [b - a_ for a_, b in itertools.pairwise(times)]
     # Every N s while connected (the loop's own pace allows a little more) ...
     assert sum(step <= 1600 for step in steps) >= 3
@@ -275,13 +252,12 @@ def test_heartbeat_every_interval_with_a_hole_while_the_receiver_is_down(
     first = beats[0]
     assert b"cn2Label=lastSeq" in first and b"cn3Label=queueDepth" in first
     assert b"cs1Label=stream" in first and b"cn1=" not in first  # not numbered itself
-    code, _ = worker.terminate()
-    assert code == 0
+    worker.stop_cleanly()
 
 
 def test_the_record_overtakes_a_backlog_for_the_server_being_left(
-    rsyslog_factory: Callable[..., RsyslogReceiver],  # noqa: F811
-    forwarder: Callable[[], Forwarder],  # noqa: F811
+    rsyslog_factory: Factory,
+    forwarder: Callable[[], Forwarder],
 ) -> None:
     a = rsyslog_factory("tcp")
     b = rsyslog_factory("tcp")
@@ -305,5 +281,4 @@ def test_the_record_overtakes_a_backlog_for_the_server_being_left(
     copy = next(i for i, line in enumerate(at_b) if AUDIT in line)
     first_new = next(i for i, line in enumerate(at_b) if ids_of([line]) == [backlog])
     assert copy < first_new
-    code, _ = worker.terminate()
-    assert code == 0
+    worker.stop_cleanly()

@@ -22,6 +22,7 @@ from azs_syslog.cli import translate_cmdlet_args
 from azs_syslog.events.endpoint import PEP_EVENTS, REP_EVENTS
 from azs_syslog.lab import pki
 from tests.conftest import REPO_ROOT, discard_audit_events, run_cli, run_cli_process
+from tests.support import start_cli
 from tests.test_certs_helpers import stored_server
 from tests.test_send_event import windows_event
 
@@ -262,13 +263,8 @@ def _read_json_lines(proc: subprocess.Popen[bytes], want: int, deadline: float) 
 
 
 def test_forwarder_run_json_writes_json_log_lines(azs_home: Path) -> None:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    first = subprocess.Popen(
-        [sys.executable, "-m", "azs_syslog", "forwarder", "run", "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
+    first = start_cli(
+        ["forwarder", "run", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
         (started,) = _read_json_lines(first, 1, time.monotonic() + 20)

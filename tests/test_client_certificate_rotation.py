@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import ssl
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,64 +21,32 @@ from cryptography import x509
 from azs_syslog import config, paths
 from azs_syslog.config import certs
 from azs_syslog.lab import pki
-from tests.conftest import REPO_ROOT, run_cli, run_cli_process
-from tests.receivers import RsyslogReceiver, free_port
-from tests.test_forwarder_rsyslog import (
+from tests.receivers import RsyslogReceiver, TestPKI, free_port
+from tests.support import (
     Forwarder,
-    assert_none_missing,
+    Status,
     events,
+    run_cli,
+    run_cli_process,
+    set_server,
+    start_python,
+    wait_for_all,
     wait_for_ids,
 )
-from tests.test_metrics import MetricsForwarder, value
+from tests.test_metrics import MetricsForwarder, Samples, value
 
 PASSWORD = "rotation-password"
 
 
-@dataclass(frozen=True)
-class Lab:
-    directory: Path
-    ca: pki.Issued
-    ca_file: Path
-    server_cert: Path
-    server_key: Path
-
-    def client(self, name: str, *, days: int = 365) -> tuple[pki.Issued, Path]:
-        """A client certificate from the lab's CA, valid for ``days`` days, and its PFX."""
-        issued = pki.issue(self.ca, name, client=True, days=days)
-        pfx = self.directory / f"{name.replace(' ', '-')}.pfx"
-        pfx.write_bytes(issued.to_pfx(PASSWORD.encode()))
-        return issued, pfx
+@pytest.fixture
+def lab(tmp_path: Path) -> TestPKI:
+    """A CA that ends (200 days) before the server certificate (365 days)."""
+    return TestPKI.create(tmp_path / "lab", ca_name="rotation test CA", ca_days=200, days=365)
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Lab:
-    directory = tmp_path / "lab"
-    directory.mkdir()
-    ca = pki.make_ca("rotation test CA", days=200)  # ends before the server certificate
-    ca_file = directory / "ca.pem"
-    ca_file.write_bytes(ca.cert_pem())
-    server = pki.issue(
-        ca,
-        "localhost",
-        dns_names=("localhost",),
-        ip_addresses=("127.0.0.1", "::1"),
-        server=True,
-        days=365,
-    )
-    server_cert, server_key = server.write(directory, "server")
-    return Lab(directory, ca, ca_file, server_cert, server_key)
-
-
-@pytest.fixture
-def mtls_receiver(tmp_path: Path, lab: Lab) -> Iterator[RsyslogReceiver]:
-    receiver = RsyslogReceiver(
-        tmp_path / "rsyslog-mtls",
-        "tls",
-        cert_file=lab.server_cert,
-        key_file=lab.server_key,
-        ca_file=lab.ca_file,
-        authmode="x509/certvalid",
-    )
+def mtls_receiver(tmp_path: Path, lab: TestPKI) -> Iterator[RsyslogReceiver]:
+    receiver = RsyslogReceiver(tmp_path / "rsyslog-mtls", "tls", pki=lab, authmode="x509/certvalid")
     receiver.start()
     yield receiver
     receiver.stop()
@@ -98,22 +64,7 @@ def set_client(pfx: Path) -> None:
     assert result.exit_code == 0, result.stderr
 
 
-def set_server(receiver: RsyslogReceiver, lab: Lab) -> None:
-    result = run_cli(
-        [
-            "set-syslog-server",
-            "--server-name",
-            "127.0.0.1",
-            "--server-port",
-            str(receiver.port),
-            "--trusted-ca",
-            str(lab.ca_file),
-        ]
-    )
-    assert result.exit_code == 0, result.stderr
-
-
-def client_thumbprint(status: dict[str, object]) -> object:
+def client_thumbprint(status: Status) -> object:
     certificates = status.get("certificates")
     if not isinstance(certificates, dict) or not isinstance(certificates.get("client"), dict):
         return None
@@ -124,130 +75,119 @@ def mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
 
 
+def switch_while_producing(receiver: RsyslogReceiver, pfx: Path, batches: int, size: int) -> None:
+    """``batches`` of ``size`` events sent (``send-event`` processes) while the client
+    certificate is replaced by ``pfx`` once the first events arrived; all must arrive."""
+    problems: list[str] = []
+
+    def produce() -> None:
+        for batch in range(batches):
+            sent = run_cli_process(["send-event", "-"], input=events(batch * size, size).encode())
+            if sent.returncode != 0:
+                problems.append(sent.stderr.decode())
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        wait_for_ids(receiver, range(size))  # flowing under the first certificate
+        set_client(pfx)  # while the producer goes on
+    finally:
+        producer.join(timeout=120)
+    assert not producer.is_alive()
+    assert not problems, problems
+    expected = range(batches * size)
+    wait_for_all(receiver, expected, timeout=90)
+
+
+def check_certificates_in_status(status: Status) -> None:
+    """The status of a worker connected with client B (10 days) to the lab's server."""
+    assert isinstance(status["connections"], int) and status["connections"] >= 2
+    connection = status["connection"]
+    assert isinstance(connection, dict) and connection["client_certificate_sent"] is True
+    certificates = status["certificates"]
+    assert isinstance(certificates, dict)
+    client = certificates["client"]
+    assert client["subject"] == "CN=client B"
+    assert client["days_left"] == 9  # ten days less the seconds since it was issued
+    assert client["expired"] is False
+    assert certificates["server"]["days_left"] == 364
+    assert certificates["server"]["subject"] == "CN=localhost"
+    # The server's chain ends with its CA, which expires before the server's certificate.
+    assert certificates["server_chain_first"]["subject"] == "CN=rotation test CA"
+    assert certificates["server_chain_first"]["days_left"] == 199
+    warnings = certificates["warnings"]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("the client certificate (CN=client B, thumbprint")
+    assert "expires in 9 days" in warnings[0]
+    assert "set-syslog-client" in warnings[0]
+
+    shown = run_cli(["forwarder", "status"])
+    assert "Certificate warning" in shown.stdout
+    assert "client 9, server 364, server chain 199" in shown.stdout
+    as_json = json.loads(run_cli(["forwarder", "status", "--json"]).stdout)
+    assert as_json["status"]["certificates"]["client"]["days_left"] == 9
+
+
+def days_left(samples: Samples, certificate: str, subject: str) -> float | None:
+    name = "azs_syslog_certificate_days_left"
+    return value(samples, name, certificate=certificate, subject=subject)
+
+
+def check_certificate_metrics(worker: MetricsForwarder, client: pki.Issued) -> None:
+    """The metrics of a worker connected with ``client`` (client B, 10 days)."""
+    scraped = worker.wait_for_metrics(lambda s: days_left(s, "client", "CN=client B") == 9)
+    assert days_left(scraped, "server", "CN=localhost") == 364
+    assert days_left(scraped, "server_chain", "CN=rotation test CA") == 199
+    end = value(
+        scraped,
+        "azs_syslog_certificate_not_after_timestamp_seconds",
+        certificate="client",
+        subject="CN=client B",
+    )
+    assert end == client.cert.not_valid_after_utc.timestamp()
+    assert value(scraped, "azs_syslog_certificate_warnings") == 1
+
+
+def check_stored_pairs(in_use: pki.Issued, previous: pki.Issued) -> None:
+    """The stored pairs: the one in use and the previous one, private."""
+    stored = config.load_config().client.certificate
+    assert stored is not None and stored.thumbprint == thumbprint(in_use)
+    files = sorted(p.name for p in paths.client_certificates_dir().iterdir())
+    assert len(files) == 4
+    assert sum(name.startswith(thumbprint(previous)) for name in files) == 2
+    assert mode(paths.client_certificates_dir()) == 0o700
+    assert all(mode(p) == 0o600 for p in paths.client_certificates_dir().iterdir())
+
+
 @pytest.mark.rsyslog
 def test_replaced_while_events_flow_nothing_lost_new_one_used(
-    lab: Lab, mtls_receiver: RsyslogReceiver, tmp_path: Path
+    lab: TestPKI, mtls_receiver: RsyslogReceiver, tmp_path: Path
 ) -> None:
-    first, first_pfx = lab.client("client A")
-    second, second_pfx = lab.client("client B", days=10)  # within the warning period
-    set_server(mtls_receiver, lab)
+    first, first_pfx = lab.client_pfx("client A", PASSWORD)
+    second, second_pfx = lab.client_pfx("client B", PASSWORD, days=10)  # warning period
+    set_server(mtls_receiver.port, "--trusted-ca", str(lab.ca_file))
     set_client(first_pfx)
     worker = MetricsForwarder(tmp_path / "forwarder.log", free_port("127.0.0.1", "tcp")).start()
     try:
         worker.wait_for(
             lambda s: s.get("state") == "connected" and client_thumbprint(s) == thumbprint(first)
         )
-        batches, size = 8, 25
-        problems: list[str] = []
-
-        def produce() -> None:
-            for batch in range(batches):
-                sent = run_cli_process(
-                    ["send-event", "-"], input=events(batch * size, size).encode()
-                )
-                if sent.returncode != 0:
-                    problems.append(sent.stderr.decode())
-
-        producer = threading.Thread(target=produce)
-        producer.start()
-        try:
-            wait_for_ids(mtls_receiver, range(size))  # flowing under the first certificate
-            set_client(second_pfx)  # while the producer goes on
-        finally:
-            producer.join(timeout=120)
-        assert not producer.is_alive()
-        assert not problems, problems
-        expected = range(batches * size)
-        assert_none_missing(wait_for_ids(mtls_receiver, expected, timeout=90), expected)
-
+        switch_while_producing(mtls_receiver, second_pfx, batches=8, size=25)
         # The worker reconnected with the new certificate, without a restart.
-        worker.wait_for(
+        status = worker.wait_for(
             lambda s: s.get("state") == "connected" and client_thumbprint(s) == thumbprint(second)
         )
-        status = worker.status()
-        assert isinstance(status["connections"], int) and status["connections"] >= 2
-        connection = status["connection"]
-        assert isinstance(connection, dict) and connection["client_certificate_sent"] is True
-        certificates = status["certificates"]
-        assert isinstance(certificates, dict)
-        client = certificates["client"]
-        assert client["subject"] == "CN=client B"
-        assert client["days_left"] == 9  # ten days less the seconds since it was issued
-        assert client["expired"] is False
-        assert certificates["server"]["days_left"] == 364
-        assert certificates["server"]["subject"] == "CN=localhost"
-        # The server's chain ends with its CA, which expires before the server's certificate.
-        assert certificates["server_chain_first"]["subject"] == "CN=rotation test CA"
-        assert certificates["server_chain_first"]["days_left"] == 199
-        warnings = certificates["warnings"]
-        assert len(warnings) == 1
-        assert warnings[0].startswith("the client certificate (CN=client B, thumbprint")
-        assert "expires in 9 days" in warnings[0]
-        assert "set-syslog-client" in warnings[0]
-
-        shown = run_cli(["forwarder", "status"])
-        assert "Certificate warning" in shown.stdout
-        assert "client 9, server 364, server chain 199" in shown.stdout
-        as_json = json.loads(run_cli(["forwarder", "status", "--json"]).stdout)
-        assert as_json["status"]["certificates"]["client"]["days_left"] == 9
-
-        scraped = worker.wait_for_metrics(
-            lambda s: (
-                value(
-                    s,
-                    "azs_syslog_certificate_days_left",
-                    certificate="client",
-                    subject="CN=client B",
-                )
-                == 9
-            )
-        )
-        assert (
-            value(
-                scraped,
-                "azs_syslog_certificate_days_left",
-                certificate="server",
-                subject="CN=localhost",
-            )
-            == 364
-        )
-        assert (
-            value(
-                scraped,
-                "azs_syslog_certificate_days_left",
-                certificate="server_chain",
-                subject="CN=rotation test CA",
-            )
-            == 199
-        )
-        end = value(
-            scraped,
-            "azs_syslog_certificate_not_after_timestamp_seconds",
-            certificate="client",
-            subject="CN=client B",
-        )
-        assert end == second.cert.not_valid_after_utc.timestamp()
-        assert value(scraped, "azs_syslog_certificate_warnings") == 1
-
-        # The stored pairs: the one in use and the previous one, private.
-        stored = config.load_config().client.certificate
-        assert stored is not None and stored.thumbprint == thumbprint(second)
-        files = sorted(p.name for p in paths.client_certificates_dir().iterdir())
-        assert len(files) == 4
-        assert sum(name.startswith(thumbprint(first)) for name in files) == 2
-        assert mode(paths.client_certificates_dir()) == 0o700
-        assert all(mode(p) == 0o600 for p in paths.client_certificates_dir().iterdir())
-        code, _ = worker.terminate()
-        assert code == 0
-        log = worker.log.read_text()
+        check_certificates_in_status(status)
+        check_certificate_metrics(worker, second)
+        check_stored_pairs(second, first)
+        worker.stop_cleanly()
         # Warned once (once a day), at the connection that presented it.
-        assert log.count("warning: the client certificate (CN=client B") == 1
-        assert "Traceback" not in log
+        assert worker.log.read_text().count("warning: the client certificate (CN=client B") == 1
     finally:
         worker.stop_quietly()
 
     # A third import removes the oldest pair and keeps the previous one.
-    third, third_pfx = lab.client("client C")
+    third, third_pfx = lab.client_pfx("client C", PASSWORD)
     set_client(third_pfx)
     names = [p.name for p in paths.client_certificates_dir().iterdir()]
     assert not any(name.startswith(thumbprint(first)) for name in names)
@@ -266,16 +206,13 @@ for i in range(int(sys.argv[1])):
 """
 
 
-def test_key_and_chain_never_mismatch_while_replaced_repeatedly(lab: Lab) -> None:
-    first, first_pfx = lab.client("client A")
-    second, second_pfx = lab.client("client B")
+def test_key_and_chain_never_mismatch_while_replaced_repeatedly(lab: TestPKI) -> None:
+    first, first_pfx = lab.client_pfx("client A", PASSWORD)
+    second, second_pfx = lab.client_pfx("client B", PASSWORD)
     set_client(first_pfx)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT)
     switches = 40
-    rotator = subprocess.Popen(
-        [sys.executable, "-c", ROTATE, str(switches), PASSWORD, str(first_pfx), str(second_pfx)],
-        env=env,
+    rotator = start_python(
+        ["-c", ROTATE, str(switches), PASSWORD, str(first_pfx), str(second_pfx)],
         stderr=subprocess.PIPE,
     )
     loads = gone = 0
@@ -318,7 +255,7 @@ def test_key_and_chain_never_mismatch_while_replaced_repeatedly(lab: Lab) -> Non
 
 @pytest.mark.rsyslog
 def test_expired_client_certificate_is_a_clear_error(
-    lab: Lab, mtls_receiver: RsyslogReceiver, tmp_path: Path
+    lab: TestPKI, mtls_receiver: RsyslogReceiver, forwarder: Callable[[], Forwarder]
 ) -> None:
     now = dt.datetime.now(dt.UTC)
     expired = pki.issue(
@@ -328,7 +265,7 @@ def test_expired_client_certificate_is_a_clear_error(
         not_before=now - dt.timedelta(days=40),
         not_after=now - dt.timedelta(days=2),
     )
-    set_server(mtls_receiver, lab)
+    set_server(mtls_receiver.port, "--trusted-ca", str(lab.ca_file))
     # Imported while it was valid (import refuses an expired one): time has passed since.
     certs.install_client_certificate(
         certs.ClientBundle(
@@ -341,35 +278,28 @@ def test_expired_client_certificate_is_a_clear_error(
             key_pem=expired.key_pem(),
         )
     )
-    worker = Forwarder(tmp_path / "forwarder.log").start()
-    try:
-        worker.wait_for(
-            lambda s: (
-                isinstance(s.get("last_error"), dict)
-                and s["last_error"].get("cause") == "client-certificate-expired"
-            )
+    worker = forwarder()
+    status = worker.wait_for(
+        lambda s: (
+            isinstance(s.get("last_error"), dict)
+            and s["last_error"].get("cause") == "client-certificate-expired"
         )
-        status = worker.status()
-        error = status["last_error"]
-        assert isinstance(error, dict)
-        assert error["message"].startswith(
-            "the server refused the client certificate: it expired on"
-        )
-        assert "CN=client expired" in error["message"]
-        assert "set-syslog-client" in error["fix"]
-        certificates = status["certificates"]
-        assert isinstance(certificates, dict)
-        assert certificates["client"]["expired"] is True
-        assert certificates["client"]["days_left"] == -3  # rounded down: 2 days and seconds ago
-        shown = run_cli(["forwarder", "status"])
-        assert shown.exit_code == 1
-        assert "Certificate warning" in shown.stdout
-        assert "expired on" in shown.stdout
-        log = worker.log.read_text()
-        assert log.count("error: the client certificate (CN=client expired") == 1
-        assert "Traceback" not in log
-    finally:
-        worker.stop_quietly()
+    )
+    error = status["last_error"]
+    assert error["message"].startswith("the server refused the client certificate: it expired on")
+    assert "CN=client expired" in error["message"]
+    assert "set-syslog-client" in error["fix"]
+    certificates = status["certificates"]
+    assert isinstance(certificates, dict)
+    assert certificates["client"]["expired"] is True
+    assert certificates["client"]["days_left"] == -3  # rounded down: 2 days and seconds ago
+    shown = run_cli(["forwarder", "status"])
+    assert shown.exit_code == 1
+    assert "Certificate warning" in shown.stdout
+    assert "expired on" in shown.stdout
+    log = worker.log.read_text()
+    assert log.count("error: the client certificate (CN=client expired") == 1
+    assert "Traceback" not in log
 
 
 def test_expiry_arithmetic() -> None:
@@ -389,10 +319,10 @@ def test_expiry_arithmetic() -> None:
     assert expiry.parse_rfc3339("not a date") is None
 
 
-def test_pair_of_an_earlier_release_is_replaced_then_removed(lab: Lab) -> None:
+def test_pair_of_an_earlier_release_is_replaced_then_removed(lab: TestPKI) -> None:
     """A configuration written by a release that stored the pair under fixed names keeps
     working, and those files go the way of any previous pair."""
-    old, old_pfx = lab.client("client old")
+    old, old_pfx = lab.client_pfx("client old", PASSWORD)
     legacy_chain, legacy_key = paths.client_chain_file(), paths.client_key_file()
     bundle = certs.import_pfx(old_pfx.read_bytes(), PASSWORD)
     stored = config.ClientCertificate(
@@ -408,10 +338,10 @@ def test_pair_of_an_earlier_release_is_replaced_then_removed(lab: Lab) -> None:
         lambda current: replace(current, client=config.ClientSettings(certificate=stored)),
         write_files={legacy_chain: bundle.chain_pem, legacy_key: bundle.key_pem},
     )
-    _, new_pfx = lab.client("client new")
+    _, new_pfx = lab.client_pfx("client new", PASSWORD)
     set_client(new_pfx)
     assert legacy_chain.exists() and legacy_key.exists()  # the previous pair, kept once
-    _, newer_pfx = lab.client("client newer")
+    _, newer_pfx = lab.client_pfx("client newer", PASSWORD)
     set_client(newer_pfx)
     assert not legacy_chain.exists() and not legacy_key.exists()
     assert len(list(paths.client_certificates_dir().iterdir())) == 4

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +14,8 @@ import pytest
 from azs_syslog import config, paths
 from azs_syslog.config import ClientCertificate, ClientSettings, Config, ServerSettings
 from azs_syslog.errors import ConfigError
-from tests.conftest import REPO_ROOT, run_cli
+from tests.conftest import run_cli
+from tests.support import start_python
 from tests.test_certs_helpers import mode, snapshot
 
 
@@ -288,15 +288,10 @@ for _ in range(50):
 
 def test_two_processes_writing_50_times_at_once_lose_nothing(tmp_path: Path) -> None:
     config.set_server(ServerSettings("siem.example.com", 1000))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     go = tmp_path / "go"
     ready = [tmp_path / f"ready-{n}" for n in range(2)]
     writers = [
-        subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(flag), str(go)], env=env, stderr=subprocess.PIPE
-        )
-        for flag in ready
+        start_python(["-c", WRITER, str(flag), str(go)], stderr=subprocess.PIPE) for flag in ready
     ]
     reads = 0
     deadline = time.monotonic() + 120

@@ -11,24 +11,20 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from azs_syslog import config
 from azs_syslog.queue import Queue
-from tests.conftest import run_cli
-from tests.receivers import RsyslogReceiver, TestPKI, rsyslog_factory  # noqa: F401
-from tests.test_forwarder_rsyslog import Forwarder
+from tests.receivers import RsyslogReceiver, TestPKI
+from tests.support import RECORD_ID, Forwarder, run_cli, set_server, wait_until
 from tests.test_send_event import windows_event
 
 pytestmark = pytest.mark.rsyslog
 
-RECORD_ID = re.compile(rb"MasEventRecordID=(\d+)")
 HEADER = re.compile(rb"<(\d+)>(1 )?")
 
 
@@ -55,15 +51,12 @@ class Lab:
 
     def configure(self, setting: Setting) -> int:
         receiver = self.receivers[setting.transport]
-        args = ["set-syslog-server", "--server-name", "127.0.0.1"]
-        args += ["--server-port", str(receiver.port), "--message-format", setting.message_format]
-        args += ["--facility", str(setting.facility)]
+        args = ["--message-format", setting.message_format, "--facility", str(setting.facility)]
         if setting.transport == "udp":
             args.append("--use-udp")
         else:
             args += ["--trusted-ca", str(self.pki.ca_file)]
-        result = run_cli(args)
-        assert result.exit_code == 0, result.stderr
+        set_server(receiver.port, *args)
         generation = config.load_config().generation
         self.settings[generation] = setting
         return generation
@@ -91,12 +84,11 @@ class Lab:
         return found
 
     def wait_for(self, events: set[int], timeout: float = 30) -> dict[int, list[Arrival]]:
-        deadline = time.monotonic() + timeout
-        while True:
-            found = self.arrivals()
-            if events <= set(found) or time.monotonic() > deadline:
-                return found
-            time.sleep(0.05)
+        return wait_until(
+            lambda: (found := self.arrivals()) and events <= set(found) and found,
+            timeout,
+            f"events {sorted(events)}",
+        )
 
     def generation_of(self, arrival: Arrival) -> int:
         """The one configuration of this run an arrival matches."""
@@ -117,27 +109,12 @@ def queue_counters() -> dict[str, int]:
         return counters
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def lab(
-    tmp_path: Path,
-    rsyslog_factory: Callable[..., RsyslogReceiver],  # noqa: F811
+    pki: TestPKI,
+    rsyslog_factory: Callable[..., RsyslogReceiver],
 ) -> Lab:
-    pki = TestPKI.create(tmp_path / "pki")
     return Lab(rsyslog_factory("tls", pki=pki), rsyslog_factory("udp"), pki)
-
-
-@pytest.fixture
-def forwarder(tmp_path: Path) -> Iterator[Forwarder]:
-    worker = Forwarder(tmp_path / "forwarder.log")
-    yield worker
-    worker.stop_quietly()
 
 
 SETTINGS = [
@@ -149,13 +126,13 @@ SETTINGS = [
 
 
 def test_alternating_changes_each_followed_at_once_by_an_event(
-    lab: Lab, forwarder: Forwarder
+    lab: Lab, forwarder: Callable[[], Forwarder]
 ) -> None:
     rounds = 24  # one facility (0-23) per configuration: an arrival names its configuration
     settings = [Setting(*SETTINGS[i % 4], facility=i) for i in range(rounds)]
     lab.configure(Setting("udp", "rfc3164", 0))
-    forwarder.start()
-    forwarder.wait_for(lambda s: s["state"] == "connected")
+    worker = forwarder()
+    worker.wait_for(lambda s: s["state"] == "connected")
     for event, setting in enumerate(settings):
         lab.configure(setting)
         lab.send(event)  # at once: the forwarder still runs the previous configuration
@@ -176,23 +153,23 @@ def test_alternating_changes_each_followed_at_once_by_an_event(
 
 
 def test_an_event_accepted_under_tls_is_held_not_sent_in_clear(
-    lab: Lab, forwarder: Forwarder
+    lab: Lab, forwarder: Callable[[], Forwarder]
 ) -> None:
     tls = lab.receivers["tls"]
     lab.configure(Setting("udp", "rfc3164", 1))
-    forwarder.start()
-    forwarder.wait_for(lambda s: s["state"] == "connected")
+    worker = forwarder()
+    worker.wait_for(lambda s: s["state"] == "connected")
     tls.stop()  # the TLS receiver is down: the event accepted under TLS stays queued
     lab.configure(Setting("tls", "rfc5424", 2))
     lab.send(1000)
-    forwarder.wait_for(lambda s: s["state"] == "backing off")
+    worker.wait_for(lambda s: s["state"] == "backing off")
     lab.configure(Setting("udp", "rfc3164", 3))  # the switch to UDP while it is queued
     lab.send(1001)
     found = lab.wait_for({1001})
     assert found[1001] == [Arrival("udp", "rfc3164", 3)]
     # 1000 was queued before 1001 and is not at the UDP receiver: it was held, not sent.
     assert 1000 not in found
-    forwarder.wait_for(lambda s: bool((s.get("held") or {}).get("events")))  # type: ignore[attr-defined]
+    worker.wait_for(lambda s: bool((s.get("held") or {}).get("events")))
     status = run_cli(["forwarder", "status"])
     assert status.exit_code == 1
     assert "1 event accepted under TLS is held" in " ".join(status.stdout.split())
@@ -203,12 +180,12 @@ def test_an_event_accepted_under_tls_is_held_not_sent_in_clear(
     lab.configure(Setting("tls", "rfc5424", 2))
     found = lab.wait_for({1000})
     assert found[1000] == [Arrival("tls", "rfc5424", 2)]
-    forwarder.wait_for(lambda s: not s.get("held") and s["queue"]["events"] == 0)  # type: ignore[index]
+    worker.wait_for(lambda s: not s.get("held") and s["queue"]["events"] == 0)
     assert queue_counters()["rerendered"] == 0  # the same settings: sent as rendered
 
 
 def test_rapid_changes_never_go_back_to_an_older_configuration(
-    lab: Lab, forwarder: Forwarder
+    lab: Lab, forwarder: Callable[[], Forwarder]
 ) -> None:
     """No waiting at all between changes: events pile up across several changes. Each must
     leave under its own configuration or a later one, never an older one, and never over a
@@ -216,8 +193,8 @@ def test_rapid_changes_never_go_back_to_an_older_configuration(
     rounds = 20
     settings = [Setting(*SETTINGS[i % 4], facility=i) for i in range(rounds)]
     lab.configure(Setting("udp", "rfc3164", 23))
-    forwarder.start()
-    forwarder.wait_for(lambda s: s["state"] == "connected")
+    worker = forwarder()
+    worker.wait_for(lambda s: s["state"] == "connected")
     for event, setting in enumerate(settings, start=2000):
         lab.configure(setting)
         lab.send(event)

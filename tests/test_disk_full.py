@@ -5,27 +5,33 @@ duplicate it causes. Real tmpfs (tests/tmpfs.py), real rsyslog, real ``forwarder
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from azs_syslog import paths
 from azs_syslog.queue import Queue
-from tests.conftest import run_cli
-from tests.receivers import RsyslogReceiver, rsyslog_factory  # noqa: F401
-from tests.test_forwarder_rsyslog import (
+from tests.receivers import RsyslogReceiver
+from tests.support import (
     Forwarder,
-    assert_none_missing,
+    Status,
     configure,
+    record_ids,
+    run_cli,
     send_events,
-    wait_for_ids,
+    wait_for_all,
+    wait_until,
 )
 from tests.tmpfs import fill, mounted_tmpfs
 
 pytestmark = pytest.mark.rsyslog
+
+Drills = Callable[[int], contextlib.AbstractContextManager["Drill"]]
 
 
 def status_report() -> dict[str, object]:
@@ -41,191 +47,161 @@ def counters() -> dict[str, int]:
         return queue.counters()
 
 
-def test_started_on_a_full_disk_it_delivers_says_so_and_recovers(
+@dataclass(frozen=True)
+class Drill:
+    """AZS_SYSLOG_HOME on a small tmpfs, configured for a TCP rsyslog."""
+
+    home: Path
+    receiver: RsyslogReceiver
+    forwarder: Callable[[], Forwarder]
+
+    def fills_mid_stream(self, count: int) -> tuple[Forwarder, Path]:
+        """Half of ``count`` events queued, a forwarder started; once they flow, the receiver
+        stops while batches are in flight (they go out again, and the bookkeeping of that can
+        only be written once space is back), the other half is queued (surely undelivered when
+        the disk fills, however fast the first half went out on a quiet machine), the disk
+        filled and the receiver started again. Returns the forwarder and the filler file."""
+        send_events(0, count // 2)
+        worker = self.forwarder()
+        wait_until(self.receiver.lines, 30, "events to flow")
+        self.receiver.stop()
+        send_events(count // 2, count - count // 2)
+        filler = fill(self.home)
+        self.receiver.start()
+        return worker, filler
+
+
+@pytest.fixture
+def drill(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    rsyslog_factory: Callable[..., RsyslogReceiver],  # noqa: F811
-) -> None:
-    home = tmp_path / "home"
-    with mounted_tmpfs(home, 16 << 10):
-        monkeypatch.setenv("AZS_SYSLOG_HOME", str(home))
-        receiver = rsyslog_factory("tcp")
-        configure("tcp", receiver, None, tmp_path)
+    rsyslog_factory: Callable[..., RsyslogReceiver],
+    forwarder: Callable[[], Forwarder],
+) -> Drills:
+    """``with drill(size_kib) as lab``: a ``Drill`` on a tmpfs of that size."""
+
+    @contextlib.contextmanager
+    def mount(size_kib: int) -> Iterator[Drill]:
+        home = tmp_path / "home"
+        with mounted_tmpfs(home, size_kib):
+            monkeypatch.setenv("AZS_SYSLOG_HOME", str(home))
+            receiver = rsyslog_factory("tcp")
+            configure("tcp", receiver, None, tmp_path)
+            yield Drill(home, receiver, forwarder)
+
+    return mount
+
+
+def caught_up(status: Status) -> bool:
+    """No disk-full condition, no queue write owed, nothing queued."""
+    return bool(
+        status.get("condition") is None
+        and status.get("queue_writes_owed") == 0
+        and status["queue"]["events"] == 0
+    )
+
+
+def duplicates_at(receiver: RsyslogReceiver) -> int:
+    ids = record_ids(receiver.lines())
+    return sum(ids.values()) - len(ids)
+
+
+def test_started_on_a_full_disk_it_delivers_says_so_and_recovers(drill: Drills) -> None:
+    with drill(16 << 10) as lab:
+        receiver = lab.receiver
         send_events(0, 1000)
         # A status file left by an older forwarder, too small for the next status: it says
         # "stopped" and cannot be rewritten while the disk is full.
         paths.status_file().write_text(
             json.dumps({"pid": 1, "state": "stopped", "updated": time.time() - 3600})
         )
-        filler = fill(home)
-        worker = Forwarder(tmp_path / "forwarder.log").start()
-        try:
-            ids = wait_for_ids(receiver, range(1000))
-            assert assert_none_missing(ids, range(1000)) == 0
-            assert worker.proc is not None and worker.proc.poll() is None
+        filler = fill(lab.home)
+        worker = lab.forwarder()
+        assert wait_for_all(receiver, range(1000)) == 0
+        assert worker.proc is not None and worker.proc.poll() is None
 
-            report = status_report()
-            assert report["running"] is True, report
-            assert report["healthy"] is False
-            assert "disk full" in str(report["reason"]), report
-            table = run_cli(["forwarder", "status"])
-            assert "stopped" not in table.stdout, table.stdout
-            assert "disk full" in table.stdout
-            log = worker.log.read_text()
-            assert log.count("disk full: cannot write the queue") == 1, log
-            assert "Traceback" not in log
-
-            filler.unlink()
-            worker.wait_for(
-                lambda s: (
-                    s.get("condition") is None
-                    and s.get("state") == "connected"
-                    and s.get("queue_writes_owed") == 0
-                    and s["queue"]["events"] == 0
-                ),  # type: ignore[index]
-                timeout=30,
-            )
-            send_events(1000, 100)
-            ids = wait_for_ids(receiver, range(1100))
-            assert assert_none_missing(ids, range(1100)) == 0
-            worker.wait_for(lambda s: s["counts"]["sent"] == 1100)  # type: ignore[index]
-            recovered = status_report()
-            assert recovered["running"] is True, recovered
-            # Healthy, but for the socket input: its thread could not open the queue on the
-            # full disk, and restarting it is its supervisor's job.
-            assert recovered["healthy"] is True or "socket input" in str(recovered["reason"])
-            assert "disk full" not in str(recovered["reason"])
-            counts = counters()
-            assert (counts["sent"], counts["resent"]) == (1100, 0)
-            code, elapsed = worker.terminate()
-            assert code == 0 and elapsed < 5
-        finally:
-            worker.stop_quietly()
+        report = status_report()
+        assert report["running"] is True, report
+        assert report["healthy"] is False
+        assert "disk full" in str(report["reason"]), report
+        table = run_cli(["forwarder", "status"])
+        assert "stopped" not in table.stdout, table.stdout
+        assert "disk full" in table.stdout
         log = worker.log.read_text()
-        assert "the disk-full condition is over" in log, log
+        assert log.count("disk full: cannot write the queue") == 1, log
         assert "Traceback" not in log
 
+        filler.unlink()
+        worker.wait_for(lambda s: caught_up(s) and s.get("state") == "connected", timeout=30)
+        send_events(1000, 100)
+        assert wait_for_all(receiver, range(1100)) == 0
+        worker.wait_for(lambda s: s["counts"]["sent"] == 1100)
+        recovered = status_report()
+        assert recovered["running"] is True, recovered
+        # Healthy, but for the socket input: its thread could not open the queue on the
+        # full disk, and restarting it is its supervisor's job.
+        assert recovered["healthy"] is True or "socket input" in str(recovered["reason"])
+        assert "disk full" not in str(recovered["reason"])
+        counts = counters()
+        assert (counts["sent"], counts["resent"]) == (1100, 0)
+        worker.stop_cleanly(within=5)
+        assert "the disk-full condition is over" in worker.log.read_text()
 
-def test_disk_fills_while_forwarding_nothing_lost_every_duplicate_counted(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    rsyslog_factory: Callable[..., RsyslogReceiver],  # noqa: F811
-) -> None:
+
+def test_disk_fills_while_forwarding_nothing_lost_every_duplicate_counted(drill: Drills) -> None:
     count = 6000
-    home = tmp_path / "home"
-    with mounted_tmpfs(home, 48 << 10):
-        monkeypatch.setenv("AZS_SYSLOG_HOME", str(home))
-        receiver = rsyslog_factory("tcp")
-        configure("tcp", receiver, None, tmp_path)
-        send_events(0, count // 2)
-        worker = Forwarder(tmp_path / "forwarder.log").start()
-        try:
-            deadline = time.monotonic() + 30
-            while not receiver.lines():  # events flow
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
-            # The receiver stops while batches are in flight: they go out again, and the
-            # bookkeeping of that can only be written once space is back. Events queued
-            # meanwhile are surely undelivered when the disk fills (however fast the first
-            # half went out on a quiet machine).
-            receiver.stop()
-            send_events(count // 2, count - count // 2)
-            filler = fill(home)
-            receiver.start()
-            worker.wait_for(lambda s: s.get("condition") == "disk full", timeout=30)
-            ids = wait_for_ids(receiver, range(count))
-            assert_none_missing(ids, range(count))
-            assert worker.proc is not None and worker.proc.poll() is None
-            report = status_report()
-            assert report["running"] is True and "disk full" in str(report["reason"]), report
+    with drill(48 << 10) as lab:
+        worker, filler = lab.fills_mid_stream(count)
+        receiver = lab.receiver
+        worker.wait_for(lambda s: s.get("condition") == "disk full", timeout=30)
+        wait_for_all(receiver, range(count))
+        assert worker.proc is not None and worker.proc.poll() is None
+        report = status_report()
+        assert report["running"] is True and "disk full" in str(report["reason"]), report
 
-            filler.unlink()
-            worker.wait_for(
-                lambda s: (
-                    s.get("condition") is None
-                    and s.get("queue_writes_owed") == 0
-                    and s["queue"]["events"] == 0
-                ),  # type: ignore[index]
-                timeout=30,
-            )
-            counts = counters()
-            ids = record_ids_now(receiver)
-            duplicates = sum(ids.values()) - len(ids)
-            assert duplicates <= counts["resent"], (duplicates, counts)
-            assert counts["sent"] + 0 >= count
-            code, _ = worker.terminate()
-            assert code == 0
-        finally:
-            worker.stop_quietly()
+        filler.unlink()
+        worker.wait_for(caught_up, timeout=30)
+        counts = counters()
+        duplicates = duplicates_at(receiver)
+        assert duplicates <= counts["resent"], (duplicates, counts)
+        assert counts["sent"] >= count
+        worker.stop_cleanly()
         log = worker.log.read_text()
         assert 1 <= log.count("disk full: cannot write the queue") <= 5, log
-        assert "Traceback" not in log
-
-
-def record_ids_now(receiver: RsyslogReceiver) -> dict[int, int]:
-    from tests.test_forwarder_rsyslog import record_ids
-
-    return dict(record_ids(receiver.lines()))
 
 
 def test_stopped_while_the_disk_is_full_the_next_run_resends_nothing_uncounted(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    rsyslog_factory: Callable[..., RsyslogReceiver],  # noqa: F811
+    drill: Drills,
 ) -> None:
     count = 3000
-    home = tmp_path / "home"
-    with mounted_tmpfs(home, 32 << 10):
-        monkeypatch.setenv("AZS_SYSLOG_HOME", str(home))
-        receiver = rsyslog_factory("tcp")
-        configure("tcp", receiver, None, tmp_path)
-        send_events(0, count // 2)
-        first = Forwarder(tmp_path / "forwarder-1.log").start()
-        second = Forwarder(tmp_path / "forwarder-2.log")
-        try:
-            deadline = time.monotonic() + 30
-            while not receiver.lines():
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
-            # Undelivered events when the disk fills, however fast the first half went out.
-            receiver.stop()
-            send_events(count // 2, count - count // 2)
-            filler = fill(home)
-            receiver.start()
-            ids = wait_for_ids(receiver, range(count))
-            assert_none_missing(ids, range(count))
-            # Delivered and confirmed by the receiver; deleting them from the queue is owed.
-            first.wait_for(
-                lambda s: (
-                    s.get("condition") == "disk full"
-                    and s["queue"]["in_flight_batches"] == 0  # type: ignore[index]
-                    and bool(s.get("owed"))
-                ),
-                timeout=30,
-            )
-            code, elapsed = first.terminate()
-            assert code == 0 and elapsed < 5
-            assert "kept in the status file" in first.log.read_text()
+    with drill(32 << 10) as lab:
+        first, filler = lab.fills_mid_stream(count)
+        receiver = lab.receiver
+        wait_for_all(receiver, range(count))
+        # Delivered and confirmed by the receiver; deleting them from the queue is owed.
+        first.wait_for(
+            lambda s: (
+                s.get("condition") == "disk full"
+                and s["queue"]["in_flight_batches"] == 0
+                and bool(s.get("owed"))
+            ),
+            timeout=30,
+        )
+        first.stop_cleanly(within=5)
+        assert "kept in the status file" in first.log.read_text()
 
-            filler.unlink()
-            second.start()
-            second.wait_for(
-                lambda s: s.get("queue_writes_owed") == 0 and s["queue"]["events"] == 0,  # type: ignore[index]
-                timeout=30,
-            )
-            code, _ = second.terminate()
-            assert code == 0
-        finally:
-            first.stop_quietly()
-            second.stop_quietly()
-        ids = record_ids_now(receiver)
-        duplicates = sum(ids.values()) - len(ids)
+        filler.unlink()
+        second = lab.forwarder()
+        second.wait_for(
+            lambda s: s.get("queue_writes_owed") == 0 and s["queue"]["events"] == 0, timeout=30
+        )
+        second.stop_cleanly()
+        duplicates = duplicates_at(receiver)
         counts = counters()
         assert counts["sent"] == count, counts
         assert duplicates <= counts["resent"], (duplicates, counts)
         log = second.log.read_text()
         assert "the previous run could not write (disk full) are written" in log, log
-        assert "Traceback" not in first.log.read_text() + log
 
 
 def test_owed_queue_updates_survive_the_round_trip_through_the_status_file() -> None:

@@ -7,45 +7,33 @@ Every wait is bounded."""
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from azs_syslog.queue import Queue
-from tests.conftest import discard_audit_events, run_cli
-from tests.receivers import RsyslogReceiver, TestPKI, rsyslog_factory  # noqa: F401
-from tests.test_forwarder_rsyslog import Forwarder
-from tests.test_send_event import windows_event
+from tests.receivers import RsyslogReceiver, TestPKI
+from tests.support import (
+    Forwarder,
+    discard_audit_events,
+    record_ids,
+    run_cli,
+    send_events,
+    set_server,
+    wait_until,
+)
 
 pytestmark = pytest.mark.rsyslog
 
-RECORD_ID = re.compile(rb"MasEventRecordID=(\d+)")
-
 
 def arrived(receiver: RsyslogReceiver) -> Counter[int]:
-    found: Counter[int] = Counter()
-    for line in receiver.lines():
-        match = RECORD_ID.search(line)
-        assert match, line[:200]
-        found[int(match.group(1))] += 1
-    return found
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+    return record_ids(receiver.lines(), strict=True)
 
 
 def send(events: range) -> None:
-    text = "".join(windows_event(event) + "\n" for event in events)
-    result = run_cli(["send-event", "-"], input=text)
-    assert result.exit_code == 0, result.stderr
+    send_events(events.start, len(events), time_text=None)
 
 
 def counters() -> dict[str, int]:
@@ -60,38 +48,28 @@ def failover_of(status: dict[str, object]) -> dict[str, object]:
     return value if isinstance(value, dict) else {}
 
 
-@pytest.fixture
-def forwarder(tmp_path: Path) -> Iterator[Forwarder]:
-    worker = Forwarder(tmp_path / "forwarder.log")
-    yield worker
-    worker.stop_quietly()
-
-
 @pytest.mark.parametrize("relp", [False, True], ids=["tls", "relp-tls"])
 def test_failover_and_failback_with_two_rsyslogs(
-    tmp_path: Path,
-    rsyslog_factory: Callable[..., RsyslogReceiver],  # noqa: F811
-    forwarder: Forwarder,
+    rsyslog_factory: Callable[..., RsyslogReceiver],
+    forwarder: Callable[[], Forwarder],
+    pki: TestPKI,
     relp: bool,
 ) -> None:
-    pki = TestPKI.create(tmp_path / "pki")
     kind = ("relp", {"pki": pki, "relp_tls": True}) if relp else ("tls", {"pki": pki})
     primary = rsyslog_factory(kind[0], **kind[1])
     secondary = rsyslog_factory(kind[0], **kind[1])
     primary.stop()  # down at the start (its port is kept for when it comes back)
-    args = ["set-syslog-server", "--server-name", "127.0.0.1", "--server-port", str(primary.port)]
-    args += ["--trusted-ca", str(pki.ca_file), "--failover-server-name", "127.0.0.1"]
+    args = ["--trusted-ca", str(pki.ca_file), "--failover-server-name", "127.0.0.1"]
     args += ["--failover-server-port", str(secondary.port), "--failover-after", "1"]
     if relp:
         args.append("--use-relp")
-    result = run_cli(args)
-    assert result.exit_code == 0, result.stderr
+    set_server(primary.port, *args)
     discard_audit_events()  # the counts below are of this test's events
 
     send(range(0, 20))
     started = time.monotonic()
-    forwarder.start()
-    forwarder.wait_for(
+    worker = forwarder()
+    worker.wait_for(
         lambda s: failover_of(s).get("active") == "failover" and s["state"] == "connected"
     )
     # Not before FailoverAfter (1 s) of failed connections to the primary.
@@ -112,11 +90,11 @@ def test_failover_and_failback_with_two_rsyslogs(
     primary.start()
     event = 20
     deadline = time.monotonic() + 30
-    while failover_of(forwarder.status()).get("active") != "primary":
-        assert time.monotonic() < deadline, f"no failback; log {forwarder.log.read_text()}"
+    while failover_of(worker.status()).get("active") != "primary":
+        assert time.monotonic() < deadline, f"no failback; log {worker.log.read_text()}"
         send(range(event, event + 5))
         event += 5
-    forwarder.wait_for(
+    worker.wait_for(
         lambda s: failover_of(s).get("active") == "primary" and s["state"] == "connected"
     )
     after = range(event, event + 20)

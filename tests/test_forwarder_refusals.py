@@ -5,12 +5,12 @@ matrix at the connection level (tests/test_transport.py)."""
 
 from __future__ import annotations
 
-import datetime as dt
+import dataclasses
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,11 +20,9 @@ from azs_syslog.forwarder import status as st
 from azs_syslog.forwarder.worker import Worker, WorkerOptions
 from azs_syslog.queue import Queue
 from azs_syslog.queue.ingest import enqueue_records
-from tests.conftest import run_cli
-from tests.receivers import TLS11_ONLY, RsyslogReceiver, TestPKI, rsyslog_factory
+from tests.receivers import TLS11_ONLY, RsyslogReceiver, TestPKI
+from tests.support import run_cli, step_until
 from tests.test_transport import client_settings, tls_server
-
-__all__ = ["rsyslog_factory"]
 
 Factory = Callable[..., RsyslogReceiver]
 
@@ -101,27 +99,18 @@ CASES: dict[str, Case] = {
 }
 
 
-def start_receiver(factory: Factory, pki: TestPKI, setup: dict[str, object]) -> RsyslogReceiver:
+def start_receiver(
+    factory: Factory, pki: TestPKI, setup: dict[str, object], protocol: str = "tls"
+) -> RsyslogReceiver:
+    """A TLS (or RELP over TLS) rsyslog as ``setup`` says: ``cert`` (see
+    ``TestPKI.server_files``) and the receiver's options."""
     options = dict(setup)
-    cert = options.pop("cert", None)
-    if cert == "elsewhere":
-        files = pki.issue(
-            "elsewhere", "syslog.example.com", dns_names=("syslog.example.com",), server=True
-        )
-    elif cert == "expired":
-        now = dt.datetime.now(dt.UTC)
-        files = pki.issue(
-            "expired",
-            "localhost",
-            dns_names=("localhost",),
-            server=True,
-            not_before=now - dt.timedelta(days=30),
-            not_after=now - dt.timedelta(days=1),
-        )
-    else:
-        return factory("tls", pki=pki, **options)
-    cert_file, key_file = files
-    return factory("tls", cert_file=cert_file, key_file=key_file, ca_file=pki.ca_file, **options)
+    kind = options.pop("cert", None)
+    assert kind is None or isinstance(kind, str)
+    cert_file, key_file = pki.server_files(kind)
+    if protocol == "relp":
+        options["relp_tls"] = True
+    return factory(protocol, cert_file=cert_file, key_file=key_file, ca_file=pki.ca_file, **options)
 
 
 def enqueue_one() -> None:
@@ -133,37 +122,46 @@ def enqueue_one() -> None:
         enqueue_records(iter([(1, line)]), queue, Renderer(settings), settings.key)
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_refusals_are_explained_in_the_status(
-    name: str, rsyslog_factory: Factory, tmp_path: Path
-) -> None:
-    case = CASES[name]
-    pki = TestPKI.create(tmp_path / "pki")
+def check_refusal(
+    case: Case, factory: Factory, pki: TestPKI, tmp_path: Path, protocol: str = "tls"
+) -> dict[str, Any] | None:
+    """A receiver set up as ``case`` says (``protocol``: TLS, or RELP over TLS) and an
+    in-process worker told what ``case`` says, one event queued: refused as ``case`` says (its
+    status, with the error explained, is returned; nothing reached the receiver), or accepted
+    and the event delivered (None)."""
     other = TestPKI.create(tmp_path / "other", ca_name="some other CA")
-    receiver = start_receiver(rsyslog_factory, pki, case.receiver)
-    config = Config(server=case.server(receiver.port, pki, other), client=case.client(pki, other))
+    receiver = start_receiver(factory, pki, case.receiver, protocol)
+    server = case.server(receiver.port, pki, other)
+    if protocol == "relp":
+        server = dataclasses.replace(server, use_relp=True)
+    config = Config(server=server, client=case.client(pki, other))
     enqueue_one()
     worker = Worker(lambda: config, options=WorkerOptions())
     try:
         wanted = st.CONNECTED if case.cause is None else st.BACKING_OFF
-        deadline = time.monotonic() + 20
-        while worker.state != wanted and time.monotonic() < deadline:
-            time.sleep(min(worker.step(), 0.05))
+        step_until(worker, lambda: worker.state == wanted, 20, f"the state {wanted!r}")
         worker.write_status()
         status = worker.status()
-        assert status["state"] == wanted, status
         if case.cause is None:
-            while not receiver.lines() and time.monotonic() < deadline:
-                time.sleep(min(worker.step(), 0.05))
+            step_until(worker, receiver.lines, 20, "the event at the receiver")
             assert len(receiver.lines()) == 1
             assert status["last_error"] is None
-            return
+            return None
         error = status["last_error"]
-        assert error["cause"] == case.cause
+        assert error["cause"] == case.cause, error
         assert error["message"] and error["fix"], "the operator is told what failed and the fix"
         assert receiver.lines() == [], "nothing is sent to a server that failed a check"
+        return status
+    finally:
+        worker.close()
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_refusals_are_explained_in_the_status(
+    name: str, rsyslog_factory: Factory, pki: TestPKI, tmp_path: Path
+) -> None:
+    case = CASES[name]
+    if check_refusal(case, rsyslog_factory, pki, tmp_path) is not None:
         shown = run_cli(["forwarder", "status", "--json"])
         assert shown.exit_code == 1
         assert json.loads(shown.stdout)["status"]["last_error"]["cause"] == case.cause
-    finally:
-        worker.close()

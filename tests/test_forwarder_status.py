@@ -4,13 +4,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from azs_syslog import paths
 from azs_syslog.forwarder import status as st
-from tests.conftest import REPO_ROOT, run_cli
+from tests.conftest import run_cli
+from tests.support import start_cli
 from tests.test_send_event import windows_event
 
 
@@ -80,14 +80,8 @@ def test_status_command_without_a_forwarder() -> None:
 
 
 def start_forwarder(log: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    return subprocess.Popen(
-        [sys.executable, "-m", "azs_syslog", "forwarder", "run"],
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
-        env=env,
-    )
+    with log.open("wb") as stderr:
+        return start_cli(["forwarder", "run"], stdout=subprocess.DEVNULL, stderr=stderr)
 
 
 def wait_for_state(

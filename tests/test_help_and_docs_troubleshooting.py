@@ -7,7 +7,6 @@ digits (ports, dates, counts) normalised on both sides.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 import socket
@@ -19,6 +18,7 @@ import pytest
 from azs_syslog.lab import pki
 from azs_syslog.lab.receiver import Listener, server_ssl_context
 from tests.conftest import REPO_ROOT, run_cli
+from tests.receivers import expired_server
 
 GUIDE = (REPO_ROOT / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
 
@@ -44,15 +44,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pki.issue(
         ca, "siem01.example.com", dns_names=("siem01.example.com", "localhost"), server=True
     ).write(directory, "names")
-    now = dt.datetime.now(dt.UTC)
-    pki.issue(
-        ca,
-        "localhost",
-        dns_names=("localhost",),
-        server=True,
-        not_before=now - dt.timedelta(days=10),
-        not_after=now - dt.timedelta(days=1),
-    ).write(directory, "expired")
+    expired_server(ca).write(directory, "expired")
     client = pki.issue(ca, "forwarder", client=True)
     (directory / "client.pfx").write_bytes(client.to_pfx(b"right"))
     (directory / "nokey.pfx").write_bytes(client.to_pfx(b"right", include_key=False))

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import selectors
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,8 +19,10 @@ import pytest
 from azs_syslog.errors import CertificateError, TransportError
 from azs_syslog.lab import pki
 from azs_syslog.lab.receiver import Listener, ReceivedMessage, server_ssl_context
-from tests.conftest import REPO_ROOT, run_cli
+from tests.conftest import run_cli
 from tests.receivers import TestPKI
+from tests.support import octet_frame as octet
+from tests.support import start_cli
 
 WAIT = 10.0  # seconds; generous for a loaded 2-core machine, never reached when things work
 
@@ -33,10 +33,6 @@ def cef_message(n: int = 1, *, extensions: str | None = None) -> bytes:
         "<85>Nov 26 10:00:00 azs-node1 CEF:0|Microsoft|Microsoft Azure Stack Hub|1.0|"
         f"Microsoft-AzureStack-PrivilegedEndpoint: 1000|PrivilegedEndpointAccessedEvent|5|{ext}"
     ).encode()
-
-
-def octet(message: bytes) -> bytes:
-    return b"%d %s" % (len(message), message)
 
 
 def one(listener: Listener) -> ReceivedMessage:
@@ -389,13 +385,10 @@ class ListenProcess:
     """``azs-syslog listen`` in a child process, on a free port it reports on stderr."""
 
     def __init__(self, *args: str) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "azs_syslog", "listen", "--port", "0", *args],
+        self.proc = start_cli(
+            ["listen", "--port", "0", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=env,
             bufsize=0,  # unbuffered, so the selector sees what read(1) has not taken yet
         )
         self.first_line = self._read_first_stderr_line()

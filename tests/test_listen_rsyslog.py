@@ -7,23 +7,15 @@ rsyslog as the receiver; this is the other way round.)
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from azs_syslog.lab import pki
 from azs_syslog.lab.receiver import Listener, server_ssl_context
+from tests.receivers import TestPKI, rsyslogd_with
 
-RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
-
-pytestmark = [
-    pytest.mark.rsyslog,
-    pytest.mark.skipif(not Path(RSYSLOGD).exists(), reason="rsyslogd is not installed"),
-]
+pytestmark = pytest.mark.rsyslog
 
 CEF = (
     b"CEF:0|Microsoft|Microsoft Azure Stack Hub|1.0|Microsoft-AzureStack-PrivilegedEndpoint: "
@@ -55,43 +47,23 @@ action(type="omfwd" target="127.0.0.1" port="{tcp_port}" protocol="tcp"
 
 
 def test_rsyslog_forwards_to_listen_over_mutual_tls_and_tcp(tmp_path: Path) -> None:
-    ca = pki.make_ca("listen rsyslog CA")
-    server = pki.issue(ca, "localhost", dns_names=("localhost",), server=True)
-    client = pki.issue(ca, "rsyslog-sender", client=True)
-    (tmp_path / "ca.pem").write_bytes(ca.cert_pem())
-    server_cert, server_key = server.write(tmp_path, "server")
-    client_cert, client_key = client.write(tmp_path, "client")
+    files = TestPKI.create(tmp_path, ca_name="listen rsyslog CA", client_name="rsyslog-sender")
     work = tmp_path / "work"
     work.mkdir()
-    context = server_ssl_context(str(server_cert), str(server_key), str(tmp_path / "ca.pem"))
+    context = server_ssl_context(str(files.server_cert), str(files.server_key), str(files.ca_file))
     with (
         Listener("tls", "127.0.0.1", 0, ssl_context=context) as tls,
         Listener("tcp", "127.0.0.1", 0) as tcp,
     ):
-        certs = {"ca": tmp_path / "ca.pem", "cert": client_cert, "key": client_key}
-        config = tmp_path / "rsyslog.conf"
-        config.write_text(rsyslog_config(work, certs, tls.port, tcp.port), encoding="utf-8")
-        rsyslog = subprocess.Popen(
-            [RSYSLOGD, "-n", "-f", str(config), "-i", str(work / "rsyslogd.pid")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            port_file = work / "input-port"
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and not (
-                port_file.exists() and port_file.read_text().strip()
-            ):
-                assert rsyslog.poll() is None, rsyslog.communicate()[1]
-                time.sleep(0.1)
-            with socket.create_connection(("127.0.0.1", int(port_file.read_text()))) as sock:
+        certs = {"ca": files.ca_file, "cert": files.client_cert, "key": files.client_key}
+        config = rsyslog_config(work, certs, tls.port, tcp.port)
+        with rsyslogd_with(work, config, work / "input-port", protocol="tls") as (port, output):
+            with socket.create_connection(("127.0.0.1", port)) as sock:
                 sock.sendall(b"<85>Nov  6 10:00:00 azs-node1 " + CEF + b"\n")
             via_tls = tls.collect(1, 20)
             via_tcp = tcp.collect(1, 20)
-        finally:
-            rsyslog.terminate()
-            _, stderr = rsyslog.communicate(timeout=20)
-    assert via_tls and via_tcp, stderr.decode()
+    stderr = output.read_text(errors="replace")
+    assert via_tls and via_tcp, stderr
     for message in (via_tls[0], via_tcp[0]):
         assert message.valid, message.errors
         assert message.host == "azs-node1"

@@ -3,22 +3,19 @@ a real forwarder process delivering to a real rsyslog; address errors at start."
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import REPO_ROOT, discard_audit_events, run_cli, run_cli_process
+from tests.conftest import discard_audit_events, run_cli, run_cli_process
 from tests.receivers import RsyslogReceiver, free_port, rsyslog_factory  # noqa: F401
-from tests.test_forwarder_rsyslog import Forwarder, send_events, wait_for_ids
+from tests.support import Forwarder, Forwarders, send_events, wait_for_ids
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -57,28 +54,8 @@ class MetricsForwarder(Forwarder):
     """``forwarder run --metrics-address 127.0.0.1:PORT`` in a child process."""
 
     def __init__(self, log: Path, port: int) -> None:
-        super().__init__(log)
+        super().__init__(log, "--metrics-address", f"127.0.0.1:{port}")
         self.port = port
-
-    def start(self) -> MetricsForwarder:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = str(REPO_ROOT)
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "azs_syslog",
-                    "forwarder",
-                    "run",
-                    "--metrics-address",
-                    f"127.0.0.1:{self.port}",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                env=env,
-            )
-        return self
 
     def scrape(self) -> Samples:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as reply:
@@ -129,18 +106,12 @@ def last_error(samples: Samples) -> dict[str, str] | None:
 
 
 @pytest.fixture
-def metrics_forwarder(tmp_path: Path) -> Iterator[Callable[[], MetricsForwarder]]:
-    started: list[MetricsForwarder] = []
-
+def metrics_forwarder(forwarders_started: Forwarders) -> Callable[[], MetricsForwarder]:
     def make() -> MetricsForwarder:
         port = free_port("127.0.0.1", "tcp")
-        worker = MetricsForwarder(tmp_path / f"forwarder-{len(started)}.log", port).start()
-        started.append(worker)
-        return worker
+        return forwarders_started.start(MetricsForwarder(forwarders_started.next_log(), port))
 
-    yield make
-    for worker in started:
-        worker.stop_quietly()
+    return make
 
 
 @pytest.mark.rsyslog
@@ -271,17 +242,9 @@ def test_address_in_use_is_a_clear_error_at_start(azs_home: Path) -> None:
 
 def test_ipv6_loopback_and_the_environment_variable(azs_home: Path, tmp_path: Path) -> None:
     port = free_port("::1", "tcp")
-    worker = MetricsForwarder(tmp_path / "forwarder.log", port)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    env["AZS_SYSLOG_METRICS_ADDRESS"] = f"[::1]:{port}"
-    with worker.log.open("ab") as log:
-        worker.proc = subprocess.Popen(
-            [sys.executable, "-m", "azs_syslog", "forwarder", "run"],
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            env=env,
-        )
+    env = {"AZS_SYSLOG_METRICS_ADDRESS": f"[::1]:{port}"}
+    worker = Forwarder(tmp_path / "forwarder.log", env=env).start()
+    assert worker.proc is not None
     try:
         deadline = time.monotonic() + 30
         text = ""

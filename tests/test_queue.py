@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import stat
@@ -23,6 +22,7 @@ from azs_syslog.queue import (
     lengths_to_bytes,
 )
 from tests.conftest import REPO_ROOT
+from tests.support import start_python
 
 
 def make_batch(
@@ -177,14 +177,7 @@ print("done", flush=True)
 
 
 def start_writer(n: int, size: int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    return subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(n), str(size)],
-        env=env,
-        stdout=subprocess.PIPE,
-        cwd=REPO_ROOT,
-    )
+    return start_python(["-c", WRITER, str(n), str(size)], stdout=subprocess.PIPE, cwd=REPO_ROOT)
 
 
 def check_consistent(queue: Queue) -> int:
@@ -248,7 +241,6 @@ def test_many_processes_opening_a_new_queue_at_once_all_succeed(tmp_path: Path) 
     # send-event --jobs N starts N producers on a queue that may not exist yet: switching a
     # new file to WAL can report "locked" without honouring the busy timeout.
     import subprocess
-    import sys
 
     from tests.conftest import REPO_ROOT
 

@@ -5,7 +5,6 @@ silence), a minimal scripted RELP peer on 127.0.0.1."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import socket
 import threading
@@ -22,17 +21,16 @@ from azs_syslog.forwarder.worker import Worker, WorkerOptions
 from azs_syslog.transport import Timeouts, relp
 from tests.conftest import run_cli
 from tests.receivers import RsyslogReceiver, TestPKI, rsyslog_factory
-from tests.test_forwarder_refusals import CASES, enqueue_one
-from tests.test_forwarder_rsyslog import (
+from tests.support import (
     Forwarder,
     assert_none_missing,
     expected_messages,
-    forwarder,
     send_events,
     wait_for_ids,
 )
+from tests.test_forwarder_refusals import CASES, check_refusal
 
-__all__ = ["forwarder", "rsyslog_factory"]
+__all__ = ["rsyslog_factory"]
 
 Factory = Callable[..., RsyslogReceiver]
 SHORT = Timeouts(connect=2.0, handshake=2.0, write=2.0)
@@ -98,11 +96,6 @@ def configure_relp(mode: str, receiver: RsyslogReceiver, pki: TestPKI, tmp: Path
         assert result.exit_code == 0, result.stderr
 
 
-@pytest.fixture
-def pki(tmp_path: Path) -> TestPKI:
-    return TestPKI.create(tmp_path / "pki")
-
-
 @pytest.mark.rsyslog
 @pytest.mark.parametrize("mode", ["plain", "tls", "mtls"])
 def test_receiver_killed_mid_stream_loses_nothing_and_duplicates_at_most_a_window(
@@ -131,7 +124,7 @@ def test_receiver_killed_mid_stream_loses_nothing_and_duplicates_at_most_a_windo
     ids = wait_for_ids(receiver, range(count), timeout=120)
     duplicates = assert_none_missing(ids, range(count))
     assert duplicates <= relp.WINDOW * outages
-    worker.wait_for(lambda s: s["queue"]["events"] == 0)  # type: ignore[index]
+    worker.wait_for(lambda s: s["queue"]["events"] == 0)
     status = worker.status()
     counts = status["counts"]
     assert isinstance(counts, dict)
@@ -145,9 +138,7 @@ def test_receiver_killed_mid_stream_loses_nothing_and_duplicates_at_most_a_windo
     assert connection["relp_offers"]["commands"] == "syslog"
     assert (connection["tls_version"] is not None) is (mode != "plain")
     assert connection["client_certificate_sent"] is (mode == "mtls")
-    assert status["server"]["transport"] == (  # type: ignore[index]
-        "relp-tcp" if mode == "plain" else "relp-tls"
-    )
+    assert status["server"]["transport"] == ("relp-tcp" if mode == "plain" else "relp-tls")
 
 
 @pytest.mark.rsyslog
@@ -236,72 +227,12 @@ def test_plain_relp_aimed_at_a_relp_tls_port_is_explained(
 RELP_CASES = dict(CASES)
 
 
-def start_relp_tls_receiver(
-    factory: Factory, pki: TestPKI, setup: dict[str, object]
-) -> RsyslogReceiver:
-    import datetime as dt
-
-    options = dict(setup)
-    cert = options.pop("cert", None)
-    if cert == "elsewhere":
-        cert_file, key_file = pki.issue(
-            "elsewhere", "syslog.example.com", dns_names=("syslog.example.com",), server=True
-        )
-    elif cert == "expired":
-        now = dt.datetime.now(dt.UTC)
-        cert_file, key_file = pki.issue(
-            "expired",
-            "localhost",
-            dns_names=("localhost",),
-            server=True,
-            not_before=now - dt.timedelta(days=30),
-            not_after=now - dt.timedelta(days=1),
-        )
-    else:
-        cert_file, key_file = pki.server_cert, pki.server_key
-    return factory(
-        "relp",
-        relp_tls=True,
-        cert_file=cert_file,
-        key_file=key_file,
-        ca_file=pki.ca_file,
-        **options,
-    )
-
-
 @pytest.mark.rsyslog
 @pytest.mark.parametrize("name", list(RELP_CASES))
 def test_tls_refusal_matrix_over_relp(
-    name: str,
-    rsyslog_factory: Factory,
-    tmp_path: Path,
+    name: str, rsyslog_factory: Factory, pki: TestPKI, tmp_path: Path
 ) -> None:
-    case = RELP_CASES[name]
-    pki = TestPKI.create(tmp_path / "pki")
-    other = TestPKI.create(tmp_path / "other", ca_name="some other CA")
-    receiver = start_relp_tls_receiver(rsyslog_factory, pki, case.receiver)
-    server = dataclasses.replace(case.server(receiver.port, pki, other), use_relp=True)
-    config = Config(server=server, client=case.client(pki, other))
-    enqueue_one()
-    worker = Worker(lambda: config, options=WorkerOptions())
-    try:
-        wanted = st.CONNECTED if case.cause is None else st.BACKING_OFF
-        deadline = time.monotonic() + 20
-        while worker.state != wanted and time.monotonic() < deadline:
-            time.sleep(min(worker.step(), 0.05))
-        status = worker.status()
-        assert status["state"] == wanted, status
-        if case.cause is None:
-            while not receiver.lines() and time.monotonic() < deadline:
-                time.sleep(min(worker.step(), 0.05))
-            assert len(receiver.lines()) == 1
-            return
-        error = status["last_error"]
-        assert error["cause"] == case.cause, error
-        assert error["message"] and error["fix"]
-        assert receiver.lines() == []
-    finally:
-        worker.close()
+    check_refusal(RELP_CASES[name], rsyslog_factory, pki, tmp_path, "relp")
 
 
 # --- a scripted peer, for the answers rsyslog does not give on demand ------------------------

@@ -47,7 +47,9 @@ TEXT = (
     | st.sampled_from(["", "a\\b", "x=y", "\r\n", "\x00", "\ud800", "é|", "\x1b[1m\x85\u2028"])
     | st.text(st.sampled_from([*CONTROLS, "a", "=", "\\", "\n", "é"]), max_size=12)
 )
-ODD = st.sampled_from([None, True, False, 1.5, -1, 0, [], {}, ["a", 1, None], [""], "", "x"])
+ODD: st.SearchStrategy[Any] = st.sampled_from(
+    [None, True, False, 1.5, -1, 0, [], {}, ["a", 1, None], [""], "", "x"]
+)
 UINTS = st.integers(0, 2**70) | st.integers(-5, -1)
 # What event_data holds in real records: strings (empty ones too), integers, booleans, nulls.
 ITEMS = TEXT | st.integers(-(2**65), 2**65) | st.booleans() | st.none()

@@ -27,7 +27,7 @@ from azs_syslog.queue import Queue
 from azs_syslog.queue.ingest import BatchBuilder
 from tests.conftest import run_cli
 from tests.receivers import RsyslogReceiver, rsyslog_factory  # noqa: F401
-from tests.test_forwarder_rsyslog import Forwarder, configure, forwarder, record_ids  # noqa: F401
+from tests.support import Forwarder, configure, record_ids
 from tests.test_send_event import windows_event
 
 EVENTS = 5000
@@ -200,7 +200,7 @@ def test_no_queue_at_all_is_nothing_to_repair() -> None:
 
 
 def test_refused_while_a_forwarder_runs(
-    forwarder: Callable[[], Forwarder],  # noqa: F811
+    forwarder: Callable[[], Forwarder],
 ) -> None:
     path = build_queue(events=100)
     worker = forwarder()
@@ -219,7 +219,7 @@ def test_refused_while_a_forwarder_runs(
 @pytest.mark.rsyslog
 def test_recovered_events_reach_rsyslog(
     rsyslog_factory: Callable[..., RsyslogReceiver],  # noqa: F811
-    forwarder: Callable[[], Forwarder],  # noqa: F811
+    forwarder: Callable[[], Forwarder],
     tmp_path: Path,
 ) -> None:
     receiver = rsyslog_factory("tcp")
@@ -231,7 +231,7 @@ def test_recovered_events_reach_rsyslog(
     expected = queued_record_ids()
     assert sum(expected.values()) == report["events_recovered"]
     worker = forwarder()
-    worker.wait_for(lambda s: s["queue"]["events"] == 0, timeout=60)  # type: ignore[index]
+    worker.wait_for(lambda s: s["queue"]["events"] == 0, timeout=60)
     received = record_ids(receiver.wait_for_lines(len(expected), timeout=30))
     assert set(received) == set(expected)
     code, _ = worker.terminate()

@@ -4,12 +4,12 @@ import itertools
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from azs_syslog.queue import Queue
-from tests.conftest import REPO_ROOT, run_cli
+from tests.conftest import run_cli
+from tests.support import start_cli
 
 
 def windows_event(record_id: int, *, level: int = 2, time_text: str | None = None) -> str:
@@ -108,14 +108,7 @@ def test_filtered_events_are_still_queued_raw() -> None:
 
 
 def test_a_long_running_pipe_commits_as_it_goes() -> None:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "azs_syslog", "send-event", "-"],
-        stdin=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
+    proc = start_cli(["send-event", "-"], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdin is not None
     try:
         for i in range(3):

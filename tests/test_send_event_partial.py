@@ -7,14 +7,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from azs_syslog.queue import Queue
-from tests.conftest import REPO_ROOT, run_cli_process
+from tests.conftest import run_cli_process
+from tests.support import start_cli
 from tests.test_help_and_docs_troubleshooting import assert_documented
 from tests.test_send_event import windows_event
 from tests.tmpfs import fill, mounted_tmpfs
@@ -169,13 +170,10 @@ def alive(pid: int) -> bool:
 def test_killing_jobs_stops_the_producers(tmp_path: Path, signum: signal.Signals) -> None:
     total = 40_000
     source = write_events(tmp_path / "events.jsonl", total)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "azs_syslog", "send-event", "--jobs", "4", "--json", str(source)],
+    proc = start_cli(
+        ["send-event", "--jobs", "4", "--json", str(source)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=env,
     )
     queue_file = Path(os.environ["AZS_SYSLOG_HOME"], "state", "queue.sqlite3")
     try:
@@ -222,15 +220,9 @@ def test_killing_jobs_stops_the_producers(tmp_path: Path, signum: signal.Signals
     assert f"stopped by {signum.name}" in stderr.decode()
 
 
-def _start_send_event(args: list[str], **popen: object) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    return subprocess.Popen(
-        [sys.executable, "-m", "azs_syslog", "send-event", "--json", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        **popen,  # type: ignore[arg-type]
+def _start_send_event(args: list[str], **popen: Any) -> subprocess.Popen[bytes]:
+    return start_cli(
+        ["send-event", "--json", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen
     )
 
 

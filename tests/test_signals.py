@@ -15,7 +15,6 @@ import os
 import select
 import signal
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,30 +28,24 @@ from azs_syslog.config import ClientSettings, ServerSettings
 from azs_syslog.forwarder import status as st
 from azs_syslog.forwarder.worker import Worker, WorkerOptions
 from azs_syslog.queue import Queue
-from tests.conftest import discard_audit_events, run_cli
-from tests.receivers import RsyslogReceiver, TestPKI, rsyslog_factory  # noqa: F401
-from tests.test_forwarder_status import start_forwarder
-from tests.test_send_event import windows_event
+from tests.receivers import RsyslogReceiver, TestPKI
+from tests.support import (
+    Forwarder,
+    discard_audit_events,
+    run_cli,
+    send_events,
+    set_server,
+    step_until,
+    wait_until,
+)
 
 Factory = Callable[..., RsyslogReceiver]
+Forwarders = Callable[[], Forwarder]
 STOP_WITHIN = 5.0  # seconds: SIGTERM to exit, whatever the loop is waiting on
-SET_LOCAL = ["set-syslog-server", "--server-name", "127.0.0.1", "--server-port"]
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def queue_events(count: int) -> None:
-    lines = "".join(windows_event(i) + "\n" for i in range(count))
-    result = run_cli(["send-event", "-"], input=lines)
-    assert result.exit_code == 0, result.stderr
+    send_events(0, count, time_text=None)
 
 
 def accounted() -> int:
@@ -62,32 +55,32 @@ def accounted() -> int:
         return queue.depth().events + counts["sent"] + counts["filtered"]
 
 
-def blocked_on(proc: subprocess.Popen[bytes], what: str) -> dict[str, Any] | None:
+def blocked_on(worker: Forwarder, what: str) -> dict[str, Any] | None:
     data = st.read_status()
-    if data and data.get("pid") == proc.pid:
+    if data and worker.proc is not None and data.get("pid") == worker.proc.pid:
         blocked = data.get("blocked")
         if isinstance(blocked, dict) and blocked.get("on") == what:
             return data
     return None
 
 
-def stop_and_time(proc: subprocess.Popen[bytes], signals: Sequence[int]) -> float:
+def stop_and_time(worker: Forwarder, signals: Sequence[int]) -> float:
+    assert worker.proc is not None
     started = time.monotonic()
     for number in signals:
-        proc.send_signal(number)
-    assert proc.wait(timeout=15) == 0
+        worker.proc.send_signal(number)
+    assert worker.proc.wait(timeout=15) == 0
     return time.monotonic() - started
 
 
-@pytest.fixture
-def reaped() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Forwarders a test started; killed (by pid) if the test left them running."""
-    procs: list[subprocess.Popen[bytes]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+def blocked_writer(forwarder: Forwarders, port: int) -> tuple[Forwarder, dict[str, Any]]:
+    """10,000 events queued for the TCP server on ``port`` that never reads, and a forwarder
+    blocked writing them; its status then."""
+    queue_events(10_000)  # ~8 MB: more than the socket buffers of both ends hold
+    set_tcp_server(port)
+    worker = forwarder()
+    status = wait_until(lambda: blocked_on(worker, "write"), 60, "a blocked write in the status")
+    return worker, status
 
 
 @pytest.fixture
@@ -143,8 +136,7 @@ def configure(kind: str, tmp_path: Path) -> Iterator[None]:
     pki = TestPKI.create(tmp_path / "pki")
     server = TlsNotReading(pki)
     try:
-        result = run_cli([*SET_LOCAL, str(server.port), "--trusted-ca", str(pki.ca_file)])
-        assert result.exit_code == 0, result.stderr
+        set_server(server.port, "--trusted-ca", str(pki.ca_file))
         discard_audit_events()  # the counts below are exact
         yield
     finally:
@@ -152,8 +144,7 @@ def configure(kind: str, tmp_path: Path) -> Iterator[None]:
 
 
 def set_tcp_server(port: int) -> None:
-    result = run_cli([*SET_LOCAL, str(port), "--no-encryption"])
-    assert result.exit_code == 0, result.stderr
+    set_server(port, "--no-encryption")
     discard_audit_events()  # the counts below are exact
 
 
@@ -179,31 +170,32 @@ def test_a_blocked_write_is_unhealthy_after_a_few_seconds() -> None:
 
 @pytest.mark.parametrize("kind", ["tcp", "tls"])
 def test_blocked_write_status_is_true_and_sigterm_stops_within_5_s(
-    tmp_path: Path, kind: str, reaped: list[subprocess.Popen[bytes]]
+    tmp_path: Path, kind: str, forwarder: Forwarders
 ) -> None:
     queue_events(10_000)  # ~8 MB: more than the socket buffers of both ends hold
     with configure(kind, tmp_path):
-        check_blocked_write_then_stop(tmp_path, reaped)
+        check_blocked_write_then_stop(forwarder)
 
 
-def check_blocked_write_then_stop(tmp_path: Path, reaped: list[subprocess.Popen[bytes]]) -> None:
-    proc = start_forwarder(tmp_path / "forwarder.log")
-    reaped.append(proc)
-    wait_until(lambda: blocked_on(proc, "write"), 60, "a blocked write in the status")
-    # While the write blocks, the status stays fresh: running, never "stopped"; after a few
-    # seconds, unhealthy and saying why.
-    deadline = time.monotonic() + 30
-    while True:
-        assert time.monotonic() < deadline, "forwarder status never said the write is blocked"
-        report = run_cli(["forwarder", "status", "--json"])
-        data = json.loads(report.stdout)
-        assert data["running"] is True, data["reason"]
-        assert data["status"]["state"] != st.STOPPED
-        assert proc.poll() is None
-        if "sending is blocked" in data["reason"]:
-            break
-        time.sleep(0.2)
+def blocked_report(worker: Forwarder) -> dict[str, Any] | None:
+    """``forwarder status --json`` once it says the write is blocked. Until then the status
+    stays fresh: running, never "stopped"."""
+    report = run_cli(["forwarder", "status", "--json"])
+    data: dict[str, Any] = json.loads(report.stdout)
+    assert data["running"] is True, data["reason"]
+    assert data["status"]["state"] != st.STOPPED
+    assert worker.proc is not None and worker.proc.poll() is None
+    if "sending is blocked" not in data["reason"]:
+        return None
     assert report.exit_code == 1
+    return data
+
+
+def check_blocked_write_then_stop(forwarder: Forwarders) -> None:
+    worker = forwarder()
+    wait_until(lambda: blocked_on(worker, "write"), 60, "a blocked write in the status")
+    # After a few seconds, unhealthy and saying why.
+    data = wait_until(lambda: blocked_report(worker), 30, "the status to say the write blocks")
     assert data["healthy"] is False
     assert data["reason"].endswith("s: the server is not reading")
     assert data["status"]["blocked"]["on"] == "write"
@@ -212,24 +204,20 @@ def check_blocked_write_then_stop(tmp_path: Path, reaped: list[subprocess.Popen[
     assert "sending is blocked for" in table.stdout
     assert "UNHEALTHY" in table.stdout
 
-    assert stop_and_time(proc, [signal.SIGTERM]) < STOP_WITHIN
+    assert stop_and_time(worker, [signal.SIGTERM]) < STOP_WITHIN
     assert accounted() == 10_000  # every event still queued, or confirmed
     final = st.read_status()
     assert final is not None and final["state"] == st.STOPPED and final["blocked"] is None
-    assert "Traceback" not in (tmp_path / "forwarder.log").read_text()
+    assert "Traceback" not in worker.log.read_text()
 
 
 def test_a_second_signal_forces_the_stop_during_a_blocked_write(
-    tmp_path: Path, not_reading: int, reaped: list[subprocess.Popen[bytes]]
+    not_reading: int, forwarder: Forwarders
 ) -> None:
-    queue_events(10_000)
-    set_tcp_server(not_reading)
-    proc = start_forwarder(tmp_path / "forwarder.log")
-    reaped.append(proc)
-    wait_until(lambda: blocked_on(proc, "write"), 60, "a blocked write in the status")
-    assert stop_and_time(proc, [signal.SIGTERM, signal.SIGINT]) < STOP_WITHIN
+    worker, _ = blocked_writer(forwarder, not_reading)
+    assert stop_and_time(worker, [signal.SIGTERM, signal.SIGINT]) < STOP_WITHIN
     assert accounted() == 10_000
-    log = (tmp_path / "forwarder.log").read_text()
+    log = worker.log.read_text()
     assert "second signal" in log
     assert "Traceback" not in log
     # Nothing was lost: the next run sends the same events again to a reading server.
@@ -238,42 +226,36 @@ def test_a_second_signal_forces_the_stop_during_a_blocked_write(
 
 
 def test_sigterm_during_a_hung_tls_handshake_keeps_the_queue(
-    tmp_path: Path, reaped: list[subprocess.Popen[bytes]]
+    tmp_path: Path, forwarder: Forwarders
 ) -> None:
     pki = TestPKI.create(tmp_path / "pki")
     queue_events(50)
     with socket.create_server(("127.0.0.1", 0)) as hung:  # accepts, never answers the hello
-        port = hung.getsockname()[1]
-        result = run_cli([*SET_LOCAL, str(port), "--trusted-ca", str(pki.ca_file)])
-        assert result.exit_code == 0, result.stderr
+        set_server(hung.getsockname()[1], "--trusted-ca", str(pki.ca_file))
         discard_audit_events()  # the counts below are exact
-        proc = start_forwarder(tmp_path / "forwarder.log")
-        reaped.append(proc)
-        data = wait_until(lambda: blocked_on(proc, "tls handshake"), 30, "a blocked handshake")
+        worker = forwarder()
+        data = wait_until(lambda: blocked_on(worker, "tls handshake"), 30, "a blocked handshake")
         assert data["state"] == st.CONNECTING
-        assert stop_and_time(proc, [signal.SIGTERM]) < STOP_WITHIN
+        assert stop_and_time(worker, [signal.SIGTERM]) < STOP_WITHIN
     with Queue(durable=False) as queue:
         assert queue.depth().events == 50
-    assert "Traceback" not in (tmp_path / "forwarder.log").read_text()
+    assert "Traceback" not in worker.log.read_text()
 
 
 def test_sighup_during_a_blocked_write_does_not_break_it(
-    tmp_path: Path, not_reading: int, reaped: list[subprocess.Popen[bytes]]
+    not_reading: int, forwarder: Forwarders
 ) -> None:
     """A wake-up that is not a stop (SIGHUP) leaves the blocked write waiting."""
-    queue_events(10_000)
-    set_tcp_server(not_reading)
-    proc = start_forwarder(tmp_path / "forwarder.log")
-    reaped.append(proc)
-    first = wait_until(lambda: blocked_on(proc, "write"), 60, "a blocked write in the status")
-    proc.send_signal(signal.SIGHUP)
+    worker, first = blocked_writer(forwarder, not_reading)
+    assert worker.proc is not None
+    worker.proc.send_signal(signal.SIGHUP)
     later = wait_until(
-        lambda: (d := blocked_on(proc, "write")) and d["updated"] > first["updated"] + 1.5 and d,
+        lambda: (d := blocked_on(worker, "write")) and d["updated"] > first["updated"] + 1.5 and d,
         30,
         "a fresh status after SIGHUP",
     )
     assert later["blocked"]["since_ms"] == first["blocked"]["since_ms"]  # the same write
-    assert stop_and_time(proc, [signal.SIGTERM]) < STOP_WITHIN
+    assert stop_and_time(worker, [signal.SIGTERM]) < STOP_WITHIN
 
 
 # --- in-process: a signal while the worker is inside _close ------------------------------------
@@ -406,24 +388,18 @@ def test_a_paced_udp_send_gives_up_when_woken_for_a_stop() -> None:
 
 
 def test_udp_backlog_drained_with_default_pacing_to_rsyslog_loses_nothing(
-    rsyslog_factory: Factory,  # noqa: F811
+    rsyslog_factory: Factory,
 ) -> None:
     """A stock rsyslog (the kernel's default receive buffer): unpaced, most of a backlog is
     dropped in its socket buffer (benchmarks/udp_pacing.py); at the default rate, none."""
     receiver = rsyslog_factory("udp", udp_receive_buffer=None)
     count = 4000
     queue_events(count)
-    result = run_cli([*SET_LOCAL, str(receiver.port), "--use-udp"])
-    assert result.exit_code == 0, result.stderr
+    set_server(receiver.port, "--use-udp")
     discard_audit_events()  # the counts below are exact
     worker = Worker(options=WorkerOptions(socket_input=False))
     try:
-        deadline = time.monotonic() + 60
-        while worker.queue.depth().events:
-            assert time.monotonic() < deadline, "the backlog was not drained in 60 s"
-            wait = worker.step()
-            if wait:
-                time.sleep(min(wait, 0.05))
+        step_until(worker, lambda: not worker.queue.depth().events, 60, "the backlog to drain")
         sent = worker.queue.counters()["sent"]
     finally:
         worker.close()

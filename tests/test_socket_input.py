@@ -17,12 +17,11 @@ import select
 import shutil
 import socket
 import struct
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Self
 
 import pytest
 
@@ -32,7 +31,7 @@ from azs_syslog.forwarder.worker import default_rendering
 from azs_syslog.inputs.socket_input import MAX_CONNECTIONS, SocketInput
 from azs_syslog.queue import Queue, QueueLimits
 from tests.receivers import RsyslogReceiver, rsyslog_factory  # noqa: F401
-from tests.test_forwarder_rsyslog import Forwarder, configure, events, wait_for_ids
+from tests.support import Forwarder, Forwarders, configure, events, wait_for_ids
 from tests.tmpfs import fill, mounted_tmpfs
 
 EVENT = b'{"type":"pep","event":"PrivilegedEndpointAccessed","who":"a","which_ip":"10.0.0.1"}\n'
@@ -48,26 +47,15 @@ class LimitedForwarder(Forwarder):
     ``LimitNOFILE=`` would."""
 
     def __init__(self, log: Path, nofile: int | None) -> None:
-        super().__init__(log)
-        self.nofile = nofile
-
-    def start(self) -> LimitedForwarder:
-        nofile = self.nofile
-
         def lower_limit() -> None:
             if nofile is not None:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
-        env = dict(os.environ)
-        env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "azs_syslog", "forwarder", "run"],
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                env=env,
-                preexec_fn=lower_limit,
-            )
+        super().__init__(log, preexec_fn=lower_limit)
+        self.nofile = nofile
+
+    def start(self) -> Self:
+        super().start()
         wait_until(paths.socket_file().exists, 30, "the forwarder's socket", self)
         return self
 
@@ -78,17 +66,12 @@ class LimitedForwarder(Forwarder):
 
 
 @pytest.fixture
-def forwarders(tmp_path: Path) -> Iterator[Callable[..., LimitedForwarder]]:
-    started: list[LimitedForwarder] = []
-
+def forwarders(forwarders_started: Forwarders) -> Callable[..., LimitedForwarder]:
     def make(nofile: int | None = None) -> LimitedForwarder:
-        worker = LimitedForwarder(tmp_path / f"forwarder-{len(started)}.log", nofile).start()
-        started.append(worker)
-        return worker
+        log = forwarders_started.next_log()
+        return forwarders_started.start(LimitedForwarder(log, nofile))
 
-    yield make
-    for worker in started:
-        worker.stop_quietly()
+    return make
 
 
 def normal(text: str) -> str:

@@ -7,27 +7,18 @@ loopback port it picks itself; it is stopped by its PID.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
 import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from azs_syslog.encode.render import Renderer, RenderSettings
+from tests.receivers import rsyslogd_with
+from tests.support import wait_until
 from tests.test_cef_golden import SPEC_EVENTS
 
-RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
-pytestmark = [
-    pytest.mark.rsyslog,
-    pytest.mark.skipif(
-        not Path(RSYSLOGD).exists() and not os.environ.get("CI"), reason="rsyslogd not installed"
-    ),
-]
+pytestmark = pytest.mark.rsyslog
 FIELDS = "%hostname%|%syslogfacility%|%syslogseverity%|%timereported:::date-rfc3339%"
 TEMPLATE = FIELDS + "|%app-name%|%msgid%|%msg%"
 
@@ -38,9 +29,7 @@ def rsyslog(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     work.mkdir()
     out = work / "out.log"
     port_file = work / "port"
-    conf = work / "rsyslog.conf"
-    conf.write_text(
-        f"""
+    config = f"""
 global(workDirectory="{work}" maxMessageSize="64k")
 module(load="imtcp")
 template(name="fields" type="string" string="{TEMPLATE}\\n")
@@ -49,39 +38,17 @@ ruleset(name="in") {{
 }}
 input(type="imtcp" port="0" address="127.0.0.1" listenPortFileName="{port_file}"
       ruleset="in")
-""",
-        encoding="utf-8",
-    )
-    proc = subprocess.Popen(
-        [RSYSLOGD, "-n", "-f", str(conf), "-i", str(work / "pid")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while not (port_file.exists() and port_file.read_text().strip()):
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else b""
-            assert time.monotonic() < deadline, "rsyslog did not start"
-            time.sleep(0.05)
-        yield int(port_file.read_text().strip()), out
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+"""
+    with rsyslogd_with(work, config, port_file) as (port, _):
+        yield port, out
 
 
 def _read_lines(out: Path, count: int) -> list[str]:
-    deadline = time.monotonic() + 15
-    while True:
-        if out.exists():
-            lines = out.read_text(encoding="utf-8").splitlines()
-            if len(lines) >= count:
-                return lines
-        assert time.monotonic() < deadline, "rsyslog did not write every message"
-        time.sleep(0.05)
+    def lines() -> list[str]:
+        found = out.read_text(encoding="utf-8").splitlines() if out.exists() else []
+        return found if len(found) >= count else []
+
+    return wait_until(lines, 15, "rsyslog to write every message")
 
 
 @pytest.mark.parametrize("message_format", ["rfc3164", "rfc5424"])

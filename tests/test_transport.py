@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +14,7 @@ from azs_syslog.config import ClientCertificate, ClientSettings, ServerSettings
 from azs_syslog.errors import TransportError
 from azs_syslog.transport import Sender, Timeouts, connect
 from tests.receivers import TLS11_ONLY, RsyslogReceiver, TestPKI, free_port, rsyslog_factory
+from tests.support import lf_framed, octet_counted
 
 __all__ = ["rsyslog_factory"]
 
@@ -26,16 +27,6 @@ def messages(count: int, tag: str = "t") -> list[bytes]:
         % (tag.encode(), i)
         for i in range(count)
     ]
-
-
-def octet_counted(msgs: list[bytes]) -> tuple[bytes, list[int]]:
-    framed = [b"%d %s" % (len(m), m) for m in msgs]
-    return b"".join(framed), [len(f) for f in framed]
-
-
-def lf_framed(msgs: list[bytes]) -> tuple[bytes, list[int]]:
-    framed = [m + b"\n" for m in msgs]
-    return b"".join(framed), [len(f) for f in framed]
 
 
 def client_settings(files: TestPKI | None, stem: str = "client") -> ClientSettings:
@@ -54,12 +45,12 @@ def client_settings(files: TestPKI | None, stem: str = "client") -> ClientSettin
 
 
 def tls_server(
-    port: int, trusted: TestPKI | None, name: str = "localhost", **kw: bool
+    port: int, trusted: TestPKI | None, name: str = "localhost", **kw: Any
 ) -> ServerSettings:
     return ServerSettings(name, port, trusted_ca=str(trusted.ca_file) if trusted else None, **kw)
 
 
-def send_all(sender: Sender, wire: bytes, lengths: list[int]) -> None:
+def send_all(sender: Sender, wire: bytes | memoryview, lengths: list[int]) -> None:
     try:
         sender.send(wire, lengths)
     finally:
@@ -263,15 +254,7 @@ def test_skip_certificate_check_passes_both_and_still_encrypts(
 
 
 def test_expired_server_certificate(rsyslog_factory: Factory, pki_files: TestPKI) -> None:
-    now = dt.datetime.now(dt.UTC)
-    cert, key = pki_files.issue(
-        "expired",
-        "localhost",
-        dns_names=("localhost",),
-        server=True,
-        not_before=now - dt.timedelta(days=30),
-        not_after=now - dt.timedelta(days=1),
-    )
+    cert, key = pki_files.server_files("expired")
     receiver = rsyslog_factory("tls", cert_file=cert, key_file=key, ca_file=pki_files.ca_file)
     error = refused(tls_server(receiver.port, pki_files))
     assert (error.step, error.cause) == ("verify", "expired")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.receivers import TLS11_ONLY, RsyslogReceiver, TestPKI, rsyslog_factory
+from tests.support import octet_counted, octet_frame
 
 __all__ = ["rsyslog_factory"]
 
@@ -20,10 +21,6 @@ MESSAGES = [
     b"<134>Nov 26 10:00:00 host CEF:0|a|b|1|x|n|5|k=v\\= n=%d tab\there \xc3\xa9" % i
     for i in range(50)
 ]
-
-
-def octet(messages: list[bytes]) -> bytes:
-    return b"".join(b"%d %s" % (len(m), m) for m in messages)
 
 
 def test_udp_tcp_byte_exact_and_restart(rsyslog_factory: Factory) -> None:
@@ -37,14 +34,14 @@ def test_udp_tcp_byte_exact_and_restart(rsyslog_factory: Factory) -> None:
     tcp = rsyslog_factory("tcp")
     port = tcp.port
     with socket.create_connection(("127.0.0.1", port)) as s:
-        s.sendall(octet(MESSAGES[:25]) + b"".join(m + b"\n" for m in MESSAGES[25:]))
+        s.sendall(octet_counted(MESSAGES[:25])[0] + b"".join(m + b"\n" for m in MESSAGES[25:]))
     assert tcp.wait_for_lines(len(MESSAGES)) == MESSAGES
     tcp.kill()
     assert not tcp.running
     tcp.start()
     assert tcp.port == port
     with socket.create_connection(("127.0.0.1", port)) as s:
-        s.sendall(octet(MESSAGES[:1]))
+        s.sendall(octet_frame(MESSAGES[0]))
     assert tcp.wait_for_lines(len(MESSAGES) + 1)[-1] == MESSAGES[0]
 
 
@@ -56,7 +53,7 @@ def test_tls_mutual_and_tls11_only(rsyslog_factory: Factory, tmp_path: Path) -> 
     with ctx.wrap_socket(
         socket.create_connection(("127.0.0.1", mutual.port)), server_hostname="localhost"
     ) as s:
-        s.sendall(octet(MESSAGES))
+        s.sendall(octet_counted(MESSAGES)[0])
         s.unwrap()
     assert mutual.wait_for_lines(len(MESSAGES)) == MESSAGES
 

@@ -546,20 +546,13 @@ def _run_on_a_terminal(args: list[str], home: Path) -> tuple[int, str]:
     import pty
     import select
     import subprocess
-    import sys
     import time
 
-    from tests.conftest import REPO_ROOT
+    from tests.support import start_cli
 
     master, slave = pty.openpty()
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), AZS_SYSLOG_HOME=str(home), TERM="xterm")
-    env.pop("NO_COLOR", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "azs_syslog", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=slave,
-        env=env,
-    )
+    env = {"AZS_SYSLOG_HOME": str(home), "TERM": "xterm", "NO_COLOR": None}
+    process = start_cli(args, env=env, stdout=subprocess.DEVNULL, stderr=slave)
     os.close(slave)
     drawn = b""
     deadline = time.monotonic() + 120

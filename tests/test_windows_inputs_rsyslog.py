@@ -17,7 +17,7 @@ import pytest
 from tests.cef_decoder import decode_syslog
 from tests.conftest import run_cli
 from tests.receivers import RsyslogReceiver, rsyslog_factory  # noqa: F401
-from tests.test_forwarder_rsyslog import Forwarder, configure, forwarder  # noqa: F401
+from tests.support import Forwarder, configure
 from tests.test_windows_inputs import FIXTURES, evtx_records
 
 pytestmark = pytest.mark.rsyslog
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.rsyslog
 def test_evtx_files_arrive_at_rsyslog_with_named_cef_names(
     tmp_path: Path,
     rsyslog_factory: Callable[..., RsyslogReceiver],  # noqa: F811
-    forwarder: Callable[[], Forwarder],  # noqa: F811
+    forwarder: Callable[[], Forwarder],
 ) -> None:
     receiver = rsyslog_factory("tcp")
     configure("tcp", receiver, None, tmp_path)

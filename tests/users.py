@@ -22,10 +22,11 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import IN_CI, REPO_ROOT
+from tests.support import IN_CI, REPO_ROOT, run_process
 
 
 def _give_up(message: str) -> None:
@@ -130,6 +131,18 @@ def interpreter_for_others() -> Iterator[Interpreter]:
                 mounted.rmdir()
 
 
+def _as_user(interpreter: Interpreter, user: User, home: Path) -> dict[str, Any]:
+    """The subprocess arguments that run ``interpreter`` as ``user`` with
+    ``AZS_SYSLOG_HOME=home``."""
+    return {
+        "env": {**interpreter.env, "AZS_SYSLOG_HOME": str(home)},
+        "user": user.uid,
+        "group": user.gid,
+        "extra_groups": list(user.groups) or [],
+        "cwd": "/",
+    }
+
+
 def as_user(
     interpreter: Interpreter,
     user: User,
@@ -140,18 +153,8 @@ def as_user(
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ``python -m azs_syslog ARGS`` as ``user`` with ``AZS_SYSLOG_HOME=home``."""
-    return subprocess.run(
-        [interpreter.executable, "-m", "azs_syslog", *args],
-        input=input,
-        capture_output=True,
-        env={**interpreter.env, "AZS_SYSLOG_HOME": str(home)},
-        user=user.uid,
-        group=user.gid,
-        extra_groups=list(user.groups) or [],
-        cwd="/",
-        timeout=timeout,
-        check=False,
-    )
+    command = [interpreter.executable, "-m", "azs_syslog", *args]
+    return run_process(command, input=input, timeout=timeout, **_as_user(interpreter, user, home))
 
 
 def popen_as_user(
@@ -167,11 +170,7 @@ def popen_as_user(
             [interpreter.executable, "-m", "azs_syslog", *args],
             stdout=subprocess.DEVNULL,
             stderr=log,
-            env={**interpreter.env, "AZS_SYSLOG_HOME": str(home)},
-            user=user.uid,
-            group=user.gid,
-            extra_groups=list(user.groups) or [],
-            cwd="/",
+            **_as_user(interpreter, user, home),
         )
 
 
