@@ -412,7 +412,9 @@ def test_a_late_client_certificate_verdict_surfaces_at_send(
 ) -> None:
     """TLS 1.3: without the post-handshake wait, the refusal shows at the first writes; it
     must still be explained as a client certificate problem."""
-    monkeypatch.setattr("azs_syslog.transport._await_client_certificate_verdict", lambda sock: None)
+    monkeypatch.setattr(
+        "azs_syslog.transport.connecting._await_client_certificate_verdict", lambda sock: None
+    )
     receiver = rsyslog_factory("tls", pki=pki_files, authmode="x509/certvalid")
     other = TestPKI.create(tmp_path / "other", ca_name="some other CA")
     wire, lengths = octet_counted(messages(100, "late"))
