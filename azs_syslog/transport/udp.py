@@ -11,9 +11,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from azs_syslog.errors import TransportError
+from azs_syslog.transport import base
 from azs_syslog.transport.base import (
-    UDP_BURST_SECONDS,
-    UDP_SEND_BUFFER,
     Address,
     ConnectionInfo,
     IoWatch,
@@ -70,7 +69,7 @@ class DatagramSender:
         self._sock = sock
         self._watch = watch or IoWatch()
         self._write_timeout = write_timeout
-        self._bucket = TokenBucket(rate, rate * UDP_BURST_SECONDS) if rate > 0 else None
+        self._bucket = TokenBucket(rate, rate * base.UDP_BURST_SECONDS) if rate > 0 else None
         # Non-blocking (not a timeout, which would add a poll() to every datagram): a full
         # send buffer shows as BlockingIOError and is waited for in the IoWatch.
         sock.setblocking(False)
@@ -129,9 +128,9 @@ class DatagramSender:
                 fix="lower set-syslog-server --max-message-size, or use TCP/TLS",
             )
         if isinstance(exc, ConnectionRefusedError):
+            port = label.rsplit(":", 1)[-1]
             return TransportError(
-                f"{label} answered that nothing listens on UDP port "
-                f"{self.info.server.rsplit(':', 1)[-1]} (ICMP port unreachable)",
+                f"{label} answered that nothing listens on UDP port {port} (ICMP port unreachable)",
                 step="send",
                 cause="refused",
                 fix="check the port (set-syslog-server --server-port) and that the syslog "
@@ -161,7 +160,7 @@ def connect_udp(
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, UDP_SEND_BUFFER)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, base.UDP_SEND_BUFFER)
         sock.connect(sockaddr)
     except OSError as exc:
         sock.close()
