@@ -31,6 +31,7 @@ from tests.test_forwarder_rsyslog import (
     send_events,
     wait_for_ids,
 )
+from tests.test_transport import refusal_certificate
 
 __all__ = ["forwarder", "rsyslog_factory"]
 
@@ -239,26 +240,9 @@ RELP_CASES = dict(CASES)
 def start_relp_tls_receiver(
     factory: Factory, pki: TestPKI, setup: dict[str, object]
 ) -> RsyslogReceiver:
-    import datetime as dt
-
     options = dict(setup)
-    cert = options.pop("cert", None)
-    if cert == "elsewhere":
-        cert_file, key_file = pki.issue(
-            "elsewhere", "syslog.example.com", dns_names=("syslog.example.com",), server=True
-        )
-    elif cert == "expired":
-        now = dt.datetime.now(dt.UTC)
-        cert_file, key_file = pki.issue(
-            "expired",
-            "localhost",
-            dns_names=("localhost",),
-            server=True,
-            not_before=now - dt.timedelta(days=30),
-            not_after=now - dt.timedelta(days=1),
-        )
-    else:
-        cert_file, key_file = pki.server_cert, pki.server_key
+    files = refusal_certificate(pki, options.pop("cert", None))
+    cert_file, key_file = files or (pki.server_cert, pki.server_key)
     return factory(
         "relp",
         relp_tls=True,

@@ -79,6 +79,33 @@ def pki_files(tmp_path: Path) -> TestPKI:
     return TestPKI.create(tmp_path / "pki")
 
 
+def refusal_certificate(pki: TestPKI, kind: object) -> tuple[Path, Path] | None:
+    """The server certificate (and key) of a refusal case, issued by ``pki``: ``"elsewhere"``
+    holds only syslog.example.com, ``"expired"`` is for localhost and expired yesterday; None
+    for any other ``kind`` (the PKI's own server certificate)."""
+    if kind == "elsewhere":
+        return pki.issue(
+            "elsewhere", "syslog.example.com", dns_names=("syslog.example.com",), server=True
+        )
+    if kind == "expired":
+        now = dt.datetime.now(dt.UTC)
+        return pki.issue(
+            "expired",
+            "localhost",
+            dns_names=("localhost",),
+            server=True,
+            not_before=now - dt.timedelta(days=30),
+            not_after=now - dt.timedelta(days=1),
+        )
+    return None
+
+
+def elsewhere_receiver(factory: Factory, pki: TestPKI) -> RsyslogReceiver:
+    """A TLS rsyslog whose certificate (from ``pki``) holds only syslog.example.com."""
+    cert, key = pki.issue("elsewhere", "syslog.example.com", dns_names=("syslog.example.com",))
+    return factory("tls", cert_file=cert, key_file=key, ca_file=pki.ca_file)
+
+
 # -- what arrives -------------------------------------------------------------------------------
 
 
@@ -228,10 +255,7 @@ def test_name_mismatch_lists_the_names(rsyslog_factory: Factory, pki_files: Test
 def test_skip_cn_check_passes_a_mismatch_but_not_an_unknown_ca(
     rsyslog_factory: Factory, pki_files: TestPKI, tmp_path: Path
 ) -> None:
-    cert, key = pki_files.issue(
-        "elsewhere", "syslog.example.com", dns_names=("syslog.example.com",)
-    )
-    receiver = rsyslog_factory("tls", cert_file=cert, key_file=key, ca_file=pki_files.ca_file)
+    receiver = elsewhere_receiver(rsyslog_factory, pki_files)
     sender = connect(
         tls_server(receiver.port, pki_files, name="127.0.0.1", skip_cn_check=True),
         ClientSettings(),
@@ -247,10 +271,7 @@ def test_skip_cn_check_passes_a_mismatch_but_not_an_unknown_ca(
 def test_skip_certificate_check_passes_both_and_still_encrypts(
     rsyslog_factory: Factory, pki_files: TestPKI, tmp_path: Path
 ) -> None:
-    cert, key = pki_files.issue(
-        "elsewhere", "syslog.example.com", dns_names=("syslog.example.com",)
-    )
-    receiver = rsyslog_factory("tls", cert_file=cert, key_file=key, ca_file=pki_files.ca_file)
+    receiver = elsewhere_receiver(rsyslog_factory, pki_files)
     other = TestPKI.create(tmp_path / "other", ca_name="some other CA")
     sender = connect(
         tls_server(receiver.port, other, skip_certificate_check=True), ClientSettings()
@@ -263,15 +284,9 @@ def test_skip_certificate_check_passes_both_and_still_encrypts(
 
 
 def test_expired_server_certificate(rsyslog_factory: Factory, pki_files: TestPKI) -> None:
-    now = dt.datetime.now(dt.UTC)
-    cert, key = pki_files.issue(
-        "expired",
-        "localhost",
-        dns_names=("localhost",),
-        server=True,
-        not_before=now - dt.timedelta(days=30),
-        not_after=now - dt.timedelta(days=1),
-    )
+    files = refusal_certificate(pki_files, "expired")
+    assert files is not None
+    cert, key = files
     receiver = rsyslog_factory("tls", cert_file=cert, key_file=key, ca_file=pki_files.ca_file)
     error = refused(tls_server(receiver.port, pki_files))
     assert (error.step, error.cause) == ("verify", "expired")
