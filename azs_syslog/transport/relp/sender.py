@@ -47,6 +47,7 @@ class RelpSender:
         watch: IoWatch | None = None,
     ) -> None:
         self.info = info
+        self.relp_info = info  # the same, with the RELP details typed
         self._sock = sock
         # Every wait (a full send buffer, a full window) also watches the worker's wake-up
         # descriptor, so a stop never waits for a network timeout.
