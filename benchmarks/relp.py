@@ -28,17 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from azs_syslog.forwarder.worker import CONFIRM_DELAY
-
-MESSAGE_SIZE = 700
-
-
-def build(count: int) -> list[bytes]:
-    head = b"<134>Nov 26 10:00:00 host01.example.com CEF:0|Microsoft|Microsoft Azure Stack Hub|1.0|"
-    out = []
-    for i in range(count):
-        body = head + b"Security:4624|Logon|2|MasEventID=4624 n=%d " % i
-        out.append(body + b"x" * (MESSAGE_SIZE - len(body)))
-    return out
+from benchmarks.transport_common import MESSAGE_SIZE, batches, build_messages, count_lines
 
 
 def receiver(directory: Path, kind: str, files: Any, direct: bool | None = None) -> Any:
@@ -76,14 +66,6 @@ def client_for(kind: str, files: Any) -> Any:
     return client_settings(files if kind.endswith("mtls") else None)
 
 
-def count_lines(path: Path) -> int:
-    try:
-        with path.open("rb") as handle:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
-    except FileNotFoundError:
-        return 0
-
-
 # --- throughput --------------------------------------------------------------------------------
 
 
@@ -91,12 +73,7 @@ def throughput(args: argparse.Namespace) -> None:
     from azs_syslog.transport import connect, relp
     from tests.receivers import TestPKI
 
-    messages = build(args.messages)
-    framed = [b"%d %s" % (len(m), m) for m in messages]
-    blobs = []
-    for start in range(0, len(framed), args.batch):
-        chunk = framed[start : start + args.batch]
-        blobs.append((b"".join(chunk), [len(f) for f in chunk]))
+    blobs = batches(build_messages(args.messages), args.batch, framed=True)
     runs = (
         [("tcp", None), ("tls", None)]
         + [("relp-tcp", w) for w in args.windows]

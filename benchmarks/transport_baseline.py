@@ -31,26 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from azs_syslog.config import ClientSettings, ServerSettings
 from azs_syslog.lab import pki
 from azs_syslog.transport import UDP_SEND_BUFFER, connect
-
-MESSAGE_SIZE = 700
-
-
-def build_messages(count: int) -> list[bytes]:
-    head = b"<134>Nov 26 10:00:00 host01.example.com CEF:0|Microsoft|Microsoft Azure Stack Hub|1.0|"
-    out = []
-    for i in range(count):
-        body = head + b"Microsoft-Windows-Security-Auditing:4624|Logon|2|MasEventID=4624 n=%d " % i
-        out.append(body + b"x" * (MESSAGE_SIZE - len(body)))
-    return out
-
-
-def batches(messages: list[bytes], size: int, *, framed: bool) -> list[tuple[bytes, list[int]]]:
-    result = []
-    for start in range(0, len(messages), size):
-        chunk = messages[start : start + size]
-        frames = [b"%d %s" % (len(m), m) for m in chunk] if framed else chunk
-        result.append((b"".join(frames), [len(f) for f in frames]))
-    return result
+from benchmarks.transport_common import MESSAGE_SIZE, batches, build_messages
 
 
 def tls_sink(cert: str, key: str, port_queue: multiprocessing.Queue[int], connections: int) -> None:
@@ -185,7 +166,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=2000)
     args = parser.parse_args()
-    messages = build_messages(args.messages)
+    messages = build_messages(args.messages, b"Microsoft-Windows-Security-Auditing:4624")
     n = len(messages)
     print(f"{n:,} messages of {MESSAGE_SIZE} bytes, batches of {args.batch}, loopback sink")
     with tempfile.TemporaryDirectory() as tmp:

@@ -70,6 +70,12 @@ def pki_files(tmp_path: Path) -> TestPKI:
     return TestPKI.create(tmp_path / "pki")
 
 
+def elsewhere_receiver(factory: Factory, pki: TestPKI) -> RsyslogReceiver:
+    """A TLS rsyslog whose certificate (from ``pki``) holds only syslog.example.com."""
+    cert, key = pki.server_files("elsewhere")
+    return factory("tls", cert_file=cert, key_file=key, ca_file=pki.ca_file)
+
+
 # -- what arrives -------------------------------------------------------------------------------
 
 
@@ -219,10 +225,7 @@ def test_name_mismatch_lists_the_names(rsyslog_factory: Factory, pki_files: Test
 def test_skip_cn_check_passes_a_mismatch_but_not_an_unknown_ca(
     rsyslog_factory: Factory, pki_files: TestPKI, tmp_path: Path
 ) -> None:
-    cert, key = pki_files.issue(
-        "elsewhere", "syslog.example.com", dns_names=("syslog.example.com",)
-    )
-    receiver = rsyslog_factory("tls", cert_file=cert, key_file=key, ca_file=pki_files.ca_file)
+    receiver = elsewhere_receiver(rsyslog_factory, pki_files)
     sender = connect(
         tls_server(receiver.port, pki_files, name="127.0.0.1", skip_cn_check=True),
         ClientSettings(),
@@ -238,10 +241,7 @@ def test_skip_cn_check_passes_a_mismatch_but_not_an_unknown_ca(
 def test_skip_certificate_check_passes_both_and_still_encrypts(
     rsyslog_factory: Factory, pki_files: TestPKI, tmp_path: Path
 ) -> None:
-    cert, key = pki_files.issue(
-        "elsewhere", "syslog.example.com", dns_names=("syslog.example.com",)
-    )
-    receiver = rsyslog_factory("tls", cert_file=cert, key_file=key, ca_file=pki_files.ca_file)
+    receiver = elsewhere_receiver(rsyslog_factory, pki_files)
     other = TestPKI.create(tmp_path / "other", ca_name="some other CA")
     sender = connect(
         tls_server(receiver.port, other, skip_certificate_check=True), ClientSettings()
@@ -395,7 +395,9 @@ def test_a_late_client_certificate_verdict_surfaces_at_send(
 ) -> None:
     """TLS 1.3: without the post-handshake wait, the refusal shows at the first writes; it
     must still be explained as a client certificate problem."""
-    monkeypatch.setattr("azs_syslog.transport._await_client_certificate_verdict", lambda sock: None)
+    monkeypatch.setattr(
+        "azs_syslog.transport.connecting._await_client_certificate_verdict", lambda sock: None
+    )
     receiver = rsyslog_factory("tls", pki=pki_files, authmode="x509/certvalid")
     other = TestPKI.create(tmp_path / "other", ca_name="some other CA")
     wire, lengths = octet_counted(messages(100, "late"))
