@@ -51,6 +51,9 @@ def test_frames_are_encoded_and_parsed_as_librelp_does() -> None:
     assert reader.feed(b" 17 500 queue is full\n") == [relp.Frame(3, "rsp", b"500 queue is full")]
     with pytest.raises(relp.ProtocolViolation):
         relp.FrameReader().feed(b"<13>Nov 29 hello\n")
+    # A frame that says "no data" but goes on with a space is a violation, not a crash.
+    with pytest.raises(relp.ProtocolViolation, match="does not end with LF: b'1 rsp 0 '"):
+        relp.FrameReader().feed(b"1 rsp 0 x")
     code, text, offers = relp.parse_response(b"200 OK\nrelp_version=0\ncommands=syslog")
     assert (code, text, offers) == (200, "OK", (("relp_version", "0"), ("commands", "syslog")))
 

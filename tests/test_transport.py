@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -412,3 +413,27 @@ def test_a_late_client_certificate_verdict_surfaces_at_send(
                 time.sleep(0.02)
         assert (caught.value.step, caught.value.cause) == ("send", cause)
     assert receiver.lines() == []
+
+
+def test_a_connection_reset_as_soon_as_it_is_opened_is_explained() -> None:
+    """A server being killed can accept and reset at once; the socket is then no longer
+    connected and ``getpeername`` fails with ENOTCONN: a lost connection, not an OSError."""
+    from azs_syslog.transport.base import connected_peer
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    raw = socket.create_connection(listener.getsockname(), timeout=5)
+    accepted, _ = listener.accept()
+    accepted.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    accepted.close()  # an RST
+    listener.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # the RST reaches the client socket
+        try:
+            raw.recv(1)
+        except OSError:
+            break
+    with pytest.raises(TransportError) as caught:
+        connected_peer(raw, "127.0.0.1:1 tcp")
+    assert (caught.value.step, caught.value.cause) == ("connect", "connection-lost")
+    assert "closed the connection as soon as it was opened" in caught.value.message
+    assert raw.fileno() == -1  # closed

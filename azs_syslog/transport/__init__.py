@@ -42,6 +42,7 @@ from azs_syslog.transport.base import (
     Sender,
     StopRequested,
     Timeouts,
+    connected_peer,
     format_address,
     server_label,
 )
@@ -110,7 +111,7 @@ def connect(
     if server.transport == "udp":
         return connect_udp(server, addresses, label, watch, timeouts)
     raw = open_stream(server, addresses, timeouts.connect, watch=watch)
-    peer = format_address(raw.getpeername())
+    peer = format_address(connected_peer(raw, label))
     if server.transport == "tcp":
         return StreamSender(raw, ConnectionInfo("tcp", label, peer), timeouts, watch=watch)
     session = tls_handshake(raw, server, client, timeouts, watch=watch)

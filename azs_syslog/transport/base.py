@@ -185,6 +185,23 @@ def format_address(sockaddr: tuple[Any, ...]) -> str:
     return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
 
+def connected_peer(raw: socket.socket, label: str) -> tuple[Any, ...]:
+    """The peer of a socket just connected. A server that accepts and at once resets (one
+    being killed or restarted) leaves it unconnected: that is a lost connection, explained,
+    and ``raw`` is closed; never a bare ``OSError``."""
+    try:
+        return tuple(raw.getpeername())
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            raw.close()
+        raise TransportError(
+            f"{label} closed the connection as soon as it was opened ({exc.strerror or exc})",
+            step="connect",
+            cause="connection-lost",
+            fix="look at the syslog server's log; the forwarder connects again",
+        ) from exc
+
+
 # -- explanations shared by the senders ---------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ from azs_syslog.transport.base import (
     IoWatch,
     StopRequested,
     Timeouts,
+    connected_peer,
     format_address,
     server_label,
 )
@@ -192,7 +193,7 @@ def tls_handshake(
     except TransportError:
         raw.close()
         raise
-    peer_sockaddr = raw.getpeername()
+    peer_sockaddr = connected_peer(raw, server_label(server))
     family = raw.family
 
     def fetch_certificate() -> bytes | None:

@@ -91,7 +91,9 @@ class FrameReader:
             start = header.end()
             if length == 0:
                 if header[4] != b"\n":
-                    raise ProtocolViolation(f"a frame without data does not end with LF: {tail!r}")
+                    raise ProtocolViolation(
+                        f"a frame without data does not end with LF: {buf[pos:start]!r}"
+                    )
                 frames.append(Frame(int(header[1]), header[2].decode("ascii"), b""))
                 pos = start
                 continue

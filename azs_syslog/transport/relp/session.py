@@ -14,6 +14,7 @@ from azs_syslog.transport.base import (
     ConnectionInfo,
     IoWatch,
     Timeouts,
+    connected_peer,
     format_address,
     server_label,
 )
@@ -197,8 +198,8 @@ def connect(
     raw = open_stream(server, addresses, timeouts.connect, watch=watch)
     # Frames go out as soon as the window lets them: without this, Nagle holds a small write
     # until the server's delayed ACK (40 ms) and a small window crawls.
+    peer = format_address(connected_peer(raw, label))
     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    peer = format_address(raw.getpeername())
     sock: socket.socket = raw
     base = ConnectionInfo("relp", label, peer)
     record = None
