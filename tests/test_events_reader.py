@@ -8,7 +8,7 @@ import os
 import threading
 from collections.abc import Iterator
 
-from azs_syslog.events import iter_records
+from azs_syslog.inputs.reader import iter_records
 
 
 def test_json_lines_skip_blank_lines_and_keep_line_numbers() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from azs_syslog.events import iter_records
+from azs_syslog.inputs.reader import iter_records
 from azs_syslog.queue import Queue
 from tests.conftest import run_cli
 

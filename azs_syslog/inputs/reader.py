@@ -24,9 +24,10 @@ import json
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import Any, cast
+from typing import cast
 
-Record = tuple[int, "str | bytes | dict[str, Any]"]
+from azs_syslog.events.record import Record
+
 _Line = tuple[int, "str | bytes"]
 _FIRST_CHAR = re.compile(r"[ \t\r]*(\S)")  # the first character of a line, if not blank
 
