@@ -128,6 +128,13 @@ _SYSTEM_RE: Final = re.compile(
     f"(?:    <Computer>{_T}</Computer>\n)?"
     f'(?:    <Security(?: UserID="{_V}")?>\n    </Security>\n)?'
 )
+# EventData as the parser writes it for most records: its Data elements, one a line, each with
+# or without a Name, texts and names without an entity or a line end (read as they are).
+_DATA_LINE: Final = '    <Data(?: Name="([^"&\n]*)")?>([^<&\n]*)</Data>\n'
+_DATA_ITEM: Final = re.compile(_DATA_LINE)
+_USUAL_DATA: Final = re.compile(
+    re.escape(_EVENT_DATA[0]) + f"((?:{_DATA_LINE})*)" + re.escape(_EVENT_DATA[1])
+)
 _ATTRIBUTE: Final = re.compile(r'([^\s=]+)="([^"]*)"')
 # A character or entity reference other than the five the parser writes: the XML parser reads it.
 _OTHER_REFERENCE: Final = re.compile("&(?!amp;|lt;|gt;|quot;|apos;)")
@@ -200,11 +207,17 @@ def _data_part(rest: str) -> dict[str, Any]:
     if rest == _EVENT_END:
         return found
     if rest.startswith(_EVENT_DATA[0]):
-        values = _part(rest, _EVENT_DATA)
+        usual = _USUAL_DATA.fullmatch(rest)
+        if usual is not None:  # one <Data> a line, texts without a line end or an entity
+            items = _DATA_ITEM.findall(rest, usual.start(1), usual.end(1))
+            values = [text for _, text in items]
+            names = [name for name, _ in items]
+        else:
+            values = _part(rest, _EVENT_DATA)
+            # <Data Name="..."> (MasEventDataNames when asked for), as event_xml reads it.
+            names = _data_names(rest) if values else []
         if values:
             found["event_data"] = values
-            # <Data Name="..."> (MasEventDataNames when asked for), as event_xml reads it.
-            names = _data_names(rest)
             if any(names) and len(names) == len(values):
                 found["event_data_names"] = names
     elif rest.startswith(_USER_DATA[0]):
