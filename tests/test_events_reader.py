@@ -8,12 +8,18 @@ import os
 import threading
 from collections.abc import Iterator
 
-from azs_syslog.events import iter_records
+from azs_syslog.events.record import Record
+from azs_syslog.inputs.reader import iter_records
+
+
+def read(text: str | bytes) -> list[Record]:
+    """Every record of ``text`` (bytes: read as a binary stream)."""
+    return list(iter_records(io.BytesIO(text) if isinstance(text, bytes) else io.StringIO(text)))
 
 
 def test_json_lines_skip_blank_lines_and_keep_line_numbers() -> None:
     text = '{"a": 1}\n\n   \n{"b": 2}\nnot json\n{"c": 3}\n'
-    assert list(iter_records(io.StringIO(text))) == [
+    assert read(text) == [
         (1, '{"a": 1}'),
         (4, '{"b": 2}'),
         (5, "not json"),
@@ -22,20 +28,20 @@ def test_json_lines_skip_blank_lines_and_keep_line_numbers() -> None:
 
 
 def test_binary_lines_and_invalid_utf8() -> None:
-    records = list(iter_records(io.BytesIO(b'{"a": 1}\r\n\xff\xfe\n{"b": "\xc3\xa9"}\n')))
+    records = read(b'{"a": 1}\r\n\xff\xfe\n{"b": "\xc3\xa9"}\n')
     assert records == [(1, '{"a": 1}'), (2, b"\xff\xfe\n"), (3, '{"b": "é"}')]
 
 
 def test_array_elements_carry_their_line() -> None:
     text = '[\n  {"a": 1},\n  {"b": 2}, {"c": 3},\n  5\n]\n'
-    assert list(iter_records(io.StringIO(text))) == [
+    assert read(text) == [
         (2, {"a": 1}),
         (3, {"b": 2}),
         (3, {"c": 3}),
         (4, "5"),
     ]
-    assert list(iter_records(io.StringIO("[]"))) == []
-    broken = list(iter_records(io.StringIO('[{"a": 1},\n{"b": ]')))
+    assert read("[]") == []
+    broken = read('[{"a": 1},\n{"b": ]')
     assert broken[0] == (1, {"a": 1})
     assert broken[1][0] == 2
     assert isinstance(broken[1][1], str)
@@ -43,13 +49,13 @@ def test_array_elements_carry_their_line() -> None:
 
 def test_pretty_printed_objects() -> None:
     text = json.dumps({"a": 1, "b": [1, 2]}, indent=2) + "\n" + json.dumps({"c": 3}, indent=2)
-    records = list(iter_records(io.StringIO(text)))
+    records = read(text)
     assert records == [(1, {"a": 1, "b": [1, 2]}), (8, {"c": 3})]
-    bad = list(iter_records(io.StringIO('{\n  "a": ,\n}\n{"ok": 1}\n')))
+    bad = read('{\n  "a": ,\n}\n{"ok": 1}\n')
     assert bad[0][0] == 1
     assert isinstance(bad[0][1], str)
     assert bad[-1] == (4, '{"ok": 1}')
-    unfinished = list(iter_records(io.StringIO('{\n  "a": 1,\n')))
+    unfinished = read('{\n  "a": 1,\n')
     assert unfinished == [(1, '{\n  "a": 1,')]
 
 
@@ -85,8 +91,8 @@ def test_json_lines_stream_without_waiting_for_eof() -> None:
 def test_invalid_utf8_in_arrays_and_objects_is_not_replaced() -> None:
     # In an array, likewise: no array can be read as text, so each line is reported on its
     # own, and the one that is not UTF-8 as bytes.
-    records = list(iter_records(io.BytesIO(b'[\n{"a": "\xff"}\n]\n')))
+    records = read(b'[\n{"a": "\xff"}\n]\n')
     assert records == [(1, "["), (2, b'{"a": "\xff"}\n'), (3, "]")]
     # In a pretty-printed object, the line that is not UTF-8 is reported on its own, as bytes.
-    records = list(iter_records(io.BytesIO(b'{\n"a": "\xff"\n}\n')))
+    records = read(b'{\n"a": "\xff"\n}\n')
     assert records == [(1, "{"), (2, b'"a": "\xff"\n'), (3, "}")]

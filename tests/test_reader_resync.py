@@ -3,7 +3,6 @@ deep nesting as a rejection, for ``send-event`` (real SQLite queue) and ``format
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile
@@ -14,9 +13,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from azs_syslog.events import iter_records
 from azs_syslog.queue import Queue
 from tests.conftest import run_cli
+from tests.test_events_reader import read
 
 
 def pep(marker: str, **extra: object) -> str:
@@ -65,7 +64,7 @@ def test_cut_off_line_does_not_swallow_the_next_valid_line(tmp_path: Path) -> No
     for cut in ("{", '{"type":"pep","event":"PrivilegedEndpointAccessed",'):
         source = tmp_path / "events.jsonl"
         source.write_text(f"{VALID_1}\n{cut}\n{VALID_3}\n")
-        assert [n for n, _ in iter_records(io.StringIO(source.read_text()))] == [1, 2, 3]
+        assert [n for n, _ in read(source.read_text())] == [1, 2, 3]
 
         result = run_cli(["send-event", "--json", str(source)])
         assert result.exit_code == 3, result.stderr
@@ -112,15 +111,15 @@ def test_deep_nesting_is_a_rejection_with_its_line(tmp_path: Path) -> None:
 def test_pretty_printed_and_arrays_still_read() -> None:
     pretty = json.dumps(json.loads(pep("p1")), indent=2)
     text = f"{pretty}\n{pep('p2')}\n{pretty}\n"
-    records = list(iter_records(io.StringIO(text)))
+    records = read(text)
     assert [n for n, _ in records] == [1, 7, 8]
     assert isinstance(records[0][1], dict) and isinstance(records[2][1], dict)
     # A pretty-printed object with a nested compact object on one of its lines.
     nested = '{\n  "type": "x",\n  "items": [\n    {"a": 1}\n  ]\n}\n'
-    assert list(iter_records(io.StringIO(nested))) == [(1, {"type": "x", "items": [{"a": 1}]})]
+    assert read(nested) == [(1, {"type": "x", "items": [{"a": 1}]})]
     # JSON lines after an array are read as lines, each with its own number.
     after = '[{"a": 1},\n {"b": 2}]\n{"c": 3}\nnot json\n'
-    assert list(iter_records(io.StringIO(after))) == [
+    assert read(after) == [
         (1, {"a": 1}),
         (2, {"b": 2}),
         (3, '{"c": 3}'),
@@ -130,7 +129,7 @@ def test_pretty_printed_and_arrays_still_read() -> None:
 
 def test_array_resynchronises_after_a_broken_element() -> None:
     text = '[\n  {"a": 1},\n  {"b": ,\n  {"c": 3},\n  xyz,\n  {"d": 4}\n]\n'
-    records = list(iter_records(io.StringIO(text)))
+    records = read(text)
     assert [(n, isinstance(r, dict)) for n, r in records] == [
         (2, True),
         (3, False),
@@ -139,18 +138,13 @@ def test_array_resynchronises_after_a_broken_element() -> None:
         (6, True),
     ]
     # An array that is never closed: its elements are read, its first line is reported.
-    records = list(iter_records(io.StringIO('[\n{"a": 1},\n{"b": 2},\n')))
+    records = read('[\n{"a": 1},\n{"b": 2},\n')
     assert [(n, isinstance(r, dict)) for n, r in records] == [(2, True), (3, True), (1, False)]
 
 
 def test_a_broken_pretty_printed_object_reports_each_line_it_cannot_use() -> None:
     text = '{\n  "a": ,\n}\n{"ok": 1}\n'
-    assert list(iter_records(io.StringIO(text))) == [
-        (1, "{"),
-        (2, '"a": ,'),
-        (3, "}"),
-        (4, '{"ok": 1}'),
-    ]
+    assert read(text) == [(1, "{"), (2, '"a": ,'), (3, "}"), (4, '{"ok": 1}')]
 
 
 # --- the property: random mixtures ---------------------------------------------------------------

@@ -207,6 +207,14 @@ def test_every_path_gives_the_same_messages(path: Path, tmp_path: Path) -> None:
             assert left == right, (name, index, left, right)
 
 
+def assert_cef(message: str, name: str, extensions: dict[str, str]) -> None:
+    """The message's CEF name is ``name`` and it has these extensions, with these values."""
+    cef = decode_syslog(message.encode()).cef
+    found = dict(cef.extensions)
+    assert cef.name == name
+    assert {key: found.get(key) for key in extensions} == extensions
+
+
 @pytest.mark.parametrize("path", EVTX_FILES, ids=lambda path: path.name)
 def test_every_message_decodes_with_one_value_per_event_data_item(path: Path) -> None:
     _, messages, _ = format_messages([str(path)])
@@ -338,6 +346,18 @@ RENDERED_XML = """<Event xmlns='http://schemas.microsoft.com/win/2004/08/events/
 <Provider>Microsoft Windows security auditing.</Provider><Keywords><Keyword>Audit Success</Keyword>\
 </Keywords></RenderingInfo></Event>"""
 
+RENDERED_NAMES = {
+    "MasEventDescription": "An account was successfully logged on.",
+    "MasOpcodeName": "Info",
+    "MasKeywordName": "Audit Success",
+}
+RENDERED_SYSTEM = {
+    "MasProviderGuid": "54849625-5478-4994-A5BA-3E3B0328C30D",
+    "MasCorrelationActivityID": "C8F40D7C-3764-423B-A4FA-C994442238AF",
+    "MasEventData": "S-1-5-18!!true!!!!a=b",
+    "rt": "1795687200123",
+}
+
 
 def test_rendered_xml_maps_rendering_info() -> None:
     # wevtutil writes the events back to back, without a root or line breaks.
@@ -345,16 +365,9 @@ def test_rendered_xml_maps_rendering_info() -> None:
     code, messages, stderr = format_messages(["-"], data)
     assert code == 0, stderr
     assert len(messages) == 2
-    cef = decode_syslog(messages[0].encode()).cef
-    extensions = dict(cef.extensions)
-    assert cef.name == "Logon"
-    assert extensions["MasEventDescription"] == "An account was successfully logged on."
-    assert extensions["MasOpcodeName"] == "Info"
-    assert extensions["MasKeywordName"] == "Audit Success"
-    assert extensions["MasProviderGuid"] == "54849625-5478-4994-A5BA-3E3B0328C30D"
-    assert extensions["MasCorrelationActivityID"] == "C8F40D7C-3764-423B-A4FA-C994442238AF"
-    assert extensions["MasEventData"] == "S-1-5-18!!true!!!!a=b"
-    assert extensions["rt"] == "1795687200123"
+    # RenderingInfo gives the description and the names; System and EventData the rest.
+    assert_cef(messages[0], "Logon", RENDERED_NAMES)
+    assert_cef(messages[0], "Logon", RENDERED_SYSTEM)
 
 
 def test_xml_that_breaks_keeps_what_came_before() -> None:
@@ -403,6 +416,14 @@ POWERSHELL_51 = {
     "Properties": [{"Value": "tcp"}, {"Value": True}, {"Value": 443}, {"Value": None}],
     "Message": "Network connection detected:\r\nRuleName: -",
 }
+POWERSHELL_CEF = {
+    "MasEventData": "tcp!!true!!443!!",
+    "MasKeywords": "0x8000000000000000",
+    "MasSecurityUserId": "S-1-5-18",
+    "MasProviderGuid": "5770385F-C22A-43E0-BF4C-06F5698FFBD9",
+    "MasEventDescription": "Network connection detected:\r\nRuleName: -",
+    "rt": "1795687200123",
+}
 
 
 @pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-8-sig", "utf-8"])
@@ -411,16 +432,8 @@ def test_powershell_export_in_every_windows_encoding(encoding: str) -> None:
     bom = {"utf-16-le": codecs.BOM_UTF16_LE, "utf-16-be": codecs.BOM_UTF16_BE}.get(encoding, b"")
     code, messages, stderr = format_messages(["-"], bom + text.encode(encoding))
     assert code == 0, stderr
-    cef = decode_syslog(messages[0].encode()).cef
-    extensions = dict(cef.extensions)
-    assert cef.signature_id == "Microsoft-Windows-Sysmon:3"
-    assert cef.name == "Network connection detected (rule: NetworkConnect)"
-    assert extensions["MasEventData"] == "tcp!!true!!443!!"
-    assert extensions["MasKeywords"] == "0x8000000000000000"
-    assert extensions["MasSecurityUserId"] == "S-1-5-18"
-    assert extensions["MasProviderGuid"] == "5770385F-C22A-43E0-BF4C-06F5698FFBD9"
-    assert extensions["MasEventDescription"] == "Network connection detected:\r\nRuleName: -"
-    assert extensions["rt"] == "1795687200123"
+    assert decode_syslog(messages[0].encode()).cef.signature_id == "Microsoft-Windows-Sysmon:3"
+    assert_cef(messages[0], "Network connection detected (rule: NetworkConnect)", POWERSHELL_CEF)
 
 
 def test_powershell_export_with_the_default_depth_is_refused() -> None:

@@ -1,7 +1,8 @@
 """The event types of SPEC section 5: JSON -> a validated ``Event``, one module per family.
 
 ``parse_event(obj)`` validates one JSON object and maps it onto the CEF fields; ``parse_line``
-does the same for the JSON text of one object; ``iter_records`` reads "JSON or JSON lines".
+does the same for the JSON text of one object; ``Record`` is what an input yields for one
+event (``azs_syslog.inputs.reader.iter_records`` reads "JSON or JSON lines").
 Every rejection is an ``EventError`` naming the field (the caller sets ``.line``).
 """
 
@@ -18,14 +19,13 @@ from azs_syslog.events.bcdr import parse_bcdr
 from azs_syslog.events.common import Event, Parser, json_type_name
 from azs_syslog.events.endpoint import parse_pep, parse_pep_wac, parse_rep
 from azs_syslog.events.fault import parse_infrastructure_fault, parse_service_fault
+from azs_syslog.events.record import Record
 from azs_syslog.events.windows import parse_windows
-from azs_syslog.inputs.reader import Record, iter_records
 
 __all__ = [
     "EVENT_TYPES",
     "Event",
     "Record",
-    "iter_records",
     "load_json",
     "parse_event",
     "parse_line",

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
-from azs_syslog.inputs.reader import Record, iter_records
+from azs_syslog.events.record import Record
+from azs_syslog.inputs.reader import iter_records
 from azs_syslog.inputs.text import Peeked
 
 INPUT_FORMATS: Final = ("auto", "json", "evtx", "xml", "powershell")

@@ -188,29 +188,33 @@ def _system(system: Element, found: dict[str, Any]) -> None:
 def system_attributes(name: str, attrib: Mapping[str, str], found: dict[str, Any]) -> None:
     """What a child of ``System`` holds in its attributes (``Provider``, ``TimeCreated``,
     ``Correlation``, ``Execution``, ``Security``): the XML parser's path and the direct reading
-    of ``.evtx`` records (inputs/evtx.py) both map them here."""
-    if name == "Provider":
-        if "Name" in attrib:
-            found["provider_name"] = attrib["Name"]
-        if attrib.get("Guid"):
-            found["provider_guid"] = normalize_guid(attrib["Guid"])
-        if attrib.get("EventSourceName"):
-            found["provider_event_source_name"] = attrib["EventSourceName"]
-    elif name == "TimeCreated":
-        if attrib.get("SystemTime"):
-            found["time"] = normalize_time(attrib["SystemTime"])
-    elif name == "Correlation":
-        if attrib.get("ActivityID"):
-            found["correlation_activity_id"] = normalize_guid(attrib["ActivityID"])
-        if attrib.get("RelatedActivityID"):
-            found["correlation_related_activity_id"] = normalize_guid(attrib["RelatedActivityID"])
-    elif name == "Execution":
-        if attrib.get("ProcessID"):
-            found["execution_process_id"] = _number(attrib["ProcessID"])
-        if attrib.get("ThreadID"):
-            found["execution_thread_id"] = _number(attrib["ThreadID"])
-    elif name == "Security" and attrib.get("UserID"):
-        found["security_user_id"] = attrib["UserID"]
+    of ``.evtx`` records (inputs/evtx.py) both map them here. An empty attribute is none,
+    except a provider's ``Name``."""
+    if name == "Provider" and "Name" in attrib:
+        found["provider_name"] = attrib["Name"]
+    for attribute, field, normalize in _SYSTEM_ATTRIBUTES.get(name, ()):
+        value = attrib.get(attribute)
+        if value:
+            found[field] = normalize(value)
+
+
+# The children of System with attributes: (attribute, our field, how its value is read).
+_SYSTEM_ATTRIBUTES: Final[dict[str, tuple[tuple[str, str, Callable[[str], Any]], ...]]] = {
+    "Provider": (
+        ("Guid", "provider_guid", normalize_guid),
+        ("EventSourceName", "provider_event_source_name", str),
+    ),
+    "TimeCreated": (("SystemTime", "time", normalize_time),),
+    "Correlation": (
+        ("ActivityID", "correlation_activity_id", normalize_guid),
+        ("RelatedActivityID", "correlation_related_activity_id", normalize_guid),
+    ),
+    "Execution": (
+        ("ProcessID", "execution_process_id", _number),
+        ("ThreadID", "execution_thread_id", _number),
+    ),
+    "Security": (("UserID", "security_user_id", str),),
+}
 
 
 def _rendering_info(info: Element, found: dict[str, Any]) -> None:

@@ -81,23 +81,29 @@ def event_from_powershell(record: dict[str, Any]) -> dict[str, Any]:
             elif kind == _SID:
                 value = _sid(value)
             found[field] = value
-        elif key == "TimeCreated":
-            found["time"] = _time(value)
-        elif key == "Keywords":
-            found["keywords"] = normalize_keywords(value) if type(value) in (int, str) else value
-        elif key == "KeywordsDisplayNames":
-            names = value if type(value) is list else [value]
-            text = ", ".join(str(name) for name in names if name)
-            if text:
-                found["keyword_name"] = text
-        elif key == "Properties":
-            found["event_data"] = _properties(value)
+        else:
+            _other_property(key, value, found)
     if "level" not in found and type(record.get("LevelDisplayName")) is str:
         found["level"] = record["LevelDisplayName"]
     if found.get("event_data") == []:
         del found["event_data"]
     found["type"] = "windows"
     return {field: found[field] for field in FIELD_ORDER if field in found}
+
+
+def _other_property(key: str, value: Any, found: dict[str, Any]) -> None:
+    """A property that is not one value of one field (``_FIELDS``)."""
+    if key == "TimeCreated":
+        found["time"] = _time(value)
+    elif key == "Keywords":
+        found["keywords"] = normalize_keywords(value) if type(value) in (int, str) else value
+    elif key == "KeywordsDisplayNames":
+        names = value if type(value) is list else [value]
+        text = ", ".join(str(name) for name in names if name)
+        if text:
+            found["keyword_name"] = text
+    elif key == "Properties":
+        found["event_data"] = _properties(value)
 
 
 def _sid(value: Any) -> Any:

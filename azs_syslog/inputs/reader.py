@@ -24,9 +24,10 @@ import json
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import Any, cast
+from typing import cast
 
-Record = tuple[int, "str | bytes | dict[str, Any]"]
+from azs_syslog.events.record import Record
+
 _Line = tuple[int, "str | bytes"]
 _FIRST_CHAR = re.compile(r"[ \t\r]*(\S)")  # the first character of a line, if not blank
 
@@ -74,16 +75,14 @@ def iter_records(stream: Iterable[str] | Iterable[bytes]) -> Iterator[Record]:
     them with a message, and the caller reports the line number.
     """
     source = _Source(iter(cast(Iterable[str | bytes], stream)))
-    lines = source.lines
     again = source.again
     while True:
-        while again:
-            number, raw = again.popleft()
-            yield from _line(number, raw, source)
+        # The lines to read again first, then the stream, until a line starts a multi-line
+        # object or an array (which may leave lines to read again): the same loop for both.
+        from_stream = not again
+        numbered = enumerate(source.lines, source.lineno + 1) if from_stream else _drain(again)
         # The hot path: JSON lines, one complete object per line, read straight from the stream.
-        lineno = source.lineno
-        for raw in lines:
-            lineno += 1
+        for lineno, raw in numbered:
             if isinstance(raw, bytes):
                 try:
                     line = raw.decode("utf-8")
@@ -98,34 +97,21 @@ def iter_records(stream: Iterable[str] | Iterable[bytes]) -> Iterator[Record]:
             if text[0] == "{" and text[-1] == "}":
                 yield lineno, text
             elif text[0] == "{" or text[0] == "[":
-                source.lineno = lineno
+                if from_stream:
+                    source.lineno = lineno
                 yield from _start(lineno, line, text, source)
                 break  # read what it left to read again, then the stream again
             else:
                 yield lineno, text
         else:
-            return
+            if from_stream:
+                return
 
 
-def _line(number: int, raw: str | bytes, source: _Source) -> Iterator[Record]:
-    """One line read again: the same rules as the hot path of ``iter_records``."""
-    if isinstance(raw, bytes):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            yield number, raw
-            return
-    else:
-        line = raw
-    text = line.strip()
-    if not text:
-        return
-    if text[0] == "{" and text[-1] == "}":
-        yield number, text
-    elif text[0] == "{" or text[0] == "[":
-        yield from _start(number, line, text, source)
-    else:
-        yield number, text
+def _drain(again: deque[_Line]) -> Iterator[_Line]:
+    """The lines to read again, each taken when it is read (more may be put back meanwhile)."""
+    while again:
+        yield again.popleft()
 
 
 def _start(number: int, line: str, text: str, source: _Source) -> Iterator[Record]:
@@ -257,28 +243,33 @@ def _array(text: str, start: int, source: _Source) -> Iterator[Record]:
             pos = end
             expect_value = False
             continue
-        # A broken element: report it on its line and go on at the next line that could start
-        # an element, or at the line where it broke (which is then read on its own), or, when
-        # it broke on its own line, at the next line.
-        last = line + text.count("\n", pos, broken_at)
-        resume, number = pos, line
-        while True:
-            newline = text.find("\n", resume)
-            if newline < 0:
-                resume = length
-                break
-            resume, number = newline + 1, number + 1
-            if number >= last:
-                break
-            head = _FIRST_CHAR.match(text, resume)
-            if head is not None and head.group(1) in "{[]":
-                break
+        # A broken element: reported once on its line, then reading goes on further down.
+        resume, number = _resume_after(text, pos, line, broken_at)
         if line not in reported:
             reported.add(line)
             yield line, text[pos:resume].strip()
         pos = counted = resume
         line = number
         expect_value = True
+
+
+def _resume_after(text: str, pos: int, line: int, broken_at: int) -> tuple[int, int]:
+    """Where reading goes on after the broken element at ``pos`` (on line ``line``; the
+    parser failed at ``broken_at``), and that line's number: the next line that could start
+    an element, or the line where it broke (which is then read on its own), or, when it broke
+    on its own line, the next line."""
+    last = line + text.count("\n", pos, broken_at)
+    resume, number = pos, line
+    while True:
+        newline = text.find("\n", resume)
+        if newline < 0:
+            return len(text), number
+        resume, number = newline + 1, number + 1
+        if number >= last:
+            return resume, number
+        head = _FIRST_CHAR.match(text, resume)
+        if head is not None and head.group(1) in "{[]":
+            return resume, number
 
 
 def _read_after(text: str, pos: int, line: int, source: _Source) -> None:

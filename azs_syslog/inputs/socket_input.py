@@ -6,6 +6,9 @@ is no longer read from, the number of connections has a cap (a client beyond it 
 and closed), running out of file descriptors pauses accepting instead of failing, and a
 supervisor restarts the input after any failure (closing the socket while it is down, so
 producers fail at once instead of hanging). The bounds are stated in docs/security.md.
+
+This module is the listener, the supervisor and the loop that accepts and serves connections;
+one connection's lines and replies, and the commit that answers them, are ``socket_protocol``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import errno
 import os
 import selectors
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -23,19 +25,13 @@ from pathlib import Path
 
 from azs_syslog import paths
 from azs_syslog.encode.pipeline import RUNTIME_DIR_MODE, Rendering
-from azs_syslog.errors import AzsSyslogError, EventError, QueueError
-from azs_syslog.queue import Queue, QueueLimits, now_ms
-from azs_syslog.queue.ingest import BatchBuilder, error_reason
+from azs_syslog.errors import AzsSyslogError
+from azs_syslog.inputs.socket_protocol import MAX_LINE as MAX_LINE
+from azs_syslog.inputs.socket_protocol import OUT_HIGH, Client, Committer, Log
+from azs_syslog.inputs.socket_protocol import SOCKET_COMMIT_EVENTS as SOCKET_COMMIT_EVENTS
+from azs_syslog.queue import Queue, QueueLimits
 
-MAX_LINE = 1 << 20
-SOCKET_COMMIT_EVENTS = 2000  # events per commit, at most (one batch)
-COMMIT_BYTES = 4 << 20  # rendered + raw bytes per commit, at most (one batch)
 MAX_CONNECTIONS = 128
-READ_CHUNK = 1 << 18  # one recv; a client is read from only while it holds <= MAX_LINE
-READS_PER_TURN = 16  # recv calls per client per loop turn: the others get their turn
-OUT_HIGH = 1 << 16  # replies waiting for a client: above this, its lines wait unparsed
-MAX_REASON = 200  # characters of a rejection reason in a reply line
-MAX_FAILURE_REASON = 100  # characters of a commit failure's reason (one per accepted line)
 ACCEPTS_PER_TURN = 64
 ACCEPT_PAUSE = 0.5  # seconds without accepting after EMFILE / ENFILE
 ACCEPT_RECOVERED_AFTER = 5.0  # seconds without EMFILE / ENFILE before the problem is over
@@ -48,28 +44,6 @@ RESTART_RESET_AFTER = 60.0  # a life this long resets the restart backoff
 _ACCEPT_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 # accept() failing for one connection only (it went away before we took it).
 _ACCEPT_TRANSIENT_ERRNOS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
-_SQLITE_FULL = 13
-
-Log = Callable[[str], None]
-
-
-class _Client:
-    def __init__(self, conn: socket.socket) -> None:
-        self.conn = conn
-        self.buffer = bytearray()
-        self.line_no = 0
-        self.out = bytearray()
-        self.skipping = False  # discarding the rest of an over-long line
-        self.eof = False  # the producer has finished writing (closed or half-closed)
-        self.broken = False  # the connection failed: drop everything, close
-        self.dirty = False  # the buffer may hold lines not yet parsed
-        self.interest = 0  # the selector events registered for it (0: not registered)
-
-    def wants_commit(self) -> bool:
-        return self.dirty and not self.broken and len(self.out) < OUT_HIGH
-
-    def finished(self) -> bool:
-        return self.broken or (self.eof and not self.dirty and not self.out)
 
 
 class SocketInput:
@@ -109,16 +83,14 @@ class SocketInput:
         self.restarts = 0
         self.refused = 0  # connections refused over the cap, in total
         self._failure: BaseException | None = None  # what stopped the last life
-        self._commit_problem: BaseException | None = None
+        self._committer = Committer(self.log)
         self._accept_problem: BaseException | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._clients: dict[int, _Client] = {}
+        self._clients: dict[int, Client] = {}
         self._accept_paused_until: float | None = None
         self._accept_failed_at = 0.0
         self._at_cap = False
-        self._next_first = 0
-        self._failed_lines: set[str] = set()  # exception types already logged for a line
         paths.ensure_private_dir(path.parent, mode=RUNTIME_DIR_MODE)
         self.server = self._listen()
 
@@ -128,7 +100,7 @@ class SocketInput:
 
     @property
     def error(self) -> BaseException | None:
-        return self._failure or self._commit_problem or self._accept_problem
+        return self._failure or self._committer.problem or self._accept_problem
 
     # --- the listening socket
 
@@ -246,17 +218,17 @@ class SocketInput:
             if key.data is None:
                 self._accept(selector)
                 continue
-            client: _Client = key.data
+            client: Client = key.data
             if events & selectors.EVENT_READ:
-                self._read(client)
+                client.read()
             if events & selectors.EVENT_WRITE:
-                self._flush_out(client)
+                client.flush_out()
         if self._accept_paused_until is not None and time.monotonic() >= self._accept_paused_until:
             self._resume_accepting(selector)
         self._accept_recovered()
         self._commit(queue)
         for client in list(self._clients.values()):
-            self._flush_out(client)
+            client.flush_out()
             if client.finished():
                 self._drop(selector, client)
             else:
@@ -284,7 +256,7 @@ class SocketInput:
                 self._at_cap = False
                 self.log("socket input: below its connection limit again")
             conn.setblocking(False)
-            client = _Client(conn)
+            client = Client(conn)
             self._clients[id(client)] = client
             self._update_interest(selector, client)
 
@@ -338,7 +310,7 @@ class SocketInput:
             self._accept_problem = None
             self.log("socket input: accepting connections again")
 
-    def _update_interest(self, selector: selectors.BaseSelector, client: _Client) -> None:
+    def _update_interest(self, selector: selectors.BaseSelector, client: Client) -> None:
         """Read only from a client whose replies are being taken and whose buffer has room;
         never wait for reading on one that has finished writing (a half-closed socket is
         always readable: waiting on it would spin)."""
@@ -357,195 +329,24 @@ class SocketInput:
             selector.modify(client.conn, events, client)
         client.interest = events
 
-    def _drop(self, selector: selectors.BaseSelector, client: _Client) -> None:
+    def _drop(self, selector: selectors.BaseSelector, client: Client) -> None:
         if client.interest:
             with contextlib.suppress(KeyError, ValueError):
                 selector.unregister(client.conn)
         client.conn.close()
         del self._clients[id(client)]
 
-    def _read(self, client: _Client) -> None:
-        for _ in range(READS_PER_TURN):
-            if len(client.buffer) > MAX_LINE or len(client.out) >= OUT_HIGH:
-                return
-            try:
-                data = client.conn.recv(READ_CHUNK)
-            except BlockingIOError:
-                return
-            except OSError:
-                client.broken = True
-                return
-            if not data:
-                client.eof = True
-                client.dirty = True  # a last line without its newline still counts
-                return
-            client.buffer += data
-            client.dirty = True
-
-    def _flush_out(self, client: _Client) -> None:
-        if not client.out or client.broken:
-            return
-        while client.out:
-            try:
-                sent = client.conn.send(client.out)
-            except BlockingIOError:
-                return
-            except OSError:
-                client.out.clear()
-                client.broken = True
-                return
-            del client.out[:sent]
-        client.out = bytearray()  # all sent: give back a large reply buffer's memory
-
-    # --- parsing and committing
+    # --- committing (socket_protocol.Committer)
 
     def _commit(self, queue: Queue) -> None:
-        """Parse the waiting lines of every client that has some (bounded: one batch, and
-        no more replies per client than ``OUT_HIGH``), commit them in one transaction, then
-        answer each client."""
         if not any(c.wants_commit() for c in self._clients.values()):
             return
         if self.refresh is not None:
             # The configuration the lines are accepted under is the file's at this commit,
             # not the one the worker has applied (it may still be draining the old one).
             self.rendering = self.refresh(self.rendering)
-        rendering = self.rendering
-        if rendering is None:
-            return
-        builder = BatchBuilder(
-            rendering.renderer,
-            rendering.key,
-            generation=rendering.generation,
-            level=rendering.level,
-        )
-        # Per client: (line, reply) in line order; reply None for a line accepted.
-        replies: list[tuple[_Client, list[tuple[int, bytes | None]]]] = []
-        rejected = 0
-        clients = list(self._clients.values())
-        self._next_first = (self._next_first + 1) % max(1, len(clients))  # fair turns
-        for client in clients[self._next_first :] + clients[: self._next_first]:
-            if not client.wants_commit():
-                continue
-            if len(builder) >= SOCKET_COMMIT_EVENTS or builder.nbytes >= COMMIT_BYTES:
-                break  # the rest next turn (the loop does not sleep while work waits)
-            first = client.line_no
-            lines: list[tuple[int, bytes | None]] = []
-            rejected += self._parse(builder, client, lines)
-            if client.line_no != first:
-                replies.append((client, lines))
-        batch, truncated = builder.take()
-        failure: str | None = None
-        if batch is not None or rejected or truncated:
-            try:
-                queue.append_batch(batch, rejected=rejected, truncated=truncated)
-            except QueueError as exc:
-                failure = _queue_reason(exc)
-                if self._commit_problem is None:
-                    self.log(
-                        f"socket input: cannot commit to the queue: {exc}; producers are"
-                        f" answered 'error N {failure}' until it works again"
-                    )
-                self._commit_problem = exc
-            else:
-                if self._commit_problem is not None:
-                    self.log("socket input: committing to the queue again")
-                self._commit_problem = None
-        for client, lines in replies:  # only now is every accepted line durable (or not)
-            out = client.out
-            for line_no, reply in lines:
-                if reply is not None:
-                    out += reply
-                elif failure is not None:
-                    out += b"error %d %s\n" % (line_no, failure.encode())
-            out += b"ok %d\n" % client.line_no
-
-    def _parse(
-        self, builder: BatchBuilder, client: _Client, lines: list[tuple[int, bytes | None]]
-    ) -> int:
-        """Take ``client``'s complete lines into ``builder`` while the batch and the client's
-        replies have room; returns how many were rejected."""
-        rejected = 0
-        budget = OUT_HIGH - len(client.out)  # reply bytes this client may still be given
-        buffer = client.buffer
-        start = 0
-        while budget > 0 and len(builder) < SOCKET_COMMIT_EVENTS and builder.nbytes < COMMIT_BYTES:
-            end = buffer.find(b"\n", start)
-            line: bytes | None = None
-            if end >= 0:
-                line = bytes(buffer[start:end]).rstrip(b"\r")
-                start = end + 1
-                if client.skipping:  # the end of an over-long line
-                    client.skipping = False
-                    continue
-                if len(line) > MAX_LINE:  # arrived whole, with its newline, in one read
-                    client.line_no += 1
-                    too_long = b"error %d line longer than %d bytes\n" % (client.line_no, MAX_LINE)
-                    lines.append((client.line_no, too_long))
-                    rejected += 1
-                    continue
-            else:
-                client.dirty = False  # nothing complete left: wait for more
-                rest = len(buffer) - start
-                if client.skipping:
-                    start = len(buffer)  # more of an over-long line: discard it as it comes
-                elif rest > MAX_LINE:
-                    # An over-long line: reject it now and discard it up to its newline.
-                    client.line_no += 1
-                    too_long = b"error %d line longer than %d bytes\n" % (client.line_no, MAX_LINE)
-                    lines.append((client.line_no, too_long))
-                    rejected += 1
-                    client.skipping = True
-                    start = len(buffer)
-                elif client.eof:
-                    if rest:  # closed without a final newline: the last line still counts
-                        line = bytes(buffer[start:])
-                    start = len(buffer)
-                if line is None:
-                    break
-            client.line_no += 1
-            if not line.strip():
-                continue  # blank: numbered, skipped
-            reply = self._add_line(builder, client.line_no, line)
-            lines.append((client.line_no, reply))
-            if reply is not None:
-                rejected += 1
-                budget -= len(reply)
-        if start:
-            del buffer[:start]
-            if not buffer:
-                client.buffer = bytearray()  # give back a large buffer's memory
-        return rejected
-
-    def _add_line(self, builder: BatchBuilder, line_no: int, line: bytes) -> bytes | None:
-        """Render and add one line; returns its ``error`` reply, or None when accepted."""
-        try:
-            builder.add(line, now_ms())
-        except EventError as exc:
-            reason = " ".join(error_reason(exc).split())[:MAX_REASON]
-            return f"error {line_no} {reason}\n".encode()
-        except Exception as exc:
-            # A line the renderer cannot handle is that line's problem, not every producer's.
-            kind = type(exc).__name__
-            if kind not in self._failed_lines:
-                self._failed_lines.add(kind)
-                self.log(f"socket input: a line could not be rendered ({kind}: {exc})")
-            return f"error {line_no} cannot be rendered ({kind})\n".encode()
-        return None
-
-
-def _queue_reason(exc: QueueError) -> str:
-    """A short reason for a reply line: ``queue unavailable: disk full`` and the like."""
-    cause = exc.__cause__
-    if isinstance(cause, sqlite3.Error) and getattr(cause, "sqlite_errorcode", None) == (
-        _SQLITE_FULL
-    ):
-        return "queue unavailable: disk full"
-    if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
-        return "queue unavailable: disk full"
-    text = str(cause) if cause is not None else str(exc)
-    if "disk is full" in text:
-        return "queue unavailable: disk full"
-    return "queue unavailable: " + " ".join(text.split())[:MAX_FAILURE_REASON]
+        if self.rendering is not None:
+            self._committer.commit(queue, self.rendering, list(self._clients.values()))
 
 
 def _describe(exc: BaseException) -> str:

@@ -383,7 +383,7 @@ def enqueue_records(
     stop: StopSignals | None = None,
 ) -> IngestResult:
     """Render and durably enqueue ``records`` (``(line_no, record)`` pairs, as
-    ``events.iter_records`` yields them). When this returns, every accepted event is on disk.
+    ``inputs.reader.iter_records`` yields them). When this returns, every accepted event is on disk.
     ``generation`` / ``level``: see :class:`BatchBuilder`.
 
     An ``EventError`` raised by the record iterator itself (input that cannot be split into
