@@ -60,7 +60,7 @@ TLS11_ONLY = "MinProtocol=TLSv1.1\nMaxProtocol=TLSv1.1\nCipherString=DEFAULT@SEC
 
 AUDIT_SIGNATURE = b"|Microsoft-AzureStack-Forwarder: ConfigurationChanged|"
 START_TIMEOUT = 10.0
-STOP_TIMEOUT = 10.0
+STOP_TIMEOUT = 30.0  # above the receiver's queue.timeoutShutdown (config_text)
 
 
 def rsyslogd_path() -> str | None:
@@ -421,6 +421,11 @@ class RsyslogReceiver:
         kind = {"udp": "imudp", "relp": "imrelp"}.get(self.protocol, "imtcp")
         lines = [
             "global(" + " ".join(glob_params) + ")",
+            # SIGTERM means "write out what you queued": rsyslog's main queue gives up after
+            # 1.5 s by default and discards the rest, which on a loaded machine is a loss at
+            # the receiver after the forwarder's data was acknowledged. A test receiver that
+            # is stopped must keep what it accepted (stop_process waits for it).
+            'main_queue(queue.timeoutShutdown="20000" queue.timeoutActionCompletion="20000")',
             module,
             "input(" + " ".join([f"type={_q(kind)}", *input_params, *more]) + ")",
             'template(name="rawline" type="string" string="%rawmsg%\\n")',
