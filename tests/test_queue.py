@@ -187,6 +187,17 @@ def start_writer(n: int, size: int) -> subprocess.Popen[bytes]:
     )
 
 
+def wait_for_batches(minimum: int, timeout: float = 30.0) -> None:
+    """Wait until the queue holds ``minimum`` batches (a writer is committing)."""
+    deadline = time.monotonic() + timeout
+    with Queue() as queue:
+        while time.monotonic() < deadline:
+            if queue.batch_count() >= minimum:
+                return
+            time.sleep(0.005)  # poll interval, not a synchronisation
+    raise AssertionError(f"fewer than {minimum} batches after {timeout} s")
+
+
 def check_consistent(queue: Queue) -> int:
     """Every stored batch is whole; the counters match the rows. Returns the events held."""
     total = 0
@@ -206,10 +217,12 @@ def check_consistent(queue: Queue) -> int:
 def test_writer_killed_mid_append_leaves_whole_batches() -> None:
     Queue().close()
     for _attempt in range(3):
+        with Queue() as queue:
+            before = queue.batch_count()
         proc = start_writer(100_000, 500)
         assert proc.stdout is not None
         assert proc.stdout.readline() == b"started\n"
-        time.sleep(0.3)
+        wait_for_batches(before + 3)  # killed while appending, a few batches in
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         with Queue() as queue:
