@@ -4,10 +4,11 @@ One row holds one batch (up to a few thousand events): the framed syslog message
 write (``wire``), the length of each (``lengths``, so UDP can send one datagram per message),
 the ``RenderSettings.key`` they were rendered under, and the accepted input lines with their
 acceptance times (``raw``, compressed: a few percent of the messages' size), so that the
-worker can render the batch again when the settings changed before it was sent. A batch also records the configuration generation it was rendered
-for and the security level of the transport configured when it was accepted (``generation``,
-``level``; see ``config.Config``), and, once the operator ran ``forwarder release-held``, the
-lower level they allowed it to be sent at (``released_level``).
+worker can render the batch again when the settings changed before it was sent. A batch also
+records the configuration generation it was rendered for and the security level of the
+transport configured when it was accepted (``generation``, ``level``; see ``config.Config``),
+and, once the operator ran ``forwarder release-held``, the lower level they allowed it to be
+sent at (``released_level``).
 
 Schema versions: 1 had no ``generation`` / ``level`` / ``released_level``; a version-1 queue is
 migrated in place when opened (the columns are added with their defaults: generation 0, level
@@ -28,10 +29,10 @@ each other instead of failing.
 
 Bound. The queue holds at most ``max_events`` events and ``max_bytes`` bytes (wire + raw, as
 stored). An append that would exceed it first deletes the oldest batches; their events are
-added to the persistent ``dropped`` counter and to a pending *gap* (count and time range), which the worker
-reports once, as one warning event, when delivery resumes. A single batch larger than the whole
-bound is still stored (after everything older was dropped): the bound is exceeded by at most
-one batch rather than an accepted batch being thrown away unseen.
+added to the persistent ``dropped`` counter and to a pending *gap* (count and time range),
+which the worker reports once, as one warning event, when delivery resumes. A single batch
+larger than the whole bound is still stored (after everything older was dropped): the bound
+is exceeded by at most one batch rather than an accepted batch being thrown away unseen.
 
 The row layout puts the small columns first and ``raw`` last, so reading a batch to send it
 never touches the pages of its raw lines; whether a batch is in flight lives in a separate

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Unpack
 
@@ -114,20 +114,6 @@ class StopSignals:
             signal.signal(signum, handler)
 
 
-def _next_record(
-    records: Iterator[tuple[int, str | bytes | dict[str, object]]], stop: StopSignals | None
-) -> tuple[int, str | bytes | dict[str, object]] | None:
-    if stop is None:
-        return next(records, None)
-    stop.reading = True
-    try:
-        if stop.requested is not None:
-            return None
-        return next(records, None)
-    finally:
-        stop.reading = False
-
-
 @dataclass(frozen=True)
 class IngestResult:
     accepted: int
@@ -168,17 +154,9 @@ def enqueue_records(
     enqueuer.start()
     filtered_before = getattr(renderer, "filtered", 0)
     rest = iter(records)
-    last_line = 0  # the last line handed to the enqueuer whole
     try:
         try:
-            while stop is None or stop.requested is None:
-                item = _next_record(rest, stop)
-                if item is None:
-                    break
-                enqueuer.add(*item)
-                last_line = item[0]
-                if enqueuer.failure is not None:
-                    break
+            enqueuer.feed(rest, stop)
         except EventError as exc:
             enqueuer.reject(exc.line or 0, error_reason(exc))
         except KeyboardInterrupt:
@@ -196,7 +174,7 @@ def enqueue_records(
             QueueError(f"stopped by {stop.requested} before the end of the input"),
             result,
             0,
-            [last_line + 1],
+            [enqueuer.last_line + 1],
             rest_unread=True,
             interrupted=True,
         )
