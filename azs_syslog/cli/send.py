@@ -38,8 +38,10 @@ def current_config() -> tuple[Any, str | None]:
     type=click.IntRange(1, 64),
     default=1,
     show_default=True,
-    help="Render with N processes (a JSON-lines FILE only, one event per line). Faster on "
-    "several cores; events of different parts of the file may then be sent interleaved.",
+    help="Render with N processes (a JSON-lines FILE only, one event per line). Gains only "
+    "with N cores to spare beside the forwarder and the receiver: the processes share the "
+    "queue's one write lock, so on a busy or two-core machine it is slower than 1. Events "
+    "of different parts of the file may then be sent interleaved.",
 )
 @input_format_option
 @json_option
