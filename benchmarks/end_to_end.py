@@ -1,14 +1,23 @@
 """Benchmark: send-event → durable queue → forwarder → rsyslog, beside bare-socket baselines.
 
     PYTHONPATH=$PWD python benchmarks/end_to_end.py [--events 1000000] [--skip-udp]
+        [--evtx-folder DIR] [--only-producer]
 
 Everything runs on this machine, on loopback, against a real rsyslog (tests/receivers.py):
 
 1. end to end over TLS: the forwarder runs, connected; ``send-event FILE`` of N realistic
    Windows events (~20 extensions, ~800 B of JSON each); the clock stops when rsyslog has
-   written the N-th message. Then the same with ``send-event --jobs 2``. Baseline: a bare
-   Python TLS socket writing pre-rendered framed messages to a fresh rsyslog, in 1 MiB
-   ``sendall`` calls.
+   written the N-th message. Then the same with ``send-event --jobs 2``. Baselines, with the
+   same framed messages: *bare*, a Python TLS socket writing them to a fresh rsyslog in 1 MiB
+   ``sendall`` calls; *peer*, what a user would pick instead for durable forwarding: the same
+   bare socket writing to an rsyslog that forwards every message over TLS to another rsyslog
+   through a pure disk action queue (``queue.type="Disk"``), and, as a second line, through a
+   disk-assisted queue (``LinkedList`` with ``queue.filename``: memory first, disk when it
+   fills or at shutdown). rsyslog's disk queue does not sync its files by default
+   (``queue.syncQueueFiles="off"``), unlike the queue here, which syncs every commit.
+   The same section then runs on the records of the ``.evtx`` files of ``--evtx-folder``
+   (default: the test fixtures; real shapes), repeated to N events and sent with
+   OutputSeverity Verbose (so every record is sent).
 2. draining a full queue over TLS: N events queued while the forwarder is stopped; the
    clock runs from the forwarder's start to rsyslog's N-th message. Same baseline.
 3. UDP: the same drain over UDP (rsyslog with a 64 MiB receive buffer); messages lost by the
@@ -31,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -147,14 +157,17 @@ def bare_rss_mb() -> float:
     return int(out.stdout) / 1024
 
 
-def tls_baseline(receiver: RsyslogReceiver, pki: TestPKI, blob: bytes, repeat: int) -> float:
-    """Pre-rendered framed messages over a bare TLS socket; messages/s as rsyslog writes them."""
+def tls_baseline(
+    receiver: RsyslogReceiver, pki: TestPKI, blob: bytes, repeat: int, via: int | None = None
+) -> float:
+    """Pre-rendered framed messages over a bare TLS socket (to port ``via``, a relay, when
+    given); messages/s as ``receiver`` writes them."""
     context = ssl.create_default_context(cafile=str(pki.ca_file))
     counter = LineCounter(receiver)
     messages = _count_framed(blob)
     start = time.monotonic()
     with (
-        socket.create_connection(("127.0.0.1", receiver.port)) as raw,
+        socket.create_connection(("127.0.0.1", via or receiver.port)) as raw,
         context.wrap_socket(raw, server_hostname="127.0.0.1") as sock,
     ):
         view = memoryview(blob)
@@ -164,6 +177,50 @@ def tls_baseline(receiver: RsyslogReceiver, pki: TestPKI, blob: bytes, repeat: i
         got, last = counter.wait(messages * repeat, timeout=600)
         sock.unwrap()
     return got / (last - start)
+
+
+class RsyslogRelay(RsyslogReceiver):
+    """An rsyslog that receives over TLS and forwards every message, unchanged, over TLS to
+    ``downstream`` through an action queue of ``queue_type``: "Disk" (a pure disk queue) or
+    "LinkedList" (with a file name: disk-assisted). Stopped by its PID (``stop``)."""
+
+    def __init__(
+        self, directory: Path, pki: TestPKI, downstream: RsyslogReceiver, queue_type: str
+    ) -> None:
+        super().__init__(directory, "tls", pki=pki)
+        self.downstream = downstream
+        self.queue_type = queue_type
+
+    def config_text(self) -> str:
+        text = super().config_text()
+        head = text[: text.index('template(name="rawline"')]
+        queue = (
+            f'queue.type="{self.queue_type}" queue.filename="forward"'
+            f' queue.spoolDirectory="{self.work_dir}" queue.saveOnShutdown="on"'
+        )
+        return head + (
+            'template(name="rawforward" type="string" string="%rawmsg%")\n'
+            'ruleset(name="received") {\n'
+            f'  action(type="omfwd" target="127.0.0.1" port="{self.downstream.port}"'
+            ' protocol="tcp" TCP_Framing="octet-counted" StreamDriver="ossl"'
+            ' StreamDriverMode="1" StreamDriverAuthMode="x509/certvalid"'
+            f' template="rawforward" {queue})\n'
+            "}\n"
+        )
+
+
+def peer_rate(tmp: Path, pki: TestPKI, blob: bytes, repeat: int, queue_type: str) -> float:
+    """rsyslog → rsyslog over TLS through an action queue of ``queue_type``: messages/s from
+    the first byte written to the relay to the downstream rsyslog's last message."""
+    name = f"{queue_type.lower()}-{time.monotonic_ns()}"
+    receiver = RsyslogReceiver(tmp / f"rsyslog-peer-{name}", "tls", pki=pki).start()
+    relay = RsyslogRelay(tmp / f"rsyslog-relay-{name}", pki, receiver, queue_type)
+    try:
+        relay.start()
+        return tls_baseline(receiver, pki, blob, repeat, via=relay.port)
+    finally:
+        relay.stop()
+        receiver.stop()
 
 
 def udp_baseline(
@@ -246,66 +303,121 @@ def _count_framed(blob: bytes) -> int:
     return count
 
 
+Row = tuple[str, str, str, str, str]  # measure, azs-syslog, bare, rsyslog disk, rsyslog DA
+
+
+def write_events(path: Path, line_at: Callable[[int], str], n: int) -> None:
+    with path.open("w") as handle:
+        for i in range(n):
+            handle.write(line_at(i) + "\n")
+
+
+def producer_section(
+    tmp: Path,
+    home: Path,
+    pki: TestPKI,
+    label: str,
+    line_at: Callable[[int], str],
+    n: int,
+    *,
+    verbose: bool,
+) -> list[Row]:
+    """End to end over TLS (``send-event FILE`` with the forwarder connected), ``send-event``
+    alone, ``--jobs 2``; beside the bare TLS baseline and the rsyslog peers, all with the same
+    framed messages."""
+    events_file = tmp / f"events-{label.split()[0]}.jsonl"
+    write_events(events_file, line_at, n)
+    settings = replace(RenderSettings(), output_severity="Verbose" if verbose else "Default")
+    renderer = Renderer(settings)
+    sample = min(n, 100_000)
+    framed = b"".join(renderer.render_line(line_at(i), 0) or b"" for i in range(sample))
+    repeat = max(1, n // sample)
+    messages = _count_framed(framed)
+    print(
+        f"{label}: {n:,} events, {events_file.stat().st_size / n:.0f} B of JSON each, "
+        f"{len(framed) / max(messages, 1):.0f} B framed ({messages:,} of {sample:,} sent)",
+        flush=True,
+    )
+    cli("set-syslog-client", "--output-severity", "Verbose" if verbose else "Default")
+    receiver = RsyslogReceiver(tmp / f"rsyslog-e2e-{label.split()[0]}", "tls", pki=pki).start()
+    configure(receiver, pki, "tls")
+    worker = Forwarder(home)
+    worker.wait_state("connected")
+    counter = LineCounter(receiver)
+    start = time.monotonic()
+    cli("send-event", str(events_file))
+    queued_s = time.monotonic() - start
+    got, last = counter.wait(n, timeout=3600)
+    e2e = got / (last - start)
+    # the same with two producer processes (send-event --jobs 2)
+    counter.poll()
+    already = counter.count
+    start = time.monotonic()
+    cli("send-event", "--jobs", "2", str(events_file))
+    got, last = counter.wait(already + n, timeout=3600)
+    e2e_jobs = (got - already) / (last - start)
+    worker.stop()
+    receiver.stop()
+    base_receiver = RsyslogReceiver(tmp / f"rsyslog-base-{label.split()[0]}", "tls", pki=pki)
+    base_receiver.start()
+    tls_base = tls_baseline(base_receiver, pki, framed, repeat)
+    base_receiver.stop()
+    disk = peer_rate(tmp, pki, framed, repeat, "Disk")
+    assisted = peer_rate(tmp, pki, framed, repeat, "LinkedList")
+    peers = (f"{tls_base:,.0f}", f"{disk:,.0f}", f"{assisted:,.0f}")
+    rows: list[Row] = [
+        (f"{label}: end to end, TLS (events/s)", f"{e2e:,.0f}", *peers),
+        ("  of which send-event alone", f"{n / queued_s:,.0f}", "", "", ""),
+        ("  end to end, send-event --jobs 2", f"{e2e_jobs:,.0f}", *peers),
+    ]
+    print(rows, flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--skip-udp", action="store_true")
+    parser.add_argument("--evtx-folder", type=Path, default=REPO / "tests" / "fixtures" / "evtx")
+    parser.add_argument(
+        "--only-producer", action="store_true", help="section 1 only (end to end, peers)"
+    )
     args = parser.parse_args()
     n = args.events
-    results: list[tuple[str, str, str]] = []
+    results: list[Row] = []
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp_text:
         tmp = Path(tmp_text)
         home = tmp / "home"
         ENV.update(
             AZS_SYSLOG_HOME=str(home),
             PYTHONPATH=str(REPO),
-            # ~1.5 KB stored per event (message + raw line): let N events fit in the queue.
+            # Let N events fit in the queue, whatever their size.
             AZS_SYSLOG_QUEUE_MAX_BYTES=str(8 << 30),
         )
         os.environ.update(ENV)
         pki = TestPKI.create(tmp / "pki")
-        events_file = tmp / "events.jsonl"
-        with events_file.open("w") as handle:
-            for i in range(n):
-                handle.write(windows_event(i) + "\n")
+        # 1. end to end over TLS, on the synthetic event and on real records
+        results += producer_section(tmp, home, pki, "synthetic", windows_event, n, verbose=False)
+        real = evtx_lines(args.evtx_folder)
+        results += producer_section(
+            tmp,
+            home,
+            pki,
+            f"{len(real):,} .evtx records",
+            lambda i: real[i % len(real)],
+            n,
+            verbose=True,
+        )
+        cli("set-syslog-client", "--output-severity", "Default")
+        if args.only_producer:
+            print_table(results)
+            return
+        events_file = tmp / "events-synthetic.jsonl"
         sample = min(n, 100_000)
         renderer = Renderer(RenderSettings())
         framed = b"".join(renderer.render_line(windows_event(i), 0) or b"" for i in range(sample))
         repeat = max(1, n // sample)
-        print(
-            f"{n:,} Windows events, {events_file.stat().st_size / n:.0f} B of JSON each, "
-            f"{len(framed) / sample:.0f} B framed",
-            flush=True,
-        )
-
-        # 1. end to end over TLS
-        receiver = RsyslogReceiver(tmp / "rsyslog-e2e", "tls", pki=pki).start()
-        configure(receiver, pki, "tls")
-        worker = Forwarder(home)
-        worker.wait_state("connected")
-        counter = LineCounter(receiver)
-        start = time.monotonic()
-        cli("send-event", str(events_file))
-        queued_s = time.monotonic() - start
-        got, last = counter.wait(n, timeout=3600)
-        e2e = got / (last - start)
-        # the same with two producer processes (send-event --jobs 2)
-        counter = LineCounter(receiver)
-        counter.poll()
-        already = counter.count
-        start = time.monotonic()
-        cli("send-event", "--jobs", "2", str(events_file))
-        got, last = counter.wait(already + n, timeout=3600)
-        e2e_jobs = (got - already) / (last - start)
-        worker.stop()
-        receiver.stop()
-        base_receiver = RsyslogReceiver(tmp / "rsyslog-base-tls", "tls", pki=pki).start()
-        tls_base = tls_baseline(base_receiver, pki, framed, repeat)
-        base_receiver.stop()
-        results.append(("end to end over TLS (events/s)", f"{e2e:,.0f}", f"{tls_base:,.0f}"))
-        results.append(("  of which send-event alone", f"{n / queued_s:,.0f}", ""))
-        results.append(("end to end, send-event --jobs 2", f"{e2e_jobs:,.0f}", f"{tls_base:,.0f}"))
-        print(results[-3:], flush=True)
+        tls_base = float(results[0][2].replace(",", ""))
 
         # 2. draining a full queue over TLS, and the forwarder's memory
         receiver = RsyslogReceiver(tmp / "rsyslog-drain", "tls", pki=pki).start()
@@ -320,10 +432,12 @@ def main() -> None:
         rss = worker.peak_rss_mb()
         worker.stop()
         receiver.stop()
-        results.append(("drain a full queue, TLS (events/s)", f"{drain:,.0f}", f"{tls_base:,.0f}"))
-        results.append(("  from the first message received", f"{drain_steady:,.0f}", ""))
         results.append(
-            (f"forwarder peak RSS, {n:,} queued (MB)", f"{rss:.0f}", f"{bare_rss_mb():.0f}")
+            ("drain a full queue, TLS (events/s)", f"{drain:,.0f}", f"{tls_base:,.0f}", "", "")
+        )
+        results.append(("  from the first message received", f"{drain_steady:,.0f}", "", "", ""))
+        results.append(
+            (f"forwarder peak RSS, {n:,} queued (MB)", f"{rss:.0f}", f"{bare_rss_mb():.0f}", "", "")
         )
         print(results[-3:], flush=True)
 
@@ -366,9 +480,11 @@ def main() -> None:
                 "drain, TLS to a discarding sink (events/s)",
                 f"{sink_drain:,.0f}",
                 f"{sink_base:,.0f}",
+                "",
+                "",
             )
         )
-        results.append(("  from the first byte received", f"{sink_steady:,.0f}", ""))
+        results.append(("  from the first byte received", f"{sink_steady:,.0f}", "", "", ""))
         print(results[-2:], flush=True)
 
         # 3. UDP
@@ -391,20 +507,36 @@ def main() -> None:
             base_receiver = RsyslogReceiver(tmp / "rsyslog-base-udp", "udp").start()
             sent_rate, base_rate, base_got = udp_baseline(base_receiver, datagrams, repeat)
             base_receiver.stop()
-            results.append(("UDP drain, received (events/s)", f"{udp:,.0f}", f"{base_rate:,.0f}"))
+            results.append(
+                ("UDP drain, received (events/s)", f"{udp:,.0f}", f"{base_rate:,.0f}", "", "")
+            )
             results.append(
                 (
                     "  lost by the receiver",
                     f"{n - got:,}",
                     f"{len(datagrams) * repeat - base_got:,}",
+                    "",
+                    "",
                 )
             )
-            results.append(("  bare socket send rate", "", f"{sent_rate:,.0f}"))
+            results.append(("  bare socket send rate", "", f"{sent_rate:,.0f}", "", ""))
 
+    print_table(results)
+
+
+def print_table(results: list[Row]) -> None:
     print()
-    print(f"{'':42}{'azs-syslog':>14}{'bare baseline':>16}")
-    for name, ours, base in results:
-        print(f"{name:42}{ours:>14}{base:>16}")
+    head = ("azs-syslog", "bare baseline", "rsyslog disk", "rsyslog DA")
+    print(f"{'':48}" + "".join(f"{title:>15}" for title in head))
+    for name, *figures in results:
+        print(f"{name:48}" + "".join(f"{figure:>15}" for figure in figures))
+
+
+def evtx_lines(folder: Path) -> list[str]:
+    """The valid records of the ``.evtx`` files in ``folder``, as JSON lines."""
+    from benchmarks.queue import evtx_lines as read
+
+    return read(folder)
 
 
 if __name__ == "__main__":

@@ -188,7 +188,7 @@ def test_an_old_schema_queue_is_migrated_in_place(sinks: Callable[..., Sink]) ->
     make_v1_queue(paths.queue_file(), range(5), id_rendering(current).key)
     with Queue() as queue:
         counters = queue.counters()
-        assert counters["schema_version"] == SCHEMA_VERSION == 2
+        assert counters["schema_version"] == SCHEMA_VERSION == 3
         assert counters["released"] == 0  # counters added by the new version start at 0
         (old,) = queue.next_batches()
         assert (old.count, old.generation, old.level) == (5, 0, 0)
@@ -216,7 +216,7 @@ def test_an_empty_old_schema_queue_gets_the_new_layout() -> None:
     db.commit()
     db.close()
     with Queue() as queue:
-        assert queue.counters()["schema_version"] == 2
+        assert queue.counters()["schema_version"] == SCHEMA_VERSION
     db = sqlite3.connect(path)
     columns = [row[1] for row in db.execute("PRAGMA table_info(batches)")]
     db.close()

@@ -3,16 +3,22 @@ from __future__ import annotations
 import signal
 import sqlite3
 import stat
+import struct
 import subprocess
 import sys
 import time
+from array import array
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from azs_syslog import paths
+from azs_syslog.encode.render import Renderer, RenderSettings
+from azs_syslog.errors import QueueError
 from azs_syslog.queue import (
+    SCHEMA_VERSION,
     NewBatch,
     Queue,
     QueueLimits,
@@ -21,8 +27,10 @@ from azs_syslog.queue import (
     lengths_from_bytes,
     lengths_to_bytes,
 )
+from azs_syslog.queue.ingest import BatchBuilder
 from tests.conftest import REPO_ROOT
 from tests.support import start_python
+from tests.test_send_event import windows_event
 
 
 def make_batch(
@@ -157,6 +165,71 @@ def test_raw_round_trip(pairs: list[tuple[int, bytes]]) -> None:
     assert decode_raw(blob) == pairs
 
 
+def uncompressed_raw(times: list[int], lines: list[bytes]) -> bytes:
+    """The raw lines as schema version 2 stored them: magic, count, times, lengths, lines."""
+    return b"".join(
+        (
+            b"AZR1",
+            struct.pack("<I", len(lines)),
+            array("q", times).tobytes(),
+            array("I", map(len, lines)).tobytes(),
+            *lines,
+        )
+    )
+
+
+def test_raw_lines_are_stored_compressed() -> None:
+    """One copy per event, in effect: the raw lines kept for a new rendering add at most a
+    tenth to the framed messages of realistic events (and the bound counts what is stored)."""
+    settings = RenderSettings()
+    builder = BatchBuilder(Renderer(settings), settings.key)
+    for record in range(2000):
+        builder.add(windows_event(record), 1_700_000_000_000 + record)
+    batch, _ = builder.take()
+    assert batch is not None and batch.count == 2000
+    assert batch.raw.startswith(b"AZR2")
+    assert batch.nbytes <= 1.1 * len(batch.wire)
+    pairs = decode_raw(batch.raw, strict=True)
+    assert pairs[7] == (1_700_000_000_007, windows_event(7).encode())
+    with Queue() as queue:
+        queue.append_batch(batch)
+        assert queue.depth().bytes == batch.nbytes
+
+
+def test_damaged_raw_lines_are_a_queue_error() -> None:
+    lines = [b'{"id": 1}', b'{"id": 22}']
+    compressed = bytearray(encode_raw([1, 2], lines))
+    compressed[12] ^= 0x40
+    with pytest.raises(QueueError):
+        decode_raw(bytes(compressed))
+    old = uncompressed_raw([1, 2], lines)
+    assert decode_raw(old, strict=True) == [(1, lines[0]), (2, lines[1])]
+    with pytest.raises(QueueError):  # one line cut short: the lengths overrun the blob
+        decode_raw(old[:-1], strict=True)
+
+
+def test_a_version_2_queue_keeps_working() -> None:
+    """A queue file of schema version 2 (raw lines uncompressed) is taken as it is: its
+    batches are read (and rendered again) from the old layout, new ones are compressed."""
+    with Queue() as queue:
+        queue.append_batch(make_batch(0, 3))
+    path = paths.queue_file()
+    db = sqlite3.connect(path)
+    old = uncompressed_raw([1000] * 3, [b'{"id": %d}' % i for i in range(3)])
+    db.execute("UPDATE batches SET raw = ?", (old,))
+    db.execute("UPDATE counters SET value = 2 WHERE name = 'schema_version'")
+    db.commit()
+    db.close()
+    with Queue() as queue:
+        assert queue.counters()["schema_version"] == SCHEMA_VERSION == 3
+        (batch,) = queue.next_batches()
+        assert batch.wire == b"3 ev03 ev13 ev2"
+        assert queue.load_raw(batch.id) == [(1000, b'{"id": %d}' % i) for i in range(3)]
+        queue.append_batch(make_batch(3, 2))
+        second = queue.next_batches(after_id=batch.id)[0]
+        assert queue.load_raw(second.id) == [(1003, b'{"id": 3}'), (1003, b'{"id": 4}')]
+
+
 def test_lengths_round_trip() -> None:
     assert list(lengths_from_bytes(lengths_to_bytes([1, 2, 70000]))) == [1, 2, 70000]
 
@@ -180,6 +253,17 @@ def start_writer(n: int, size: int) -> subprocess.Popen[bytes]:
     return start_python(["-c", WRITER, str(n), str(size)], stdout=subprocess.PIPE, cwd=REPO_ROOT)
 
 
+def wait_for_batches(minimum: int, timeout: float = 30.0) -> None:
+    """Wait until the queue holds ``minimum`` batches (a writer is committing)."""
+    deadline = time.monotonic() + timeout
+    with Queue() as queue:
+        while time.monotonic() < deadline:
+            if queue.batch_count() >= minimum:
+                return
+            time.sleep(0.005)  # poll interval, not a synchronisation
+    raise AssertionError(f"fewer than {minimum} batches after {timeout} s")
+
+
 def check_consistent(queue: Queue) -> int:
     """Every stored batch is whole; the counters match the rows. Returns the events held."""
     total = 0
@@ -199,10 +283,12 @@ def check_consistent(queue: Queue) -> int:
 def test_writer_killed_mid_append_leaves_whole_batches() -> None:
     Queue().close()
     for _attempt in range(3):
+        with Queue() as queue:
+            before = queue.batch_count()
         proc = start_writer(100_000, 500)
         assert proc.stdout is not None
         assert proc.stdout.readline() == b"started\n"
-        time.sleep(0.3)
+        wait_for_batches(before + 3)  # killed while appending, a few batches in
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         with Queue() as queue:

@@ -264,16 +264,12 @@ def test_damage_inside_a_blob_is_found_by_the_batch_check() -> None:
     integrity_check content); the repair's own check of every batch finds them."""
     path = build_queue(events=500)
     data = bytearray(path.read_bytes())
-    marker = b'"event_record_id": 250,'
-    at = data.find(marker)
-    assert at > 0
-    # The raw lines' header holds each line's length: cut one line short by a byte, so the
-    # lengths no longer account for the blob (what a flipped length byte does).
-    header_at = data.rfind(b"AZR1", 0, at)
-    assert header_at > 0
-    count = int.from_bytes(data[header_at + 4 : header_at + 8], "little")
-    first_size = header_at + 8 + 8 * count
-    data[first_size] ^= 0x40
+    # The raw lines of a batch are stored compressed (zlib, behind an "AZR2" header): flip a
+    # byte inside one batch's compressed lines; their checksum no longer matches.
+    headers = [found.start() for found in re.finditer(b"AZR2", data)]
+    assert len(headers) == 500 // PER_BATCH
+    header_at = headers[len(headers) // 2]
+    data[header_at + 8 + 40] ^= 0x40
     path.write_bytes(bytes(data))
     with sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True) as db:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]

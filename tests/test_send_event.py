@@ -132,7 +132,7 @@ def test_a_long_running_pipe_commits_as_it_goes() -> None:
 
 
 def test_jobs_split_a_jsonl_file_and_keep_line_numbers(tmp_path: Path) -> None:
-    from azs_syslog.queue.ingest import split_lines
+    from azs_syslog.queue.jobs import split_lines
 
     bad = {7, 1500, 2999}
     lines = ["not json" if n in bad else windows_event(n) for n in range(1, 3001)]

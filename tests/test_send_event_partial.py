@@ -238,6 +238,21 @@ def _wait_for_rows(minimum: int, timeout: float = 60.0) -> None:
     raise AssertionError(f"fewer than {minimum} events queued after {timeout} s")
 
 
+def _signal_when_queued(
+    proc: subprocess.Popen[bytes], sig: signal.Signals, rows: int
+) -> tuple[bytes, bytes]:
+    """Send ``sig`` to ``proc`` once ``rows`` events are queued; its output (killed, if it
+    outlives the wait)."""
+    try:
+        _wait_for_rows(rows)
+        proc.send_signal(sig)
+        return proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_stopping_one_process_reports_exactly_where_it_stopped(
     tmp_path: Path, sig: signal.Signals
@@ -246,14 +261,7 @@ def test_stopping_one_process_reports_exactly_where_it_stopped(
     equals the rows in the queue, and the command it gives sends exactly the rest."""
     source = write_events(tmp_path / "events.jsonl", 200_000)
     proc = _start_send_event([str(source)])
-    try:
-        _wait_for_rows(2000)
-        proc.send_signal(sig)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+    out, err = _signal_when_queued(proc, sig, 2000)
     assert proc.returncode == 3, err
     report = json.loads(out)
     assert report["error"]["cause"] == "interrupted"
@@ -271,16 +279,9 @@ def test_stopping_one_process_waiting_on_a_quiet_pipe(tmp_path: Path) -> None:
     lines = "".join(windows_event(n) + "\n" for n in range(1, 4)).encode()
     proc = _start_send_event(["-"], stdin=subprocess.PIPE)
     assert proc.stdin is not None
-    try:
-        proc.stdin.write(lines)
-        proc.stdin.flush()
-        _wait_for_rows(3)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+    proc.stdin.write(lines)
+    proc.stdin.flush()
+    out, err = _signal_when_queued(proc, signal.SIGTERM, 3)
     assert proc.returncode == 3, err
     report = json.loads(out)
     assert report["accepted"] == 3

@@ -38,8 +38,10 @@ def current_config() -> tuple[Any, str | None]:
     type=click.IntRange(1, 64),
     default=1,
     show_default=True,
-    help="Render with N processes (a JSON-lines FILE only, one event per line). Faster on "
-    "several cores; events of different parts of the file may then be sent interleaved.",
+    help="Render with N processes (a JSON-lines FILE only, one event per line). Gains only "
+    "with N cores to spare beside the forwarder and the receiver: the processes share the "
+    "queue's one write lock, so on a busy or two-core machine it is slower than 1. Events "
+    "of different parts of the file may then be sent interleaved.",
 )
 @input_format_option
 @json_option
@@ -69,13 +71,6 @@ def send_event(source: str, jobs: int, input_format: str, as_json: bool) -> None
     """
     from azs_syslog.encode.render import Renderer, RenderSettings
     from azs_syslog.queue import Queue
-    from azs_syslog.queue.ingest import (
-        IngestFailure,
-        Rejection,
-        StopSignals,
-        enqueue_jsonl_file,
-        enqueue_records,
-    )
 
     config, problem = current_config()
     if problem:
@@ -84,156 +79,208 @@ def send_event(source: str, jobs: int, input_format: str, as_json: bool) -> None
         Queue().close()
         warn(f"{problem}; rendering with the default settings (the forwarder renders again)")
     settings = RenderSettings.from_config(config)
-    renderer = Renderer(settings)
     # Recorded with every batch: the worker never sends these events under an older
     # configuration than this one, nor over a weaker transport (docs/architecture.md).
     origin = {"generation": config.generation, "level": config.security_level}
-    rejections: list[dict[str, object]] = []
-    skipped: list[str] = []
-    unit = ["line"]  # what the numbers count: "record" for an .evtx file
-    shown: list[Any] = [None]  # the progress display, when one is drawn
-
-    def on_reject(rejection: Rejection) -> None:
-        if shown[0] is not None:
-            shown[0].rejected += 1
-        if as_json:
-            rejections.append({unit[0]: rejection.line, "reason": rejection.reason})
-        else:
-            note(f"rejected: {unit[0]} {rejection.line}: {rejection.reason}")
-
-    def on_skip(problem: str) -> None:
-        skipped.append(problem)
-        if shown[0] is not None:
-            shown[0].skipped += 1
-        if not as_json:
-            note(f"skipped: {label}: {problem}")
-
-    if jobs > 1 and input_format not in ("auto", "json"):
-        raise click.UsageError(
-            "--jobs reads JSON lines only (not --input-format " + input_format + ")"
-        )
-    if jobs > 1 and source != "-" and not _plain_json_lines(source):
-        note(f"--jobs splits JSON lines only; reading {source} in one process")
-        jobs = 1
+    run = _Run(source, as_json)
+    jobs = _effective_jobs(source, jobs, input_format)
     if jobs > 1:
-        if source == "-":
-            raise click.UsageError("--jobs needs a FILE (standard input cannot be split)")
-        path = Path(source)
-        if not path.is_file():
-            raise click.BadParameter(f"cannot read {source}", param_hint="FILE")
 
         def make_rendering() -> tuple[Renderer, str]:
             return Renderer(settings), settings.key
 
-        failure: IngestFailure | None = None
-        try:
-            result, rejected_lines = enqueue_jsonl_file(path, jobs, make_rendering, **origin)
-        except IngestFailure as exc:
-            failure, result, rejected_lines = exc, exc.result, exc.rejections
-        for rejection in rejected_lines:
-            on_reject(rejection)
-        label = source
-        events_queued = queue_depth(Queue)
+        result, failure = _queue_with_jobs(run, jobs, make_rendering, origin)
     else:
-        stream: BinaryIO
-        if source == "-":
-            stream = sys.stdin.buffer
-            label = "<stdin>"
-        else:
-            try:
-                stream = Path(source).open("rb")  # noqa: SIM115 - closed by the with below
-            except OSError as exc:
-                raise click.BadParameter(
-                    f"cannot read {source}: {exc.strerror or exc}", param_hint="FILE"
-                ) from exc
-            label = source
-        failure = None
-        with stream, open_queue(Queue) as queue, StopSignals() as stop:
-            opened = open_events(stream, input_format, on_skip)
-            unit[0] = opened.unit
-            shown[0] = progress_for(source, stream, opened.format)
-            records = opened.records if shown[0] is None else shown[0].track(opened.records)
-            try:
-                result = enqueue_records(
-                    records,
-                    queue,
-                    renderer,
-                    settings.key,
-                    on_reject=on_reject,
-                    read_to_end=source != "-",
-                    stop=stop,
-                    **origin,
-                )
-            except IngestFailure as exc:
-                failure, result = exc, exc.result
-        events_queued = queue_depth(Queue)
-
-    not_queued = failure.not_queued if failure is not None else 0
-    # A Windows event below the OutputSeverity threshold is accepted and queued like any other
-    # (the worker renders it again under the severity it runs with) but is not sent under
-    # this one: said, and counted apart as "filtered" (of the accepted).
+        result, failure = _queue_stream(run, input_format, Renderer(settings), settings.key, origin)
+    events_queued = queue_depth(Queue)
     if as_json:
-        report: dict[str, object] = {
-            "source": label,
-            "accepted": result.accepted,
-            "filtered": result.filtered,
-            "rejected": rejections,
-            "truncated": result.truncated,
-            "queued": events_queued,
-            "skipped": skipped,
-            "not_queued": not_queued,
-        }
-        if failure is not None:
-            message, fix = failure_text(failure, source, jobs)
-            report["not_queued_lines"] = [list(span) for span in failure.ranges]
-            report["rest_unread"] = failure.rest_unread
-            report["error"] = {
-                "cause": "interrupted"
-                if failure.interrupted
-                else "disk full"
-                if is_disk_full(failure)
-                else "queue",
-                "message": message,
-                "fix": fix,
-            }
-        emit_json(report)
-    elif result.accepted or result.rejected or skipped or failure is not None:
-        where = "standard input" if source == "-" else label
-        text = f"accepted {_events(result.accepted)} from {where}"
-        if result.filtered:
-            text += (
-                f" ({'all' if result.filtered == result.accepted else result.filtered} of "
-                f"them filtered: Windows events below Warning are not sent with OutputSeverity "
-                f"{settings.output_severity}; set-syslog-client --output-severity Verbose "
-                "sends them)"
-            )
-        if result.rejected:
-            text += f", rejected {result.rejected}"
-        if result.truncated:
-            text += f" ({result.truncated} shortened to the maximum message size)"
-        if skipped:
-            text += f", skipped {len(skipped)} damaged part{'s' if len(skipped) != 1 else ''}"
-        if failure is not None and failure.rest_unread and not not_queued:
-            text += f", stopped before {_first_unread(failure, unit[0])}"
-        elif failure is not None:
-            text += f", {not_queued} not queued ({describe_ranges(failure, unit[0])})"
-            if failure.rest_unread:
-                text += " and the rest of the input not read"
-        held = "cannot be read" if events_queued is None else f"holds {_events(events_queued)}"
-        note(f"{text}; the queue now {held}")
+        _report_json(run, result, failure, events_queued, jobs)
     else:
-        note(f"no events in {'standard input' if source == '-' else label}")
+        _report_text(run, result, failure, events_queued, settings.output_severity)
     if result.accepted and not problem and config.server is None:
         warn(
             "no syslog server is configured: events are queued, not sent, until one is set "
             "(azs-syslog set-syslog-server --server-name NAME --server-port PORT)"
         )
     if failure is not None:
-        message, fix = failure_text(failure, source, jobs, unit[0])
+        message, fix = failure_text(failure, source, jobs, run.unit)
         error(message, fix=fix)
         sys.exit(ExitCode.PARTIAL if result.accepted else ExitCode.FAILED)
-    if result.rejected or skipped:
+    if result.rejected or run.skipped:
         sys.exit(ExitCode.PARTIAL if result.accepted else ExitCode.FAILED)
+
+
+class _Run:
+    """One ``send-event``: where it reads, and the rejections and skipped parts it reports."""
+
+    def __init__(self, source: str, as_json: bool) -> None:
+        self.source = source
+        self.as_json = as_json
+        self.label = "<stdin>" if source == "-" else source
+        self.rejections: list[dict[str, object]] = []
+        self.skipped: list[str] = []
+        self.unit = "line"  # what the numbers count: "record" for an .evtx file
+        self.shown: Any = None  # the progress display, when one is drawn
+
+    @property
+    def where(self) -> str:
+        return "standard input" if self.source == "-" else self.label
+
+    def on_reject(self, rejection: Any) -> None:
+        if self.shown is not None:
+            self.shown.rejected += 1
+        if self.as_json:
+            self.rejections.append({self.unit: rejection.line, "reason": rejection.reason})
+        else:
+            note(f"rejected: {self.unit} {rejection.line}: {rejection.reason}")
+
+    def on_skip(self, problem: str) -> None:
+        self.skipped.append(problem)
+        if self.shown is not None:
+            self.shown.skipped += 1
+        if not self.as_json:
+            note(f"skipped: {self.label}: {problem}")
+
+
+def _effective_jobs(source: str, jobs: int, input_format: str) -> int:
+    """``--jobs``, checked: 1 where the input cannot be split."""
+    if jobs > 1 and input_format not in ("auto", "json"):
+        raise click.UsageError(
+            "--jobs reads JSON lines only (not --input-format " + input_format + ")"
+        )
+    if jobs > 1 and source != "-" and not _plain_json_lines(source):
+        note(f"--jobs splits JSON lines only; reading {source} in one process")
+        return 1
+    if jobs > 1 and source == "-":
+        raise click.UsageError("--jobs needs a FILE (standard input cannot be split)")
+    if jobs > 1 and not Path(source).is_file():
+        raise click.BadParameter(f"cannot read {source}", param_hint="FILE")
+    return jobs
+
+
+def _queue_with_jobs(
+    run: _Run, jobs: int, make_rendering: Callable[[], Any], origin: dict[str, int]
+) -> tuple[Any, Any]:
+    """Queue a JSON-lines FILE with ``jobs`` producer processes: (result, failure or None)."""
+    from azs_syslog.queue.ingest import IngestFailure
+    from azs_syslog.queue.jobs import enqueue_jsonl_file
+
+    failure: IngestFailure | None = None
+    try:
+        result, rejected_lines = enqueue_jsonl_file(
+            Path(run.source), jobs, make_rendering, **origin
+        )
+    except IngestFailure as exc:
+        failure, result, rejected_lines = exc, exc.result, exc.rejections
+    for rejection in rejected_lines:
+        run.on_reject(rejection)
+    return result, failure
+
+
+def _queue_stream(
+    run: _Run, input_format: str, renderer: Any, render_key: str, origin: dict[str, int]
+) -> tuple[Any, Any]:
+    """Queue FILE or standard input in this process: (result, failure or None)."""
+    from azs_syslog.queue import Queue
+    from azs_syslog.queue.ingest import IngestFailure, StopSignals, enqueue_records
+
+    stream: BinaryIO
+    if run.source == "-":
+        stream = sys.stdin.buffer
+    else:
+        try:
+            stream = Path(run.source).open("rb")  # noqa: SIM115 - closed by the with below
+        except OSError as exc:
+            raise click.BadParameter(
+                f"cannot read {run.source}: {exc.strerror or exc}", param_hint="FILE"
+            ) from exc
+    failure = None
+    with stream, open_queue(Queue) as queue, StopSignals() as stop:
+        opened = open_events(stream, input_format, run.on_skip)
+        run.unit = opened.unit
+        run.shown = progress_for(run.source, stream, opened.format)
+        records = opened.records if run.shown is None else run.shown.track(opened.records)
+        try:
+            result = enqueue_records(
+                records,
+                queue,
+                renderer,
+                render_key,
+                on_reject=run.on_reject,
+                read_to_end=run.source != "-",
+                stop=stop,
+                **origin,
+            )
+        except IngestFailure as exc:
+            failure, result = exc, exc.result
+    return result, failure
+
+
+def _report_json(
+    run: _Run, result: Any, failure: Any, events_queued: int | None, jobs: int
+) -> None:
+    report: dict[str, object] = {
+        "source": run.label,
+        "accepted": result.accepted,
+        "filtered": result.filtered,
+        "rejected": run.rejections,
+        "truncated": result.truncated,
+        "queued": events_queued,
+        "skipped": run.skipped,
+        "not_queued": failure.not_queued if failure is not None else 0,
+    }
+    if failure is not None:
+        message, fix = failure_text(failure, run.source, jobs)
+        report["not_queued_lines"] = [list(span) for span in failure.ranges]
+        report["rest_unread"] = failure.rest_unread
+        report["error"] = {
+            "cause": "interrupted"
+            if failure.interrupted
+            else "disk full"
+            if is_disk_full(failure)
+            else "queue",
+            "message": message,
+            "fix": fix,
+        }
+    emit_json(report)
+
+
+def _report_text(
+    run: _Run, result: Any, failure: Any, events_queued: int | None, output_severity: str
+) -> None:
+    # A Windows event below the OutputSeverity threshold is accepted and queued like any other
+    # (the worker renders it again under the severity it runs with) but is not sent under
+    # this one: said, and counted apart as "filtered" (of the accepted).
+    if not (result.accepted or result.rejected or run.skipped or failure is not None):
+        note(f"no events in {run.where}")
+        return
+    text = f"accepted {_events(result.accepted)} from {run.where}"
+    if result.filtered:
+        text += (
+            f" ({'all' if result.filtered == result.accepted else result.filtered} of "
+            f"them filtered: Windows events below Warning are not sent with OutputSeverity "
+            f"{output_severity}; set-syslog-client --output-severity Verbose "
+            "sends them)"
+        )
+    if result.rejected:
+        text += f", rejected {result.rejected}"
+    if result.truncated:
+        text += f" ({result.truncated} shortened to the maximum message size)"
+    if run.skipped:
+        text += f", skipped {len(run.skipped)} damaged part{'s' if len(run.skipped) != 1 else ''}"
+    if failure is not None:
+        text += _failure_clause(failure, run.unit)
+    held = "cannot be read" if events_queued is None else f"holds {_events(events_queued)}"
+    note(f"{text}; the queue now {held}")
+
+
+def _failure_clause(failure: Any, unit: str) -> str:
+    if failure.rest_unread and not failure.not_queued:
+        return f", stopped before {_first_unread(failure, unit)}"
+    clause = f", {failure.not_queued} not queued ({describe_ranges(failure, unit)})"
+    if failure.rest_unread:
+        clause += " and the rest of the input not read"
+    return clause
 
 
 def _events(count: int) -> str:

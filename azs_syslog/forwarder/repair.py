@@ -30,7 +30,6 @@ import errno
 import sqlite3
 import struct
 import time
-from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -381,15 +380,12 @@ def _read_batch(db: sqlite3.Connection, batch_id: int) -> list[tuple[int, bytes]
         return None
     blob = bytes(row[1])
     try:
-        lines = decode_raw(blob)
-        # The lengths the blob declares must account for every byte of it (decoding alone
-        # does not check: a slice past the end is merely short), and its count match the row's.
-        count = len(lines)
-        sizes = array("I")
-        sizes.frombytes(blob[8 + 8 * count : 8 + 12 * count])
+        # strict: the lengths the blob declares must account for every byte of it (decoding
+        # alone does not check: a slice past the end is merely short).
+        lines = decode_raw(blob, strict=True)
     except (QueueError, ValueError, TypeError, struct.error, MemoryError):
         return None  # damaged bytes: the lengths no longer describe the blob
-    if count != int(row[0]) or len(blob) != 8 + 12 * count + sum(sizes):
+    if len(lines) != int(row[0]):
         return None
     return lines
 
