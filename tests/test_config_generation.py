@@ -23,12 +23,22 @@ from azs_syslog import config, paths
 from azs_syslog.config import ClientSettings, Config, ServerSettings
 from azs_syslog.errors import ConfigError
 from azs_syslog.forwarder import status as st
-from azs_syslog.forwarder import worker as worker_module
-from azs_syslog.forwarder.worker import ConfigWatcher, Worker, WorkerOptions
+from azs_syslog.forwarder.common import ConfigWatcher
+from azs_syslog.forwarder.worker import Worker, WorkerOptions
+from azs_syslog.inputs.socket_input import SocketInput
 from azs_syslog.queue import SCHEMA_VERSION, Queue, encode_raw, lengths_to_bytes
 from azs_syslog.queue.ingest import enqueue_records
 from tests.conftest import run_cli
-from tests.test_worker import Sink, Source, id_rendering, plain_connect, run_until, tcp_config
+from tests.test_worker import (
+    FakeClock,
+    Sink,
+    Source,
+    id_rendering,
+    pause,
+    plain_connect,
+    run_until,
+    tcp_config,
+)
 
 # --- helpers -----------------------------------------------------------------------------------
 
@@ -66,7 +76,13 @@ def enqueue_for(config_: Config, first: int, count: int) -> None:
 
 def make_worker(source: Callable[[], Config], **options: Any) -> Worker:
     opts = WorkerOptions(**{"confirm_delay": 0.1, "socket_input": False, **options})
-    return Worker(source, options=opts, connect=plain_connect, make_rendering=id_rendering)
+    return Worker(
+        source,
+        options=opts,
+        connect=plain_connect,
+        make_rendering=id_rendering,
+        clock=FakeClock(),
+    )
 
 
 def wait_for_ids(sink: Sink, count: int, timeout: float = 10.0) -> list[int]:
@@ -79,11 +95,11 @@ def wait_for_ids(sink: Sink, count: int, timeout: float = 10.0) -> list[int]:
 def steps(worker: Worker, seconds: float) -> None:
     """Let the worker run for a while (used only to show that something does *not* happen:
     what must happen is waited for with run_until)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        wait = worker.step()
-        if wait:
-            time.sleep(min(wait, 0.05))
+    end = worker.clock() + seconds
+    for _ in range(100_000):  # bounded: every step moves the fake clock on
+        if worker.clock() >= end:
+            return
+        pause(worker, worker.step() or 0.01)
 
 
 def tls_config(port: int, **server: Any) -> Config:
@@ -356,9 +372,9 @@ def test_release_held_without_a_server_is_refused() -> None:
 
 
 def test_a_file_gone_back_in_generations_is_waited_for_then_followed(
-    sinks: Callable[..., Sink], monkeypatch: pytest.MonkeyPatch
+    sinks: Callable[..., Sink],
 ) -> None:
-    monkeypatch.setattr(worker_module, "GENERATION_WAIT", 1.0)
+    # GENERATION_WAIT (10 s) passes on the worker's fake clock.
     sink = sinks()
     source = Source(replace(tcp_config(sink.port), generation=2))
     worker = make_worker(source, config_poll=3600.0)
@@ -421,7 +437,7 @@ def test_the_socket_input_stamps_what_its_rendering_was_made_for(
     worker = make_worker(source, socket_path=short / "in.sock", socket_input=True)
     try:
         assert worker.options.socket_path is not None
-        socket_input = worker_module.SocketInput(
+        socket_input = SocketInput(
             worker.options.socket_path, queue_path=worker.queue.path, limits=worker.queue.limits
         )
         worker.socket_input = socket_input
@@ -446,7 +462,7 @@ def test_the_socket_input_stamps_what_its_rendering_was_made_for(
 
 
 def test_the_held_message_names_the_way_out() -> None:
-    from azs_syslog.forwarder.worker import held_message
+    from azs_syslog.forwarder.common import held_message
 
     udp = tcp_config(514, udp=True)
     assert held_message(1, config.LEVEL_TLS_VERIFIED, udp) == (
@@ -477,7 +493,7 @@ def test_the_socket_input_renders_for_the_file_written_just_before_the_line(
     opts = WorkerOptions(confirm_delay=0.1, socket_input=True, socket_path=short / "in.sock")
     worker = Worker(ConfigWatcher(), options=opts, connect=plain_connect)
     try:
-        socket_input = worker_module.SocketInput(
+        socket_input = SocketInput(
             short / "in.sock", queue_path=worker.queue.path, limits=worker.queue.limits
         )
         worker.socket_input = socket_input

@@ -227,7 +227,7 @@ def test_health_follows_the_pid_file_lock_when_it_can_be_probed() -> None:
 
 
 def test_pid_file_lock_probe(tmp_path: Path) -> None:
-    from azs_syslog.forwarder.worker import acquire_pid_file, release_pid_file
+    from azs_syslog.forwarder.pidfile import acquire_pid_file, release_pid_file
 
     assert st.worker_lock_held() is None  # no pid file
     lock = acquire_pid_file(paths.pid_file())

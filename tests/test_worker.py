@@ -24,9 +24,13 @@ import pytest
 
 from azs_syslog import paths, transport
 from azs_syslog.config import ClientSettings, Config, ServerSettings
+from azs_syslog.encode.pipeline import Rendering
+from azs_syslog.encode.render import Renderer, RenderSettings
 from azs_syslog.errors import EventError
+from azs_syslog.events.forwarder import QUEUE_OVERFLOW, SIGNATURE_PREFIX
 from azs_syslog.forwarder import status as st
-from azs_syslog.forwarder.worker import GAP_SIGNATURE, Rendering, SocketInput, Worker, WorkerOptions
+from azs_syslog.forwarder.worker import Worker, WorkerOptions
+from azs_syslog.inputs.socket_input import SocketInput
 from azs_syslog.queue import Queue, QueueLimits
 from azs_syslog.queue.ingest import enqueue_records
 from azs_syslog.transport import Sender
@@ -34,14 +38,16 @@ from azs_syslog.transport import Sender
 # --- a tiny renderer ---------------------------------------------------------------------------
 
 
-class IdRenderer:
-    """Renders ``{"id": N, "level": L}`` as ``<13>id=N`` (octet-counted, or bare for UDP).
-    With ``only_errors``, events of level > 3 are filtered out (like OutputSeverity=Default)."""
+class IdRenderer(Renderer):
+    """Renders ``{"id": N, "level": L}`` lines as ``<13>id=N`` (octet-counted, or bare for
+    UDP). With ``only_errors``, events of level > 3 are filtered out (like
+    OutputSeverity=Default). The forwarder's own events (the gap warning) are rendered by the
+    real renderer under the same framing."""
 
     def __init__(self, *, framing: str = "octet-counting", only_errors: bool = False) -> None:
+        super().__init__(RenderSettings(framing=framing))
         self.framing = framing
         self.only_errors = only_errors
-        self.truncated = 0
 
     def render_line(self, line: str | bytes, accepted_ms: int) -> bytes | None:
         try:
@@ -64,7 +70,7 @@ def id_rendering(config: Config) -> Rendering:
     only_errors = config.client.output_severity == "Default"
     renderer = IdRenderer(framing=framing, only_errors=only_errors)
     key = f"{framing}/{only_errors}"
-    return Rendering(key, None, renderer)
+    return Rendering(key, renderer.settings, renderer)
 
 
 # --- a plain sender over a real socket ---------------------------------------------------------
@@ -216,18 +222,48 @@ def enqueue(first: int, count: int, *, config: Config | None = None, **extra: An
     assert result.accepted == count
 
 
-def make_worker(source: Source, **options: Any) -> Worker:
+class FakeClock:
+    """The worker's monotonic clock in these tests: it moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def make_worker(source: Callable[[], Config], **options: Any) -> Worker:
     opts = WorkerOptions(**{"confirm_delay": 0.2, "socket_input": False, **options})
-    return Worker(source, options=opts, connect=plain_connect, make_rendering=id_rendering)
+    return Worker(
+        source,
+        options=opts,
+        connect=plain_connect,
+        make_rendering=id_rendering,
+        clock=FakeClock(),
+    )
+
+
+def pause(worker: Worker, seconds: float) -> None:
+    """Let ``seconds`` pass for the worker: its fake clock moves on at once; the sockets get a
+    moment of real time (a receiver's reading and acknowledging are real)."""
+    clock = worker.clock
+    assert isinstance(clock, FakeClock), "the worker was not made with a FakeClock"
+    clock.advance(seconds)
+    time.sleep(min(seconds, 0.002))
 
 
 def run_until(worker: Worker, done: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Step the worker until ``done()``, moving its fake clock by each wait it asks for;
+    bounded by ``timeout`` real seconds."""
     deadline = time.monotonic() + timeout
     while not done():
         assert time.monotonic() < deadline, f"timed out; worker state {worker.state}"
         wait = worker.step()
         if wait:
-            time.sleep(min(wait, 0.05))
+            pause(worker, wait)
 
 
 def drained(worker: Worker) -> Callable[[], bool]:
@@ -394,7 +430,8 @@ def test_full_queue_gap_is_reported_once(sink: Sink) -> None:
         run_until(worker, drained(worker))
         for _ in range(5):
             worker.step()
-        warnings = [m for m in sink.messages if GAP_SIGNATURE.encode() in m]
+        signature = (SIGNATURE_PREFIX + QUEUE_OVERFLOW).encode()
+        warnings = [m for m in sink.messages if signature in m]
         assert len(warnings) == 1
         assert b"cnt=2000 " in warnings[0]
         assert sink.ids() == list(range(2000, 3000))
@@ -421,6 +458,7 @@ def test_bad_config_keeps_the_last_good_one(sink: Sink) -> None:
         options=WorkerOptions(confirm_delay=0.1, socket_input=False),
         connect=plain_connect,
         make_rendering=id_rendering,
+        clock=FakeClock(),
     )
     try:
         run_until(worker, drained(worker))
@@ -447,11 +485,11 @@ def test_config_change_reconnects_within_two_seconds_without_loss(sink: Sink) ->
             source.config = replace(
                 source.config, server=replace(source.config.server, server_port=other.port)
             )  # type: ignore[arg-type]
-            changed = time.monotonic()
+            changed = worker.clock()
             run_until(worker, lambda: len(other.ids()) > 0 or worker.queue.depth().events == 0)
+            assert worker.clock() - changed < 2  # CONFIG_POLL: within two seconds
             enqueue(3000, 1000)
             run_until(worker, drained(worker))
-            assert time.monotonic() - changed < 30
             assert_complete(sink.ids() + other.ids(), range(4000))
         finally:
             worker.close()

@@ -95,7 +95,7 @@ def repair_queue(
     Raises ``QueueError`` when a forwarder runs for this home, or when the queue cannot be
     examined for another reason than damage (permissions, for example).
     """
-    from azs_syslog.forwarder.worker import acquire_pid_file, release_pid_file
+    from azs_syslog.forwarder.pidfile import acquire_pid_file, release_pid_file
 
     path = path or paths.queue_file()
     pid_path = pid_path or paths.pid_file()
