@@ -172,3 +172,12 @@ class WorkerBase:
 
     def _certificates_status(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    def _failover_for(self, config: Config) -> None:
+        raise NotImplementedError
+
+    def _check_client_certificate(self) -> None:
+        raise NotImplementedError
+
+    def _discard_stale_pinned(self) -> None:
+        raise NotImplementedError

@@ -21,6 +21,8 @@ from azs_syslog.forwarder.owed import QueueWrite
 from azs_syslog.queue import Gap, QueuedBatch
 from azs_syslog.queue.ingest import BatchBuilder
 
+SEND, SKIP, WAIT = "send", "skip", "wait"  # what to do with a fetched batch (_verdict)
+
 
 class Sending(WorkerBase):
     def _send_some(self, now: float) -> bool:
@@ -54,50 +56,14 @@ class Sending(WorkerBase):
         inflight_ids = {item.batch_id for item in self.inflight}
         try:
             for batch in batches:
-                if batch.id in self.delivered_ids or batch.id in inflight_ids:
-                    self.last_sent_id = max(self.last_sent_id, batch.id)
-                    continue
-                if (
-                    batch.generation > self.config.generation
-                    and batch.id > self.stale_upto_id
-                    and not self._newer_generation(batch, now)
-                ):
+                verdict = self._verdict(batch, inflight_ids, now)
+                if verdict == WAIT:
                     break  # switch first (or wait for the file to catch up); keep the order
-                if batch.pinned is not None and batch.pinned != server_label(self.config.server):
-                    self._discard_pinned(batch)
+                if verdict == SKIP:
                     self.last_sent_id = max(self.last_sent_id, batch.id)
                     continue
-                wire: bytes = batch.wire
-                lengths: Sequence[int] = batch.lengths
-                # Our generation or an older one. Older with the same render key: the same
-                # bytes (the key covers every setting that shapes them), so sent as they are.
-                if batch.render_key != self.rendering.key:
-                    wire, lengths = self._rerender(batch.id, pinned=batch.pinned is not None)
-                    self.answered_part.pop(batch.id, None)
-                if self._sequencing():
-                    # Numbered before the answered part is cut off: a resend repeats the numbers.
-                    wire, lengths = self._number(batch.id, wire, lengths)
-                answered = self.answered_part.pop(batch.id, 0)
-                if answered:  # RELP: only what the server did not answer goes out again
-                    wire = wire[sum(lengths[:answered]) :]
-                    lengths = lengths[answered:]
-                item = InFlight(
-                    batch.id,
-                    batch.count,
-                    len(lengths) + answered,
-                    self.written + len(wire),
-                    now,
-                    len(wire),
-                    lengths,
-                )
-                self._sending = item  # until the send returns (see _settle_answered)
-                if wire:
-                    self.sender.send(wire, lengths)
-                self._sending = None
-                self.written += len(wire)
-                self.last_sent_id = batch.id
+                self._send_batch(batch, now)
                 sent_ids.append(batch.id)
-                self.inflight.append(item)
                 if self.stop_requested or self.pending is not None:
                     break
                 # What the server's TCP acknowledged leaves the replay set now, not after the
@@ -114,6 +80,67 @@ class Sending(WorkerBase):
         if sent_any:
             self.counters.last_send_ms = self.now_ms()
         return sent_any or self.pending is not None
+
+    def _verdict(self, batch: QueuedBatch, inflight_ids: set[int], now: float) -> str:
+        """SEND the batch, SKIP it (delivered or in flight already; or an audit event pinned
+        to another server: discarded), or WAIT (rendered for a newer configuration)."""
+        assert self.config is not None
+        if batch.id in self.delivered_ids or batch.id in inflight_ids:
+            return SKIP
+        if (
+            batch.generation > self.config.generation
+            and batch.id > self.stale_upto_id
+            and not self._newer_generation(batch, now)
+        ):
+            return WAIT
+        if batch.pinned is not None and batch.pinned != server_label(self.config.server):
+            self._discard_pinned(batch)
+            return SKIP
+        return SEND
+
+    def _wire_now(self, batch: QueuedBatch) -> tuple[bytes, Sequence[int], bool]:
+        """The batch's messages as they go out now, and whether they were rendered again.
+        Of our generation or an older one: with the same render key, the same bytes (the key
+        covers every setting that shapes them), so sent as they are; else rendered again.
+        Numbered when sequence numbers are on."""
+        assert self.rendering is not None
+        wire: bytes = batch.wire
+        lengths: Sequence[int] = batch.lengths
+        rerendered = batch.render_key != self.rendering.key
+        if rerendered:
+            wire, lengths = self._rerender(batch.id, pinned=batch.pinned is not None)
+        if self._sequencing():
+            wire, lengths = self._number(batch.id, wire, lengths)
+        return wire, lengths, rerendered
+
+    def _send_batch(self, batch: QueuedBatch, now: float) -> None:
+        """Write one batch (RELP: only what the server did not answer before) and put it in
+        flight."""
+        assert self.sender is not None
+        wire, lengths, rerendered = self._wire_now(batch)
+        if rerendered:
+            self.answered_part.pop(batch.id, None)
+        # Numbered before the answered part is cut off: a resend repeats the numbers.
+        answered = self.answered_part.pop(batch.id, 0)
+        if answered:  # RELP: only what the server did not answer goes out again
+            wire = wire[sum(lengths[:answered]) :]
+            lengths = lengths[answered:]
+        item = InFlight(
+            batch.id,
+            batch.count,
+            len(lengths) + answered,
+            self.written + len(wire),
+            now,
+            len(wire),
+            lengths,
+        )
+        self._sending = item  # until the send returns (see _settle_answered)
+        if wire:
+            self.sender.send(wire, lengths)
+        self._sending = None
+        self.written += len(wire)
+        self.last_sent_id = batch.id
+        self.inflight.append(item)
 
     def _newer_generation(self, batch: QueuedBatch, now: float) -> bool:
         """A batch was rendered for configuration ``generation``, newer than ours: re-read
@@ -289,12 +316,7 @@ class Sending(WorkerBase):
                 if not found or found[0].id != batch_id:
                     continue
                 batch = found[0]
-                wire: bytes = batch.wire
-                lengths: Sequence[int] = batch.lengths
-                if self.rendering is not None and batch.render_key != self.rendering.key:
-                    wire, lengths = self._rerender(batch.id, pinned=True)
-                if self._sequencing():
-                    wire, lengths = self._number(batch.id, wire, lengths)
+                wire, lengths, _ = self._wire_now(batch)
                 self._io = "send"
                 try:
                     self.sender.send(wire, lengths)
