@@ -11,6 +11,7 @@ from azs_syslog.errors import TransportError
 from azs_syslog.forwarder import expiry as ex
 from azs_syslog.forwarder.base import WorkerBase
 from azs_syslog.forwarder.common import server_label
+from azs_syslog.transport import ConnectionInfo
 
 
 class CertificateWatch(WorkerBase):
@@ -24,7 +25,7 @@ class CertificateWatch(WorkerBase):
         else:
             self.expiries[ex.CLIENT] = found
 
-    def _check_server_certificates(self, info: object, server: ServerSettings) -> None:
+    def _check_server_certificates(self, info: ConnectionInfo, server: ServerSettings) -> None:
         found = ex.server_expiries(info, self.now_ms())
         self._expiry_server = server_label(server)
         for role in (ex.SERVER, ex.SERVER_CHAIN):

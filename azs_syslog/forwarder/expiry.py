@@ -18,6 +18,7 @@ from typing import Any
 
 from azs_syslog.config import EXPIRY_WARNING_DAYS as EXPIRY_WARNING_DAYS
 from azs_syslog.config import ClientCertificate
+from azs_syslog.transport import ConnectionInfo
 
 CLIENT = "client"
 SERVER = "server"
@@ -112,17 +113,13 @@ def client_expiry(certificate: ClientCertificate, checked_ms: int) -> Expiry | N
     return Expiry(CLIENT, subject, not_after, seconds, checked_ms, certificate.thumbprint)
 
 
-def server_expiries(info: object, checked_ms: int) -> list[Expiry]:
+def server_expiries(info: ConnectionInfo, checked_ms: int) -> list[Expiry]:
     """The server's certificate and the first of its chain to expire, from a connection's
     ``ConnectionInfo`` (nothing for a connection without TLS)."""
     found: list[Expiry] = []
     for role, subject, not_after in (
-        (SERVER, getattr(info, "server_subject", None), getattr(info, "server_not_after", None)),
-        (
-            SERVER_CHAIN,
-            getattr(info, "server_chain_first_subject", None),
-            getattr(info, "server_chain_first_not_after", None),
-        ),
+        (SERVER, info.server_subject, info.server_not_after),
+        (SERVER_CHAIN, info.server_chain_first_subject, info.server_chain_first_not_after),
     ):
         seconds = parse_rfc3339(not_after if isinstance(not_after, str) else None)
         if seconds is not None and isinstance(not_after, str):
