@@ -321,13 +321,13 @@ def test_a_weaker_transport_holds_until_release_held(sinks: Callable[..., Sink])
         assert worker.queue.counters()["rerendered"] == 0  # not re-rendered either
         worker.write_status()
         status = worker.status()
-        assert status["held"]["events"] == 10
+        assert status.held is not None and status.held.events == 10
         message = (
             "10 events accepted under TLS are held: the current configuration (TCP) is weaker;"
             " configure TLS again to deliver them, or run `azs-syslog forwarder release-held`"
             " to send them under the current configuration"
         )
-        assert status["held"]["message"] == message
+        assert status.held.message == message
         health = st.evaluate(status)
         assert not health.healthy and "10 events are held" in health.reason
         text = run_cli(["forwarder", "status"])
@@ -384,12 +384,13 @@ def test_a_file_gone_back_in_generations_is_waited_for_then_followed(
         enqueue_for(replace(tcp_config(sink.port, udp=True), generation=9), 0, 3)
         run_until(worker, lambda: worker.generation_wait is not None)
         assert sink.ids() == []
-        waiting = worker.status()["waiting_for_generation"]
-        assert waiting["batch_generation"] == 9 and waiting["config_generation"] == 2
+        waiting = worker.status().waiting_for_generation
+        assert waiting is not None
+        assert (waiting.batch_generation, waiting.config_generation) == (9, 2)
         run_until(worker, lambda: worker.queue.depth().events == 0, timeout=10)
         assert wait_for_ids(sink, 3) == [0, 1, 2]  # re-rendered under the file's settings
         assert worker.queue.counters()["rerendered"] == 3
-        assert worker.status()["waiting_for_generation"] is None
+        assert worker.status().waiting_for_generation is None
         # The file's next write (generation 3, below the 9 given up on) is a change like any
         # other: its events wait for the switch, they are not rendered back into generation 2.
         udp_sink = sinks(udp=True)

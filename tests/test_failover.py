@@ -168,6 +168,7 @@ def failover_metric(worker: Any) -> float:
 
 def test_failback_drains_then_resends_what_was_not_confirmed_counted() -> None:
     from azs_syslog.config import ClientSettings, Config, ServerSettings
+    from azs_syslog.forwarder.snapshot import Endpoint
     from tests.test_worker import Sink, Source, enqueue, make_worker, run_until
 
     primary, secondary = Sink().start(), Sink().start()
@@ -196,15 +197,16 @@ def test_failback_drains_then_resends_what_was_not_confirmed_counted() -> None:
         assert worker.clock() - started >= 1.0  # not before FailoverAfter
         run_until(worker, lambda: sorted(secondary.ids()) == list(range(1000)))
         assert failover_metric(worker) == 1.0
-        status = worker.status()["failover"]
-        assert status["active"] == "failover"
-        assert status["server"] == {"name": "127.0.0.1", "port": secondary.port}
-        assert "no connection to the primary server" in status["reason"]
-        assert status["next_probe_in_s"] is not None and status["next_probe_in_s"] <= 1.0
+        status = worker.status().failover
+        assert status is not None and status.active == "failover"
+        assert status.server == Endpoint("127.0.0.1", secondary.port)
+        assert "no connection to the primary server" in status.reason
+        assert status.next_probe_in_s is not None and status.next_probe_in_s <= 1.0
 
         primary.start()
         run_until(worker, lambda: worker.failover.active == "primary" and worker.sender is not None)
-        assert "answered a probe" in worker.status()["failover"]["reason"]
+        back = worker.status().failover
+        assert back is not None and "answered a probe" in back.reason
         assert failover_metric(worker) == 0.0
         worker.options.confirm_delay = 0.2
         run_until(worker, lambda: worker.queue.depth().events == 0)

@@ -150,7 +150,7 @@ def test_refusals_are_explained_in_the_status(
         while worker.state != wanted and time.monotonic() < deadline:
             time.sleep(min(worker.step(), 0.05))
         worker.write_status()
-        status = worker.status()
+        status = worker.status().as_json()
         assert status["state"] == wanted, status
         if case.cause is None:
             while not receiver.lines() and time.monotonic() < deadline:

@@ -125,14 +125,14 @@ def test_receiver_killed_mid_stream_loses_nothing_and_duplicates_at_most_a_windo
         outages += 1
         assert len(receiver.lines()) < count, "the kill did not happen mid-stream"
         worker.wait_for(lambda s: s["state"] == "backing off" and s["last_error"] is not None)
-        error = worker.status()["last_error"]
+        error = worker.status().as_json()["last_error"]
         assert isinstance(error, dict) and error["message"] and error["fix"]
         receiver.start()  # same port
     ids = wait_for_ids(receiver, range(count), timeout=120)
     duplicates = assert_none_missing(ids, range(count))
     assert duplicates <= relp.WINDOW * outages
     worker.wait_for(lambda s: s["queue"]["events"] == 0)  # type: ignore[index]
-    status = worker.status()
+    status = worker.status().as_json()
     counts = status["counts"]
     assert isinstance(counts, dict)
     assert counts["sent"] >= count
@@ -289,7 +289,7 @@ def test_tls_refusal_matrix_over_relp(
         deadline = time.monotonic() + 20
         while worker.state != wanted and time.monotonic() < deadline:
             time.sleep(min(worker.step(), 0.05))
-        status = worker.status()
+        status = worker.status().as_json()
         assert status["state"] == wanted, status
         if case.cause is None:
             while not receiver.lines() and time.monotonic() < deadline:
@@ -425,7 +425,7 @@ def run_until(worker: Worker, done: Callable[[], bool], timeout: float = 20) -> 
     deadline = time.monotonic() + timeout
     while not done() and time.monotonic() < deadline:
         time.sleep(min(worker.step(), 0.02))
-    assert done(), worker.status()
+    assert done(), worker.status().as_json()
 
 
 def relp_config(port: int) -> Config:
@@ -446,13 +446,13 @@ def test_refusal_and_serverclose_are_explained_and_exactly_the_unanswered_go_aga
     try:
 
         def delivered() -> bool:
-            error = worker.status()["last_error"]
+            error = worker.status().as_json()["last_error"]
             if error and not errors:
                 errors.append(error)
             return worker.queue.depth().events == 0 and not worker.inflight
 
         run_until(worker, delivered)
-        status = worker.status()
+        status = worker.status().as_json()
     finally:
         worker.close()
     assert errors, "the refusal was in the status"
@@ -505,7 +505,7 @@ def test_a_peer_that_never_answers_open_backs_the_forwarder_off() -> None:
         )
         try:
             run_until(worker, lambda: worker.state == st.BACKING_OFF)
-            error = worker.status()["last_error"]
+            error = worker.status().as_json()["last_error"]
         finally:
             worker.close()
     finally:

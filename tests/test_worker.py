@@ -291,8 +291,8 @@ def test_delivers_everything_in_order_and_counts(sink: Sink) -> None:
         assert counts["resent"] == 0
         assert worker.state == st.CONNECTED
         status = worker.status()
-        assert status["queue"]["events"] == 0
-        assert status["counts"]["sent"] == 5000
+        assert status.queue is not None and status.queue.events == 0
+        assert status.counts.sent == 5000
         assert st.evaluate(status).healthy
     finally:
         worker.close()

@@ -9,7 +9,7 @@ import threading
 from array import array
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from azs_syslog import transport
 from azs_syslog.config import Config, ServerSettings
@@ -30,6 +30,7 @@ from azs_syslog.forwarder.common import (
 )
 from azs_syslog.forwarder.owed import QueueWrite
 from azs_syslog.forwarder.pidfile import PidLock
+from azs_syslog.forwarder.snapshot import Certificates, FailoverStatus, StatusSnapshot
 from azs_syslog.inputs.socket_input import SocketInput
 from azs_syslog.queue import Depth, Held, Queue
 
@@ -110,7 +111,7 @@ class WorkerBase:
     _wake_w: socket.socket | None
     _loop_thread: int
     _status_lock: threading.Lock
-    _snapshot: dict[str, Any] | None
+    _snapshot: StatusSnapshot | None
     _status_written: float
     _status_stop: threading.Event
     _status_thread: threading.Thread | None
@@ -167,10 +168,10 @@ class WorkerBase:
     def _log_expiry_warnings(self) -> None:
         raise NotImplementedError
 
-    def _failover_status(self, server: ServerSettings | None) -> dict[str, Any] | None:
+    def _failover_status(self, server: ServerSettings | None) -> FailoverStatus | None:
         raise NotImplementedError
 
-    def _certificates_status(self) -> dict[str, Any]:
+    def _certificates_status(self) -> Certificates:
         raise NotImplementedError
 
     def _failover_for(self, config: Config) -> None:

@@ -4,13 +4,13 @@ server's certificates from each connection; warnings logged once a UTC day."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from azs_syslog.config import ServerSettings
 from azs_syslog.errors import TransportError
 from azs_syslog.forwarder import expiry as ex
 from azs_syslog.forwarder.base import WorkerBase
 from azs_syslog.forwarder.common import server_label
+from azs_syslog.forwarder.snapshot import CertificateEnd, Certificates
 from azs_syslog.transport import ConnectionInfo
 
 
@@ -85,18 +85,17 @@ class CertificateWatch(WorkerBase):
             fix=ex.CLIENT_FIX,
         )
 
-    def _certificates_status(self) -> dict[str, Any]:
+    def _certificates_status(self) -> Certificates:
         moment = self.wall()
-        return {
-            "client": self.expiries[ex.CLIENT].as_dict(moment)
-            if ex.CLIENT in self.expiries
-            else None,
-            "server": self.expiries[ex.SERVER].as_dict(moment)
-            if ex.SERVER in self.expiries
-            else None,
-            "server_chain_first": self.expiries[ex.SERVER_CHAIN].as_dict(moment)
-            if ex.SERVER_CHAIN in self.expiries
-            else None,
-            "warning_days": ex.EXPIRY_WARNING_DAYS,
-            "warnings": self.expiry_warnings(moment),
-        }
+
+        def end(role: str) -> CertificateEnd | None:
+            found = self.expiries.get(role)
+            return None if found is None else found.end(moment)
+
+        return Certificates(
+            end(ex.CLIENT),
+            end(ex.SERVER),
+            end(ex.SERVER_CHAIN),
+            ex.EXPIRY_WARNING_DAYS,
+            tuple(self.expiry_warnings(moment)),
+        )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from azs_syslog import paths
 from azs_syslog.config import (
@@ -17,6 +17,7 @@ from azs_syslog.config import (
     ServerSettings,
 )
 from azs_syslog.encode.pipeline import Rendering
+from azs_syslog.forwarder.snapshot import ErrorStatus
 from azs_syslog.queue import QueueLimits
 
 BACKOFF_INITIAL = 0.5
@@ -179,15 +180,8 @@ class LastError:
     # (a full disk): an error of a server that is no longer configured is forgotten.
     server: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "message": self.message,
-            "cause": self.cause,
-            "fix": self.fix,
-            "step": self.step,
-            "time_ms": self.at_ms,
-            "server": self.server,
-        }
+    def status(self) -> ErrorStatus:
+        return ErrorStatus(self.message, self.cause, self.fix, self.step, self.at_ms, self.server)
 
 
 def server_label(server: ServerSettings | None) -> str | None:

@@ -14,10 +14,10 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from azs_syslog.config import EXPIRY_WARNING_DAYS as EXPIRY_WARNING_DAYS
 from azs_syslog.config import ClientCertificate
+from azs_syslog.forwarder.snapshot import CertificateEnd
 from azs_syslog.transport import ConnectionInfo
 
 CLIENT = "client"
@@ -79,16 +79,17 @@ class Expiry:
             f" {self.not_after}; fix: {fix}"
         )
 
-    def as_dict(self, now: float) -> dict[str, Any]:
-        return {
-            "subject": self.subject,
-            "thumbprint": self.thumbprint,
-            "not_after": self.not_after,
-            "not_after_s": self.not_after_s,
-            "days_left": self.days_left(now),
-            "expired": self.expired(now),
-            "checked_ms": self.checked_ms,
-        }
+    def end(self, now: float) -> CertificateEnd:
+        """For the status: the end, and the days left at ``now``."""
+        return CertificateEnd(
+            self.subject,
+            self.thumbprint,
+            self.not_after,
+            self.not_after_s,
+            self.days_left(now),
+            self.expired(now),
+            self.checked_ms,
+        )
 
 
 def client_expiry(certificate: ClientCertificate, checked_ms: int) -> Expiry | None:

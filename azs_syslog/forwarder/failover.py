@@ -3,13 +3,12 @@ to, when to switch to the failover server, and the probes of the primary that br
 
 from __future__ import annotations
 
-from typing import Any
-
 from azs_syslog import transport
 from azs_syslog.config import Config, ServerSettings
 from azs_syslog.errors import TransportError
 from azs_syslog.forwarder.base import WorkerBase
 from azs_syslog.forwarder.common import FAILOVER, FAILOVER_PROBE, PRIMARY, FailoverState
+from azs_syslog.forwarder.snapshot import Endpoint, FailoverStatus
 
 
 class Failover(WorkerBase):
@@ -124,28 +123,24 @@ class Failover(WorkerBase):
             self.log(f"delivering to the primary server {server.server_name}:{server.server_port}")
         self.write_status()
 
-    def _failover_status(self, server: ServerSettings | None) -> dict[str, Any] | None:
+    def _failover_status(self, server: ServerSettings | None) -> FailoverStatus | None:
         if server is None or not server.has_failover:
             return None
         state = self.failover
         target = self._target(server)
         now = self.clock()
-        return {
-            "active": state.active,
-            "reason": state.reason,
-            "since_ms": state.since_ms,
-            "server": {"name": target.server_name, "port": target.server_port},
-            "primary": {"name": server.server_name, "port": server.server_port},
-            "failover": {
-                "name": server.failover_server_name,
-                "port": server.failover_server_port,
-            },
-            "failover_after_s": server.failover_after,
-            "primary_failing_for_s": None
+        on_failover = state.active == FAILOVER
+        return FailoverStatus(
+            active=state.active,
+            reason=state.reason,
+            since_ms=state.since_ms,
+            server=Endpoint(target.server_name, target.server_port),
+            primary=Endpoint(server.server_name, server.server_port),
+            failover=Endpoint(server.failover_server_name, server.failover_server_port),
+            failover_after_s=server.failover_after,
+            primary_failing_for_s=None
             if state.failing_since is None
             else max(0.0, now - state.failing_since),
-            "next_probe_in_s": max(0.0, state.next_probe - now)
-            if state.active == FAILOVER
-            else None,
-            "last_probe_error": state.last_probe_error if state.active == FAILOVER else None,
-        }
+            next_probe_in_s=max(0.0, state.next_probe - now) if on_failover else None,
+            last_probe_error=state.last_probe_error if on_failover else None,
+        )

@@ -3,10 +3,10 @@ their compact form in the status file, which the next run writes first."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from azs_syslog.forwarder.snapshot import OwedSegment
 from azs_syslog.queue import Gap, now_ms
 
 
@@ -46,11 +46,11 @@ def _ids(ranges: object) -> tuple[int, ...]:
     return tuple(out)
 
 
-def owed_summary(backlog: Sequence[QueueWrite]) -> list[dict[str, Any]]:
+def owed_summary(backlog: Sequence[QueueWrite]) -> list[OwedSegment]:
     """The owed queue writes, compacted for the status file: between two requeues, the order
     of marks, deletions and counter updates does not change the result, so each stretch is
     one segment of id ranges and sums."""
-    segments: list[dict[str, Any]] = []
+    segments: list[OwedSegment] = []
     marked: set[int] = set()
     delivered: set[int] = set()
     sums: dict[str, int] = {}
@@ -86,7 +86,7 @@ def owed_summary(backlog: Sequence[QueueWrite]) -> list[dict[str, Any]]:
     return segments
 
 
-def owed_writes(segments: list[Any]) -> list[QueueWrite]:
+def owed_writes(segments: Sequence[Mapping[str, object]]) -> list[QueueWrite]:
     """The queue writes an :func:`owed_summary` stands for, in an order that gives the same
     queue."""
     writes: list[QueueWrite] = []

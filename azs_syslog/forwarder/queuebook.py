@@ -60,13 +60,12 @@ class QueueBook(WorkerBase):
 
     def _inherited_writes(self) -> list[QueueWrite]:
         try:
-            previous = st.read_status(self.options.status_path)
+            previous = st.read_snapshot(self.options.status_path)
         except AzsSyslogError:
             return []
-        if not previous or previous.get("pid") == os.getpid():
+        if previous is None or previous.pid == os.getpid() or previous.owed is None:
             return []
-        owed = previous.get("owed")
-        return owed_writes(owed) if isinstance(owed, list) else []
+        return owed_writes(previous.owed)
 
     def _flush_backlog(self) -> None:
         """Reopen the queue if only a read-only view of it could be opened, then write what is

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from typing import Any
+from dataclasses import replace
 
 from azs_syslog import fserrors, paths
 from azs_syslog.config import LEVEL_NAMES, Config
@@ -15,7 +15,22 @@ from azs_syslog.forwarder import status as st
 from azs_syslog.forwarder.base import WorkerBase
 from azs_syslog.forwarder.common import GENERATION_WAIT, STATUS_EVERY, held_message
 from azs_syslog.forwarder.owed import owed_summary
+from azs_syslog.forwarder.snapshot import (
+    AuditStatus,
+    Blocked,
+    ConnectionStatus,
+    Counts,
+    DiskFullStatus,
+    FileRef,
+    GenerationWaitStatus,
+    HeldStatus,
+    QueueStatus,
+    SequenceStatus,
+    ServerStatus,
+    StatusSnapshot,
+)
 from azs_syslog.queue import Depth
+from azs_syslog.transport.relp import RelpConnectionInfo
 
 
 class Reporting(WorkerBase):
@@ -30,156 +45,145 @@ class Reporting(WorkerBase):
             self._queue_view = view
         return self._queue_view
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusSnapshot:
         with self._lock:
             return self._status()
 
-    def _status(self) -> dict[str, Any]:
+    def _counters(self) -> tuple[Depth, dict[str, int]]:
+        """The queue's depth and counters, with what is counted but not yet in the queue
+        file (owed writes)."""
         depth, stored = self._queue_numbers()
         counters = dict(stored)
-        for write in self.backlog:  # counted, not yet in the queue file
+        for write in self.backlog:
             if write.kind == "confirm":
                 counters["sent"] = counters.get("sent", 0) + write.sent
                 counters["filtered"] = counters.get("filtered", 0) + write.filtered
             for name, value in write.counts:
                 counters[name] = counters.get(name, 0) + value
+        return depth, counters
+
+    def _status(self) -> StatusSnapshot:
+        depth, counters = self._counters()
         config = self.config or Config()
         server = config.server
-        sender = self.sender
-        info = getattr(sender, "info", None) if sender is not None else None
-        full = next(iter(self.disk_full.values()), None)
         client_cert = config.client.certificate
         now = self.now_ms()
-        return {
-            "pid": os.getpid(),
-            "updated": self.wall(),
-            "started_ms": self.started_ms,
-            "state": self.state,
-            "server": None
+        return StatusSnapshot(
+            pid=os.getpid(),
+            updated=self.wall(),
+            started_ms=self.started_ms,
+            state=self.state,
+            server=None
             if server is None
-            else {
-                "name": server.server_name,
-                "port": server.server_port,
-                "transport": f"relp-{server.transport}" if server.use_relp else server.transport,
-            },
-            "failover": self._failover_status(server),
-            "connection": None
-            if info is None
-            else {
-                "transport": getattr(info, "transport", None),
-                "peer_address": str(getattr(info, "peer_address", "")),
-                "tls_version": getattr(info, "tls_version", None),
-                "cipher": getattr(info, "cipher", None),
-                "server_subject": getattr(info, "server_subject", None),
-                "server_not_after": _text(getattr(info, "server_not_after", None)),
-                "client_certificate_sent": getattr(info, "client_certificate_sent", None),
-                "relp_offers": dict(getattr(info, "relp_offers", ())) or None,
-            },
-            "client_certificate_not_after": client_cert.not_after if client_cert else None,
-            "client_certificate_thumbprint": client_cert.thumbprint if client_cert else None,
-            "certificates": self._certificates_status(),
-            "connections": self.counters.connections,
-            "queue": {
-                "events": depth.events,
-                "bytes": depth.bytes,
-                "oldest_ms": depth.oldest_ms,
-                "oldest_age_s": None
-                if depth.oldest_ms is None
-                else max(0.0, (now - depth.oldest_ms) / 1000),
-                "in_flight_batches": len(self.inflight),
-            },
-            "counts": {
-                name: counters.get(name, 0)
-                for name in (
-                    "accepted",
-                    "sent",
-                    "dropped",
-                    "rejected",
-                    "truncated",
-                    "filtered",
-                    "resent",
-                    "rerendered",
-                )
-            },
-            # --sequence-numbers: the stream and the last number delivered (what a SIEM-side
-            # gap query compares with); audit events that could not reach their server.
-            "sequence": {
-                "stream": self.stream_id,
-                "last_delivered": self.sequence_confirmed,
-                "next": self.sequence_next,
-            }
+            else ServerStatus(
+                server.server_name,
+                server.server_port,
+                f"relp-{server.transport}" if server.use_relp else server.transport,
+            ),
+            failover=self._failover_status(server),
+            connection=self._connection_status(),
+            client_certificate_not_after=client_cert.not_after if client_cert else None,
+            client_certificate_thumbprint=client_cert.thumbprint if client_cert else None,
+            certificates=self._certificates_status(),
+            connections=self.counters.connections,
+            queue=QueueStatus(
+                depth.events,
+                depth.bytes,
+                depth.oldest_ms,
+                None if depth.oldest_ms is None else max(0.0, (now - depth.oldest_ms) / 1000),
+                len(self.inflight),
+            ),
+            counts=Counts.of(counters),
+            sequence=SequenceStatus(self.stream_id, self.sequence_confirmed, self.sequence_next)
             if self._sequencing()
             else None,
-            "audit": {"undelivered": counters.get("audit_undelivered", 0)},
-            "last_error": self.last_error.as_dict() if self.last_error else None,
-            "last_send_ms": self.counters.last_send_ms,
-            "next_attempt_in_s": max(0.0, self.next_attempt - self.clock())
+            audit=AuditStatus(counters.get("audit_undelivered", 0)),
+            last_error=self.last_error.status() if self.last_error else None,
+            last_send_ms=self.counters.last_send_ms,
+            next_attempt_in_s=max(0.0, self.next_attempt - self.clock())
             if self.state == st.BACKING_OFF
             else None,
-            "config_problem": self.config_problem,
-            "held": self._held_status(config),
-            "waiting_for_generation": self._generation_wait_status(config),
-            "condition": st.DISK_FULL if full is not None else None,
-            "disk_full": None
-            if full is None
-            else {
-                "what": full.what,
-                "path": str(full.path),
-                "since_ms": full.since_ms,
-                "fix": fserrors.disk_full_fix(full.path, forwarder=True),
-                "files": [
-                    {"what": item.what, "path": str(item.path)} for item in self.disk_full.values()
-                ],
-            },
-            "queue_writes_owed": len(self.backlog),
-            # For the next run, should this one stop before it can write them.
-            "owed": owed_summary(self.backlog) if self.backlog else None,
-            "socket": str(self.socket_input.path) if self.socket_input else None,
-            "socket_error": str(self.socket_input.error)
+            config_problem=self.config_problem,
+            held=self._held_status(config),
+            waiting_for_generation=self._generation_wait_status(config),
+            condition=st.DISK_FULL if self.disk_full else None,
+            disk_full=self._disk_full_status(),
+            queue_writes_owed=len(self.backlog),
+            owed=owed_summary(self.backlog) if self.backlog else None,
+            socket=str(self.socket_input.path) if self.socket_input else None,
+            socket_error=str(self.socket_input.error)
             if self.socket_input and self.socket_input.error
             else None,
-            "blocked": self._blocked(),
-        }
+            blocked=self._blocked(),
+        )
 
-    def last_snapshot(self) -> dict[str, Any] | None:
+    def _connection_status(self) -> ConnectionStatus | None:
+        if self.sender is None:
+            return None
+        info = self.sender.info
+        offers = info.relp_offers if isinstance(info, RelpConnectionInfo) else ()
+        return ConnectionStatus(
+            transport=info.transport,
+            peer_address=str(info.peer_address),
+            tls_version=info.tls_version,
+            cipher=info.cipher,
+            server_subject=info.server_subject,
+            server_not_after=info.server_not_after,
+            client_certificate_sent=info.client_certificate_sent,
+            relp_offers=dict(offers) or None,
+        )
+
+    def _disk_full_status(self) -> DiskFullStatus | None:
+        full = next(iter(self.disk_full.values()), None)
+        if full is None:
+            return None
+        return DiskFullStatus(
+            what=full.what,
+            path=str(full.path),
+            since_ms=full.since_ms,
+            fix=fserrors.disk_full_fix(full.path, forwarder=True),
+            files=tuple(FileRef(item.what, str(item.path)) for item in self.disk_full.values()),
+        )
+
+    def last_snapshot(self) -> StatusSnapshot | None:
         """The status as last written to the status file, with what the loop is blocked on
         brought up to date (any thread: the metrics endpoint reads it at each scrape)."""
         with self._status_lock:
             if self._snapshot is None:
                 return None
-            return {**self._snapshot, "blocked": self._blocked()}
+            return replace(self._snapshot, blocked=self._blocked())
 
-    def _held_status(self, config: Config) -> dict[str, Any] | None:
+    def _held_status(self, config: Config) -> HeldStatus | None:
         held = self.held
         if held is None:
             return None
-        return {
-            "events": held.events,
-            "batches": held.batches,
-            "accepted_under": LEVEL_NAMES.get(held.level, str(held.level)),
-            "current": config.describe_transport(),
-            "message": held_message(held.events, held.level, config),
-        }
+        return HeldStatus(
+            events=held.events,
+            batches=held.batches,
+            accepted_under=LEVEL_NAMES.get(held.level, str(held.level)),
+            current=config.describe_transport(),
+            message=held_message(held.events, held.level, config),
+        )
 
-    def _generation_wait_status(self, config: Config) -> dict[str, Any] | None:
+    def _generation_wait_status(self, config: Config) -> GenerationWaitStatus | None:
         if self.generation_wait is None:
             return None
         generation, since = self.generation_wait
-        return {
-            "batch_generation": generation,
-            "config_generation": config.generation,
-            "waiting_s": max(0.0, self.clock() - since),
-            "message": f"events rendered for configuration generation {generation} wait: the"
+        return GenerationWaitStatus(
+            batch_generation=generation,
+            config_generation=config.generation,
+            waiting_s=max(0.0, self.clock() - since),
+            message=f"events rendered for configuration generation {generation} wait: the"
             f" configuration file has generation {config.generation}; after"
             f" {GENERATION_WAIT:.0f} s they are rendered again under the file's configuration",
-        }
+        )
 
-    def _blocked(self) -> dict[str, Any] | None:
+    def _blocked(self) -> Blocked | None:
         """The blocking network call the loop waits in without progress, and since when."""
         blocked = self.io_watch.blocked
         if blocked is None:
             return None
-        return {"on": blocked[0], "since_ms": blocked[1]}
+        return Blocked(blocked[0], blocked[1])
 
     def write_status(self) -> None:
         """Write the status file; the only writer of it (any thread may call this). On the
@@ -188,7 +192,7 @@ class Reporting(WorkerBase):
         date. A full disk is recorded and said in the log once; the status file is
         preallocated, so this rarely happens after the first write."""
         path = self.options.status_path or paths.status_file()
-        snapshot: dict[str, Any] | None = None
+        snapshot: StatusSnapshot | None = None
         if threading.get_ident() == self._loop_thread:
             with contextlib.suppress(QueueError):
                 snapshot = self.status()
@@ -197,7 +201,7 @@ class Reporting(WorkerBase):
                 self._snapshot = snapshot
             if self._snapshot is None:
                 return
-            data = {**self._snapshot, "updated": self.wall(), "blocked": self._blocked()}
+            data = replace(self._snapshot, updated=self.wall(), blocked=self._blocked())
             self._status_written = self.clock()
             problem: OSError | AzsSyslogError | None = None
             try:
@@ -216,10 +220,3 @@ class Reporting(WorkerBase):
         while not self._status_stop.wait(STATUS_EVERY / 4):
             if self.clock() - self._status_written >= STATUS_EVERY:
                 self.write_status()
-
-
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    isoformat = getattr(value, "isoformat", None)
-    return str(isoformat()) if callable(isoformat) else str(value)
