@@ -28,9 +28,9 @@ from azs_syslog.forwarder.worker import Worker, WorkerOptions
 from azs_syslog.inputs.socket_input import SocketInput
 from azs_syslog.queue import SCHEMA_VERSION, Queue, encode_raw, lengths_to_bytes
 from azs_syslog.queue.ingest import enqueue_records
+from tests import test_worker as worker_tests
 from tests.conftest import run_cli
 from tests.test_worker import (
-    FakeClock,
     Sink,
     Source,
     id_rendering,
@@ -75,14 +75,7 @@ def enqueue_for(config_: Config, first: int, count: int) -> None:
 
 
 def make_worker(source: Callable[[], Config], **options: Any) -> Worker:
-    opts = WorkerOptions(**{"confirm_delay": 0.1, "socket_input": False, **options})
-    return Worker(
-        source,
-        options=opts,
-        connect=plain_connect,
-        make_rendering=id_rendering,
-        clock=FakeClock(),
-    )
+    return worker_tests.make_worker(source, **{"confirm_delay": 0.1, **options})
 
 
 def wait_for_ids(sink: Sink, count: int, timeout: float = 10.0) -> list[int]:

@@ -182,11 +182,12 @@ def test_failback_drains_then_resends_what_was_not_confirmed_counted() -> None:
         failover_after=1,
     )
     enqueue(0, 1000)
-    # A replay window longer than the test: nothing sent to the failover server is confirmed,
-    # so the failback's drain runs out of time and every batch goes out again.
+    # A replay window longer than the test (on the worker's fake clock): nothing sent to the
+    # failover server is confirmed, so the failback's drain runs out of time and every batch
+    # goes out again.
     worker = make_worker(
         Source(Config(server=server, client=ClientSettings(output_severity="Verbose"))),
-        confirm_delay=30.0,
+        confirm_delay=3600.0,
         drain_timeout=0.3,
         backoff_initial=0.05,
         backoff_max=0.2,

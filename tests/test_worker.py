@@ -246,13 +246,18 @@ def make_worker(source: Callable[[], Config], **options: Any) -> Worker:
     )
 
 
+# A fake second lasts this long in real time: the sockets and the receivers, which read and
+# acknowledge in real time, get a moment between two steps.
+REAL_PER_FAKE_SECOND = 0.04
+
+
 def pause(worker: Worker, seconds: float) -> None:
-    """Let ``seconds`` pass for the worker: its fake clock moves on at once; the sockets get a
-    moment of real time (a receiver's reading and acknowledging are real)."""
+    """Let ``seconds`` pass for the worker: its fake clock moves on at once, real time by
+    ``REAL_PER_FAKE_SECOND`` of it."""
     clock = worker.clock
     assert isinstance(clock, FakeClock), "the worker was not made with a FakeClock"
     clock.advance(seconds)
-    time.sleep(min(seconds, 0.002))
+    time.sleep(seconds * REAL_PER_FAKE_SECOND)
 
 
 def run_until(worker: Worker, done: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -332,8 +337,11 @@ def test_receiver_down_at_start_then_up(sink: Sink) -> None:
 
 def test_connection_lost_mid_stream_resends_without_loss(sink: Sink) -> None:
     enqueue(0, 20_000)
+    # The replay window is on the worker's fake clock, but the sink reads in real time: 30 fake
+    # seconds (1.2 s, see pause) outlast what the sink has acknowledged and not yet read when
+    # it is stopped.
     worker = make_worker(
-        Source(tcp_config(sink.port)), confirm_delay=0.5, backoff_initial=0.05, backoff_max=0.1
+        Source(tcp_config(sink.port)), confirm_delay=30.0, backoff_initial=0.05, backoff_max=0.1
     )
     try:
         run_until(worker, lambda: len(sink.ids()) >= 3000)

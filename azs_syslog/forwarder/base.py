@@ -125,60 +125,29 @@ class WorkerBase:
         """The wall clock in ms since the epoch."""
         return int(self.wall() * 1000)
 
-    # --- what one part calls on another (each is defined by one part)
+    # --- what one part calls on another (each is defined by one part; declared for the type
+    # checker only, so that a part missing from Worker fails loudly)
 
-    def write_status(self) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:
 
-    def _queue_write(self, write: QueueWrite) -> bool:
-        raise NotImplementedError
-
-    def _queue_failed(self, exc: QueueError) -> None:
-        raise NotImplementedError
-
-    def _disk_full_begins(self, what: str, path: Path) -> None:
-        raise NotImplementedError
-
-    def _disk_full_ends(self, what: str) -> None:
-        raise NotImplementedError
-
-    def _sequencing(self) -> bool:
-        raise NotImplementedError
-
-    def _sequence_delivered(self, ids: Sequence[int]) -> None:
-        raise NotImplementedError
-
-    def _number(
-        self, batch_id: int, wire: bytes, lengths: Sequence[int]
-    ) -> tuple[bytes, array[int]]:
-        raise NotImplementedError
-
-    def _queue_numbers(self) -> tuple[Depth, dict[str, int]]:
-        raise NotImplementedError
-
-    def _check_config(self) -> None:
-        raise NotImplementedError
-
-    def _confirm(self, now: float) -> None:
-        raise NotImplementedError
-
-    def _target(self, server: ServerSettings) -> ServerSettings:
-        raise NotImplementedError
-
-    def _log_expiry_warnings(self) -> None:
-        raise NotImplementedError
-
-    def _failover_status(self, server: ServerSettings | None) -> FailoverStatus | None:
-        raise NotImplementedError
-
-    def _certificates_status(self) -> Certificates:
-        raise NotImplementedError
-
-    def _failover_for(self, config: Config) -> None:
-        raise NotImplementedError
-
-    def _check_client_certificate(self) -> None:
-        raise NotImplementedError
-
-    def _discard_stale_pinned(self) -> None:
-        raise NotImplementedError
+        def step(self, now: float | None = None) -> float: ...
+        def write_status(self) -> None: ...
+        def _queue_write(self, write: QueueWrite) -> bool: ...
+        def _queue_failed(self, exc: QueueError) -> None: ...
+        def _disk_full_begins(self, what: str, path: Path) -> None: ...
+        def _disk_full_ends(self, what: str) -> None: ...
+        def _sequencing(self) -> bool: ...
+        def _sequence_delivered(self, ids: Sequence[int]) -> None: ...
+        def _number(
+            self, batch_id: int, wire: bytes, lengths: Sequence[int]
+        ) -> tuple[bytes, array[int]]: ...
+        def _queue_numbers(self) -> tuple[Depth, dict[str, int]]: ...
+        def _check_config(self) -> None: ...
+        def _confirm(self, now: float) -> None: ...
+        def _target(self, server: ServerSettings) -> ServerSettings: ...
+        def _log_expiry_warnings(self) -> None: ...
+        def _failover_status(self, server: ServerSettings | None) -> FailoverStatus | None: ...
+        def _certificates_status(self) -> Certificates: ...
+        def _failover_for(self, config: Config) -> None: ...
+        def _check_client_certificate(self) -> None: ...
+        def _discard_stale_pinned(self) -> None: ...

@@ -382,37 +382,37 @@ def _send_step(sender: Sender, config: Config) -> Step:
         unanswered = sender.unacknowledged_bytes()
     except TransportError as exc:
         return _failed("send", exc)
-    if unanswered and relp:
-        return Step(
-            "send",
-            "failed",
-            f"the RELP server did not answer the test event within {ACK_WAIT:g} s",
-            {"bytes": len(wire)},
-            cause="relp-no-answer",
-            fix="the server accepts the session but does not process it; look at its log",
-        )
-    if relp:
-        return Step(
-            "send",
-            "ok",
-            "test event sent and answered 200 OK by the RELP server; look for it at the server",
-            {"bytes": len(wire)},
-        )
-    if unanswered:
-        return Step(
-            "send",
-            "failed",
-            f"the server's TCP did not acknowledge the test event within {ACK_WAIT:g} s",
-            {"bytes": len(wire)},
-            cause="not-acknowledged",
-            fix="the server accepts connections but does not read; look at its load and log",
-        )
-    return Step(
-        "send",
+    status, summary, cause, fix = _SEND_OUTCOMES[relp, bool(unanswered)]
+    return Step("send", status, summary, {"bytes": len(wire)}, cause=cause, fix=fix)
+
+
+# (RELP, not acknowledged) -> the send step's status, summary, cause and fix.
+_SEND_OUTCOMES: dict[tuple[bool, bool], tuple[str, str, str | None, str | None]] = {
+    (True, True): (
+        "failed",
+        f"the RELP server did not answer the test event within {ACK_WAIT:g} s",
+        "relp-no-answer",
+        "the server accepts the session but does not process it; look at its log",
+    ),
+    (True, False): (
+        "ok",
+        "test event sent and answered 200 OK by the RELP server; look for it at the server",
+        None,
+        None,
+    ),
+    (False, True): (
+        "failed",
+        f"the server's TCP did not acknowledge the test event within {ACK_WAIT:g} s",
+        "not-acknowledged",
+        "the server accepts connections but does not read; look at its load and log",
+    ),
+    (False, False): (
         "ok",
         "test event sent and acknowledged by the server's TCP; look for it at the server",
-        {"bytes": len(wire)},
-    )
+        None,
+        None,
+    ),
+}
 
 
 def build_test_message(config: Config, *, now: dt.datetime | None = None) -> bytes:

@@ -10,8 +10,9 @@ missing or of another type takes its default: a file written by another release 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
-from typing import TypeVar
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from types import UnionType
+from typing import TypeVar, Union, get_args, get_origin, get_type_hints
 
 T = TypeVar("T")
 
@@ -31,39 +32,53 @@ COUNT_NAMES = (
 )
 
 
-def _obj(value: object) -> Json:
-    return value if isinstance(value, dict) else {}
+def _convert(hint: object, value: object, default: object = MISSING) -> object:
+    """``value`` (from JSON) as the type ``hint`` says; else ``default``, or (MISSING) the
+    empty value of the type: None when it may be None, 0, "", (), a dataclass of those."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, UnionType):
+        if value is None:
+            return None
+        (inner,) = (arg for arg in args if arg is not type(None))
+        return _convert(inner, value, None if default is MISSING else default)
+    if isinstance(value, bool) and hint is not bool:
+        value = None  # JSON's true and false are no numbers here
+    if isinstance(hint, type) and is_dataclass(hint):
+        if isinstance(value, dict) or default is MISSING:
+            return read(hint, value if isinstance(value, dict) else {})
+    elif origin is tuple:  # of one type
+        if isinstance(value, list):
+            return tuple(_convert(args[0], item) for item in value)
+    elif origin is dict:  # of strings (the RELP offers)
+        if isinstance(value, dict):
+            return {str(k): str(v) for k, v in value.items()}
+    elif origin is list:  # of JSON objects (the owed writes)
+        if isinstance(value, list):
+            return [item for item in value if isinstance(item, dict)]
+    elif hint is float:  # an int stays an int: the document reads back the same
+        if isinstance(value, (int, float)):
+            return value
+    elif isinstance(hint, type) and isinstance(value, hint):
+        return value
+    if default is not MISSING:
+        return default
+    maker = origin if isinstance(origin, type) else hint
+    assert callable(maker)
+    return maker()
 
 
-def _some(value: object) -> Json | None:
-    return value if isinstance(value, dict) else None
-
-
-def _int(value: object, default: int = 0) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-
-def _opt_int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _num(value: object) -> float | None:
-    """A number as the file has it (an int stays an int: the document reads back the same)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return value
-
-
-def _str(value: object, default: str = "") -> str:
-    return value if isinstance(value, str) else default
-
-
-def _opt_str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _opt_bool(value: object) -> bool | None:
-    return value if isinstance(value, bool) else None
+def read(kind: type[T], data: Json) -> T:
+    """The dataclass ``kind`` from a JSON object: each field from the key of its name; a key
+    that is missing or of another type gives the field's default (see :func:`_convert`)."""
+    hints = get_type_hints(kind)
+    values: dict[str, object] = {}
+    for item in fields(kind):  # type: ignore[arg-type]
+        default: object = item.default
+        if item.default_factory is not MISSING:
+            default = item.default_factory()
+        values[item.name] = _convert(hints[item.name], data.get(item.name), default)
+    make: Callable[..., T] = kind
+    return make(**values)
 
 
 @dataclass(frozen=True)
@@ -72,19 +87,11 @@ class ServerStatus:
     port: int
     transport: str  # "tcp", "tls", "udp", "relp-tcp", "relp-tls"
 
-    @classmethod
-    def from_json(cls, data: Json) -> ServerStatus:
-        return cls(_str(data.get("name")), _int(data.get("port")), _str(data.get("transport")))
-
 
 @dataclass(frozen=True)
 class Endpoint:
     name: str | None
     port: int | None
-
-    @classmethod
-    def from_json(cls, data: Json) -> Endpoint:
-        return cls(_opt_str(data.get("name")), _opt_int(data.get("port")))
 
 
 @dataclass(frozen=True)
@@ -100,21 +107,6 @@ class FailoverStatus:
     next_probe_in_s: float | None
     last_probe_error: str | None
 
-    @classmethod
-    def from_json(cls, data: Json) -> FailoverStatus:
-        return cls(
-            _str(data.get("active")),
-            _str(data.get("reason")),
-            _int(data.get("since_ms")),
-            Endpoint.from_json(_obj(data.get("server"))),
-            Endpoint.from_json(_obj(data.get("primary"))),
-            Endpoint.from_json(_obj(data.get("failover"))),
-            _int(data.get("failover_after_s")),
-            _num(data.get("primary_failing_for_s")),
-            _num(data.get("next_probe_in_s")),
-            _opt_str(data.get("last_probe_error")),
-        )
-
 
 @dataclass(frozen=True)
 class ConnectionStatus:
@@ -127,20 +119,6 @@ class ConnectionStatus:
     client_certificate_sent: bool | None
     relp_offers: dict[str, str] | None
 
-    @classmethod
-    def from_json(cls, data: Json) -> ConnectionStatus:
-        offers = _some(data.get("relp_offers"))
-        return cls(
-            _opt_str(data.get("transport")),
-            _str(data.get("peer_address")),
-            _opt_str(data.get("tls_version")),
-            _opt_str(data.get("cipher")),
-            _opt_str(data.get("server_subject")),
-            _opt_str(data.get("server_not_after")),
-            _opt_bool(data.get("client_certificate_sent")),
-            None if offers is None else {str(k): str(v) for k, v in offers.items()},
-        )
-
 
 @dataclass(frozen=True)
 class CertificateEnd:
@@ -152,20 +130,6 @@ class CertificateEnd:
     expired: bool
     checked_ms: int
 
-    @classmethod
-    def from_json(cls, data: Json | None) -> CertificateEnd | None:
-        if data is None:
-            return None
-        return cls(
-            _str(data.get("subject")),
-            _opt_str(data.get("thumbprint")),
-            _str(data.get("not_after")),
-            _num(data.get("not_after_s")) or 0.0,
-            _int(data.get("days_left")),
-            data.get("expired") is True,
-            _int(data.get("checked_ms")),
-        )
-
 
 @dataclass(frozen=True)
 class Certificates:
@@ -174,17 +138,6 @@ class Certificates:
     server_chain_first: CertificateEnd | None
     warning_days: int
     warnings: tuple[str, ...]
-
-    @classmethod
-    def from_json(cls, data: Json) -> Certificates:
-        warnings = data.get("warnings")
-        return cls(
-            CertificateEnd.from_json(_some(data.get("client"))),
-            CertificateEnd.from_json(_some(data.get("server"))),
-            CertificateEnd.from_json(_some(data.get("server_chain_first"))),
-            _int(data.get("warning_days")),
-            tuple(str(w) for w in warnings) if isinstance(warnings, list) else (),
-        )
 
 
 @dataclass(frozen=True)
@@ -196,32 +149,12 @@ class LiveQueue:
     oldest_ms: int | None
     oldest_age_s: float | None
 
-    @classmethod
-    def from_json(cls, data: Json) -> LiveQueue:
-        return cls(
-            _int(data.get("events")),
-            _int(data.get("bytes")),
-            _opt_int(data.get("oldest_ms")),
-            _num(data.get("oldest_age_s")),
-        )
-
 
 @dataclass(frozen=True)
 class QueueStatus(LiveQueue):
     """The queue's depth, and the batches in flight."""
 
     in_flight_batches: int = 0
-
-    @classmethod
-    def from_json(cls, data: Json) -> QueueStatus:
-        live = LiveQueue.from_json(data)
-        return cls(
-            live.events,
-            live.bytes,
-            live.oldest_ms,
-            live.oldest_age_s,
-            _int(data.get("in_flight_batches")),
-        )
 
 
 @dataclass(frozen=True)
@@ -237,7 +170,7 @@ class Counts:
 
     @classmethod
     def of(cls, counters: Mapping[str, object]) -> Counts:
-        return cls(*(_int(counters.get(name)) for name in COUNT_NAMES))
+        return read(cls, counters)
 
     def items(self) -> list[tuple[str, int]]:
         return list(zip(COUNT_NAMES, (asdict(self)[name] for name in COUNT_NAMES), strict=True))
@@ -248,12 +181,6 @@ class SequenceStatus:
     stream: str
     last_delivered: int
     next: int
-
-    @classmethod
-    def from_json(cls, data: Json) -> SequenceStatus:
-        return cls(
-            _str(data.get("stream")), _int(data.get("last_delivered")), _int(data.get("next"))
-        )
 
 
 @dataclass(frozen=True)
@@ -270,17 +197,6 @@ class ErrorStatus:
     time_ms: int
     server: str | None
 
-    @classmethod
-    def from_json(cls, data: Json) -> ErrorStatus:
-        return cls(
-            _str(data.get("message")),
-            _opt_str(data.get("cause")),
-            _opt_str(data.get("fix")),
-            _opt_str(data.get("step")),
-            _int(data.get("time_ms")),
-            _opt_str(data.get("server")),
-        )
-
 
 @dataclass(frozen=True)
 class HeldStatus:
@@ -290,16 +206,6 @@ class HeldStatus:
     current: str
     message: str
 
-    @classmethod
-    def from_json(cls, data: Json) -> HeldStatus:
-        return cls(
-            _int(data.get("events")),
-            _int(data.get("batches")),
-            _str(data.get("accepted_under")),
-            _str(data.get("current")),
-            _str(data.get("message")),
-        )
-
 
 @dataclass(frozen=True)
 class GenerationWaitStatus:
@@ -307,15 +213,6 @@ class GenerationWaitStatus:
     config_generation: int
     waiting_s: float
     message: str
-
-    @classmethod
-    def from_json(cls, data: Json) -> GenerationWaitStatus:
-        return cls(
-            _int(data.get("batch_generation")),
-            _int(data.get("config_generation")),
-            _num(data.get("waiting_s")) or 0.0,
-            _str(data.get("message")),
-        )
 
 
 @dataclass(frozen=True)
@@ -332,20 +229,6 @@ class DiskFullStatus:
     fix: str
     files: tuple[FileRef, ...]
 
-    @classmethod
-    def from_json(cls, data: Json) -> DiskFullStatus:
-        files = data.get("files")
-        return cls(
-            _str(data.get("what")),
-            _str(data.get("path"), "a file"),
-            _int(data.get("since_ms")),
-            _str(data.get("fix")),
-            tuple(
-                FileRef(_str(_obj(f).get("what")), _str(_obj(f).get("path")))
-                for f in (files if isinstance(files, list) else [])
-            ),
-        )
-
 
 @dataclass(frozen=True)
 class Blocked:
@@ -353,19 +236,6 @@ class Blocked:
 
     on: str
     since_ms: int
-
-    @classmethod
-    def from_json(cls, data: Json) -> Blocked | None:
-        since = _num(data.get("since_ms"))
-        if since is None:
-            return None
-        return cls(_str(data.get("on")) or "?", int(since))
-
-
-def _owed(value: object) -> list[OwedSegment] | None:
-    if not isinstance(value, list):
-        return None
-    return [segment for segment in value if isinstance(segment, dict)]
 
 
 # Written only when set: the key is not in the document otherwise.
@@ -421,41 +291,4 @@ class StatusSnapshot:
 
     @classmethod
     def from_json(cls, data: Json) -> StatusSnapshot:
-        def some(key: str) -> Json | None:
-            return _some(data.get(key))
-
-        def each(key: str, read: Callable[[Json], T]) -> T | None:
-            value = some(key)
-            return None if value is None else read(value)
-
-        return cls(
-            pid=_opt_int(data.get("pid")),
-            updated=_num(data.get("updated")) or 0,
-            started_ms=_opt_int(data.get("started_ms")),
-            state=_opt_str(data.get("state")),
-            server=each("server", ServerStatus.from_json),
-            failover=each("failover", FailoverStatus.from_json),
-            connection=each("connection", ConnectionStatus.from_json),
-            client_certificate_not_after=_opt_str(data.get("client_certificate_not_after")),
-            client_certificate_thumbprint=_opt_str(data.get("client_certificate_thumbprint")),
-            certificates=each("certificates", Certificates.from_json),
-            connections=_int(data.get("connections")),
-            queue=each("queue", QueueStatus.from_json),
-            counts=Counts.of(_obj(data.get("counts"))),
-            sequence=each("sequence", SequenceStatus.from_json),
-            audit=AuditStatus(_int(_obj(data.get("audit")).get("undelivered"))),
-            last_error=each("last_error", ErrorStatus.from_json),
-            last_send_ms=_opt_int(data.get("last_send_ms")),
-            next_attempt_in_s=_num(data.get("next_attempt_in_s")),
-            config_problem=_opt_str(data.get("config_problem")),
-            held=each("held", HeldStatus.from_json),
-            waiting_for_generation=each("waiting_for_generation", GenerationWaitStatus.from_json),
-            condition=_opt_str(data.get("condition")),
-            disk_full=each("disk_full", DiskFullStatus.from_json),
-            queue_writes_owed=_int(data.get("queue_writes_owed")),
-            owed=_owed(data.get("owed")),
-            socket=_opt_str(data.get("socket")),
-            socket_error=_opt_str(data.get("socket_error")),
-            blocked=None if some("blocked") is None else Blocked.from_json(_obj(data["blocked"])),
-            status_updated=_num(data.get("status_updated")),
-        )
+        return read(cls, data)

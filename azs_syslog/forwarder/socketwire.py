@@ -29,9 +29,6 @@ class SocketWiring(WorkerBase):
         self.socket_input.refresh = self._socket_refresh()
         self.socket_input.start()
 
-    def step(self, now: float | None = None) -> float:
-        raise NotImplementedError
-
     def _socket_refresh(self) -> Callable[[Rendering | None], Rendering | None] | None:
         """For the socket input: before each commit, look at the configuration file (one
         stat) and render with the configuration it holds now, so that a line accepted right
