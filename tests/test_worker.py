@@ -449,6 +449,36 @@ def test_full_queue_gap_is_reported_once(sink: Sink) -> None:
         worker.close()
 
 
+@pytest.mark.parametrize("message_format", ["rfc3164", "rfc5424"])
+def test_the_gap_warning_is_the_message_it_always_was(message_format: str) -> None:
+    """Rendered by the renderer now; the bytes the hand-built warning had (its MSGID is
+    QueueOverflow)."""
+    from azs_syslog.encode import cef, syslog
+    from azs_syslog.events import forwarder
+
+    renderer = Renderer(
+        RenderSettings(message_format=message_format, facility=4, cef_version="0.0", framing="lf"),
+        default_host="host1",
+    )
+    now = 1700000000123
+    event = forwarder.queue_overflow(events=2000, first_ms=111, last_ms=222, time_ms=now)
+    pri = syslog.pri(4, 5)
+    head = (
+        syslog.rfc5424_header(pri, now, "host1", "QueueOverflow")
+        if message_format == "rfc5424"
+        else syslog.rfc3164_header(pri, now, "host1")
+    )
+    text = cef.escape_value(
+        "The forwarder queue was full: 2000 events were dropped, the oldest first"
+    )
+    body = (
+        head
+        + cef.header("0.0", "Microsoft-AzureStack-Forwarder: QueueOverflow", "QueueOverflow", 5)
+        + f"rt={now} cnt=2000 start=111 end=222 msg={text}"
+    )
+    assert renderer.render_event(event, now) == syslog.frame(body.encode(), "lf")
+
+
 def test_bad_config_keeps_the_last_good_one(sink: Sink) -> None:
     from azs_syslog.errors import ConfigError
 

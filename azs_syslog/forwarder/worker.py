@@ -31,6 +31,14 @@ the stop: no drain, no graceful close; what is in flight stays queued.
 The status file is written by the loop at each state change and about every second, and by a
 small status thread whenever the loop has not written it for a second (the loop is blocked in a
 network call): from the loop's last snapshot, with what the loop is blocked on and since when.
+
+The worker is put together from its parts, one module each (their shared state is declared in
+base.py, the constants and small records in common.py): reconfigure (following the
+configuration), sending (the batches, the gap warning, held and pinned batches), confirm (TCP
+and RELP confirmation), failover, certwatch (certificate ends), sequence (sequence numbers and
+the heartbeat), queuebook (queue writes owed on a full disk), reporting (the status snapshot
+and file), socketwire (the socket input), signals; pidfile and owed hold what they need on
+their own. Every time comes from the injected ``clock`` (monotonic) and ``wall`` (epoch).
 """
 
 from __future__ import annotations
