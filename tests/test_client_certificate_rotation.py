@@ -164,7 +164,7 @@ def test_replaced_while_events_flow_nothing_lost_new_one_used(
         worker.wait_for(
             lambda s: s.get("state") == "connected" and client_thumbprint(s) == thumbprint(second)
         )
-        status = worker.status().as_json()
+        status = worker.status()
         assert isinstance(status["connections"], int) and status["connections"] >= 2
         connection = status["connection"]
         assert isinstance(connection, dict) and connection["client_certificate_sent"] is True
@@ -349,7 +349,7 @@ def test_expired_client_certificate_is_a_clear_error(
                 and s["last_error"].get("cause") == "client-certificate-expired"
             )
         )
-        status = worker.status().as_json()
+        status = worker.status()
         error = status["last_error"]
         assert isinstance(error, dict)
         assert error["message"].startswith(

@@ -125,14 +125,14 @@ def test_receiver_killed_mid_stream_loses_nothing_and_duplicates_at_most_a_windo
         outages += 1
         assert len(receiver.lines()) < count, "the kill did not happen mid-stream"
         worker.wait_for(lambda s: s["state"] == "backing off" and s["last_error"] is not None)
-        error = worker.status().as_json()["last_error"]
+        error = worker.status()["last_error"]
         assert isinstance(error, dict) and error["message"] and error["fix"]
         receiver.start()  # same port
     ids = wait_for_ids(receiver, range(count), timeout=120)
     duplicates = assert_none_missing(ids, range(count))
     assert duplicates <= relp.WINDOW * outages
     worker.wait_for(lambda s: s["queue"]["events"] == 0)  # type: ignore[index]
-    status = worker.status().as_json()
+    status = worker.status()
     counts = status["counts"]
     assert isinstance(counts, dict)
     assert counts["sent"] >= count
