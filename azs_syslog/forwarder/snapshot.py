@@ -83,6 +83,8 @@ def read(kind: type[T], data: Json) -> T:
 
 @dataclass(frozen=True)
 class ServerStatus:
+    """The configured server (the primary when there is a failover server)."""
+
     name: str
     port: int
     transport: str  # "tcp", "tls", "udp", "relp-tcp", "relp-tls"
@@ -90,12 +92,17 @@ class ServerStatus:
 
 @dataclass(frozen=True)
 class Endpoint:
+    """One server of a failover pair."""
+
     name: str | None
     port: int | None
 
 
 @dataclass(frozen=True)
 class FailoverStatus:
+    """Which of the two servers events go to, why and since when (docs/operations.md,
+    "Failover")."""
+
     active: str  # "primary" or "failover"
     reason: str
     since_ms: int
@@ -110,6 +117,8 @@ class FailoverStatus:
 
 @dataclass(frozen=True)
 class ConnectionStatus:
+    """The connection the worker holds now (none while it is not connected)."""
+
     transport: str | None
     peer_address: str
     tls_version: str | None
@@ -122,6 +131,8 @@ class ConnectionStatus:
 
 @dataclass(frozen=True)
 class CertificateEnd:
+    """One certificate's end of validity, as checked at the last connection."""
+
     subject: str
     thumbprint: str | None
     not_after: str  # RFC 3339, UTC
@@ -133,6 +144,9 @@ class CertificateEnd:
 
 @dataclass(frozen=True)
 class Certificates:
+    """The client's certificate, the server's, and the first of the server's chain to expire;
+    a warning for each that expires within ``warning_days``."""
+
     client: CertificateEnd | None
     server: CertificateEnd | None
     server_chain_first: CertificateEnd | None
@@ -159,6 +173,8 @@ class QueueStatus(LiveQueue):
 
 @dataclass(frozen=True)
 class Counts:
+    """The persistent counters (the queue's), and those counted but not yet written."""
+
     accepted: int = 0
     sent: int = 0
     dropped: int = 0
@@ -178,6 +194,8 @@ class Counts:
 
 @dataclass(frozen=True)
 class SequenceStatus:
+    """``--sequence-numbers``: the stream and the last number delivered."""
+
     stream: str
     last_delivered: int
     next: int
@@ -185,11 +203,15 @@ class SequenceStatus:
 
 @dataclass(frozen=True)
 class AuditStatus:
+    """Audit events (ConfigurationChanged) that could not reach the server they were for."""
+
     undelivered: int = 0
 
 
 @dataclass(frozen=True)
 class ErrorStatus:
+    """The last error, and the server it concerned (None: a full disk, no server)."""
+
     message: str
     cause: str | None
     fix: str | None
@@ -200,6 +222,8 @@ class ErrorStatus:
 
 @dataclass(frozen=True)
 class HeldStatus:
+    """Events accepted under a stronger transport than the current one, held."""
+
     events: int
     batches: int
     accepted_under: str
@@ -209,6 +233,8 @@ class HeldStatus:
 
 @dataclass(frozen=True)
 class GenerationWaitStatus:
+    """Batches rendered for a newer configuration than the file holds, waiting for it."""
+
     batch_generation: int
     config_generation: int
     waiting_s: float
@@ -217,12 +243,17 @@ class GenerationWaitStatus:
 
 @dataclass(frozen=True)
 class FileRef:
+    """A file the worker cannot write."""
+
     what: str  # "queue", "status file", "pid file"
     path: str
 
 
 @dataclass(frozen=True)
 class DiskFullStatus:
+    """The first file a full disk keeps the worker from writing, since when, the fix; and
+    every such file."""
+
     what: str
     path: str
     since_ms: int
