@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -38,6 +37,7 @@ from tests.test_worker import (
     plain_connect,
     run_until,
     tcp_config,
+    wait_for_ids,
 )
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -76,13 +76,6 @@ def enqueue_for(config_: Config, first: int, count: int) -> None:
 
 def make_worker(source: Callable[[], Config], **options: Any) -> Worker:
     return worker_tests.make_worker(source, **{"confirm_delay": 0.1, **options})
-
-
-def wait_for_ids(sink: Sink, count: int, timeout: float = 10.0) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while len(sink.ids()) < count and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return sink.ids()
 
 
 def steps(worker: Worker, seconds: float) -> None:
@@ -210,7 +203,7 @@ def test_an_old_schema_queue_is_migrated_in_place(sinks: Callable[..., Sink]) ->
     worker = make_worker(Source(replace(current, generation=3)))
     try:
         run_until(worker, lambda: worker.queue.depth().events == 0)
-        assert sink.ids() == list(range(10))
+        assert wait_for_ids(sink, 10) == list(range(10))
         assert worker.queue.counters()["rerendered"] == 0  # same settings: same bytes
     finally:
         worker.close()

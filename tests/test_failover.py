@@ -169,7 +169,7 @@ def failover_metric(worker: Any) -> float:
 def test_failback_drains_then_resends_what_was_not_confirmed_counted() -> None:
     from azs_syslog.config import ClientSettings, Config, ServerSettings
     from azs_syslog.forwarder.snapshot import Endpoint
-    from tests.test_worker import Sink, Source, enqueue, make_worker, run_until
+    from tests.test_worker import Sink, Source, enqueue, make_worker, run_until, wait_for_ids
 
     primary, secondary = Sink().start(), Sink().start()
     primary.stop()  # down at the start; its port is kept for when it comes back
@@ -211,7 +211,7 @@ def test_failback_drains_then_resends_what_was_not_confirmed_counted() -> None:
         assert failover_metric(worker) == 0.0
         worker.options.confirm_delay = 0.2
         run_until(worker, lambda: worker.queue.depth().events == 0)
-        assert sorted(primary.ids()) == list(range(1000))
+        assert sorted(wait_for_ids(primary, 1000)) == list(range(1000))
         counts = worker.queue.counters()
         assert counts["resent"] == 1000  # every duplicate at the SIEM is counted
         assert counts["sent"] == 1000

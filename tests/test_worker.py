@@ -271,6 +271,20 @@ def run_until(worker: Worker, done: Callable[[], bool], timeout: float = 30.0) -
             pause(worker, wait)
 
 
+def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait (real time, bounded) for ``condition``: what a receiver reads, it reads in real
+    time, while the worker's replay window passes on its fake clock."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def wait_for_ids(sink: Sink, count: int, timeout: float = 10.0) -> list[int]:
+    """The ids ``sink`` has read, once it has read ``count`` different ones."""
+    eventually(lambda: len(set(sink.ids())) >= count, timeout)
+    return sink.ids()
+
+
 def drained(worker: Worker) -> Callable[[], bool]:
     return lambda: worker.queue.depth().events == 0
 
@@ -289,7 +303,7 @@ def test_delivers_everything_in_order_and_counts(sink: Sink) -> None:
     worker = make_worker(Source(tcp_config(sink.port)))
     try:
         run_until(worker, drained(worker))
-        assert sink.ids() == list(range(5000))
+        assert wait_for_ids(sink, 5000) == list(range(5000))
         counts = worker.queue.counters()
         assert counts["sent"] == 5000
         assert counts["accepted"] == 5000
@@ -330,7 +344,7 @@ def test_receiver_down_at_start_then_up(sink: Sink) -> None:
         run_until(worker, lambda: worker.state == st.BACKING_OFF and worker.backoff >= 0.2)
         sink.start()
         run_until(worker, drained(worker))
-        assert sink.ids() == list(range(1000))
+        assert wait_for_ids(sink, 1000) == list(range(1000))
     finally:
         worker.close()
 
@@ -349,7 +363,7 @@ def test_connection_lost_mid_stream_resends_without_loss(sink: Sink) -> None:
         run_until(worker, lambda: worker.state == st.BACKING_OFF)
         sink.start()
         run_until(worker, drained(worker))
-        duplicates = assert_complete(sink.ids(), range(20_000))
+        duplicates = assert_complete(wait_for_ids(sink, 20_000), range(20_000))
         resent = worker.queue.counters()["resent"]
         assert resent > 0  # the batches inside the replay window went out again
         assert resent >= duplicates
@@ -392,7 +406,7 @@ def test_removed_server_keeps_queueing_then_delivers(sink: Sink) -> None:
         source.config = tcp_config(sink.port)
         worker.reload_requested = True
         run_until(worker, drained(worker))
-        assert sink.ids() == list(range(1200))
+        assert wait_for_ids(sink, 1200) == list(range(1200))
     finally:
         worker.close()
 
@@ -405,7 +419,7 @@ def test_severity_change_applies_to_events_not_yet_sent(sink: Sink) -> None:
     worker = make_worker(source)
     try:
         run_until(worker, drained(worker))
-        assert sink.ids() == list(range(20))  # re-rendered under Verbose: all of them
+        assert wait_for_ids(sink, 20) == list(range(20))  # re-rendered under Verbose: all of them
         counts = worker.queue.counters()
         assert counts["rerendered"] == 20
         assert counts["sent"] == 20
@@ -420,7 +434,7 @@ def test_filtered_events_are_counted_not_sent(sink: Sink) -> None:
     worker = make_worker(Source(default))
     try:
         run_until(worker, drained(worker))
-        assert sink.ids() == list(range(10, 15))
+        assert wait_for_ids(sink, 5) == list(range(10, 15))
         assert worker.queue.counters()["filtered"] == 10
     finally:
         worker.close()
@@ -442,7 +456,7 @@ def test_full_queue_gap_is_reported_once(sink: Sink) -> None:
         warnings = [m for m in sink.messages if signature in m]
         assert len(warnings) == 1
         assert b"cnt=2000 " in warnings[0]
-        assert sink.ids() == list(range(2000, 3000))
+        assert wait_for_ids(sink, 1000) == list(range(2000, 3000))
         assert worker.queue.counters()["dropped"] == 2000
         assert worker.queue.pending_gap() is None
     finally:
@@ -506,7 +520,7 @@ def test_bad_config_keeps_the_last_good_one(sink: Sink) -> None:
         assert worker.config_problem is not None and "ServerPort" in worker.config_problem
         enqueue(100, 100)
         run_until(worker, drained(worker))
-        assert sink.ids() == list(range(200))
+        assert wait_for_ids(sink, 200) == list(range(200))
         assert not st.evaluate(worker.status()).healthy
     finally:
         worker.close()
@@ -528,6 +542,7 @@ def test_config_change_reconnects_within_two_seconds_without_loss(sink: Sink) ->
             assert worker.clock() - changed < 2  # CONFIG_POLL: within two seconds
             enqueue(3000, 1000)
             run_until(worker, drained(worker))
+            eventually(lambda: len(set(sink.ids() + other.ids())) >= 4000)
             assert_complete(sink.ids() + other.ids(), range(4000))
         finally:
             worker.close()

@@ -43,6 +43,19 @@ def _convert(hint: object, value: object, default: object = MISSING) -> object:
         return _convert(inner, value, None if default is MISSING else default)
     if isinstance(value, bool) and hint is not bool:
         value = None  # JSON's true and false are no numbers here
+    found = _as(hint, value, default)
+    if found is not MISSING:
+        return found
+    if default is not MISSING:
+        return default
+    maker = origin if isinstance(origin, type) else hint
+    assert callable(maker)
+    return maker()
+
+
+def _as(hint: object, value: object, default: object) -> object:
+    """``value`` as the type ``hint`` (not a union), or MISSING when it is not one."""
+    origin, args = get_origin(hint), get_args(hint)
     if isinstance(hint, type) and is_dataclass(hint):
         if isinstance(value, dict) or default is MISSING:
             return read(hint, value if isinstance(value, dict) else {})
@@ -60,11 +73,7 @@ def _convert(hint: object, value: object, default: object = MISSING) -> object:
             return value
     elif isinstance(hint, type) and isinstance(value, hint):
         return value
-    if default is not MISSING:
-        return default
-    maker = origin if isinstance(origin, type) else hint
-    assert callable(maker)
-    return maker()
+    return MISSING
 
 
 def read(kind: type[T], data: Json) -> T:
