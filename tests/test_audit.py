@@ -7,7 +7,7 @@ from array import array
 from pathlib import Path
 
 from azs_syslog import config, paths
-from azs_syslog.forwarder.worker import number_messages
+from azs_syslog.forwarder.sequence import number_messages
 from azs_syslog.queue import Queue
 from tests.conftest import run_cli
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -23,12 +22,23 @@ from azs_syslog import config, paths
 from azs_syslog.config import ClientSettings, Config, ServerSettings
 from azs_syslog.errors import ConfigError
 from azs_syslog.forwarder import status as st
-from azs_syslog.forwarder import worker as worker_module
-from azs_syslog.forwarder.worker import ConfigWatcher, Worker, WorkerOptions
+from azs_syslog.forwarder.common import ConfigWatcher
+from azs_syslog.forwarder.worker import Worker, WorkerOptions
+from azs_syslog.inputs.socket_input import SocketInput
 from azs_syslog.queue import SCHEMA_VERSION, Queue, encode_raw, lengths_to_bytes
 from azs_syslog.queue.ingest import enqueue_records
+from tests import test_worker as worker_tests
 from tests.conftest import run_cli
-from tests.test_worker import Sink, Source, id_rendering, plain_connect, run_until, tcp_config
+from tests.test_worker import (
+    Sink,
+    Source,
+    id_rendering,
+    pause,
+    plain_connect,
+    run_until,
+    tcp_config,
+    wait_for_ids,
+)
 
 # --- helpers -----------------------------------------------------------------------------------
 
@@ -65,25 +75,17 @@ def enqueue_for(config_: Config, first: int, count: int) -> None:
 
 
 def make_worker(source: Callable[[], Config], **options: Any) -> Worker:
-    opts = WorkerOptions(**{"confirm_delay": 0.1, "socket_input": False, **options})
-    return Worker(source, options=opts, connect=plain_connect, make_rendering=id_rendering)
-
-
-def wait_for_ids(sink: Sink, count: int, timeout: float = 10.0) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while len(sink.ids()) < count and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return sink.ids()
+    return worker_tests.make_worker(source, **{"confirm_delay": 0.1, **options})
 
 
 def steps(worker: Worker, seconds: float) -> None:
     """Let the worker run for a while (used only to show that something does *not* happen:
     what must happen is waited for with run_until)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        wait = worker.step()
-        if wait:
-            time.sleep(min(wait, 0.05))
+    end = worker.clock() + seconds
+    for _ in range(100_000):  # bounded: every step moves the fake clock on
+        if worker.clock() >= end:
+            return
+        pause(worker, worker.step() or 0.01)
 
 
 def tls_config(port: int, **server: Any) -> Config:
@@ -201,7 +203,7 @@ def test_an_old_schema_queue_is_migrated_in_place(sinks: Callable[..., Sink]) ->
     worker = make_worker(Source(replace(current, generation=3)))
     try:
         run_until(worker, lambda: worker.queue.depth().events == 0)
-        assert sink.ids() == list(range(10))
+        assert wait_for_ids(sink, 10) == list(range(10))
         assert worker.queue.counters()["rerendered"] == 0  # same settings: same bytes
     finally:
         worker.close()
@@ -305,13 +307,13 @@ def test_a_weaker_transport_holds_until_release_held(sinks: Callable[..., Sink])
         assert worker.queue.counters()["rerendered"] == 0  # not re-rendered either
         worker.write_status()
         status = worker.status()
-        assert status["held"]["events"] == 10
+        assert status.held is not None and status.held.events == 10
         message = (
             "10 events accepted under TLS are held: the current configuration (TCP) is weaker;"
             " configure TLS again to deliver them, or run `azs-syslog forwarder release-held`"
             " to send them under the current configuration"
         )
-        assert status["held"]["message"] == message
+        assert status.held.message == message
         health = st.evaluate(status)
         assert not health.healthy and "10 events are held" in health.reason
         text = run_cli(["forwarder", "status"])
@@ -356,9 +358,9 @@ def test_release_held_without_a_server_is_refused() -> None:
 
 
 def test_a_file_gone_back_in_generations_is_waited_for_then_followed(
-    sinks: Callable[..., Sink], monkeypatch: pytest.MonkeyPatch
+    sinks: Callable[..., Sink],
 ) -> None:
-    monkeypatch.setattr(worker_module, "GENERATION_WAIT", 1.0)
+    # GENERATION_WAIT (10 s) passes on the worker's fake clock.
     sink = sinks()
     source = Source(replace(tcp_config(sink.port), generation=2))
     worker = make_worker(source, config_poll=3600.0)
@@ -368,12 +370,13 @@ def test_a_file_gone_back_in_generations_is_waited_for_then_followed(
         enqueue_for(replace(tcp_config(sink.port, udp=True), generation=9), 0, 3)
         run_until(worker, lambda: worker.generation_wait is not None)
         assert sink.ids() == []
-        waiting = worker.status()["waiting_for_generation"]
-        assert waiting["batch_generation"] == 9 and waiting["config_generation"] == 2
+        waiting = worker.status().waiting_for_generation
+        assert waiting is not None
+        assert (waiting.batch_generation, waiting.config_generation) == (9, 2)
         run_until(worker, lambda: worker.queue.depth().events == 0, timeout=10)
         assert wait_for_ids(sink, 3) == [0, 1, 2]  # re-rendered under the file's settings
         assert worker.queue.counters()["rerendered"] == 3
-        assert worker.status()["waiting_for_generation"] is None
+        assert worker.status().waiting_for_generation is None
         # The file's next write (generation 3, below the 9 given up on) is a change like any
         # other: its events wait for the switch, they are not rendered back into generation 2.
         udp_sink = sinks(udp=True)
@@ -421,7 +424,7 @@ def test_the_socket_input_stamps_what_its_rendering_was_made_for(
     worker = make_worker(source, socket_path=short / "in.sock", socket_input=True)
     try:
         assert worker.options.socket_path is not None
-        socket_input = worker_module.SocketInput(
+        socket_input = SocketInput(
             worker.options.socket_path, queue_path=worker.queue.path, limits=worker.queue.limits
         )
         worker.socket_input = socket_input
@@ -446,7 +449,7 @@ def test_the_socket_input_stamps_what_its_rendering_was_made_for(
 
 
 def test_the_held_message_names_the_way_out() -> None:
-    from azs_syslog.forwarder.worker import held_message
+    from azs_syslog.forwarder.common import held_message
 
     udp = tcp_config(514, udp=True)
     assert held_message(1, config.LEVEL_TLS_VERIFIED, udp) == (
@@ -477,7 +480,7 @@ def test_the_socket_input_renders_for_the_file_written_just_before_the_line(
     opts = WorkerOptions(confirm_delay=0.1, socket_input=True, socket_path=short / "in.sock")
     worker = Worker(ConfigWatcher(), options=opts, connect=plain_connect)
     try:
-        socket_input = worker_module.SocketInput(
+        socket_input = SocketInput(
             short / "in.sock", queue_path=worker.queue.path, limits=worker.queue.limits
         )
         worker.socket_input = socket_input

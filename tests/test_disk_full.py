@@ -205,7 +205,7 @@ def test_stopped_while_the_disk_is_full_the_next_run_resends_nothing_uncounted(
 
 
 def test_owed_queue_updates_survive_the_round_trip_through_the_status_file() -> None:
-    from azs_syslog.forwarder.worker import QueueWrite, owed_summary, owed_writes
+    from azs_syslog.forwarder.owed import QueueWrite, owed_summary, owed_writes
     from azs_syslog.queue import Gap
 
     backlog = [

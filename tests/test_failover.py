@@ -4,7 +4,6 @@ failover is a usage error, old files stay valid, ``--remove`` removes it."""
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -169,7 +168,8 @@ def failover_metric(worker: Any) -> float:
 
 def test_failback_drains_then_resends_what_was_not_confirmed_counted() -> None:
     from azs_syslog.config import ClientSettings, Config, ServerSettings
-    from tests.test_worker import Sink, Source, enqueue, make_worker, run_until
+    from azs_syslog.forwarder.snapshot import Endpoint
+    from tests.test_worker import Sink, Source, enqueue, make_worker, run_until, wait_for_ids
 
     primary, secondary = Sink().start(), Sink().start()
     primary.stop()  # down at the start; its port is kept for when it comes back
@@ -182,34 +182,36 @@ def test_failback_drains_then_resends_what_was_not_confirmed_counted() -> None:
         failover_after=1,
     )
     enqueue(0, 1000)
-    # A replay window longer than the test: nothing sent to the failover server is confirmed,
-    # so the failback's drain runs out of time and every batch goes out again.
+    # A replay window longer than the test (on the worker's fake clock): nothing sent to the
+    # failover server is confirmed, so the failback's drain runs out of time and every batch
+    # goes out again.
     worker = make_worker(
         Source(Config(server=server, client=ClientSettings(output_severity="Verbose"))),
-        confirm_delay=30.0,
+        confirm_delay=3600.0,
         drain_timeout=0.3,
         backoff_initial=0.05,
         backoff_max=0.2,
     )
     try:
-        started = time.monotonic()
+        started = worker.clock()
         run_until(worker, lambda: worker.failover.active == "failover")
-        assert time.monotonic() - started >= 1.0  # not before FailoverAfter
+        assert worker.clock() - started >= 1.0  # not before FailoverAfter
         run_until(worker, lambda: sorted(secondary.ids()) == list(range(1000)))
         assert failover_metric(worker) == 1.0
-        status = worker.status()["failover"]
-        assert status["active"] == "failover"
-        assert status["server"] == {"name": "127.0.0.1", "port": secondary.port}
-        assert "no connection to the primary server" in status["reason"]
-        assert status["next_probe_in_s"] is not None and status["next_probe_in_s"] <= 1.0
+        status = worker.status().failover
+        assert status is not None and status.active == "failover"
+        assert status.server == Endpoint("127.0.0.1", secondary.port)
+        assert "no connection to the primary server" in status.reason
+        assert status.next_probe_in_s is not None and status.next_probe_in_s <= 1.0
 
         primary.start()
         run_until(worker, lambda: worker.failover.active == "primary" and worker.sender is not None)
-        assert "answered a probe" in worker.status()["failover"]["reason"]
+        back = worker.status().failover
+        assert back is not None and "answered a probe" in back.reason
         assert failover_metric(worker) == 0.0
         worker.options.confirm_delay = 0.2
         run_until(worker, lambda: worker.queue.depth().events == 0)
-        assert sorted(primary.ids()) == list(range(1000))
+        assert sorted(wait_for_ids(primary, 1000)) == list(range(1000))
         counts = worker.queue.counters()
         assert counts["resent"] == 1000  # every duplicate at the SIEM is counted
         assert counts["sent"] == 1000

@@ -359,7 +359,7 @@ def run_until(worker: Worker, done: Callable[[], bool], timeout: float = 20) -> 
     deadline = time.monotonic() + timeout
     while not done() and time.monotonic() < deadline:
         time.sleep(min(worker.step(), 0.02))
-    assert done(), worker.status()
+    assert done(), worker.status().as_json()
 
 
 def relp_config(port: int) -> Config:
@@ -380,13 +380,13 @@ def test_refusal_and_serverclose_are_explained_and_exactly_the_unanswered_go_aga
     try:
 
         def delivered() -> bool:
-            error = worker.status()["last_error"]
+            error = worker.status().as_json()["last_error"]
             if error and not errors:
                 errors.append(error)
             return worker.queue.depth().events == 0 and not worker.inflight
 
         run_until(worker, delivered)
-        status = worker.status()
+        status = worker.status().as_json()
     finally:
         worker.close()
     assert errors, "the refusal was in the status"
@@ -439,7 +439,7 @@ def test_a_peer_that_never_answers_open_backs_the_forwarder_off() -> None:
         )
         try:
             run_until(worker, lambda: worker.state == st.BACKING_OFF)
-            error = worker.status()["last_error"]
+            error = worker.status().as_json()["last_error"]
         finally:
             worker.close()
     finally:

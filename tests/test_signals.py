@@ -26,6 +26,7 @@ import pytest
 from azs_syslog import transport
 from azs_syslog.config import ClientSettings, ServerSettings
 from azs_syslog.forwarder import status as st
+from azs_syslog.forwarder.snapshot import StatusSnapshot
 from azs_syslog.forwarder.worker import Worker, WorkerOptions
 from azs_syslog.queue import Queue
 from tests.receivers import RsyslogReceiver, TestPKI
@@ -155,14 +156,15 @@ def test_a_blocked_write_is_unhealthy_after_a_few_seconds() -> None:
     now = time.time()
     base = {"pid": os.getpid(), "updated": now, "state": st.CONNECTED, "queue": {"events": 9}}
     short = {**base, "blocked": {"on": "write", "since_ms": int((now - 2) * 1000)}}
-    assert st.evaluate(short, now=now).healthy
+    assert st.evaluate(StatusSnapshot.from_json(short), now=now).healthy
     long = {**base, "blocked": {"on": "write", "since_ms": int((now - 12) * 1000)}}
-    health = st.evaluate(long, now=now)
+    health = st.evaluate(StatusSnapshot.from_json(long), now=now)
     assert (health.healthy, health.running) == (False, True)
     assert health.reason == "sending is blocked for 12 s: the server is not reading"
     handshake = {**base, "state": st.CONNECTING}
     handshake["blocked"] = {"on": "tls handshake", "since_ms": int((now - 7) * 1000)}
-    assert "TLS handshake is blocked for 7 s" in st.evaluate(handshake, now=now).reason
+    health = st.evaluate(StatusSnapshot.from_json(handshake), now=now)
+    assert "TLS handshake is blocked for 7 s" in health.reason
 
 
 # --- the real forwarder ------------------------------------------------------------------------

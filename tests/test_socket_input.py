@@ -27,7 +27,7 @@ import pytest
 
 from azs_syslog import paths
 from azs_syslog.config import Config
-from azs_syslog.forwarder.worker import default_rendering
+from azs_syslog.forwarder.common import default_rendering
 from azs_syslog.inputs.socket_input import MAX_CONNECTIONS, SocketInput
 from azs_syslog.queue import Queue, QueueLimits
 from tests.receivers import RsyslogReceiver, rsyslog_factory  # noqa: F401

@@ -24,9 +24,13 @@ import pytest
 
 from azs_syslog import paths, transport
 from azs_syslog.config import ClientSettings, Config, ServerSettings
+from azs_syslog.encode.pipeline import Rendering
+from azs_syslog.encode.render import Renderer, RenderSettings
 from azs_syslog.errors import EventError
+from azs_syslog.events.forwarder import QUEUE_OVERFLOW, SIGNATURE_PREFIX
 from azs_syslog.forwarder import status as st
-from azs_syslog.forwarder.worker import GAP_SIGNATURE, Rendering, SocketInput, Worker, WorkerOptions
+from azs_syslog.forwarder.worker import Worker, WorkerOptions
+from azs_syslog.inputs.socket_input import SocketInput
 from azs_syslog.queue import Queue, QueueLimits
 from azs_syslog.queue.ingest import enqueue_records
 from azs_syslog.transport import Sender
@@ -34,14 +38,16 @@ from azs_syslog.transport import Sender
 # --- a tiny renderer ---------------------------------------------------------------------------
 
 
-class IdRenderer:
-    """Renders ``{"id": N, "level": L}`` as ``<13>id=N`` (octet-counted, or bare for UDP).
-    With ``only_errors``, events of level > 3 are filtered out (like OutputSeverity=Default)."""
+class IdRenderer(Renderer):
+    """Renders ``{"id": N, "level": L}`` lines as ``<13>id=N`` (octet-counted, or bare for
+    UDP). With ``only_errors``, events of level > 3 are filtered out (like
+    OutputSeverity=Default). The forwarder's own events (the gap warning) are rendered by the
+    real renderer under the same framing."""
 
     def __init__(self, *, framing: str = "octet-counting", only_errors: bool = False) -> None:
+        super().__init__(RenderSettings(framing=framing))
         self.framing = framing
         self.only_errors = only_errors
-        self.truncated = 0
 
     def render_line(self, line: str | bytes, accepted_ms: int) -> bytes | None:
         try:
@@ -64,7 +70,7 @@ def id_rendering(config: Config) -> Rendering:
     only_errors = config.client.output_severity == "Default"
     renderer = IdRenderer(framing=framing, only_errors=only_errors)
     key = f"{framing}/{only_errors}"
-    return Rendering(key, None, renderer)
+    return Rendering(key, renderer.settings, renderer)
 
 
 # --- a plain sender over a real socket ---------------------------------------------------------
@@ -216,18 +222,67 @@ def enqueue(first: int, count: int, *, config: Config | None = None, **extra: An
     assert result.accepted == count
 
 
-def make_worker(source: Source, **options: Any) -> Worker:
+class FakeClock:
+    """The worker's monotonic clock in these tests: it moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def make_worker(source: Callable[[], Config], **options: Any) -> Worker:
     opts = WorkerOptions(**{"confirm_delay": 0.2, "socket_input": False, **options})
-    return Worker(source, options=opts, connect=plain_connect, make_rendering=id_rendering)
+    return Worker(
+        source,
+        options=opts,
+        connect=plain_connect,
+        make_rendering=id_rendering,
+        clock=FakeClock(),
+    )
+
+
+# A fake second lasts this long in real time: the sockets and the receivers, which read and
+# acknowledge in real time, get a moment between two steps.
+REAL_PER_FAKE_SECOND = 0.04
+
+
+def pause(worker: Worker, seconds: float) -> None:
+    """Let ``seconds`` pass for the worker: its fake clock moves on at once, real time by
+    ``REAL_PER_FAKE_SECOND`` of it."""
+    clock = worker.clock
+    assert isinstance(clock, FakeClock), "the worker was not made with a FakeClock"
+    clock.advance(seconds)
+    time.sleep(seconds * REAL_PER_FAKE_SECOND)
 
 
 def run_until(worker: Worker, done: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Step the worker until ``done()``, moving its fake clock by each wait it asks for;
+    bounded by ``timeout`` real seconds."""
     deadline = time.monotonic() + timeout
     while not done():
         assert time.monotonic() < deadline, f"timed out; worker state {worker.state}"
         wait = worker.step()
         if wait:
-            time.sleep(min(wait, 0.05))
+            pause(worker, wait)
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait (real time, bounded) for ``condition``: what a receiver reads, it reads in real
+    time, while the worker's replay window passes on its fake clock."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def wait_for_ids(sink: Sink, count: int, timeout: float = 10.0) -> list[int]:
+    """The ids ``sink`` has read, once it has read ``count`` different ones."""
+    eventually(lambda: len(set(sink.ids())) >= count, timeout)
+    return sink.ids()
 
 
 def drained(worker: Worker) -> Callable[[], bool]:
@@ -248,15 +303,15 @@ def test_delivers_everything_in_order_and_counts(sink: Sink) -> None:
     worker = make_worker(Source(tcp_config(sink.port)))
     try:
         run_until(worker, drained(worker))
-        assert sink.ids() == list(range(5000))
+        assert wait_for_ids(sink, 5000) == list(range(5000))
         counts = worker.queue.counters()
         assert counts["sent"] == 5000
         assert counts["accepted"] == 5000
         assert counts["resent"] == 0
         assert worker.state == st.CONNECTED
         status = worker.status()
-        assert status["queue"]["events"] == 0
-        assert status["counts"]["sent"] == 5000
+        assert status.queue is not None and status.queue.events == 0
+        assert status.counts.sent == 5000
         assert st.evaluate(status).healthy
     finally:
         worker.close()
@@ -289,15 +344,18 @@ def test_receiver_down_at_start_then_up(sink: Sink) -> None:
         run_until(worker, lambda: worker.state == st.BACKING_OFF and worker.backoff >= 0.2)
         sink.start()
         run_until(worker, drained(worker))
-        assert sink.ids() == list(range(1000))
+        assert wait_for_ids(sink, 1000) == list(range(1000))
     finally:
         worker.close()
 
 
 def test_connection_lost_mid_stream_resends_without_loss(sink: Sink) -> None:
     enqueue(0, 20_000)
+    # The replay window is on the worker's fake clock, but the sink reads in real time: 30 fake
+    # seconds (1.2 s, see pause) outlast what the sink has acknowledged and not yet read when
+    # it is stopped.
     worker = make_worker(
-        Source(tcp_config(sink.port)), confirm_delay=0.5, backoff_initial=0.05, backoff_max=0.1
+        Source(tcp_config(sink.port)), confirm_delay=30.0, backoff_initial=0.05, backoff_max=0.1
     )
     try:
         run_until(worker, lambda: len(sink.ids()) >= 3000)
@@ -305,7 +363,7 @@ def test_connection_lost_mid_stream_resends_without_loss(sink: Sink) -> None:
         run_until(worker, lambda: worker.state == st.BACKING_OFF)
         sink.start()
         run_until(worker, drained(worker))
-        duplicates = assert_complete(sink.ids(), range(20_000))
+        duplicates = assert_complete(wait_for_ids(sink, 20_000), range(20_000))
         resent = worker.queue.counters()["resent"]
         assert resent > 0  # the batches inside the replay window went out again
         assert resent >= duplicates
@@ -348,7 +406,7 @@ def test_removed_server_keeps_queueing_then_delivers(sink: Sink) -> None:
         source.config = tcp_config(sink.port)
         worker.reload_requested = True
         run_until(worker, drained(worker))
-        assert sink.ids() == list(range(1200))
+        assert wait_for_ids(sink, 1200) == list(range(1200))
     finally:
         worker.close()
 
@@ -361,7 +419,7 @@ def test_severity_change_applies_to_events_not_yet_sent(sink: Sink) -> None:
     worker = make_worker(source)
     try:
         run_until(worker, drained(worker))
-        assert sink.ids() == list(range(20))  # re-rendered under Verbose: all of them
+        assert wait_for_ids(sink, 20) == list(range(20))  # re-rendered under Verbose: all of them
         counts = worker.queue.counters()
         assert counts["rerendered"] == 20
         assert counts["sent"] == 20
@@ -376,7 +434,7 @@ def test_filtered_events_are_counted_not_sent(sink: Sink) -> None:
     worker = make_worker(Source(default))
     try:
         run_until(worker, drained(worker))
-        assert sink.ids() == list(range(10, 15))
+        assert wait_for_ids(sink, 5) == list(range(10, 15))
         assert worker.queue.counters()["filtered"] == 10
     finally:
         worker.close()
@@ -394,14 +452,45 @@ def test_full_queue_gap_is_reported_once(sink: Sink) -> None:
         run_until(worker, drained(worker))
         for _ in range(5):
             worker.step()
-        warnings = [m for m in sink.messages if GAP_SIGNATURE.encode() in m]
+        signature = (SIGNATURE_PREFIX + QUEUE_OVERFLOW).encode()
+        warnings = [m for m in sink.messages if signature in m]
         assert len(warnings) == 1
         assert b"cnt=2000 " in warnings[0]
-        assert sink.ids() == list(range(2000, 3000))
+        assert wait_for_ids(sink, 1000) == list(range(2000, 3000))
         assert worker.queue.counters()["dropped"] == 2000
         assert worker.queue.pending_gap() is None
     finally:
         worker.close()
+
+
+@pytest.mark.parametrize("message_format", ["rfc3164", "rfc5424"])
+def test_the_gap_warning_is_the_message_it_always_was(message_format: str) -> None:
+    """Rendered by the renderer now; the bytes the hand-built warning had (its MSGID is
+    QueueOverflow)."""
+    from azs_syslog.encode import cef, syslog
+    from azs_syslog.events import forwarder
+
+    renderer = Renderer(
+        RenderSettings(message_format=message_format, facility=4, cef_version="0.0", framing="lf"),
+        default_host="host1",
+    )
+    now = 1700000000123
+    event = forwarder.queue_overflow(events=2000, first_ms=111, last_ms=222, time_ms=now)
+    pri = syslog.pri(4, 5)
+    head = (
+        syslog.rfc5424_header(pri, now, "host1", "QueueOverflow")
+        if message_format == "rfc5424"
+        else syslog.rfc3164_header(pri, now, "host1")
+    )
+    text = cef.escape_value(
+        "The forwarder queue was full: 2000 events were dropped, the oldest first"
+    )
+    body = (
+        head
+        + cef.header("0.0", "Microsoft-AzureStack-Forwarder: QueueOverflow", "QueueOverflow", 5)
+        + f"rt={now} cnt=2000 start=111 end=222 msg={text}"
+    )
+    assert renderer.render_event(event, now) == syslog.frame(body.encode(), "lf")
 
 
 def test_bad_config_keeps_the_last_good_one(sink: Sink) -> None:
@@ -421,6 +510,7 @@ def test_bad_config_keeps_the_last_good_one(sink: Sink) -> None:
         options=WorkerOptions(confirm_delay=0.1, socket_input=False),
         connect=plain_connect,
         make_rendering=id_rendering,
+        clock=FakeClock(),
     )
     try:
         run_until(worker, drained(worker))
@@ -430,7 +520,7 @@ def test_bad_config_keeps_the_last_good_one(sink: Sink) -> None:
         assert worker.config_problem is not None and "ServerPort" in worker.config_problem
         enqueue(100, 100)
         run_until(worker, drained(worker))
-        assert sink.ids() == list(range(200))
+        assert wait_for_ids(sink, 200) == list(range(200))
         assert not st.evaluate(worker.status()).healthy
     finally:
         worker.close()
@@ -447,11 +537,12 @@ def test_config_change_reconnects_within_two_seconds_without_loss(sink: Sink) ->
             source.config = replace(
                 source.config, server=replace(source.config.server, server_port=other.port)
             )  # type: ignore[arg-type]
-            changed = time.monotonic()
+            changed = worker.clock()
             run_until(worker, lambda: len(other.ids()) > 0 or worker.queue.depth().events == 0)
+            assert worker.clock() - changed < 2  # CONFIG_POLL: within two seconds
             enqueue(3000, 1000)
             run_until(worker, drained(worker))
-            assert time.monotonic() - changed < 30
+            eventually(lambda: len(set(sink.ids() + other.ids())) >= 4000)
             assert_complete(sink.ids() + other.ids(), range(4000))
         finally:
             worker.close()

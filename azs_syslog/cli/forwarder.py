@@ -6,12 +6,25 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from azs_syslog.cli.exit_codes import ExitCode
-from azs_syslog.cli.output import console, emit_json, json_lines, json_option, note
+from azs_syslog.cli.output import emit_json, json_lines, json_option, note
+from azs_syslog.cli.status_table import render
+from azs_syslog.forwarder.snapshot import (
+    Counts,
+    LiveQueue,
+    QueueStatus,
+    StatusSnapshot,
+)
+
+if TYPE_CHECKING:
+    from azs_syslog.forwarder.metrics import Address
+    from azs_syslog.forwarder.status import Health
 
 
 @click.group("forwarder")
@@ -27,7 +40,9 @@ def forwarder() -> None:
     """
 
 
-def _metrics_address(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+def _metrics_address(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> Address | None:
     if value is None or value == "":
         return None
     from azs_syslog.forwarder.metrics import parse_address
@@ -55,7 +70,7 @@ def _metrics_address(ctx: click.Context, param: click.Parameter, value: str | No
     help='Log as JSON lines on stdout, {"time": ..., "message": ...}, one per event of note '
     "(a failure ends them with an error object), for a log collector.",
 )
-def run(metrics_address: Any, as_json: bool) -> None:
+def run(metrics_address: Address | None, as_json: bool) -> None:
     """Run the forwarder worker in the foreground (a systemd unit runs this).
 
     Sends queued events to the configured server, picks up configuration changes within
@@ -104,7 +119,7 @@ def run(metrics_address: Any, as_json: bool) -> None:
     log(f"forwarder stopped; {summary}")
 
 
-def _exists(path: Any) -> bool:
+def _exists(path: Path) -> bool:
     """``path.exists()``, except that a directory the user may not enter is an error naming
     it, not a file that is not there."""
     from azs_syslog import fserrors
@@ -116,27 +131,6 @@ def _exists(path: Any) -> bool:
     except PermissionError:
         raise fserrors.access_error(path, "read", write=False) from None
     return True
-
-
-def _fmt_ms(value: object) -> str:
-    if not isinstance(value, int):
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(value / 1000))
-
-
-def _age(seconds: object) -> str:
-    if not isinstance(seconds, (int, float)):
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _count(number: object, noun: str) -> str:
-    """``1 event``, ``2 events``."""
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 @forwarder.command("status")
@@ -158,230 +152,80 @@ def status(as_json: bool) -> None:
       azs-syslog forwarder status >/dev/null || echo "forwarding is unhealthy"
     """
     from azs_syslog import paths
-    from azs_syslog.errors import QueueError
     from azs_syslog.forwarder import status as st
 
-    data = st.read_status()
+    data = st.read_snapshot()
     health = st.evaluate(data, lock=st.worker_lock_held(), lock_pid=st.pid_in_file())
-    live: dict[str, Any] | None = None
+    live: LiveQueue | None = None
     if _exists(paths.queue_file()):
-        from azs_syslog.queue import Queue
-
-        try:
-            with Queue(durable=False) as queue:
-                depth = queue.depth()
-                counts = queue.counters()
-        except QueueError:
-            # A full disk can keep the queue from being opened normally; reading it needs no
-            # space. Anything else (a permission) is for the operator to hear.
-            from azs_syslog import fserrors
-
-            if (fserrors.free_bytes(paths.state_dir()) or 0) >= fserrors.LOW_SPACE_BYTES:
-                raise
-            with Queue.snapshot() as queue:
-                depth = queue.depth()
-                counts = queue.counters()
-        live = {
-            "events": depth.events,
-            "bytes": depth.bytes,
-            "oldest_ms": depth.oldest_ms,
-            "oldest_age_s": None
-            if depth.oldest_ms is None
-            else max(0.0, time.time() - depth.oldest_ms / 1000),
-        }
+        live, counts = _live_queue()
         if data is not None:
-            data = dict(data)
-            data["queue"] = {**(data.get("queue") or {}), **live}
-            data["counts"] = {
-                name: counts.get(name, value) for name, value in (data.get("counts") or {}).items()
-            }
-    if data is not None and not health.running:
-        data["state"] = st.STOPPED
-    if data is not None and (not health.running or not health.current):
-        # Connection details describe a live connection, and only a current status has one.
-        data["connection"] = None
-    if data is not None and health.running and not health.current:
-        data["state"] = "running (status not current)"
-        data["status_updated"] = data.get("updated")
+            queue = data.queue or QueueStatus(0, 0, None, None)
+            data = replace(
+                data,
+                queue=QueueStatus(
+                    live.events,
+                    live.bytes,
+                    live.oldest_ms,
+                    live.oldest_age_s,
+                    queue.in_flight_batches,
+                ),
+                counts=Counts(*(counts.get(name, value) for name, value in data.counts.items())),
+            )
+    if data is not None:
+        data = _as_seen(data, health)
     if as_json:
         emit_json(
             {
                 "healthy": health.healthy,
                 "running": health.running,
                 "reason": health.reason,
-                "status": data,
-                "queue": live,
+                "status": None if data is None else data.as_json(),
+                "queue": None if live is None else asdict(live),
             }
         )
     else:
-        _render(data, live, health)
+        render(data, live, health)
     if not health.healthy:
         sys.exit(ExitCode.FAILED)
 
 
-def _render(data: dict[str, Any] | None, live: dict[str, Any] | None, health: Any) -> None:
-    from rich.table import Table
+def _live_queue() -> tuple[LiveQueue, dict[str, int]]:
+    """The queue's depth and counters, read now."""
+    from azs_syslog import paths
+    from azs_syslog.errors import QueueError
+    from azs_syslog.queue import Queue
 
+    try:
+        with Queue(durable=False) as queue:
+            depth = queue.depth()
+            counts = queue.counters()
+    except QueueError:
+        # A full disk can keep the queue from being opened normally; reading it needs no
+        # space. Anything else (a permission) is for the operator to hear.
+        from azs_syslog import fserrors
+
+        if (fserrors.free_bytes(paths.state_dir()) or 0) >= fserrors.LOW_SPACE_BYTES:
+            raise
+        with Queue.snapshot() as queue:
+            depth = queue.depth()
+            counts = queue.counters()
+    age = None if depth.oldest_ms is None else max(0.0, time.time() - depth.oldest_ms / 1000)
+    return LiveQueue(depth.events, depth.bytes, depth.oldest_ms, age), counts
+
+
+def _as_seen(data: StatusSnapshot, health: Health) -> StatusSnapshot:
+    """The status as ``forwarder status`` shows it: a worker that is not running is stopped;
+    connection details describe a live connection, and only a current status has one."""
     from azs_syslog.forwarder import status as st
 
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column()
-    rows: list[tuple[str, str]] = [
-        ("Health", ("healthy" if health.healthy else "UNHEALTHY") + f" ({health.reason})")
-    ]
-    status = data or {}
-    default_state = "running" if health.running else "not running"
-    rows.append(("State", str(status.get("state", default_state))))
-    blocked = st.blocked_for(status, time.time()) if health.running else None
-    if blocked is not None and blocked[1] >= 1:  # shorter waits are ordinary flow control
-        rows.append(("Blocked", st.blocked_reason(*blocked)))
-    if status.get("pid"):
-        rows.append(("Pid", str(status["pid"])))
-    server = status.get("server")
-    if server:
-        rows.append(("Server", f"{server['name']}:{server['port']} ({server['transport']})"))
-    rows.extend(_failover_rows(status.get("failover")))
-    conn = status.get("connection")
-    if conn:
-        rows.append(("Connected to", str(conn.get("peer_address") or "-")))
-        if conn.get("tls_version"):
-            rows.append(("TLS", f"{conn['tls_version']} {conn.get('cipher') or ''}".strip()))
-        if conn.get("server_subject"):
-            rows.append(("Server certificate", str(conn["server_subject"])))
-            rows.append(("  expires", str(conn.get("server_not_after") or "-")))
-        rows.append(
-            ("Client certificate sent", "yes" if conn.get("client_certificate_sent") else "no")
-        )
-        if conn.get("relp_offers"):
-            offers = ", ".join(f"{k}={v}" for k, v in conn["relp_offers"].items())
-            rows.append(("RELP session", f"open; server offers {offers}"))
-    if status.get("client_certificate_not_after"):
-        rows.append(("Client certificate expires", str(status["client_certificate_not_after"])))
-    rows.extend(_certificate_rows(status.get("certificates")))
-    queue = (status.get("queue") or live) or {}
-    if queue:
-        rows.append(
-            (
-                "Queued",
-                f"{_count(queue.get('events', 0), 'event')}, "
-                f"{_count(queue.get('bytes', 0), 'byte')}",
-            )
-        )
-        rows.append(("Oldest queued", _age(queue.get("oldest_age_s"))))
-    counts = status.get("counts") or {}
-    if counts:
-        rows.append(("Counts", ", ".join(f"{k} {v}" for k, v in counts.items())))
-    rows.append(("Last successful send", _fmt_ms(status.get("last_send_ms"))))
-    error = status.get("last_error")
-    if error:
-        rows.append(
-            (
-                "Last error",
-                f"{error.get('message')} ({error.get('step')}: "
-                f"{error.get('cause')}) at {_fmt_ms(error.get('time_ms'))}",
-            )
-        )
-        if error.get("fix"):
-            rows.append(("  fix", str(error["fix"])))
-    if status.get("config_problem"):
-        rows.append(("Configuration problem", str(status["config_problem"])))
-    sequence = status.get("sequence")
-    if isinstance(sequence, dict):
-        rows.append(
-            (
-                "Sequence",
-                f"stream {sequence.get('stream')}, last delivered {sequence.get('last_delivered')}",
-            )
-        )
-    undelivered = (status.get("audit") or {}).get("undelivered") or 0
-    if undelivered:
-        rows.append(
-            (
-                "Audit events",
-                f"{undelivered} could not reach the server they were for (it was replaced or"
-                " removed while the forwarder was not connected to it); see the log",
-            )
-        )
-    held = status.get("held")
-    if held:
-        rows.append(("Held", str(held.get("message") or _count(held.get("events") or 0, "event"))))
-    waiting = status.get("waiting_for_generation")
-    if waiting:
-        rows.append(("Waiting", str(waiting.get("message"))))
-    full = status.get("disk_full")
-    if full:
-        rows.append(("Condition", f"disk full since {_fmt_ms(full.get('since_ms'))}"))
-        for item in full.get("files") or []:
-            rows.append(("  cannot write", f"{item.get('what')} {item.get('path')}"))
-        rows.append(("  fix", str(full.get("fix"))))
-    if not health.current:
-        updated = status.get("updated")
-        rows.append(
-            (
-                "Status file",
-                "not updated since "
-                + (
-                    _fmt_ms(int(updated * 1000))
-                    if isinstance(updated, (int, float))
-                    else "the forwarder started"
-                )
-                + " (disk full?)",
-            )
-        )
-    for name, value in rows:
-        table.add_row(name, value)
-    out = console()
-    with out.capture() as captured:
-        out.print(table)
-    # rich pads every row to the table's width (the console's, when a value wraps): no
-    # trailing blanks in what a script or a log keeps.
-    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
-    sys.stdout.flush()
-    if data is None:
-        note("the forwarder has not run on this home yet (azs-syslog forwarder run)")
-
-
-def _failover_rows(failover: object) -> list[tuple[str, str]]:
-    """Which of the two servers events go to, why and since when."""
-    if not isinstance(failover, dict):
-        return []
-    other = failover.get("failover") or {}
-    rows = [("Failover server", f"{other.get('name')}:{other.get('port')}")]
-    active = failover.get("server") or {}
-    rows.append(
-        (
-            "Active",
-            f"{failover.get('active')} ({active.get('name')}:{active.get('port')}) since "
-            f"{_fmt_ms(failover.get('since_ms'))}: {failover.get('reason')}",
-        )
-    )
-    if failover.get("active") == "failover" and failover.get("next_probe_in_s") is not None:
-        probe = f"next probe of the primary in {float(failover['next_probe_in_s']):.0f} s"
-        if failover.get("last_probe_error"):
-            probe += f" (last: {failover['last_probe_error']})"
-        rows.append(("  probe", probe))
-    return rows
-
-
-def _certificate_rows(certificates: object) -> list[tuple[str, str]]:
-    """Days left of the certificates the worker checked at its last connection, and a
-    warning for each that expires within the warning period."""
-    if not isinstance(certificates, dict):
-        return []
-    left = []
-    for key, label in (
-        ("client", "client"),
-        ("server", "server"),
-        ("server_chain_first", "server chain"),
-    ):
-        entry = certificates.get(key)
-        if isinstance(entry, dict) and isinstance(entry.get("days_left"), int):
-            left.append(f"{label} {entry['days_left']}")
-    rows = [("Certificate days left", ", ".join(left))] if left else []
-    for warning in certificates.get("warnings") or []:
-        rows.append(("Certificate warning", str(warning)))
-    return rows
+    if not health.running:
+        data = replace(data, state=st.STOPPED)
+    if not health.running or not health.current:
+        data = replace(data, connection=None)
+    if health.running and not health.current:
+        data = replace(data, state="running (status not current)", status_updated=data.updated)
+    return data
 
 
 @forwarder.command("release-held")

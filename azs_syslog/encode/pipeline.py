@@ -9,10 +9,10 @@ input socket.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from azs_syslog.encode.render import Renderer
+    from azs_syslog.encode.render import Renderer, RenderSettings
 
 # The socket is 0660 for producers in the service's group; its directory lets that group in.
 RUNTIME_DIR_MODE = 0o750
@@ -24,7 +24,7 @@ class Rendering:
     generation and security level, which every batch rendered with it records."""
 
     key: str
-    settings: Any
+    settings: RenderSettings
     renderer: Renderer
     generation: int = 0
     level: int = 0

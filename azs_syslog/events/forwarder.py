@@ -18,11 +18,13 @@ TYPE: Final = "forwarder"
 SIGNATURE_PREFIX: Final = "Microsoft-AzureStack-Forwarder: "
 CONFIGURATION_CHANGED: Final = "ConfigurationChanged"
 HEARTBEAT: Final = "Heartbeat"
+QUEUE_OVERFLOW: Final = "QueueOverflow"
 # A change of configuration is an administrative action worth a look; removing forwarding
 # silences the SIEM's view of this host, so it is said louder.
 CHANGE_SEVERITY: Final = 5
 REMOVE_SEVERITY: Final = 7
 HEARTBEAT_SEVERITY: Final = 1
+QUEUE_OVERFLOW_SEVERITY: Final = 5
 
 # The sequence extension added to every queued message when --sequence-numbers is on.
 SEQUENCE_KEY: Final = "cn1"
@@ -116,4 +118,25 @@ def heartbeat(
         values,
         time_ms=time_ms,
         host=host,
+    )
+
+
+def queue_overflow(*, events: int, first_ms: int, last_ms: int, time_ms: int) -> Event:
+    """``Microsoft-AzureStack-Forwarder: QueueOverflow``: events were dropped because the queue
+    was full: how many (``cnt``) and the acceptance times of the oldest and newest of them
+    (``start`` / ``end``, ms since the epoch). Its type, the RFC 5424 MSGID, is its name (as
+    the warning has always been sent)."""
+    return Event(
+        QUEUE_OVERFLOW,
+        SIGNATURE_PREFIX + QUEUE_OVERFLOW,
+        QUEUE_OVERFLOW,
+        QUEUE_OVERFLOW_SEVERITY,
+        ("cnt", "start", "end", "msg"),
+        [
+            events,
+            first_ms,
+            last_ms,
+            f"The forwarder queue was full: {events} events were dropped, the oldest first",
+        ],
+        time_ms=time_ms,
     )

@@ -29,6 +29,7 @@ from azs_syslog.transport import (
     tls_handshake,
     tls_sender,
 )
+from azs_syslog.transport.relp import RelpSender
 
 if TYPE_CHECKING:
     from azs_syslog.config import Config, ServerSettings
@@ -373,7 +374,7 @@ def _send_step(sender: Sender, config: Config) -> Step:
             "test event sent (UDP: nothing acknowledges it; look for it at the server)",
             {"bytes": len(wire)},
         )
-    relp = getattr(sender, "exact_acknowledgement", False)
+    relp = isinstance(sender, RelpSender)
     deadline = time.monotonic() + ACK_WAIT
     try:
         while sender.unacknowledged_bytes() and time.monotonic() < deadline:
@@ -381,87 +382,55 @@ def _send_step(sender: Sender, config: Config) -> Step:
         unanswered = sender.unacknowledged_bytes()
     except TransportError as exc:
         return _failed("send", exc)
-    if unanswered and relp:
-        return Step(
-            "send",
-            "failed",
-            f"the RELP server did not answer the test event within {ACK_WAIT:g} s",
-            {"bytes": len(wire)},
-            cause="relp-no-answer",
-            fix="the server accepts the session but does not process it; look at its log",
-        )
-    if relp:
-        return Step(
-            "send",
-            "ok",
-            "test event sent and answered 200 OK by the RELP server; look for it at the server",
-            {"bytes": len(wire)},
-        )
-    if unanswered:
-        return Step(
-            "send",
-            "failed",
-            f"the server's TCP did not acknowledge the test event within {ACK_WAIT:g} s",
-            {"bytes": len(wire)},
-            cause="not-acknowledged",
-            fix="the server accepts connections but does not read; look at its load and log",
-        )
-    return Step(
-        "send",
+    status, summary, cause, fix = _SEND_OUTCOMES[relp, bool(unanswered)]
+    return Step("send", status, summary, {"bytes": len(wire)}, cause=cause, fix=fix)
+
+
+# (RELP, not acknowledged) -> the send step's status, summary, cause and fix.
+_SEND_OUTCOMES: dict[tuple[bool, bool], tuple[str, str, str | None, str | None]] = {
+    (True, True): (
+        "failed",
+        f"the RELP server did not answer the test event within {ACK_WAIT:g} s",
+        "relp-no-answer",
+        "the server accepts the session but does not process it; look at its log",
+    ),
+    (True, False): (
+        "ok",
+        "test event sent and answered 200 OK by the RELP server; look for it at the server",
+        None,
+        None,
+    ),
+    (False, True): (
+        "failed",
+        f"the server's TCP did not acknowledge the test event within {ACK_WAIT:g} s",
+        "not-acknowledged",
+        "the server accepts connections but does not read; look at its load and log",
+    ),
+    (False, False): (
         "ok",
         "test event sent and acknowledged by the server's TCP; look for it at the server",
-        {"bytes": len(wire)},
-    )
+        None,
+        None,
+    ),
+}
 
 
 def build_test_message(config: Config, *, now: dt.datetime | None = None) -> bytes:
-    """One framed test event under the configuration's settings.
+    """One framed test event under the configuration's settings: an ``arm`` event, rendered
+    by ``azs_syslog.encode.render`` like every message (so that the real encoder is
+    exercised)."""
+    from azs_syslog.encode.render import Renderer, RenderSettings
 
-    Rendered by ``azs_syslog.encode.render`` when that module is present (an ``arm`` event, so
-    that the real encoder is exercised); otherwise built here with a minimal syslog header.
-    """
     now = now or dt.datetime.now(dt.UTC)
-    accepted_ms = int(now.timestamp() * 1000)
-    try:
-        from azs_syslog.encode.render import Renderer, RenderSettings  # type: ignore[import-not-found,unused-ignore]
-
-        renderer = Renderer(RenderSettings.from_config(config))
-        rendered = renderer.render_object(
-            {
-                "type": "arm",
-                "AzsOperationName": "azs-syslog/test-syslog-server",
-                "AzsEventName": TEST_EVENT_NAME,
-                "AzsDescription": "connectivity test; no action needed",
-            },
-            accepted_ms,
-        )
-        if isinstance(rendered, bytes) and rendered:
-            return rendered
-    except Exception:  # noqa: S110 - any problem there: fall back to the fixed message
-        pass
-    return _fixed_test_message(config, now)
-
-
-def _fixed_test_message(config: Config, now: dt.datetime) -> bytes:
-    server = config.server
-    facility = server.facility if server else 10
-    cef_version = server.cef_version if server else "0"
-    rfc5424 = server is not None and server.message_format == "rfc5424"
-    host = socket.gethostname().split(".")[0] or "-"
-    pri = facility * 8 + 6  # informational
-    payload = (
-        f"CEF:{cef_version}|Microsoft|Microsoft Azure Stack Hub|1.0|"
-        f"azs-syslog:test-syslog-server|{TEST_EVENT_NAME}|2|"
-        f"rt={int(now.timestamp() * 1000)} msg=connectivity test; no action needed"
+    renderer = Renderer(RenderSettings.from_config(config))
+    rendered = renderer.render_object(
+        {
+            "type": "arm",
+            "AzsOperationName": "azs-syslog/test-syslog-server",
+            "AzsEventName": TEST_EVENT_NAME,
+            "AzsDescription": "connectivity test; no action needed",
+        },
+        int(now.timestamp() * 1000),
     )
-    if rfc5424:
-        stamp = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-        header = f"<{pri}>1 {stamp} {host} azs-syslog - test - "
-    else:
-        header = f"<{pri}>{now.strftime('%b')} {now.day:>2} {now.strftime('%H:%M:%S')} {host} "
-    message = (header + payload).encode()
-    if server is None or server.transport == "udp":
-        return message
-    if server.framing == "lf":
-        return message + b"\n"
-    return b"%d %s" % (len(message), message)
+    assert rendered is not None  # an arm event has no Windows level: never filtered out
+    return rendered

@@ -14,10 +14,11 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from azs_syslog.config import EXPIRY_WARNING_DAYS as EXPIRY_WARNING_DAYS
 from azs_syslog.config import ClientCertificate
+from azs_syslog.forwarder.snapshot import CertificateEnd
+from azs_syslog.transport import ConnectionInfo
 
 CLIENT = "client"
 SERVER = "server"
@@ -78,16 +79,17 @@ class Expiry:
             f" {self.not_after}; fix: {fix}"
         )
 
-    def as_dict(self, now: float) -> dict[str, Any]:
-        return {
-            "subject": self.subject,
-            "thumbprint": self.thumbprint,
-            "not_after": self.not_after,
-            "not_after_s": self.not_after_s,
-            "days_left": self.days_left(now),
-            "expired": self.expired(now),
-            "checked_ms": self.checked_ms,
-        }
+    def end(self, now: float) -> CertificateEnd:
+        """For the status: the end, and the days left at ``now``."""
+        return CertificateEnd(
+            self.subject,
+            self.thumbprint,
+            self.not_after,
+            self.not_after_s,
+            self.days_left(now),
+            self.expired(now),
+            self.checked_ms,
+        )
 
 
 def client_expiry(certificate: ClientCertificate, checked_ms: int) -> Expiry | None:
@@ -112,17 +114,13 @@ def client_expiry(certificate: ClientCertificate, checked_ms: int) -> Expiry | N
     return Expiry(CLIENT, subject, not_after, seconds, checked_ms, certificate.thumbprint)
 
 
-def server_expiries(info: object, checked_ms: int) -> list[Expiry]:
+def server_expiries(info: ConnectionInfo, checked_ms: int) -> list[Expiry]:
     """The server's certificate and the first of its chain to expire, from a connection's
     ``ConnectionInfo`` (nothing for a connection without TLS)."""
     found: list[Expiry] = []
     for role, subject, not_after in (
-        (SERVER, getattr(info, "server_subject", None), getattr(info, "server_not_after", None)),
-        (
-            SERVER_CHAIN,
-            getattr(info, "server_chain_first_subject", None),
-            getattr(info, "server_chain_first_not_after", None),
-        ),
+        (SERVER, info.server_subject, info.server_not_after),
+        (SERVER_CHAIN, info.server_chain_first_subject, info.server_chain_first_not_after),
     ):
         seconds = parse_rfc3339(not_after if isinstance(not_after, str) else None)
         if seconds is not None and isinstance(not_after, str):

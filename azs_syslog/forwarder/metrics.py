@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from azs_syslog.errors import AzsSyslogError
 from azs_syslog.forwarder import status as st
+from azs_syslog.forwarder.snapshot import Certificates, StatusSnapshot
 
 if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
     from prometheus_client.metrics_core import Metric
 
 ENV = "AZS_SYSLOG_METRICS_ADDRESS"
@@ -45,9 +49,8 @@ STATES = (
     st.DRAINING,
     st.STOPPED,
 )
-CERTIFICATES = (("client", "client"), ("server", "server"), ("server_chain_first", "server_chain"))
 
-SnapshotSource = Callable[[], "dict[str, Any] | None"]
+SnapshotSource = Callable[[], "StatusSnapshot | None"]
 
 
 @dataclass(frozen=True)
@@ -88,16 +91,16 @@ def parse_address(text: str) -> Address:
     return Address(host, int(port_text))
 
 
-def _seconds(ms: object) -> float | None:
-    return ms / 1000 if isinstance(ms, (int, float)) and not isinstance(ms, bool) else None
+def _gauge(name: str, help_text: str, value: float) -> Metric:
+    from prometheus_client.core import GaugeMetricFamily
+
+    family = GaugeMetricFamily(f"{PREFIX}_{name}", help_text)
+    family.add_metric([], value)
+    return family
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return float(value)
-    return None
+def _flag(name: str, help_text: str, on: bool) -> Metric:
+    return _gauge(name, help_text, 1.0 if on else 0.0)
 
 
 class SnapshotCollector:
@@ -110,185 +113,168 @@ class SnapshotCollector:
         return []  # the families depend on the snapshot; registering must not collect
 
     def collect(self) -> Iterator[Metric]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
         source = self.source
         snapshot = source() if source is not None else None
-        up = GaugeMetricFamily(
-            f"{PREFIX}_status_available",
+        yield _flag(
+            "status_available",
             "1 when the worker has a status snapshot to report (0 while it starts).",
+            snapshot is not None,
         )
-        up.add_metric([], 1.0 if snapshot else 0.0)
-        yield up
-        if not snapshot:
+        if snapshot is None:
             return
         now = time.time()
-
-        def gauge(name: str, help_text: str, value: object) -> Metric | None:
-            number = _number(value)
-            if number is None:
-                return None
-            family = GaugeMetricFamily(f"{PREFIX}_{name}", help_text)
-            family.add_metric([], number)
-            return family
-
-        counts = snapshot.get("counts") or {}
-        for name, help_text in COUNTS.items():
-            counter = CounterMetricFamily(f"{PREFIX}_events_{name}", help_text)
-            counter.add_metric([], float(counts.get(name) or 0))
-            yield counter
-        connections = CounterMetricFamily(
-            f"{PREFIX}_connections", "Connections established to the server since the start."
-        )
-        connections.add_metric([], float(snapshot.get("connections") or 0))
-        yield connections
-
-        queue = snapshot.get("queue") or {}
-        held = snapshot.get("held") or {}
-        oldest = _seconds(queue.get("oldest_ms"))
-        for item in (
-            gauge("queue_events", "Events in the queue (not yet delivered).", queue.get("events")),
-            gauge("queue_bytes", "Bytes of rendered messages in the queue.", queue.get("bytes")),
-            gauge(
-                "queue_oldest_age_seconds",
-                "Age of the oldest queued event (0 when the queue is empty).",
-                max(0.0, now - oldest) if oldest is not None else 0.0,
-            ),
-            gauge(
-                "in_flight_batches",
-                "Batches written and waiting for the receiver's acknowledgement.",
-                queue.get("in_flight_batches"),
-            ),
-            gauge(
-                "held_events",
-                "Events held: accepted under a stronger transport.",
-                held.get("events") or 0,
-            ),
-        ):
-            if item is not None:
-                yield item
-
-        state = str(snapshot.get("state") or "")
-        states = GaugeMetricFamily(
-            f"{PREFIX}_state",
-            "The worker's connection state: 1 for the current one.",
-            labels=["state"],
-        )
-        for name in STATES:
-            states.add_metric([name], 1.0 if state == name else 0.0)
-        if state and state not in STATES:
-            states.add_metric([state], 1.0)
-        yield states
-
-        health = st.evaluate(snapshot, now=now, lock=True, lock_pid=snapshot.get("pid"))
-        healthy = GaugeMetricFamily(
-            f"{PREFIX}_healthy",
-            "1 when `forwarder status` would say healthy (exit code 0).",
-        )
-        healthy.add_metric([], 1.0 if health.healthy else 0.0)
-        yield healthy
-
-        blocked = st.blocked_for(snapshot, now)
-        blocked_family = GaugeMetricFamily(
-            f"{PREFIX}_blocked_seconds",
-            "How long the loop has waited in a network call without progress (0: not blocked).",
-        )
-        blocked_family.add_metric([], blocked[1] if blocked is not None else 0.0)
-        yield blocked_family
-
-        full = snapshot.get("disk_full")
-        disk = GaugeMetricFamily(
-            f"{PREFIX}_disk_full", "1 while a file the worker writes cannot be written (disk full)."
-        )
-        disk.add_metric([], 1.0 if full else 0.0)
-        yield disk
-        failover = GaugeMetricFamily(
-            f"{PREFIX}_failover_active",
-            "1 while events go to the failover server (the primary cannot be reached).",
-        )
-        failover.add_metric(
-            [], 1.0 if (snapshot.get("failover") or {}).get("active") == "failover" else 0.0
-        )
-        yield failover
-        problem = GaugeMetricFamily(
-            f"{PREFIX}_config_problem",
-            "1 while the configuration file is invalid (the worker runs on the last good one).",
-        )
-        problem.add_metric([], 1.0 if snapshot.get("config_problem") else 0.0)
-        yield problem
-
-        last_send = _seconds(snapshot.get("last_send_ms"))
-        if last_send is not None:
-            item = gauge(
-                "last_send_timestamp_seconds",
-                "When events were last written to the server.",
-                last_send,
-            )
-            if item is not None:
-                yield item
-
-        error = snapshot.get("last_error")
-        info = GaugeMetricFamily(
-            f"{PREFIX}_last_error_info",
-            "The last error's cause, step and server (1; no sample when there is none).",
-            labels=["cause", "step", "server"],
-        )
-        error_time = GaugeMetricFamily(
-            f"{PREFIX}_last_error_timestamp_seconds", "When the last error happened."
-        )
-        if isinstance(error, dict):
-            info.add_metric(
-                [
-                    str(error.get("cause") or ""),
-                    str(error.get("step") or ""),
-                    str(error.get("server") or ""),
-                ],
-                1.0,
-            )
-            at = _seconds(error.get("time_ms"))
-            if at is not None:
-                error_time.add_metric([], at)
-        yield info
-        yield error_time
-
-        certificates = snapshot.get("certificates") or {}
-        not_after = GaugeMetricFamily(
-            f"{PREFIX}_certificate_not_after_timestamp_seconds",
-            "When the certificate expires (client: the one presented; server: the one the"
-            " server presented; server_chain: the first of the server's chain to expire).",
-            labels=["certificate", "subject"],
-        )
-        days = GaugeMetricFamily(
-            f"{PREFIX}_certificate_days_left",
-            "Whole days until the certificate expires (negative: expired).",
-            labels=["certificate", "subject"],
-        )
-        for key, label in CERTIFICATES:
-            entry = certificates.get(key)
-            if not isinstance(entry, dict):
-                continue
-            end = _number(entry.get("not_after_s"))
-            if end is None:
-                continue
-            subject = str(entry.get("subject") or "")
-            not_after.add_metric([label, subject], end)
-            days.add_metric([label, subject], float(math.floor((end - now) / 86400)))
-        yield not_after
-        yield days
-        warnings = GaugeMetricFamily(
-            f"{PREFIX}_certificate_warnings",
-            "Certificates that expire within the warning period (or have expired).",
-        )
-        warnings.add_metric([], float(len(certificates.get("warnings") or [])))
-        yield warnings
-
-        updated = gauge(
+        yield from _counters(snapshot)
+        yield from _queue(snapshot, now)
+        yield from _conditions(snapshot, now)
+        yield from _last_send_and_error(snapshot)
+        yield from _certificates(snapshot.certificates, now)
+        yield _gauge(
             "status_updated_timestamp_seconds",
             "When the snapshot these values come from was taken.",
-            snapshot.get("updated"),
+            float(snapshot.updated),
         )
-        if updated is not None:
-            yield updated
+
+
+def _counters(snapshot: StatusSnapshot) -> Iterator[Metric]:
+    from prometheus_client.core import CounterMetricFamily
+
+    for name, value in snapshot.counts.items():
+        counter = CounterMetricFamily(f"{PREFIX}_events_{name}", COUNTS[name])
+        counter.add_metric([], float(value))
+        yield counter
+    connections = CounterMetricFamily(
+        f"{PREFIX}_connections", "Connections established to the server since the start."
+    )
+    connections.add_metric([], float(snapshot.connections))
+    yield connections
+
+
+def _queue(snapshot: StatusSnapshot, now: float) -> Iterator[Metric]:
+    queue = snapshot.queue
+    if queue is not None:
+        yield _gauge("queue_events", "Events in the queue (not yet delivered).", queue.events)
+        yield _gauge("queue_bytes", "Bytes of rendered messages in the queue.", queue.bytes)
+    oldest = None if queue is None or queue.oldest_ms is None else queue.oldest_ms / 1000
+    yield _gauge(
+        "queue_oldest_age_seconds",
+        "Age of the oldest queued event (0 when the queue is empty).",
+        max(0.0, now - oldest) if oldest is not None else 0.0,
+    )
+    if queue is not None:
+        yield _gauge(
+            "in_flight_batches",
+            "Batches written and waiting for the receiver's acknowledgement.",
+            queue.in_flight_batches,
+        )
+    yield _gauge(
+        "held_events",
+        "Events held: accepted under a stronger transport.",
+        snapshot.held.events if snapshot.held else 0,
+    )
+
+
+def _conditions(snapshot: StatusSnapshot, now: float) -> Iterator[Metric]:
+    from prometheus_client.core import GaugeMetricFamily
+
+    state = snapshot.state or ""
+    states = GaugeMetricFamily(
+        f"{PREFIX}_state",
+        "The worker's connection state: 1 for the current one.",
+        labels=["state"],
+    )
+    for name in STATES:
+        states.add_metric([name], 1.0 if state == name else 0.0)
+    if state and state not in STATES:
+        states.add_metric([state], 1.0)
+    yield states
+    health = st.evaluate(snapshot, now=now, lock=True, lock_pid=snapshot.pid)
+    yield _flag(
+        "healthy", "1 when `forwarder status` would say healthy (exit code 0).", health.healthy
+    )
+    blocked = st.blocked_for(snapshot, now)
+    yield _gauge(
+        "blocked_seconds",
+        "How long the loop has waited in a network call without progress (0: not blocked).",
+        blocked[1] if blocked is not None else 0.0,
+    )
+    yield _flag(
+        "disk_full",
+        "1 while a file the worker writes cannot be written (disk full).",
+        snapshot.disk_full is not None,
+    )
+    yield _flag(
+        "failover_active",
+        "1 while events go to the failover server (the primary cannot be reached).",
+        snapshot.failover is not None and snapshot.failover.active == "failover",
+    )
+    yield _flag(
+        "config_problem",
+        "1 while the configuration file is invalid (the worker runs on the last good one).",
+        bool(snapshot.config_problem),
+    )
+
+
+def _last_send_and_error(snapshot: StatusSnapshot) -> Iterator[Metric]:
+    from prometheus_client.core import GaugeMetricFamily
+
+    if snapshot.last_send_ms is not None:
+        yield _gauge(
+            "last_send_timestamp_seconds",
+            "When events were last written to the server.",
+            snapshot.last_send_ms / 1000,
+        )
+    error = snapshot.last_error
+    info = GaugeMetricFamily(
+        f"{PREFIX}_last_error_info",
+        "The last error's cause, step and server (1; no sample when there is none).",
+        labels=["cause", "step", "server"],
+    )
+    error_time = GaugeMetricFamily(
+        f"{PREFIX}_last_error_timestamp_seconds", "When the last error happened."
+    )
+    if error is not None:
+        info.add_metric([error.cause or "", error.step or "", error.server or ""], 1.0)
+        error_time.add_metric([], error.time_ms / 1000)
+    yield info
+    yield error_time
+
+
+def _certificates(certificates: Certificates | None, now: float) -> Iterator[Metric]:
+    from prometheus_client.core import GaugeMetricFamily
+
+    not_after = GaugeMetricFamily(
+        f"{PREFIX}_certificate_not_after_timestamp_seconds",
+        "When the certificate expires (client: the one presented; server: the one the"
+        " server presented; server_chain: the first of the server's chain to expire).",
+        labels=["certificate", "subject"],
+    )
+    days = GaugeMetricFamily(
+        f"{PREFIX}_certificate_days_left",
+        "Whole days until the certificate expires (negative: expired).",
+        labels=["certificate", "subject"],
+    )
+    ends = (
+        ()
+        if certificates is None
+        else (
+            ("client", certificates.client),
+            ("server", certificates.server),
+            ("server_chain", certificates.server_chain_first),
+        )
+    )
+    for label, entry in ends:
+        if entry is None:
+            continue
+        end = entry.not_after_s
+        not_after.add_metric([label, entry.subject], end)
+        days.add_metric([label, entry.subject], float(math.floor((end - now) / 86400)))
+    yield not_after
+    yield days
+    yield _gauge(
+        "certificate_warnings",
+        "Certificates that expire within the warning period (or have expired).",
+        float(len(certificates.warnings) if certificates else 0),
+    )
 
 
 class MetricsServer:
@@ -298,8 +284,8 @@ class MetricsServer:
     def __init__(self, address: Address) -> None:
         self.address = address
         self.collector = SnapshotCollector()
-        self._server: Any = None
-        self._thread: Any = None
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         try:

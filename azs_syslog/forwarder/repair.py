@@ -33,11 +33,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azs_syslog import paths
 from azs_syslog.errors import AzsSyslogError, EventError, QueueError, is_damaged_database
 from azs_syslog.queue import COUNTERS, Queue, QueueLimits, decode_raw, lengths_from_bytes
+
+if TYPE_CHECKING:
+    from azs_syslog.encode.render import Renderer
 
 # Counters that describe the live depth of the queue: the fresh queue computes its own.
 _DEPTH_COUNTERS = frozenset(("queued_events", "queued_bytes"))
@@ -94,7 +97,7 @@ def repair_queue(
     Raises ``QueueError`` when a forwarder runs for this home, or when the queue cannot be
     examined for another reason than damage (permissions, for example).
     """
-    from azs_syslog.forwarder.worker import acquire_pid_file, release_pid_file
+    from azs_syslog.forwarder.pidfile import acquire_pid_file, release_pid_file
 
     path = path or paths.queue_file()
     pid_path = pid_path or paths.pid_file()
@@ -242,7 +245,7 @@ def _recover(damaged: Path, path: Path, report: RepairReport, limits: QueueLimit
         db.close()
 
 
-def _current_rendering() -> tuple[Any, str, int]:
+def _current_rendering() -> tuple[Renderer, str, int]:
     """The renderer ``send-event`` would use now, and the configuration generation it is
     for (the defaults, generation 0, when the configuration cannot be read: the forwarder
     renders again under the one it runs with)."""
@@ -392,7 +395,7 @@ def _read_batch(db: sqlite3.Connection, batch_id: int) -> list[tuple[int, bytes]
 
 def _append(
     fresh: Queue,
-    renderer: Any,
+    renderer: Renderer,
     key: str,
     lines: list[tuple[int, bytes]],
     origin: tuple[int, int] = (0, 0),

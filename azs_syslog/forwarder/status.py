@@ -23,9 +23,9 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from azs_syslog import paths
+from azs_syslog.forwarder.snapshot import StatusSnapshot
 
 # Worker states.
 NOT_CONFIGURED = "not configured"
@@ -53,15 +53,12 @@ _BLOCKED_REASONS = {
 }
 
 
-def blocked_for(status: dict[str, Any], now: float) -> tuple[str, float] | None:
+def blocked_for(status: StatusSnapshot, now: float) -> tuple[str, float] | None:
     """What the worker's loop waits on without progress, and for how many seconds."""
-    blocked = status.get("blocked")
-    if not isinstance(blocked, dict):
+    blocked = status.blocked
+    if blocked is None:
         return None
-    since = blocked.get("since_ms")
-    if not isinstance(since, (int, float)):
-        return None
-    return str(blocked.get("on") or "?"), max(0.0, now - since / 1000)
+    return blocked.on, max(0.0, now - blocked.since_ms / 1000)
 
 
 def blocked_reason(on: str, seconds: float) -> str:
@@ -76,8 +73,8 @@ _write_lock = threading.Lock()
 _write_tokens = itertools.count(1)
 
 
-def write_status(data: dict[str, Any], path: Path | None = None) -> None:
-    """Overwrite the status file in place with ``data`` (see the module doc). Not fsynced: the
+def write_status(snapshot: StatusSnapshot, path: Path | None = None) -> None:
+    """Overwrite the status file in place with ``snapshot`` (see the module doc). Not fsynced: the
     status describes the running worker and is rewritten every second. Safe to call from
     several threads. Raises ``OSError`` (ENOSPC only when the file cannot hold the document
     yet) or ``AccessError``."""
@@ -85,7 +82,8 @@ def write_status(data: dict[str, Any], path: Path | None = None) -> None:
     paths.ensure_private_dir(target.parent)
     with _write_lock:
         token = f"{os.getpid()}.{next(_write_tokens)}"
-        text = json.dumps({"write": token, **data, "write_check": token}, indent=2).encode()
+        document = {"write": token, **snapshot.as_json(), "write_check": token}
+        text = json.dumps(document, indent=2).encode()
         text += b"\n"
         fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
@@ -110,9 +108,16 @@ def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
-def read_status(path: Path | None = None) -> dict[str, Any] | None:
+def read_snapshot(path: Path | None = None) -> StatusSnapshot | None:
     """The last status the worker wrote, or None when there is none (or it is unreadable).
     Raises ``AccessError`` when the user may not read it."""
+    document = read_status(path)
+    return None if document is None else StatusSnapshot.from_json(document)
+
+
+def read_status(path: Path | None = None) -> dict[str, object] | None:
+    """The status file's JSON document as the worker wrote it (see :func:`read_snapshot`),
+    or None."""
     target = path or paths.status_file()
     for attempt in range(READ_ATTEMPTS):
         if attempt:
@@ -195,7 +200,7 @@ def _stamp(seconds: float) -> str:
 
 
 def evaluate(
-    status: dict[str, Any] | None,
+    status: StatusSnapshot | None,
     *,
     now: float | None = None,
     lock: bool | None = None,
@@ -212,74 +217,85 @@ def evaluate(
     stronger transport than the current one), or a status that has not been updated.
     """
     current = time.time() if now is None else now
-    pid = status.get("pid") if status else None
-    updated = float(status.get("updated", 0)) if status else 0.0
-    state = status.get("state") if status else None
     if lock is False:
-        if status is None:
-            return Health(False, False, "the forwarder has never run on this home (no status file)")
-        if state == STOPPED:
-            return Health(False, False, "the forwarder is not running (it stopped)")
-        return Health(False, False, f"the forwarder is not running (pid {pid} is gone)")
+        return _not_running(status)
     if lock is True:
-        worker = lock_pid if lock_pid is not None else pid
-        if state == STOPPED and pid == lock_pid and current - updated <= STALE_AFTER:
-            # Its final status is written just before it lets go of the lock.
-            return Health(False, False, "the forwarder is not running (it stopped)")
-        describes_it = (
-            status is not None
-            and state != STOPPED
-            and (lock_pid is None or pid == lock_pid)
-            and current - updated <= STALE_AFTER
-        )
-        if not describes_it:
-            since = (
-                f"since {_stamp(updated)}"
-                if status is not None and (lock_pid is None or pid == lock_pid)
-                else "since it started"
-            )
-            return Health(
-                False,
-                True,
-                f"the forwarder runs (pid {worker if worker is not None else '?'}) but its "
-                f"status has not been updated {since} (disk full?)",
-                current=False,
-            )
-        assert status is not None
+        verdict = _with_lock(status, current, lock_pid)
     else:
-        if status is None:
-            return Health(False, False, "the forwarder has never run on this home (no status file)")
-        if state == STOPPED:
-            return Health(False, False, "the forwarder is not running (it stopped)")
-        if not isinstance(pid, int) or not pid_alive(pid):
-            return Health(False, False, f"the forwarder is not running (pid {pid} is gone)")
-        if current - updated > STALE_AFTER:
-            return Health(
-                False, False, f"the forwarder's status is stale ({current - updated:.0f} s old)"
-            )
-    if status.get("condition") == DISK_FULL:
-        full = status.get("disk_full") or {}
+        verdict = _without_lock(status, current)
+    if verdict is not None:
+        return verdict
+    assert status is not None
+    return _running(status, current)
+
+
+def _not_running(status: StatusSnapshot | None) -> Health:
+    if status is None:
+        return Health(False, False, "the forwarder has never run on this home (no status file)")
+    if status.state == STOPPED:
+        return Health(False, False, "the forwarder is not running (it stopped)")
+    return Health(False, False, f"the forwarder is not running (pid {status.pid} is gone)")
+
+
+def _with_lock(
+    status: StatusSnapshot | None, current: float, lock_pid: int | None
+) -> Health | None:
+    """A worker holds the lock: whether the status describes it (None: go on)."""
+    pid = status.pid if status else None
+    updated = status.updated if status else 0.0
+    state = status.state if status else None
+    worker = lock_pid if lock_pid is not None else pid
+    if state == STOPPED and pid == lock_pid and current - updated <= STALE_AFTER:
+        # Its final status is written just before it lets go of the lock.
+        return Health(False, False, "the forwarder is not running (it stopped)")
+    its_own = lock_pid is None or pid == lock_pid
+    if status is not None and state != STOPPED and its_own and current - updated <= STALE_AFTER:
+        return None
+    since = f"since {_stamp(updated)}" if status is not None and its_own else "since it started"
+    return Health(
+        False,
+        True,
+        f"the forwarder runs (pid {worker if worker is not None else '?'}) but its "
+        f"status has not been updated {since} (disk full?)",
+        current=False,
+    )
+
+
+def _without_lock(status: StatusSnapshot | None, current: float) -> Health | None:
+    """The lock cannot be probed: the status says whether a worker runs (None: it does)."""
+    if status is None or status.state == STOPPED:
+        return _not_running(status)
+    if status.pid is None or not pid_alive(status.pid):
+        return _not_running(status)
+    if current - status.updated > STALE_AFTER:
+        return Health(
+            False, False, f"the forwarder's status is stale ({current - status.updated:.0f} s old)"
+        )
+    return None
+
+
+def _running(status: StatusSnapshot, current: float) -> Health:
+    """A running worker's health, from what its status says."""
+    if status.condition == DISK_FULL:
+        path = status.disk_full.path if status.disk_full else "a file"
         return Health(
             False,
             True,
-            f"disk full: {full.get('path', 'a file')} cannot be written; delivering"
-            " what is queued meanwhile",
+            f"disk full: {path} cannot be written; delivering what is queued meanwhile",
         )
-    if status.get("config_problem"):
+    if status.config_problem:
         return Health(False, True, "the configuration is invalid; running on the last good one")
-    if status.get("socket_error"):
-        return Health(False, True, f"the socket input has a problem: {status['socket_error']}")
-    held = status.get("held") or {}
-    if held.get("events"):
-        return Health(False, True, f"{held['events']} events are held (see Held)")
+    if status.socket_error:
+        return Health(False, True, f"the socket input has a problem: {status.socket_error}")
+    if status.held and status.held.events:
+        return Health(False, True, f"{status.held.events} events are held (see Held)")
     blocked = blocked_for(status, current)
     if blocked is not None and blocked[1] > BLOCKED_UNHEALTHY_AFTER:
         return Health(False, True, blocked_reason(*blocked))
-    queue = status.get("queue") or {}
-    if state == CONNECTED:
+    if status.state == CONNECTED:
         return Health(True, True, "connected")
-    if state == NOT_CONFIGURED:
-        if not queue.get("events"):
+    if status.state == NOT_CONFIGURED:
+        if not (status.queue and status.queue.events):
             return Health(True, True, "no server configured and nothing queued")
         return Health(False, True, "no server configured; events are queueing")
-    return Health(False, True, str(state))
+    return Health(False, True, str(status.state))
