@@ -160,32 +160,22 @@ def _relp_step(
     result: Diagnosis, stream: Sender, server: ServerSettings, timeouts: Timeouts
 ) -> Sender | None:
     """Open a RELP session on the connection the earlier steps made (and verified)."""
-    from azs_syslog.transport import relp
+    from azs_syslog.transport import StreamSender, relp
 
-    sock = getattr(stream, "_sock")  # noqa: B009 - the socket of the sender just made here
+    assert isinstance(stream, StreamSender), "RELP runs over a TCP or TLS stream"
     try:
-        offers = relp.open_session(
-            sock,
-            stream.info.server,
+        sender = relp.start_session(
+            stream.sock,
+            stream.info,
             timeouts,
-            tls_record=None,
+            framing=server.framing,
             server_name=server.server_name,
         )
     except TransportError as exc:
         stream.close(timeout=0.5)
         result.steps.append(_failed("relp", exc))
         return None
-    info = relp.RelpConnectionInfo(
-        transport="relp",
-        server=stream.info.server,
-        peer_address=stream.info.peer_address,
-        tls_version=stream.info.tls_version,
-        cipher=stream.info.cipher,
-        server_subject=stream.info.server_subject,
-        server_not_after=stream.info.server_not_after,
-        client_certificate_sent=stream.info.client_certificate_sent,
-        relp_offers=offers,
-    )
+    offers = sender.relp_info.relp_offers
     result.steps.append(
         Step(
             "relp",
@@ -194,7 +184,7 @@ def _relp_step(
             {"offers": dict(offers)},
         )
     )
-    return relp.RelpSender(sock, info, timeouts, framing=server.framing)
+    return sender
 
 
 def _finish(result: Diagnosis, *, relp: bool = False) -> Diagnosis:

@@ -85,6 +85,11 @@ class StreamSender:
             self._chunk = TLS_WRITE_CHUNK
         sock.setblocking(False)
 
+    @property
+    def sock(self) -> socket.socket:
+        """The connected (and verified) socket: ``diagnose`` opens a RELP session on it."""
+        return self._sock
+
     def send(self, wire: bytes | memoryview, lengths: Sequence[int]) -> None:
         """Write all of ``wire``. Waits in the ``IoWatch`` whenever the socket's buffer is full;
         fails when no byte was accepted for the write timeout."""
