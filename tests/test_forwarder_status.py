@@ -388,3 +388,15 @@ def test_a_forwarder_in_its_last_moment_is_stopped_not_stale() -> None:
     final = st.evaluate(fresh(state=st.STOPPED), lock=True, lock_pid=os.getpid())
     assert (final.running, final.current) == (False, True)
     assert "it stopped" in final.reason
+
+
+def test_sigterm_the_moment_the_lock_shows_it_running_exits_0(tmp_path: Path) -> None:
+    """The pid-file lock says "running" before the worker's own handlers are in: a stop
+    signal in that window stops it cleanly (exit 0, the usual last line), it does not kill it."""
+    log = tmp_path / "forwarder.log"
+    with forwarder(log) as proc:
+        deadline = time.monotonic() + 30
+        while st.worker_lock_held() is not True:  # as tight as a supervisor polling the lock
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        stop(proc)
+    assert "forwarder stopped" in log.read_text()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from dataclasses import asdict, replace
@@ -106,12 +107,28 @@ def run(metrics_address: Address | None, as_json: bool) -> None:
 
         metrics = MetricsServer(metrics_address)
         metrics.start()  # first: an address in use is an error before anything else starts
+    # A stop signal that arrives while the worker starts (before its own handlers are in,
+    # but after its pid-file lock shows it running) is kept, not fatal: it stops the worker
+    # as soon as it runs, cleanly.
+    early: list[int] = []
+    started: list[Worker] = []
+
+    def stop_early(signum: int, frame: object) -> None:
+        early.append(signum)
+        for worker in started:
+            worker.request_stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop_early)
     try:
         worker = Worker(log=log)
+        started.append(worker)
         if metrics is not None:
             metrics.attach(worker.last_snapshot)
             log(f"metrics for Prometheus at http://{metrics_address}/metrics")
         log(f"forwarder starting; queue {worker.queue.path}; socket {paths.socket_file()}")
+        if early:
+            worker.request_stop()
         summary = worker.run()
     finally:
         if metrics is not None:
