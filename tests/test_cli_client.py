@@ -294,12 +294,12 @@ def test_output_severity_alone_changes_only_that(good_pfx: Path, azs_home: Path)
     stored = before.client.certificate
     assert stored is not None
     pems = {p: p.read_bytes() for p in (Path(stored.chain_file), Path(stored.key_file))}
-    for given, stored in (("VERBOSE", "Verbose"), ("default", "Default"), ("Verbose", "Verbose")):
+    for given, severity in (("VERBOSE", "Verbose"), ("default", "Default"), ("Verbose", "Verbose")):
         result = run_cli(["set-syslog-client", "--output-severity", given, "--json"])
         assert result.exit_code == 0
-        assert json.loads(result.stdout)["OutputSeverity"] == stored
+        assert json.loads(result.stdout)["OutputSeverity"] == severity
         after = config.load_config()
-        assert after.client.output_severity == stored
+        assert after.client.output_severity == severity
         assert after.client.certificate == before.client.certificate
         assert after.server == before.server
         assert {p: p.read_bytes() for p in pems} == pems

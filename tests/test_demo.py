@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from azs_syslog.events import EVENT_TYPES, parse_event
-from azs_syslog.lab.demo import DemoResult, child_env, demo_events, run_demo
+from azs_syslog.lab.children import child_env
+from azs_syslog.lab.demo import DemoResult, demo_events, run_demo
 from tests.conftest import run_cli, run_cli_process
 
 # Generous: the demo itself says it takes a few seconds, but the suite shares two cores.

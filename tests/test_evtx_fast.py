@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -27,7 +28,8 @@ def record_xml(path: Path) -> list[str]:
     out: list[str] = []
     for _ in range(100_000):  # bounded: the fixtures hold a few thousand
         try:
-            out.append(next(records)["data"])
+            record: Any = next(records)
+            out.append(record["data"])
         except StopIteration:
             return out
         except RuntimeError:

@@ -141,7 +141,7 @@ def check_refusal(
         wanted = st.CONNECTED if case.cause is None else st.BACKING_OFF
         step_until(worker, lambda: worker.state == wanted, 20, f"the state {wanted!r}")
         worker.write_status()
-        status = worker.status().as_json()
+        status: dict[str, Any] = worker.status().as_json()
         assert status["state"] == wanted, status
         if case.cause is None:
             step_until(worker, receiver.lines, 20, "the event at the receiver")

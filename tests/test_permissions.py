@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -178,7 +179,7 @@ def test_a_producer_in_the_service_group_reaches_the_socket(
             assert stream_as(stranger, windows_event(8) + "\n") == "refused 13"
         deadline = time.monotonic() + 10
         while True:
-            status = read_status(home / "state" / "status.json") or {}
+            status: dict[str, Any] = read_status(home / "state" / "status.json") or {}
             if (status.get("counts") or {}).get("accepted") == 1:
                 break
             assert time.monotonic() < deadline, json.dumps(status)

@@ -379,9 +379,9 @@ def escape_value(value: str) -> str:
 
 
 header_text = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), min_size=1
+    st.characters(blacklist_categories=["Cs"], blacklist_characters="\r\n"), min_size=1
 ).filter(lambda s: s.strip() != "")
-value_text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1).filter(
+value_text = st.text(st.characters(blacklist_categories=["Cs"]), min_size=1).filter(
     lambda s: s == s.strip(" ") and s != ""
 )
 

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -376,17 +377,17 @@ def test_refusal_and_serverclose_are_explained_and_exactly_the_unanswered_go_aga
     enqueue(count)
     options = WorkerOptions(socket_input=False, backoff_initial=0.05, backoff_max=0.1)
     worker = Worker(lambda: relp_config(peer.port), options=options)
-    errors: list[dict[str, object]] = []
+    errors: list[dict[str, Any]] = []
     try:
 
         def delivered() -> bool:
-            error = worker.status().as_json()["last_error"]
+            error: Any = worker.status().as_json()["last_error"]
             if error and not errors:
                 errors.append(error)
             return worker.queue.depth().events == 0 and not worker.inflight
 
         run_until(worker, delivered)
-        status = worker.status().as_json()
+        status: dict[str, Any] = worker.status().as_json()
     finally:
         worker.close()
     assert errors, "the refusal was in the status"
@@ -439,7 +440,7 @@ def test_a_peer_that_never_answers_open_backs_the_forwarder_off() -> None:
         )
         try:
             run_until(worker, lambda: worker.state == st.BACKING_OFF)
-            error = worker.status().as_json()["last_error"]
+            error: Any = worker.status().as_json()["last_error"]
         finally:
             worker.close()
     finally:

@@ -49,7 +49,7 @@ def evtx_records(path: Path) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     for _ in range(100_000):  # bounded: the fixtures hold a few thousand
         try:
-            record = next(records)
+            record: Any = next(records)
         except StopIteration:
             return out
         except RuntimeError:

@@ -24,6 +24,7 @@ import pytest
 
 from azs_syslog import paths, transport
 from azs_syslog.config import ClientSettings, Config, ServerSettings
+from azs_syslog.config.vocabulary import OutputSeverity
 from azs_syslog.encode.pipeline import Rendering
 from azs_syslog.encode.render import Renderer, RenderSettings
 from azs_syslog.errors import EventError
@@ -207,7 +208,7 @@ class Source:
         return self.config
 
 
-def tcp_config(port: int, *, udp: bool = False, severity: str = "Verbose") -> Config:
+def tcp_config(port: int, *, udp: bool = False, severity: OutputSeverity = "Verbose") -> Config:
     server = ServerSettings("127.0.0.1", port, no_encryption=True, use_udp=udp)
     return Config(server=server, client=ClientSettings(output_severity=severity))
 
@@ -534,9 +535,10 @@ def test_config_change_reconnects_within_two_seconds_without_loss(sink: Sink) ->
         worker = make_worker(source, confirm_delay=0.3)
         try:
             run_until(worker, lambda: len(sink.ids()) > 0)
+            assert source.config.server is not None
             source.config = replace(
                 source.config, server=replace(source.config.server, server_port=other.port)
-            )  # type: ignore[arg-type]
+            )
             changed = worker.clock()
             run_until(worker, lambda: len(other.ids()) > 0 or worker.queue.depth().events == 0)
             assert worker.clock() - changed < 2  # CONFIG_POLL: within two seconds
