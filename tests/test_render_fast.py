@@ -587,7 +587,7 @@ def test_compiled_time_reading_equals_parse_time() -> None:
 
     from azs_syslog.encode import _speedups
     from azs_syslog.events.common import parse_time
-    from azs_syslog.events.windows import NATIVE_TIME, NATIVE_TYPE
+    from azs_syslog.encode.plan import NATIVE_TIME, NATIVE_TYPE
 
     if not COMPILED:
         pytest.skip("azs_syslog.encode._speedups is not built")

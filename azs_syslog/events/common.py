@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from azs_syslog.errors import EventError
 
@@ -86,6 +86,20 @@ class Event:
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def remember(cache: dict[K, V], key: K, value: V, limit: int = 4096) -> V:
+    """Store ``value`` in ``cache`` and return it; a cache at ``limit`` entries is emptied
+    first (the caches of the hot paths are bounded that way: cheap, and a real producer's
+    working set is far smaller)."""
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 # --- Windows-style levels (SPEC section 5, severity tables) --------------------------------
@@ -193,7 +207,8 @@ _TIME_RE: Final = re.compile(
 )
 _seconds_cache: dict[str, int] = {}
 _utc_ms_cache: dict[str, int] = {}  # "YYYY-MM-DDThh:mm:ss" of a "Z" time -> epoch ms
-_MILLIS: Final = {f"{n:03d}": n for n in range(1000)}
+# "000".."999" -> that number of milliseconds.
+MILLIS: Final = {f"{n:03d}": n for n in range(1000)}
 
 
 def parse_time(value: object, field: str = "time") -> int:
@@ -208,7 +223,7 @@ def parse_time(value: object, field: str = "time") -> int:
         # The common "2026-11-26T10:00:00.123Z", its second seen before: two dict lookups.
         base = _utc_ms_cache.get(value[:19])
         if base is not None:
-            millis = _MILLIS.get(value[20:23])
+            millis = MILLIS.get(value[20:23])
             if millis is not None:
                 return base + millis
     match = _TIME_RE.match(value)
@@ -221,14 +236,9 @@ def parse_time(value: object, field: str = "time") -> int:
     key = value[:19] + (value[-6:] if match.group(9) else "Z")
     seconds = _seconds_cache.get(key)
     if seconds is None:
-        seconds = _epoch_seconds(match, value, field)
-        if len(_seconds_cache) >= 4096:
-            _seconds_cache.clear()
-        _seconds_cache[key] = seconds
+        seconds = remember(_seconds_cache, key, _epoch_seconds(match, value, field))
     if match.group(8):
-        if len(_utc_ms_cache) >= 4096:
-            _utc_ms_cache.clear()
-        _utc_ms_cache[value[:19]] = seconds * 1000
+        remember(_utc_ms_cache, value[:19], seconds * 1000)
     if frac:
         return seconds * 1000 + int((frac + "00")[:3])
     return seconds * 1000
@@ -282,6 +292,21 @@ def check_host(value: object, field: str = "host") -> str:
             f"{value!r} is not a valid syslog host name (it contains a space)", field=field
         )
     return value
+
+
+# Host names that passed check_host (the events of one producer share a few).
+VALID_HOSTS: Final[set[str]] = set()
+
+
+def check_host_cached(value: object) -> str:
+    """``check_host``, remembering the names that pass (at most 1024)."""
+    if type(value) is str and value in VALID_HOSTS:
+        return value
+    host = check_host(value)
+    if len(VALID_HOSTS) >= 1024:
+        VALID_HOSTS.clear()
+    VALID_HOSTS.add(host)
+    return host
 
 
 def sanitize_host(name: str) -> str:
