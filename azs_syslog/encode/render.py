@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from orjson import loads as _orjson_loads
 
@@ -27,6 +27,8 @@ except ImportError:  # built without a C compiler: the pure-Python fused path
 
 from azs_syslog.encode import cef, syslog
 from azs_syslog.encode.plan import (
+    NATIVE_RETURNED,
+    NATIVE_TYPE,
     Fields,
     RenderPlan,
     may_hold_controls,
@@ -54,6 +56,8 @@ if TYPE_CHECKING:
 # parse_time reads it).
 _SECOND_MS: Final = {f"{n:02d}": n * 1000 for n in range(60)}
 _TWO_DIGITS: Final = tuple(f"{n:02d}" for n in range(60))
+K = TypeVar("K")
+V = TypeVar("V")
 
 __all__ = [
     "COMPILED",
@@ -70,6 +74,11 @@ def _not_built(obj: dict[str, Any], plan: object) -> tuple[Any, ...] | None:
     raise RuntimeError("azs_syslog.encode._speedups is not built")
 
 
+def _no_plan() -> object:
+    """A compiled plan no event matches (the size of no object: "type" is not in ``{}``)."""
+    return _speedups.compile_plan(0, len(NATIVE_RETURNED), (("type", NATIVE_TYPE, None, -1, None),))
+
+
 # The compiled half of the fused path, when the package was built with it (setup.py).
 COMPILED: Final = _speedups is not None
 _native_render: Final[Callable[[dict[str, Any], object], tuple[Any, ...] | None]] = (
@@ -82,6 +91,21 @@ DEFAULT_LEVELS: Final = frozenset({1, 2, 3})
 # Bumped whenever the bytes produced for the same settings change, so queued batches rendered
 # by an older release are rendered again.
 ENCODING_VERSION: Final = 1
+
+
+class _Cache(dict[K, V]):
+    """A bounded dict that makes a missing value with ``make`` (at most ``limit`` entries, then
+    emptied): a hit is one lookup, without a test or a call, on the hot path."""
+
+    __slots__ = ("limit", "make")
+
+    def __init__(self, make: Callable[[K], V], limit: int = 4096) -> None:
+        super().__init__()
+        self.make = make
+        self.limit = limit
+
+    def __missing__(self, key: K) -> V:
+        return remember(self, key, self.make(key), self.limit)
 
 
 @dataclass(frozen=True)
@@ -197,15 +221,24 @@ class Renderer:
         self._limit = settings.max_message_size
         self._frame = syslog.framer(settings.framing)
         self._verbose = settings.output_severity == "Verbose"
+        # The Windows levels the OutputSeverity filter forwards.
+        self._levels = frozenset(range(6)) if self._verbose else DEFAULT_LEVELS
         self._names = settings.event_data_names
         # CEF severity -> "<PRI>" (RFC 3164) or "<PRI>1 " (RFC 5424).
         self._pri = tuple(
             f"<{syslog.pri(settings.facility, sev)}>" + ("1 " if self._rfc5424 else "")
             for sev in range(11)
         )
-        self._second = -(1 << 62)  # no real second: the first event always sets _stamp
-        self._stamp = ""
-        self._headers: dict[tuple[str, str, int], str] = {}
+        # The caches of the hot paths, each a dict that makes what it misses (``_Cache``):
+        # second -> its syslog timestamp; minute -> the same but ":ss" (real logs move on by
+        # seconds between events); the CEF headers by (signature, name, severity) and, for the
+        # fused path, by (provider, event id, name, severity); the Name of a Windows event
+        # without task_name/task_category by (provider, task, event id).
+        self._stamps: _Cache[int, str] = _Cache(self._second_stamp)
+        self._minute_stamps: _Cache[int, str] = _Cache(self._minute_stamp)
+        self._headers: _Cache[tuple[str, str, int], str] = _Cache(self._header)
+        self._fast_headers: _Cache[tuple[str, int, str, int], str] = _Cache(self._fast_header)
+        self._task_names: _Cache[tuple[str, int | None, int], str] = _Cache(self._task_name)
         self._keys: tuple[str, ...] = ()
         self._template = ""
         self._plain_template = ""
@@ -213,19 +246,16 @@ class Renderer:
         # CEF headers by (provider, event id, name, severity).
         self._plans: dict[tuple[str, ...], RenderPlan | None] = {}
         self._fast: RenderPlan | None = None  # the last plan used
-        self._native: object = None  # ... and compiled
         if compiled and not COMPILED:
             raise RuntimeError(
                 "azs_syslog.encode._speedups is not built (no C compiler at install)"
             )
         self.compiled = COMPILED if compiled is None else compiled
+        # ... and compiled; at first, one no event matches (so that no test is needed).
+        self._native: object = _no_plan() if self.compiled else None
         # "YYYY-MM-DDThh:mm" of the "...:ss.mmmZ" times seen -> that minute, in ms. Real logs
         # move on by seconds between events: a cache by second would miss for most of them.
         self._minutes: dict[str, int] = {}
-        self._minute_stamps: dict[int, str] = {}  # minute -> its syslog timestamp but ":ss"
-        self._fast_headers: dict[tuple[str, int, str, int], str] = {}
-        # (provider, task, event id) -> the Name of an event without task_name/task_category.
-        self._task_names: dict[tuple[str, int | None, int], str] = {}
 
     # -- the hot path -------------------------------------------------------------------------
 
@@ -241,7 +271,8 @@ class Renderer:
         which gives the same bytes or explains the error; tests/test_render_fast.py holds the
         paths to each other. Written with few attribute loads and calls on purpose: every
         Python-level step costs here (the per-event loop of the encoder, measured by
-        benchmarks/encode.py: hence one function, above the complexity threshold).
+        benchmarks/encode.py); the caches make what they miss (``_Cache``), so a hit costs
+        one lookup.
         """
         if type(line) is not str or line[:1] != "{" or "windows" not in line:
             return self.render_event(parse_event(load_json(line)), accepted_ms)
@@ -253,51 +284,37 @@ class Renderer:
             obj = _orjson_loads(line)
         except ValueError:
             return self._reference(line, accepted_ms)
-        fields: tuple[Any, ...] | None
-        if self.compiled:
-            native = self._native
-            fields = None if native is None else _native_render(obj, native)
-            if fields is None:  # another shape than the last one, or a doubt
-                if self._find_plan(line, obj) is None:
-                    return self._reference(line, accepted_ms)
-                fields = _native_render(obj, self._native)
-        else:
-            fields = self._python_fields(line, obj)
+        fields: tuple[Any, ...] | None = (
+            _native_render(obj, self._native) if self.compiled else self._python_fields(line, obj)
+        )
+        if fields is None and self.compiled:  # another shape than the last one, or a doubt
+            fields = self._native_fields(line, obj)
         if fields is None:
             return self._reference(line, accepted_ms)
         extensions, level, stamp, host, name, provider, event_id, category, task = fields
-        if not name:
-            # windows._name: task_category, else the known name of the task, else its number.
-            name = category or self._task_names.get((provider, task, event_id))
-            if not name:
-                name = self._task_name(provider, task, event_id)
+        # windows._name: task_name, else task_category, else the known name of the task, else
+        # its number.
+        name = name or category or self._task_names[provider, task, event_id]
         try:
             # The compiled path reads "YYYY-MM-DDThh:mm:ss.mmmZ" itself.
             time_ms = stamp if type(stamp) is int else self._time_ms(stamp, accepted_ms)
-            if host is None:
-                host = self.default_host
-            elif host not in VALID_HOSTS:
-                check_host_cached(host)
+            if host not in VALID_HOSTS:  # None among them
+                host = self._host(host)
         except EventError:
             return self._reference(line, accepted_ms)
-        if not self._verbose and level not in DEFAULT_LEVELS:
+        if level not in self._levels:
             self.filtered += 1
             return None
         severity = LEVEL_SEVERITY[level]
-        header_key = (provider, event_id, name, severity)
-        cef_header = self._fast_headers.get(header_key)
-        if cef_header is None:
-            cef_header = self._fast_header(header_key)
-        seconds = time_ms // 1000
-        if seconds != self._second:
-            self._new_second(seconds)
+        cef_header = self._fast_headers[provider, event_id, name, severity]
+        when = self._stamps[time_ms // 1000]
         if self._rfc5424:
             head = (
-                f"{self._pri[severity]}{self._stamp}.{time_ms % 1000:03d}Z {host} "
+                f"{self._pri[severity]}{when}.{time_ms % 1000:03d}Z {host} "
                 f"{syslog.APP_NAME} - windows - {cef_header}rt={time_ms}"
             )
         else:
-            head = f"{self._pri[severity]}{self._stamp} {host} {cef_header}rt={time_ms}"
+            head = f"{self._pri[severity]}{when} {host} {cef_header}rt={time_ms}"
         try:
             message: bytes = head.encode() + extensions
         except UnicodeEncodeError:  # lone surrogates
@@ -324,6 +341,13 @@ class Renderer:
         if utc_ms:
             remember(self._minutes, stamp[:16], time_ms - time_ms % 60000)
         return time_ms
+
+    def _native_fields(self, line: str, obj: dict[str, Any]) -> tuple[Any, ...] | None:
+        """What ``_speedups.render`` returns for an event of another shape than the last one
+        (``None``: no plan, or a doubt)."""
+        if self._find_plan(line, obj) is None:
+            return None
+        return _native_render(obj, self._native)
 
     def _python_fields(self, line: str, obj: dict[str, Any]) -> Fields | None:
         """What ``_speedups.render`` returns, in Python (``RenderPlan.fields``); ``None`` when
@@ -366,30 +390,37 @@ class Renderer:
         self._native = plan.native
         return plan
 
-    def _new_second(self, seconds: int) -> None:
-        """Cache the syslog timestamp of ``seconds`` (once per second of event time; both
-        formats end in ":ss", so the rest is kept by minute)."""
-        self._second = seconds
-        minute, second = divmod(seconds, 60)
-        prefix = self._minute_stamps.get(minute)
-        if prefix is None:
-            stamp = (
-                syslog.rfc5424_seconds(seconds)
-                if self._rfc5424
-                else syslog.rfc3164_timestamp(seconds)
-            )
-            prefix = remember(self._minute_stamps, minute, stamp[:-2])
-        self._stamp = prefix + _TWO_DIGITS[second]
+    def _host(self, host: str | None) -> str:
+        """The HOSTNAME of an event of the fused path: its host (checked), else ours."""
+        return self.default_host if host is None else check_host_cached(host)
 
-    def _task_name(self, provider: str, task: int | None, event_id: int) -> str:
-        """The Name of a Windows event without a task name or category."""
-        name = default_name(provider, 0 if task is None else task, event_id)
-        return remember(self._task_names, (provider, task, event_id), name)
+    def _second_stamp(self, seconds: int) -> str:
+        """The syslog timestamp of ``seconds`` (both formats end in ":ss", so the rest is kept
+        by minute)."""
+        minute, second = divmod(seconds, 60)
+        return self._minute_stamps[minute] + _TWO_DIGITS[second]
+
+    def _minute_stamp(self, minute: int) -> str:
+        """The syslog timestamp of ``minute`` but its ":ss"."""
+        seconds = minute * 60
+        if self._rfc5424:
+            return syslog.rfc5424_seconds(seconds)[:-2]
+        return syslog.rfc3164_timestamp(seconds)[:-2]
+
+    @staticmethod
+    def _task_name(key: tuple[str, int | None, int]) -> str:
+        """The Name of a Windows event without a task name or category (``windows._name``)."""
+        provider, task, event_id = key
+        return default_name(provider, 0 if task is None else task, event_id)
+
+    def _header(self, key: tuple[str, str, int]) -> str:
+        """The CEF header of an event: (signature ID, name, severity)."""
+        return cef.header(self._version, *key)
 
     def _fast_header(self, key: tuple[str, int, str, int]) -> str:
+        """The CEF header of a Windows event: (provider, event id, name, severity)."""
         provider, event_id, name, severity = key
-        cef_header = cef.header(self._version, f"{provider}:{event_id}", name, severity)
-        return remember(self._fast_headers, key, cef_header)
+        return cef.header(self._version, f"{provider}:{event_id}", name, severity)
 
     def render_object(self, obj: dict[str, Any], accepted_ms: int) -> bytes | None:
         """Same as ``render_line`` for an already parsed object."""
@@ -411,23 +442,17 @@ class Renderer:
         time_ms = event.time_ms
         if time_ms is None:
             time_ms = accepted_ms
-        seconds = time_ms // 1000
-        if seconds != self._second:
-            self._new_second(seconds)
+        stamp = self._stamps[time_ms // 1000]
         host = event.host or self.default_host
         severity = event.severity
         if self._rfc5424:
             head = (
-                f"{self._pri[severity]}{self._stamp}.{time_ms % 1000:03d}Z {host} "
+                f"{self._pri[severity]}{stamp}.{time_ms % 1000:03d}Z {host} "
                 f"{syslog.APP_NAME} - {event.type} - "
             )
         else:
-            head = f"{self._pri[severity]}{self._stamp} {host} "
-        header_key = (event.signature_id, event.name, severity)
-        cef_header = self._headers.get(header_key)
-        if cef_header is None:
-            cef_header = cef.header(self._version, event.signature_id, event.name, severity)
-            remember(self._headers, header_key, cef_header)
+            head = f"{self._pri[severity]}{stamp} {host} "
+        cef_header = self._headers[event.signature_id, event.name, severity]
         keys = event.keys
         if keys is not self._keys:  # the same tuple for every event of one shape
             self._keys = keys
