@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
@@ -20,6 +21,7 @@ COMMON_FIELDS: Final = frozenset({"type", "time", "host", "extensions"})
 CEF_KEY_RE: Final = re.compile(r"[A-Za-z0-9_]+\Z")
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class Event:
     """One validated input event, already mapped onto the CEF fields of SPEC section 5.
 
@@ -32,39 +34,15 @@ class Event:
     type (they are always forwarded).
     """
 
-    __slots__ = (
-        "host",
-        "keys",
-        "level",
-        "name",
-        "severity",
-        "signature_id",
-        "time_ms",
-        "type",
-        "values",
-    )
-
-    def __init__(
-        self,
-        type: str,
-        signature_id: str,
-        name: str,
-        severity: int,
-        keys: tuple[str, ...],
-        values: list[str | int],
-        time_ms: int | None = None,
-        host: str | None = None,
-        level: int | None = None,
-    ) -> None:
-        self.type = type
-        self.signature_id = signature_id
-        self.name = name
-        self.severity = severity
-        self.keys = keys
-        self.values = values
-        self.time_ms = time_ms
-        self.host = host
-        self.level = level
+    type: str
+    signature_id: str
+    name: str
+    severity: int
+    keys: tuple[str, ...]
+    values: list[str | int]
+    time_ms: int | None = None
+    host: str | None = None
+    level: int | None = None
 
     @property
     def extensions(self) -> list[tuple[str, str]]:
@@ -90,6 +68,7 @@ class Event:
 
 K = TypeVar("K")
 V = TypeVar("V")
+T = TypeVar("T")
 
 
 def remember(cache: dict[K, V], key: K, value: V, limit: int = 4096) -> V:
@@ -164,11 +143,35 @@ def missing(field: str) -> EventError:
     return EventError("is required but missing", field=field)
 
 
-def unknown_fields(obj: Mapping[str, Any], allowed: frozenset[str], type_name: str) -> None:
-    """Raise naming the first field of ``obj`` that ``allowed`` does not hold."""
+def unknown_fields(
+    obj: Mapping[str, Any], allowed: frozenset[str], type_name: str, event: str | None = None
+) -> None:
+    """Raise naming the first field of ``obj`` that ``allowed`` does not hold (of the type
+    ``type_name``, or of its event ``event``)."""
     for key in obj:
         if key not in allowed:
-            raise EventError(f"unknown field for type {type_name!r}", field=key)
+            what = f"type {type_name!r}" if event is None else f"{type_name} event {event!r}"
+            raise EventError(f"unknown field for {what}", field=key)
+
+
+def named_event(obj: Mapping[str, Any], table: Mapping[str, T], type_name: str) -> tuple[str, T]:
+    """The ``"event"`` of ``obj`` and its entry in ``table``; raises naming the known ones."""
+    name = require_str(obj, "event")
+    entry = table.get(name)
+    if entry is None:
+        raise EventError(
+            f"unknown {type_name} event {name!r} (expected one of {', '.join(table)})",
+            field="event",
+        )
+    return name, entry
+
+
+def add_text(keys: list[str], values: list[str | int], key: str, text: str) -> None:
+    """Append the pair ``key=text``, unless ``text`` is empty (every empty value is left
+    out)."""
+    if text:
+        keys.append(key)
+        values.append(text)
 
 
 def require_str(obj: Mapping[str, Any], field: str) -> str:
@@ -370,12 +373,8 @@ def add_custom_extensions(
                 "field instead",
                 field=field,
             )
-        if value is None:
-            continue
-        text = scalar_text(value, field)
-        if text:
-            keys.append(key)
-            values.append(text)
+        if value is not None:
+            add_text(keys, values, key, scalar_text(value, field))
 
 
 def finish(
