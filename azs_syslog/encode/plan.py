@@ -230,9 +230,15 @@ class RenderPlan:
         # The same checks and pairs for the compiled path: _speedups.compile_plan's arguments.
         self.native_spec = (self.size, len(NATIVE_RETURNED), _native_entries(fields, extra, types))
 
-    def fields(self, line: str, raw: tuple[Any, ...]) -> Fields | None:
-        """What ``_speedups.render`` returns, in Python, for the values ``raw`` (``getter``'s)
-        of JSON text ``line``; ``None`` when in any doubt."""
+    def fields(self, line: str, obj: dict[str, Any]) -> Fields | None:
+        """What ``_speedups.render`` returns, in Python, for ``obj`` parsed from JSON text
+        ``line``; ``None`` when ``obj`` is of another shape or in any doubt."""
+        if len(obj) != self.size:
+            return None
+        try:
+            raw = self.getter(obj)
+        except KeyError:
+            return None
         level = raw[self.level_index]
         if tuple(map(type, raw)) != self.types or raw[self.type_index] != "windows":
             return None
@@ -246,8 +252,26 @@ class RenderPlan:
                 values = tuple(convert_values(values, self.lists, self.keywords_index))
             except EventError:
                 return None
+        keys, template, escape_template = self.keys, self.template, self.escape_template
+        texts: Callable[[tuple[Any, ...]], Any] = self.texts
+        if "" in values:  # left out, as the reference path does
+            keep = tuple(i for i, value in enumerate(values) if value != "")
+            keys, template, escape_template = self._partial(keep)
+            values = tuple(values[i] for i in keep)
+            texts = _strings
+        extensions = template % values
+        if not plain_json(line):
+            # A value holds "=" if the line does, or as \u003d: look in the values written as
+            # text. Without one, escape the whole text at once (keys hold nothing to escape).
+            controls = may_hold_controls(line)
+            if "=" in line or "=" in "".join(texts(values)):
+                extensions = cef.encode_extensions(
+                    keys, escape_template, list(values), controls=controls
+                )
+            else:
+                extensions = cef.escape_extension_text(extensions, controls=controls)
         try:
-            encoded = self._extensions(line, values).encode()
+            encoded = extensions.encode()
         except UnicodeEncodeError:  # lone surrogates
             return None
         return (
@@ -262,30 +286,24 @@ class RenderPlan:
             raw[self.task_index] if self.task_index >= 0 else None,
         )
 
-    def _extensions(self, line: str, values: tuple[Any, ...]) -> str:
-        """The escaped extension pairs of ``values`` (empty ones left out, as the reference
-        path does)."""
-        keys, template, escape_template = self.keys, self.template, self.escape_template
-        texts: Callable[[tuple[Any, ...]], Any] = self.texts
-        if "" in values:
-            keep = tuple(i for i, value in enumerate(values) if value != "")
-            templates = self.partial.get(keep)
-            if templates is None:
-                templates = remember(
-                    self.partial, keep, _partial_templates(keys, template, keep), 256
-                )
-            keys, template, escape_template = templates
-            values = tuple(values[i] for i in keep)
-            texts = _strings
-        extensions = template % values
-        if plain_json(line):
-            return extensions
-        # A value holds "=" if the line does, or as \u003d: look in the values written as
-        # text. Without one, escape the whole text at once (keys hold nothing to escape).
-        controls = may_hold_controls(line)
-        if "=" in line or "=" in "".join(texts(values)):
-            return cef.encode_extensions(keys, escape_template, list(values), controls=controls)
-        return cef.escape_extension_text(extensions, controls=controls)
+    def _partial(self, keep: tuple[int, ...]) -> tuple[tuple[str, ...], str, str]:
+        """The keys, template and escape template of the shape with only the values at
+        ``keep`` written."""
+        templates = self.partial.get(keep)
+        if templates is None:
+            templates = _partial_templates(self.keys, self.template, keep)
+            remember(self.partial, keep, templates, 256)
+        return templates
+
+
+class NoPlan:
+    """The plan before the first one: no event matches it."""
+
+    native: object = None
+
+    @staticmethod
+    def fields(line: str, obj: dict[str, Any]) -> Fields | None:
+        return None
 
 
 def _names_agree(raw: tuple[Any, ...], names_index: int, data_index: int) -> bool:

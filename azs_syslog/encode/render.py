@@ -29,7 +29,7 @@ from azs_syslog.encode import cef, syslog
 from azs_syslog.encode.plan import (
     NATIVE_RETURNED,
     NATIVE_TYPE,
-    Fields,
+    NoPlan,
     RenderPlan,
     may_hold_controls,
     plain_json,
@@ -245,7 +245,7 @@ class Renderer:
         # The fused path of render_line: shape -> plan (None: not covered), the last plan used,
         # CEF headers by (provider, event id, name, severity).
         self._plans: dict[tuple[str, ...], RenderPlan | None] = {}
-        self._fast: RenderPlan | None = None  # the last plan used
+        self._fast: RenderPlan | NoPlan = NoPlan()  # the last plan used
         if compiled and not COMPILED:
             raise RuntimeError(
                 "azs_syslog.encode._speedups is not built (no C compiler at install)"
@@ -285,12 +285,12 @@ class Renderer:
         except ValueError:
             return self._reference(line, accepted_ms)
         fields: tuple[Any, ...] | None = (
-            _native_render(obj, self._native) if self.compiled else self._python_fields(line, obj)
+            _native_render(obj, self._native) if self.compiled else self._fast.fields(line, obj)
         )
-        if fields is None and self.compiled:  # another shape than the last one, or a doubt
-            fields = self._native_fields(line, obj)
-        if fields is None:
-            return self._reference(line, accepted_ms)
+        if fields is None:  # another shape than the last one, or a doubt
+            fields = self._other_shape(line, obj)
+            if fields is None:
+                return self._reference(line, accepted_ms)
         extensions, level, stamp, host, name, provider, event_id, category, task = fields
         # windows._name: task_name, else task_category, else the known name of the task, else
         # its number.
@@ -342,27 +342,13 @@ class Renderer:
             remember(self._minutes, stamp[:16], time_ms - time_ms % 60000)
         return time_ms
 
-    def _native_fields(self, line: str, obj: dict[str, Any]) -> tuple[Any, ...] | None:
-        """What ``_speedups.render`` returns for an event of another shape than the last one
-        (``None``: no plan, or a doubt)."""
-        if self._find_plan(line, obj) is None:
+    def _other_shape(self, line: str, obj: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The fields of an event of another shape than the last one, by its plan (``None``:
+        no plan, or a doubt)."""
+        plan = self._find_plan(line, obj)
+        if plan is None:
             return None
-        return _native_render(obj, self._native)
-
-    def _python_fields(self, line: str, obj: dict[str, Any]) -> Fields | None:
-        """What ``_speedups.render`` returns, in Python (``RenderPlan.fields``); ``None`` when
-        the line is not of a planned shape or in any doubt."""
-        plan = self._fast
-        try:
-            if plan is None or len(obj) != plan.size:
-                raise KeyError
-            raw = plan.getter(obj)
-        except KeyError:  # another shape than the last one
-            plan = self._find_plan(line, obj)
-            if plan is None:
-                return None
-            raw = plan.getter(obj)
-        return plan.fields(line, raw)
+        return _native_render(obj, plan.native) if self.compiled else plan.fields(line, obj)
 
     def _reference(self, line: str, accepted_ms: int) -> bytes | None:
         """The reference path for a line the fused path does not take: parsed by json."""
