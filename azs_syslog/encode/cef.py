@@ -131,17 +131,17 @@ def encode_extensions(
     if text.count("\x00") != len(values):
         escaped = escape_values(values)
         return "".join(f" {key}={value}" for key, value in zip(keys, escaped, strict=True))
-    return _escape_text(text, "=", equals=True, controls=controls)
+    return _escape_text(text, "=", True, controls)
 
 
 def escape_extension_text(text: str, *, controls: bool = True) -> str:
     """Escape `` key1=value1 key2=value2 ...`` as a whole, when no value holds ``=`` (keys hold
     nothing to escape): one scan per character, a pass only for those present. ``controls``:
     as for ``encode_extensions``."""
-    return _escape_text(text, "\ufffd", equals=False, controls=controls)
+    return _escape_text(text, "\ufffd", False, controls)
 
 
-def _escape_text(text: str, nul: str, *, equals: bool, controls: bool) -> str:
+def _escape_text(text: str, nul: str, equals: bool, controls: bool) -> str:
     """Escape ``\\``, ``=`` (``equals``: it is in values only), CR and LF in ``text``, then
     write NUL as ``nul`` and map the other controls (``controls``): one scan per character, a
     pass only for those present."""

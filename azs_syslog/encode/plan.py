@@ -244,7 +244,7 @@ class RenderPlan:
             return None
         if not 0 <= level <= 5 or min(self.uints(raw)) < 0 or not raw[self.provider_index]:
             return None
-        if self.names_check is not None and not _names_agree(raw, *self.names_check):
+        if self.names_check is not None and not _names_agree(raw, self.names_check):
             return None
         values = raw[: self.count]
         if self.lists or self.keywords_index >= 0:
@@ -306,10 +306,11 @@ class NoPlan:
         return None
 
 
-def _names_agree(raw: tuple[Any, ...], names_index: int, data_index: int) -> bool:
-    """event_data_names holds strings only, one per value of event_data."""
-    names = raw[names_index]
-    if len(names) != len(raw[data_index]):
+def _names_agree(raw: tuple[Any, ...], check: tuple[int, int]) -> bool:
+    """event_data_names holds strings only, one per value of event_data (``check``: their
+    positions)."""
+    names = raw[check[0]]
+    if len(names) != len(raw[check[1]]):
         return False
     try:
         "!!".join(names)  # strings only
