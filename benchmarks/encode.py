@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from azs_syslog.encode.plan import RenderPlan
 from azs_syslog.encode.render import COMPILED, Renderer, RenderSettings
 
 EVENT_DATA = [
@@ -154,7 +155,7 @@ def path_counts(settings: RenderSettings, lines: list[str], *, compiled: bool) -
     counts = {"lookups": 0, "reference": 0}
     find_plan, reference = renderer._find_plan, renderer._reference
 
-    def counted_find(line: str, obj: dict[str, Any]) -> tuple[Any, ...] | None:
+    def counted_find(line: str, obj: dict[str, Any]) -> RenderPlan | None:
         counts["lookups"] += 1
         return find_plan(line, obj)
 

@@ -24,38 +24,33 @@ PRI = {10: 82, 9: 82, 8: 83, 7: 83, 5: 84, 4: 84, 6: 84, 2: 86, 1: 86, 3: 86, 0:
 WHO = "AZURESTACK\\CloudAdmin"  # the backslash is escaped in the message
 WHO_ESCAPED = "AZURESTACK\\\\CloudAdmin"
 
-PEP_ROWS = [
-    ("PrivilegedEndpointAccessed", 1000, "PrivilegedEndpointAccessedEvent", 5),
-    ("SupportSessionTokenRequested", 1001, "SupportSessionTokenRequestedEvent", 5),
-    (
-        "SupportSessionDevelopmentTokenRequested",
-        1002,
-        "SupportSessionDevelopmentTokenRequestedEvent",
-        5,
-    ),
-    ("SupportSessionUnlocked", 1003, "SupportSessionUnlockedEvent", 10),
-    ("SupportSessionFailedToUnlock", 1004, "SupportSessionFailedToUnlockEvent", 10),
-    ("PrivilegedEndpointClosed", 1005, "PrivilegedEndpointClosedEvent", 5),
-    ("NewCloudAdminUser", 1006, "NewCloudAdminUserEvent", 10),
-    ("RemoveCloudAdminUser", 1007, "RemoveCloudAdminUserEvent", 10),
-    ("SetCloudAdminUserPassword", 1008, "SetCloudAdminUserPasswordEvent", 5),
-    ("GetCloudAdminPasswordRecoveryToken", 1009, "GetCloudAdminPasswordRecoveryTokenEvent", 10),
-    ("ResetCloudAdminPassword", 1010, "ResetCloudAdminPasswordEvent", 10),
-    ("PrivilegedEndpointSessionTimedOut", 1017, "PrivilegedEndpointSessionTimedOutEvent", 5),
+# type, event, event id, task name, default severity: the PEP and REP tables of the source.
+ENDPOINT_TABLE = """
+pep PrivilegedEndpointAccessed 1000 PrivilegedEndpointAccessedEvent 5
+pep SupportSessionTokenRequested 1001 SupportSessionTokenRequestedEvent 5
+pep SupportSessionDevelopmentTokenRequested 1002 SupportSessionDevelopmentTokenRequestedEvent 5
+pep SupportSessionUnlocked 1003 SupportSessionUnlockedEvent 10
+pep SupportSessionFailedToUnlock 1004 SupportSessionFailedToUnlockEvent 10
+pep PrivilegedEndpointClosed 1005 PrivilegedEndpointClosedEvent 5
+pep NewCloudAdminUser 1006 NewCloudAdminUserEvent 10
+pep RemoveCloudAdminUser 1007 RemoveCloudAdminUserEvent 10
+pep SetCloudAdminUserPassword 1008 SetCloudAdminUserPasswordEvent 5
+pep GetCloudAdminPasswordRecoveryToken 1009 GetCloudAdminPasswordRecoveryTokenEvent 10
+pep ResetCloudAdminPassword 1010 ResetCloudAdminPasswordEvent 10
+pep PrivilegedEndpointSessionTimedOut 1017 PrivilegedEndpointSessionTimedOutEvent 5
+rep RecoveryEndpointAccessed 1011 RecoveryEndpointAccessedEvent 5
+rep RecoverySessionTokenRequested 1012 RecoverySessionTokenRequestedEvent 5
+rep RecoverySessionDevelopmentTokenRequested 1013 RecoverySessionDevelopmentTokenRequestedEvent 5
+rep RecoverySessionUnlocked 1014 RecoverySessionUnlockedEvent 10
+rep RecoverySessionFailedToUnlock 1015 RecoverySessionFailedToUnlockEvent 10
+rep RecoveryEndpointClosed 1016 RecoveryEndpointClosedEvent 5
+"""
+ENDPOINT_ROWS = [
+    (kind, event, int(event_id), task, int(severity))
+    for kind, event, event_id, task, severity in map(str.split, ENDPOINT_TABLE.split("\n")[1:-1])
 ]
-REP_ROWS = [
-    ("RecoveryEndpointAccessed", 1011, "RecoveryEndpointAccessedEvent", 5),
-    ("RecoverySessionTokenRequested", 1012, "RecoverySessionTokenRequestedEvent", 5),
-    (
-        "RecoverySessionDevelopmentTokenRequested",
-        1013,
-        "RecoverySessionDevelopmentTokenRequestedEvent",
-        5,
-    ),
-    ("RecoverySessionUnlocked", 1014, "RecoverySessionUnlockedEvent", 10),
-    ("RecoverySessionFailedToUnlock", 1015, "RecoverySessionFailedToUnlockEvent", 10),
-    ("RecoveryEndpointClosed", 1016, "RecoveryEndpointClosedEvent", 5),
-]
+PEP_ROWS = [row[1:] for row in ENDPOINT_ROWS if row[0] == "pep"]
+REP_ROWS = [row[1:] for row in ENDPOINT_ROWS if row[0] == "rep"]
 WAC_ROWS = [
     ("WACServiceStartFailedEvent", 8),
     ("WACConnectedUserNotRetrievedEvent", 2),
@@ -72,34 +67,29 @@ WAC_ROWS = [
     ("WACEnableFlagIsFalseEvent", 2),
     ("WACServiceStartedEvent", 2),
 ]
+
+
+def cef_header(version: str, *fields: str) -> list[str]:
+    """The decoded header fields of a message: ours, then ``fields`` (ID, Name, Severity)."""
+    return [version, "Microsoft", "Microsoft Azure Stack Hub", "1.0", *fields]
+
+
+ACTIVITY = "C8F40D7C-3764-423B-A4FA-C994442238AF"
+DESCRIPTION = "The Group Policy settings for the user were processed successfully."
+PROVIDER_GUID = "AEA1B4FA-97D1-45F2-A64C-4D69FFFD92C9"
 # (JSON field, JSON value, CEF key, value in the message), SPEC's Windows table in order.
 MAS_ROWS: list[tuple[str, Any, str, str]] = [
     ("channel", "System", "MasChannel", "System"),
     ("computer", "test.azurestack.contoso.com", "MasComputer", "test.azurestack.contoso.com"),
-    (
-        "correlation_activity_id",
-        "C8F40D7C-3764-423B-A4FA-C994442238AF",
-        "MasCorrelationActivityID",
-        "C8F40D7C-3764-423B-A4FA-C994442238AF",
-    ),
-    (
-        "correlation_related_activity_id",
-        "C8F40D7C-3764-423B-A4FA-C994442238AF",
-        "MasCorrelationRelatedActivityID",
-        "C8F40D7C-3764-423B-A4FA-C994442238AF",
-    ),
+    ("correlation_activity_id", ACTIVITY, "MasCorrelationActivityID", ACTIVITY),
+    ("correlation_related_activity_id", ACTIVITY, "MasCorrelationRelatedActivityID", ACTIVITY),
     (
         "event_data",
         ["svchost", "4132,G,0", "", "EseDiskFlushConsistency", "ESENT", "0x800000"],
         "MasEventData",
         "svchost!!4132,G,0!!!!EseDiskFlushConsistency!!ESENT!!0x800000",
     ),
-    (
-        "event_description",
-        "The Group Policy settings for the user were processed successfully.",
-        "MasEventDescription",
-        "The Group Policy settings for the user were processed successfully.",
-    ),
+    ("event_description", DESCRIPTION, "MasEventDescription", DESCRIPTION),
     ("event_id", 1501, "MasEventID", "1501"),
     ("event_record_id", 26637, "MasEventRecordID", "26637"),
     ("execution_process_id", 29380, "MasExecutionProcessID", "29380"),
@@ -110,12 +100,7 @@ MAS_ROWS: list[tuple[str, Any, str, str]] = [
     ("opcode", 1, "MasOpcode", "1"),
     ("opcode_name", "info", "MasOpcodeName", "info"),
     ("provider_event_source_name", "GroupPolicy", "MasProviderEventSourceName", "GroupPolicy"),
-    (
-        "provider_guid",
-        "AEA1B4FA-97D1-45F2-A64C-4D69FFFD92C9",
-        "MasProviderGuid",
-        "AEA1B4FA-97D1-45F2-A64C-4D69FFFD92C9",
-    ),
+    ("provider_guid", PROVIDER_GUID, "MasProviderGuid", PROVIDER_GUID),
     (
         "provider_name",
         "Microsoft-Windows-GroupPolicy",
@@ -593,13 +578,7 @@ def test_every_spec_event_decodes_to_the_documented_fields(
                 render(event, message_format=message_format, cef_version=version).encode()
             )
             assert decoded.host == HOST
-            assert decoded.cef.header == [
-                version,
-                "Microsoft",
-                "Microsoft Azure Stack Hub",
-                "1.0",
-                *header,
-            ]
+            assert decoded.cef.header == cef_header(version, *header)
             assert decoded.cef.extensions == [("rt", "1795687200123"), *extensions]
             assert decoded.pri == PRI[int(header[2])]
             if message_format == "rfc5424":

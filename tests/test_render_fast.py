@@ -228,6 +228,17 @@ def test_fused_path_is_taken_and_shapes_alternate(compiled: bool) -> None:
     assert len(renderer._plans) == 3  # b and c have the same fields: either plan serves both
 
 
+# The fields the edge-value tests start from (each adds its own).
+EDGE_BASE: dict[str, Any] = {
+    "type": "windows",
+    "provider_name": "P",
+    "event_id": 4688,
+    "level": 4,
+    "channel": "Security",
+    "event_data": ["a", "b"],
+}
+
+
 @pytest.mark.parametrize(
     "change",
     [
@@ -254,12 +265,7 @@ def test_fused_path_is_taken_and_shapes_alternate(compiled: bool) -> None:
 @PATHS
 def test_fused_path_edge_values(compiled: bool, change: dict[str, Any], severity: str) -> None:
     base = {
-        "type": "windows",
-        "provider_name": "P",
-        "event_id": 4688,
-        "level": 4,
-        "channel": "Security",
-        "event_data": ["a", "b"],
+        **EDGE_BASE,
         "event_record_id": 7,
         "task_name": "T",
         "task": 3,
@@ -404,12 +410,7 @@ def test_fused_path_large_and_odd_values(compiled: bool, change: dict[str, Any])
     """Values that take the compiled path's rarer branches: a growing buffer, escapes in
     multibyte text, 64-bit edges, lists with empty items."""
     base = {
-        "type": "windows",
-        "provider_name": "P",
-        "event_id": 4688,
-        "level": 4,
-        "channel": "Security",
-        "event_data": ["a", "b"],
+        **EDGE_BASE,
         "user_data": ["u"],
         "keywords": 5,
         "event_record_id": 7,
@@ -588,8 +589,8 @@ def test_compiled_time_reading_equals_parse_time() -> None:
     import random
 
     from azs_syslog.encode import _speedups
+    from azs_syslog.encode.plan import NATIVE_TIME, NATIVE_TYPE
     from azs_syslog.events.common import parse_time
-    from azs_syslog.events.windows import NATIVE_TIME, NATIVE_TYPE
 
     if not COMPILED:
         pytest.skip("azs_syslog.encode._speedups is not built")

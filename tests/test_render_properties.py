@@ -13,7 +13,7 @@ from azs_syslog.encode.render import Renderer, RenderSettings
 from azs_syslog.events.windows import parse_windows, parse_windows_checked
 from tests.cef_decoder import decode_syslog, header_decoded, unframe_octet_counted, value_decoded
 from tests.test_cef_escaping import EVERY_STRING_FIELD
-from tests.test_cef_golden import MAS_ROWS
+from tests.test_cef_golden import MAS_ROWS, cef_header
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # Arbitrary Unicode, and text dense in control characters (docs/cef-mapping.md).
@@ -131,15 +131,12 @@ def test_alert_fields_round_trip(
     check_message(message, 65536)
     decoded = decode_syslog(message)
     assert decoded.host == host
-    assert decoded.cef.header == [
+    assert decoded.cef.header == cef_header(
         version,
-        "Microsoft",
-        "Microsoft Azure Stack Hub",
-        "1.0",
         "Microsoft Azure Stack Hub Alert Creation : " + header_text(fault_type_id),
         header_text(fault_type_id) + " : " + header_text(alert_id),
         "10",
-    ]
+    )
     parts = []
     if title:
         parts.append(f"TITLE: {title}")

@@ -22,7 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Keep in step with windows.py (NATIVE_*). A value the reference path leaves out (an empty
+/* Keep in step with encode/plan.py (NATIVE_*). A value the reference path leaves out (an empty
  * string, an array that joins to nothing) is left out here too: its pair is not written. */
 enum {
     K_STR = 0,      /* a string, written (left out when empty) */
@@ -342,7 +342,7 @@ sign_of(PyObject *value)
 
 /* -- render ---------------------------------------------------------------------------------- */
 
-/* One item of a K_LIST array, as the reference path joins it (windows._join_list). */
+/* One item of a K_LIST array, as the reference path joins it (windows.join_list). */
 static int
 put_item(Buffer *buf, PyObject *item)
 {

@@ -124,36 +124,36 @@ def encode_extensions(
     hold none of them, so escaping the whole text escapes exactly the values), and the NULs
     then become ``=``. A value holding NUL itself takes the slow path, one value at a time.
     ``controls=False``: the caller knows no value holds a control character other than CR, LF
-    and NUL (see ``render.may_hold_controls``), so none is looked for.
+    and NUL (see ``plan.may_hold_controls``), so none is looked for.
     """
     text = template % tuple(values)
     if text.count("\x00") != len(values):
         escaped = escape_values(values)
         return "".join(f" {key}={value}" for key, value in zip(keys, escaped, strict=True))
-    if "\\" in text:
-        text = text.replace("\\", "\\\\")
-    if "=" in text:
-        text = text.replace("=", "\\=")
-    if "\r" in text:
-        text = text.replace("\r", "\\r")
-    if "\n" in text:
-        text = text.replace("\n", "\\n")
-    text = text.replace("\x00", "=")
-    return _map_controls(text) if controls else text
+    return _escape_text(text, "=", True, controls)
 
 
 def escape_extension_text(text: str, *, controls: bool = True) -> str:
     """Escape `` key1=value1 key2=value2 ...`` as a whole, when no value holds ``=`` (keys hold
     nothing to escape): one scan per character, a pass only for those present. ``controls``:
     as for ``encode_extensions``."""
+    return _escape_text(text, "\ufffd", False, controls)
+
+
+def _escape_text(text: str, nul: str, equals: bool, controls: bool) -> str:
+    """Escape ``\\``, ``=`` (``equals``: it is in values only), CR and LF in ``text``, then
+    write NUL as ``nul`` and map the other controls (``controls``): one scan per character, a
+    pass only for those present."""
     if "\\" in text:
         text = text.replace("\\", "\\\\")
+    if equals and "=" in text:
+        text = text.replace("=", "\\=")
     if "\r" in text:
         text = text.replace("\r", "\\r")
     if "\n" in text:
         text = text.replace("\n", "\\n")
     if "\x00" in text:
-        text = text.replace("\x00", "\ufffd")
+        text = text.replace("\x00", nul)
     return _map_controls(text) if controls else text
 
 

@@ -14,10 +14,9 @@ path, docs/performance.md "Encoding").
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from orjson import loads as _orjson_loads
 
@@ -29,67 +28,57 @@ except ImportError:  # built without a C compiler: the pure-Python fused path
     _speedups = None  # type: ignore[assignment]
 
 from azs_syslog.encode import cef, syslog
+from azs_syslog.encode.plan import (
+    NATIVE_RETURNED,
+    NATIVE_TYPE,
+    NoPlan,
+    RenderPlan,
+    may_hold_controls,
+    plain_json,
+    render_plan,
+)
 from azs_syslog.errors import ConfigError, EventError
 from azs_syslog.events import Event, load_json, parse_event
 from azs_syslog.events.common import (
-    _MILLIS,
     LEVEL_SEVERITY,
-    check_host,
+    MILLIS,
+    VALID_HOSTS,
+    check_host_cached,
     parse_time,
+    remember,
     sanitize_host,
 )
-from azs_syslog.events.windows import (
-    CONVERT_KEYWORDS,
-    CONVERT_USER_DATA,
-    NAMES_KEY,
-    USER_DATA_SUFFIX,
-    RenderPlan,
-    _valid_hosts,
-    render_plan,
-)
-from azs_syslog.events.windows import _join_list as windows_join_list
-from azs_syslog.events.windows_tasks import known_task_name
+from azs_syslog.events.windows import NAMES_KEY, default_name
 
 if TYPE_CHECKING:
     from azs_syslog.config import Config
 
 
-# Controls a JSON text may hold unescaped (JSON escapes only U+0000-U+001F): DEL, C1, U+2028,
-# U+2029. A line holding one takes the escaping path (cef.py maps them).
-_RAW_CONTROLS: Final = re.compile("[\x7f-\x9f\u2028\u2029]")
-# JSON escapes that write no control character but CR and LF (an escaped backslash aside).
-_HARMLESS_ESCAPES: Final = frozenset(('"', "/", "n", "r"))
 # "00".."59" -> the milliseconds of that second of a minute (a leap second "60" is not here:
 # parse_time reads it).
 _SECOND_MS: Final = {f"{n:02d}": n * 1000 for n in range(60)}
 _TWO_DIGITS: Final = tuple(f"{n:02d}" for n in range(60))
+K = TypeVar("K")
+V = TypeVar("V")
 
-
-def may_hold_controls(line: str) -> bool:
-    """Whether the values of JSON text ``line`` may hold a control character other than CR,
-    LF and NUL (docs/cef-mapping.md): JSON writes those as escapes other than ``\\\\``,
-    ``\\"``, ``\\/``, ``\\n`` and ``\\r`` (``\\t``, ``\\u001b`` ...), or holds them raw (DEL, C1,
-    U+2028, U+2029). Cheap where the exact check on the values is not: one split at the
-    backslashes (Windows paths hold a few), then a look at the character after each escape.
-    A false positive (``\\u00e9``) only costs the exact check."""
-    if "\x7f" in line or (not line.isascii() and _RAW_CONTROLS.search(line) is not None):
-        return True
-    pieces = line.split("\\")
-    count = len(pieces)
-    index = 1
-    while index < count:
-        piece = pieces[index]
-        if not piece:  # an escaped backslash: the piece after its second half is plain text
-            index += 2
-            continue
-        if piece[0] not in _HARMLESS_ESCAPES:
-            return True
-        index += 1
-    return False
+__all__ = [
+    "COMPILED",
+    "DEFAULT_LEVELS",
+    "ENCODING_VERSION",
+    "OUTPUT_SEVERITIES",
+    "RenderSettings",
+    "Renderer",
+    "may_hold_controls",
+]
 
 
 def _not_built(obj: dict[str, Any], plan: object) -> tuple[Any, ...] | None:
     raise RuntimeError("azs_syslog.encode._speedups is not built")
+
+
+def _no_plan() -> object:
+    """A compiled plan no event matches (the size of no object: "type" is not in ``{}``)."""
+    return _speedups.compile_plan(0, len(NATIVE_RETURNED), (("type", NATIVE_TYPE, None, -1, None),))
 
 
 # The compiled half of the fused path, when the package was built with it (setup.py).
@@ -103,6 +92,21 @@ DEFAULT_LEVELS: Final = frozenset({1, 2, 3})
 # Bumped whenever the bytes produced for the same settings change, so queued batches rendered
 # by an older release are rendered again.
 ENCODING_VERSION: Final = 1
+
+
+class _Cache(dict[K, V]):
+    """A bounded dict that makes a missing value with ``make`` (at most ``limit`` entries, then
+    emptied): a hit is one lookup, without a test or a call, on the hot path."""
+
+    __slots__ = ("limit", "make")
+
+    def __init__(self, make: Callable[[K], V], limit: int = 4096) -> None:
+        super().__init__()
+        self.make = make
+        self.limit = limit
+
+    def __missing__(self, key: K) -> V:
+        return remember(self, key, self.make(key), self.limit)
 
 
 @dataclass(frozen=True)
@@ -216,37 +220,43 @@ class Renderer:
         self._rfc5424 = settings.message_format == "rfc5424"
         self._version = settings.cef_version
         self._limit = settings.max_message_size
-        self._framing = settings.framing
+        self._frame = syslog.framer(settings.framing)
         self._verbose = settings.output_severity == "Verbose"
+        # The Windows levels the OutputSeverity filter forwards.
+        self._levels = frozenset(range(6)) if self._verbose else DEFAULT_LEVELS
         self._names = settings.event_data_names
         # CEF severity -> "<PRI>" (RFC 3164) or "<PRI>1 " (RFC 5424).
         self._pri = tuple(
             f"<{syslog.pri(settings.facility, sev)}>" + ("1 " if self._rfc5424 else "")
             for sev in range(11)
         )
-        self._second = -(1 << 62)  # no real second: the first event always sets _stamp
-        self._stamp = ""
-        self._headers: dict[tuple[str, str, int], str] = {}
+        # The caches of the hot paths, each a dict that makes what it misses (``_Cache``):
+        # second -> its syslog timestamp; minute -> the same but ":ss" (real logs move on by
+        # seconds between events); the CEF headers by (signature, name, severity) and, for the
+        # fused path, by (provider, event id, name, severity); the Name of a Windows event
+        # without task_name/task_category by (provider, task, event id).
+        self._stamps: _Cache[int, str] = _Cache(self._second_stamp)
+        self._minute_stamps: _Cache[int, str] = _Cache(self._minute_stamp)
+        self._headers: _Cache[tuple[str, str, int], str] = _Cache(self._header)
+        self._fast_headers: _Cache[tuple[str, int, str, int], str] = _Cache(self._fast_header)
+        self._task_names: _Cache[tuple[str, int | None, int], str] = _Cache(self._task_name)
         self._keys: tuple[str, ...] = ()
         self._template = ""
         self._plain_template = ""
         # The fused path of render_line: shape -> plan (None: not covered), the last plan used,
         # CEF headers by (provider, event id, name, severity).
         self._plans: dict[tuple[str, ...], RenderPlan | None] = {}
-        self._fast: tuple[Any, ...] | None = None  # the last plan used, unpacked
-        self._native: object = None  # ... and compiled
+        self._fast: RenderPlan | NoPlan = NoPlan()  # the last plan used
         if compiled and not COMPILED:
             raise RuntimeError(
                 "azs_syslog.encode._speedups is not built (no C compiler at install)"
             )
         self.compiled = COMPILED if compiled is None else compiled
+        # ... and compiled; at first, one no event matches (so that no test is needed).
+        self._native: object = _no_plan() if self.compiled else None
         # "YYYY-MM-DDThh:mm" of the "...:ss.mmmZ" times seen -> that minute, in ms. Real logs
         # move on by seconds between events: a cache by second would miss for most of them.
         self._minutes: dict[str, int] = {}
-        self._minute_stamps: dict[int, str] = {}  # minute -> its syslog timestamp but ":ss"
-        self._fast_headers: dict[tuple[str, int, str, int], str] = {}
-        # (provider, task, event id) -> the Name of an event without task_name/task_category.
-        self._task_names: dict[tuple[str, int | None, int], str] = {}
 
     # -- the hot path -------------------------------------------------------------------------
 
@@ -254,14 +264,16 @@ class Renderer:
         """One JSON object (text) -> the framed syslog message, or ``None`` when the
         OutputSeverity filter drops it. Raises ``EventError`` naming the field.
 
-        Windows events of a shape seen before take a fused path (``windows.RenderPlan``): the
+        Windows events of a shape seen before take a fused path (``plan.RenderPlan``): the
         line parsed by orjson, no ``Event``, every check of ``parse_windows`` and the escaped
         extension pairs in one call of the compiled ``_speedups.render`` or, without it, in a
-        few C-level operations (``_python_fields``). Any doubt sends the event down the
+        few C-level operations (``RenderPlan.fields``). Any doubt sends the event down the
         reference path (``parse_event`` + ``render_event`` on the line as json parses it),
         which gives the same bytes or explains the error; tests/test_render_fast.py holds the
-        paths to each other. Written with few attribute loads on purpose: every Python-level
-        step costs here.
+        paths to each other. Written with few attribute loads and calls on purpose: every
+        Python-level step costs here (the per-event loop of the encoder, measured by
+        benchmarks/encode.py); the caches make what they miss (``_Cache``), so a hit costs
+        one lookup.
         """
         if type(line) is not str or line[:1] != "{" or "windows" not in line:
             return self.render_event(parse_event(load_json(line)), accepted_ms)
@@ -273,270 +285,129 @@ class Renderer:
             obj = _orjson_loads(line)
         except ValueError:
             return self._reference(line, accepted_ms)
-        fields: tuple[Any, ...] | None
-        if self.compiled:
-            native = self._native
-            fields = None if native is None else _native_render(obj, native)
-            if fields is None:  # another shape than the last one, or a doubt
-                if self._find_plan(line, obj) is None:
-                    return self._reference(line, accepted_ms)
-                fields = _native_render(obj, self._native)
-        else:
-            fields = self._python_fields(line, obj)
-        if fields is None:
-            return self._reference(line, accepted_ms)
+        fields: tuple[Any, ...] | None = (
+            _native_render(obj, self._native) if self.compiled else self._fast.fields(line, obj)
+        )
+        if fields is None:  # another shape than the last one, or a doubt
+            fields = self._other_shape(line, obj)
+            if fields is None:
+                return self._reference(line, accepted_ms)
         extensions, level, stamp, host, name, provider, event_id, category, task = fields
-        if not name:
-            # windows._name: task_category, else the known name of the task, else its number.
-            name = category or self._task_names.get((provider, task, event_id))
-            if not name:
-                name = self._task_name(provider, task, event_id)
+        # windows._name: task_name, else task_category, else the known name of the task, else
+        # its number.
+        name = name or category or self._task_names[provider, task, event_id]
         try:
-            if type(stamp) is int:  # the compiled path read "YYYY-MM-DDThh:mm:ss.mmmZ"
-                time_ms = stamp
-            elif stamp is not None:
-                # "YYYY-MM-DDThh:mm:ss.mmmZ" in a minute seen before: no parse at all.
-                base = self._minutes.get(stamp[:16])
-                if (
-                    base is not None
-                    and len(stamp) == 24
-                    and stamp[16] == ":"
-                    and stamp[19::4] == ".Z"
-                    and (second := _SECOND_MS.get(stamp[17:19])) is not None
-                    and (millis := _MILLIS.get(stamp[20:23])) is not None
-                ):
-                    time_ms = base + second + millis
-                else:
-                    time_ms = parse_time(stamp)
-                    if len(stamp) == 24 and stamp[16] == ":" and stamp[19::4] == ".Z":
-                        if len(self._minutes) >= 4096:
-                            self._minutes.clear()
-                        self._minutes[stamp[:16]] = time_ms - time_ms % 60000
-            else:
-                time_ms = accepted_ms
-            if host is not None:
-                if host not in _valid_hosts:
-                    check_host(host)
-                    if len(_valid_hosts) >= 1024:
-                        _valid_hosts.clear()
-                    _valid_hosts.add(host)
-            else:
-                host = self.default_host
+            # The compiled path reads "YYYY-MM-DDThh:mm:ss.mmmZ" itself.
+            time_ms = stamp if type(stamp) is int else self._time_ms(stamp, accepted_ms)
+            if host not in VALID_HOSTS:  # None among them
+                host = self._host(host)
         except EventError:
             return self._reference(line, accepted_ms)
-        if not self._verbose and level not in DEFAULT_LEVELS:
+        if level not in self._levels:
             self.filtered += 1
             return None
         severity = LEVEL_SEVERITY[level]
-        header_key = (provider, event_id, name, severity)
-        cef_header = self._fast_headers.get(header_key)
-        if cef_header is None:
-            cef_header = self._fast_header(header_key)
-        seconds = time_ms // 1000
-        if seconds != self._second:
-            self._new_second(seconds)
+        cef_header = self._fast_headers[provider, event_id, name, severity]
+        when = self._stamps[time_ms // 1000]
         if self._rfc5424:
             head = (
-                f"{self._pri[severity]}{self._stamp}.{time_ms % 1000:03d}Z {host} "
+                f"{self._pri[severity]}{when}.{time_ms % 1000:03d}Z {host} "
                 f"{syslog.APP_NAME} - windows - {cef_header}rt={time_ms}"
             )
         else:
-            head = f"{self._pri[severity]}{self._stamp} {host} {cef_header}rt={time_ms}"
+            head = f"{self._pri[severity]}{when} {host} {cef_header}rt={time_ms}"
         try:
             message: bytes = head.encode() + extensions
         except UnicodeEncodeError:  # lone surrogates
             return self._reference(line, accepted_ms)
         if len(message) > self._limit:
             return self._reference(line, accepted_ms)
-        framing = self._framing
-        if framing == "octet-counting":
-            return b"%d %b" % (len(message), message)
-        if framing == "lf":
-            return message + b"\n"
-        return message
+        return self._frame(message)
 
-    def _python_fields(self, line: str, obj: dict[str, Any]) -> tuple[Any, ...] | None:
-        """What ``_speedups.render`` returns, in Python: the extension pairs (UTF-8), the
-        level, time, host, task name, provider, event id, task category and task (None when
-        absent); ``None`` when the line is not of a planned shape or in any doubt."""
-        fast = self._fast
-        try:
-            if fast is None or len(obj) != fast[0]:
-                raise KeyError
-            raw = fast[1](obj)
-        except KeyError:  # another shape than the last one
-            fast = self._find_plan(line, obj)
-            if fast is None:
-                return None
-            raw = fast[1](obj)
-        (
-            _,
-            _,
-            types,
-            type_index,
-            uints,
-            count,
-            level_index,
-            converts,
-            name_index,
-            time_index,
-            host_index,
-            provider_index,
-            event_id_index,
-            keys,
-            template,
-            escape_template,
-            texts,
-            category_index,
-            task_index,
-            names_check,
-            partial,
-        ) = fast
-        level = raw[level_index]
-        if tuple(map(type, raw)) != types or raw[type_index] != "windows" or not 0 <= level <= 5:
-            return None
-        if min(uints(raw)) < 0 or not raw[provider_index]:
-            return None
-        if names_check is not None:
-            names = raw[names_check[0]]
-            if len(names) != len(raw[names_check[1]]):
-                return None
-            try:
-                "!!".join(names)  # strings only
-            except TypeError:
-                return None
-        if converts:
-            converted = list(raw[:count])
-            for index, action in converts:
-                value = converted[index]
-                if action == CONVERT_KEYWORDS:
-                    converted[index] = f"0x{value & 0xFFFFFFFFFFFFFFFF:016X}"
-                    continue
-                try:
-                    text = "!!".join(value)
-                except TypeError:  # integers, booleans or nulls among the strings
-                    try:
-                        text = windows_join_list("event_data", value)
-                    except EventError:
-                        return None
-                converted[index] = text + USER_DATA_SUFFIX if action == CONVERT_USER_DATA else text
-            values = tuple(converted)
-        else:
-            values = raw[:count]
-        if "" in values:  # the reference path leaves empty values out
-            keep = tuple(i for i, value in enumerate(values) if value != "")
-            templates = partial.get(keep)
-            if templates is None:
-                templates = _partial_templates(keys, template, keep)
-                if len(partial) >= 256:
-                    partial.clear()
-                partial[keep] = templates
-            keys, template, escape_template = templates
-            values = tuple(values[i] for i in keep)
-            texts = _strings
-        extensions = template % values
-        # Values can hold a character to escape (\\ = and the controls) only if the JSON text
-        # holds a backslash (JSON writes C0 controls as escapes), "=", or a control JSON may
-        # hold raw (DEL, C1, U+2028, U+2029): most lines hold none of them.
+    def _time_ms(self, stamp: str | None, accepted_ms: int) -> int:
+        """The event time of the fused path: ``stamp`` (``accepted_ms`` when ``None``) in ms."""
+        if stamp is None:
+            return accepted_ms
+        # "YYYY-MM-DDThh:mm:ss.mmmZ" in a minute seen before: no parse at all.
+        utc_ms = len(stamp) == 24 and stamp[16] == ":" and stamp[19::4] == ".Z"
+        base = self._minutes.get(stamp[:16])
         if (
-            "\\" in line
-            or "=" in line
-            or "\x7f" in line
-            or (not line.isascii() and _RAW_CONTROLS.search(line) is not None)
+            base is not None
+            and utc_ms
+            and (second := _SECOND_MS.get(stamp[17:19])) is not None
+            and (millis := MILLIS.get(stamp[20:23])) is not None
         ):
-            # A value holds "=" if the line does, or as \u003d: look in the values written as
-            # text. Without one, escape the whole text at once (keys hold nothing to escape).
-            controls = may_hold_controls(line)
-            if "=" in line or "=" in "".join(texts(values)):
-                extensions = cef.encode_extensions(
-                    keys, escape_template, list(values), controls=controls
-                )
-            else:
-                extensions = cef.escape_extension_text(extensions, controls=controls)
-        try:
-            encoded = extensions.encode()
-        except UnicodeEncodeError:  # lone surrogates
+            return base + second + millis
+        time_ms = parse_time(stamp)
+        if utc_ms:
+            remember(self._minutes, stamp[:16], time_ms - time_ms % 60000)
+        return time_ms
+
+    def _other_shape(self, line: str, obj: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The fields of an event of another shape than the last one, by its plan (``None``:
+        no plan, or a doubt)."""
+        plan = self._find_plan(line, obj)
+        if plan is None:
             return None
-        return (
-            encoded,
-            level,
-            raw[time_index] if time_index >= 0 else None,
-            raw[host_index] if host_index >= 0 else None,
-            raw[name_index] if name_index >= 0 else None,
-            raw[provider_index],
-            raw[event_id_index],
-            raw[category_index] if category_index >= 0 else None,
-            raw[task_index] if task_index >= 0 else None,
-        )
+        return _native_render(obj, plan.native) if self.compiled else plan.fields(line, obj)
 
     def _reference(self, line: str, accepted_ms: int) -> bytes | None:
         """The reference path for a line the fused path does not take: parsed by json."""
-        plain = (
-            "\\" not in line
-            and "=" not in line
-            and "\x7f" not in line
-            and (line.isascii() or _RAW_CONTROLS.search(line) is None)
-        )
-        return self.render_event(parse_event(load_json(line)), accepted_ms, plain)
+        return self.render_event(parse_event(load_json(line)), accepted_ms, plain_json(line))
 
-    def _find_plan(self, line: str, obj: dict[str, Any]) -> tuple[Any, ...] | None:
-        """The fused-path plan of ``obj``'s shape (then the current one: ``_fast`` unpacked,
+    def _find_plan(self, line: str, obj: dict[str, Any]) -> RenderPlan | None:
+        """The fused-path plan of ``obj``'s shape (then the current one: ``_fast``, and
         ``_native`` compiled), or ``None``. The first event of a shape is checked by the
         reference path (on the line as json parses it) before its plan is made."""
         shape = tuple(obj)
         if shape not in self._plans:
             checked = load_json(line)
             event = parse_event(checked)  # raises for an invalid event
-            if len(self._plans) >= 1024:
-                self._plans.clear()
             plan = render_plan(checked, self._names) if event.type == "windows" else None
             if plan is not None and (type(checked) is not dict or tuple(checked) != shape):
                 plan = None
             if plan is not None and self.compiled:
                 plan.native = _speedups.compile_plan(*plan.native_spec)
-            self._plans[shape] = plan
+            remember(self._plans, shape, plan, 1024)
             return None
         plan = self._plans[shape]
         if plan is None:
             return None
-        self._fast = plan.unpacked
+        self._fast = plan
         self._native = plan.native
-        return self._fast
+        return plan
 
-    def _new_second(self, seconds: int) -> None:
-        """Cache the syslog timestamp of ``seconds`` (once per second of event time; both
-        formats end in ":ss", so the rest is kept by minute)."""
-        self._second = seconds
+    def _host(self, host: str | None) -> str:
+        """The HOSTNAME of an event of the fused path: its host (checked), else ours."""
+        return self.default_host if host is None else check_host_cached(host)
+
+    def _second_stamp(self, seconds: int) -> str:
+        """The syslog timestamp of ``seconds`` (both formats end in ":ss", so the rest is kept
+        by minute)."""
         minute, second = divmod(seconds, 60)
-        prefix = self._minute_stamps.get(minute)
-        if prefix is None:
-            stamp = (
-                syslog.rfc5424_seconds(seconds)
-                if self._rfc5424
-                else syslog.rfc3164_timestamp(seconds)
-            )
-            prefix = stamp[:-2]
-            if len(self._minute_stamps) >= 4096:
-                self._minute_stamps.clear()
-            self._minute_stamps[minute] = prefix
-        self._stamp = prefix + _TWO_DIGITS[second]
+        return self._minute_stamps[minute] + _TWO_DIGITS[second]
 
-    def _task_name(self, provider: str, task: int | None, event_id: int) -> str:
+    def _minute_stamp(self, minute: int) -> str:
+        """The syslog timestamp of ``minute`` but its ":ss"."""
+        seconds = minute * 60
+        if self._rfc5424:
+            return syslog.rfc5424_seconds(seconds)[:-2]
+        return syslog.rfc3164_timestamp(seconds)[:-2]
+
+    @staticmethod
+    def _task_name(key: tuple[str, int | None, int]) -> str:
         """The Name of a Windows event without a task name or category (``windows._name``)."""
-        number = 0 if task is None else task
-        name = known_task_name(provider, number, event_id) or str(number)
-        if len(self._task_names) >= 4096:
-            self._task_names.clear()
-        self._task_names[provider, task, event_id] = name
-        return name
+        provider, task, event_id = key
+        return default_name(provider, 0 if task is None else task, event_id)
+
+    def _header(self, key: tuple[str, str, int]) -> str:
+        """The CEF header of an event: (signature ID, name, severity)."""
+        return cef.header(self._version, *key)
 
     def _fast_header(self, key: tuple[str, int, str, int]) -> str:
+        """The CEF header of a Windows event: (provider, event id, name, severity)."""
         provider, event_id, name, severity = key
-        cef_header = cef.header(self._version, f"{provider}:{event_id}", name, severity)
-        if len(self._fast_headers) >= 4096:
-            self._fast_headers.clear()
-        self._fast_headers[key] = cef_header
-        return cef_header
+        return cef.header(self._version, f"{provider}:{event_id}", name, severity)
 
     def render_object(self, obj: dict[str, Any], accepted_ms: int) -> bytes | None:
         """Same as ``render_line`` for an already parsed object."""
@@ -549,13 +420,7 @@ class Renderer:
         if level is not None and level not in DEFAULT_LEVELS and not self._verbose:
             self.filtered += 1
             return None
-        message = self.message(event, accepted_ms, plain)
-        framing = self._framing
-        if framing == "octet-counting":
-            return b"%d %s" % (len(message), message)
-        if framing == "lf":
-            return message + b"\n"
-        return message
+        return self._frame(self.message(event, accepted_ms, plain))
 
     def message(self, event: Event, accepted_ms: int, plain: bool = False) -> bytes:
         """The syslog message of ``event``, unframed, within the size limit."""
@@ -564,25 +429,17 @@ class Renderer:
         time_ms = event.time_ms
         if time_ms is None:
             time_ms = accepted_ms
-        seconds = time_ms // 1000
-        if seconds != self._second:
-            self._new_second(seconds)
+        stamp = self._stamps[time_ms // 1000]
         host = event.host or self.default_host
         severity = event.severity
         if self._rfc5424:
             head = (
-                f"{self._pri[severity]}{self._stamp}.{time_ms % 1000:03d}Z {host} "
+                f"{self._pri[severity]}{stamp}.{time_ms % 1000:03d}Z {host} "
                 f"{syslog.APP_NAME} - {event.type} - "
             )
         else:
-            head = f"{self._pri[severity]}{self._stamp} {host} "
-        header_key = (event.signature_id, event.name, severity)
-        cef_header = self._headers.get(header_key)
-        if cef_header is None:
-            cef_header = cef.header(self._version, event.signature_id, event.name, severity)
-            if len(self._headers) >= 4096:
-                self._headers.clear()
-            self._headers[header_key] = cef_header
+            head = f"{self._pri[severity]}{stamp} {host} "
+        cef_header = self._headers[event.signature_id, event.name, severity]
         keys = event.keys
         if keys is not self._keys:  # the same tuple for every event of one shape
             self._keys = keys
@@ -620,21 +477,6 @@ class Renderer:
             for key, value in zip(event.keys, cef.escape_values(event.values), strict=True)
         ]
         return syslog.fit(prefix, signature, name, tail, pairs, self._limit)
-
-
-def _strings(values: tuple[Any, ...]) -> list[str]:
-    """The values written as text (``RenderPlan.texts`` for a shape with values left out)."""
-    return [value for value in values if type(value) is str]
-
-
-def _partial_templates(
-    keys: tuple[str, ...], template: str, keep: tuple[int, ...]
-) -> tuple[tuple[str, ...], str, str]:
-    """The keys, template and escape template of a plan's shape with only the values at
-    ``keep`` written (the others are empty: the reference path leaves them out)."""
-    pieces = template.split(" ")[1:]  # " Key=%s" each; keys and formats hold no space
-    kept = "".join(" " + pieces[i] for i in keep)
-    return tuple(keys[i] for i in keep), kept, kept.replace("=", "\x00")
 
 
 def _without_names(event: Event) -> Event:

@@ -8,6 +8,7 @@ with the input type as MSGID **[project]** and no BOM.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Final
 
 from azs_syslog.config.facility import FACILITIES as FACILITIES
@@ -53,13 +54,40 @@ def rfc5424_header(pri_value: int, time_ms: int, host: str, msgid: str) -> str:
     return f"<{pri_value}>1 {rfc5424_timestamp(time_ms)} {host} {APP_NAME} - {msgid} - "
 
 
+# --- framing: the only place a message is framed ---------------------------------------------
+
+
+def octet_counted(message: bytes) -> bytes:
+    """``<length> SP <message>`` (RFC 6587 octet counting, RFC 5425)."""
+    return b"%d %b" % (len(message), message)
+
+
+def lf_terminated(message: bytes) -> bytes:
+    """``<message> LF`` (RFC 6587 non-transparent framing)."""
+    return message + b"\n"
+
+
+def unframed(message: bytes) -> bytes:
+    """The message as it is (UDP: one message per datagram)."""
+    return message
+
+
+_FRAMERS: Final[dict[str, Callable[[bytes], bytes]]] = {
+    "octet-counting": octet_counted,
+    "lf": lf_terminated,
+    "none": unframed,
+}
+
+
+def framer(framing: str) -> Callable[[bytes], bytes]:
+    """The function that frames a message in ``framing`` (an unknown one: none), for a caller
+    that frames many messages the same way (``Renderer``: one call per event)."""
+    return _FRAMERS.get(framing, unframed)
+
+
 def frame(message: bytes, framing: str) -> bytes:
     """Octet counting (``<length> SP <message>``, RFC 6587 / 5425), LF, or none (UDP)."""
-    if framing == "octet-counting":
-        return b"%d %s" % (len(message), message)
-    if framing == "lf":
-        return message + b"\n"
-    return message
+    return framer(framing)(message)
 
 
 # --- the size limit --------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from azs_syslog.errors import EventError
 from azs_syslog.events.common import (
     COMMON_FIELDS,
     Event,
+    add_text,
     finish,
     require_str,
     scalar_text,
@@ -85,16 +86,12 @@ def parse_arm(obj: Mapping[str, Any]) -> Event:
     operation = require_str(obj, "AzsOperationName")
     if not operation:
         raise EventError("must not be empty", field="AzsOperationName")
-    keys = []
+    keys: list[str] = []
     values: list[str | int] = []
     for field in PROPERTIES:
         value = obj.get(field)
-        if value is None:
-            continue
-        text = property_text(field, value)
-        if text:
-            keys.append(field)
-            values.append(text)
+        if value is not None:
+            add_text(keys, values, field, property_text(field, value))
     level = obj.get("AzsEventLevel")
     severity = 2
     if level is not None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from azs_syslog.errors import EventError
 from azs_syslog.events.common import (
     COMMON_FIELDS,
     Event,
+    add_text,
     finish,
     float_text,
-    require_str,
+    named_event,
+    unknown_fields,
     wrong_type,
 )
 
@@ -60,24 +61,12 @@ def _text(field: str, kind: str, value: Any) -> str:
 
 
 def parse_bcdr(obj: Mapping[str, Any]) -> Event:
-    name = require_str(obj, "event")
-    fields = BCDR_EVENTS.get(name)
-    if fields is None:
-        raise EventError(
-            f"unknown bcdr event {name!r} (expected one of {', '.join(BCDR_EVENTS)})",
-            field="event",
-        )
-    allowed = COMMON_FIELDS | {"event"} | {f for f, _ in fields}
-    for key in obj:
-        if key not in allowed:
-            raise EventError(f"unknown field for bcdr event {name!r}", field=key)
-    keys = []
+    name, fields = named_event(obj, BCDR_EVENTS, "bcdr")
+    unknown_fields(obj, COMMON_FIELDS | {"event"} | {f for f, _ in fields}, "bcdr", name)
+    keys: list[str] = []
     values: list[str | int] = []
     for field, kind in fields:
         if field in obj:
-            text = _text(field, kind, obj[field])
-            if text:
-                keys.append(field)
-                values.append(text)
+            add_text(keys, values, field, _text(field, kind, obj[field]))
     event = Event("bcdr", SIGNATURE_PREFIX + name, name, SEVERITY, tuple(keys), values)
     return finish(obj, event, RESERVED)

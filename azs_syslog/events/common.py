@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from azs_syslog.errors import EventError
 
@@ -20,6 +21,7 @@ COMMON_FIELDS: Final = frozenset({"type", "time", "host", "extensions"})
 CEF_KEY_RE: Final = re.compile(r"[A-Za-z0-9_]+\Z")
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class Event:
     """One validated input event, already mapped onto the CEF fields of SPEC section 5.
 
@@ -32,39 +34,15 @@ class Event:
     type (they are always forwarded).
     """
 
-    __slots__ = (
-        "host",
-        "keys",
-        "level",
-        "name",
-        "severity",
-        "signature_id",
-        "time_ms",
-        "type",
-        "values",
-    )
-
-    def __init__(
-        self,
-        type: str,
-        signature_id: str,
-        name: str,
-        severity: int,
-        keys: tuple[str, ...],
-        values: list[str | int],
-        time_ms: int | None = None,
-        host: str | None = None,
-        level: int | None = None,
-    ) -> None:
-        self.type = type
-        self.signature_id = signature_id
-        self.name = name
-        self.severity = severity
-        self.keys = keys
-        self.values = values
-        self.time_ms = time_ms
-        self.host = host
-        self.level = level
+    type: str
+    signature_id: str
+    name: str
+    severity: int
+    keys: tuple[str, ...]
+    values: list[str | int]
+    time_ms: int | None = None
+    host: str | None = None
+    level: int | None = None
 
     @property
     def extensions(self) -> list[tuple[str, str]]:
@@ -86,6 +64,21 @@ class Event:
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+T = TypeVar("T")
+
+
+def remember(cache: dict[K, V], key: K, value: V, limit: int = 4096) -> V:
+    """Store ``value`` in ``cache`` and return it; a cache at ``limit`` entries is emptied
+    first (the caches of the hot paths are bounded that way: cheap, and a real producer's
+    working set is far smaller)."""
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 # --- Windows-style levels (SPEC section 5, severity tables) --------------------------------
@@ -150,11 +143,35 @@ def missing(field: str) -> EventError:
     return EventError("is required but missing", field=field)
 
 
-def unknown_fields(obj: Mapping[str, Any], allowed: frozenset[str], type_name: str) -> None:
-    """Raise naming the first field of ``obj`` that ``allowed`` does not hold."""
+def unknown_fields(
+    obj: Mapping[str, Any], allowed: frozenset[str], type_name: str, event: str | None = None
+) -> None:
+    """Raise naming the first field of ``obj`` that ``allowed`` does not hold (of the type
+    ``type_name``, or of its event ``event``)."""
     for key in obj:
         if key not in allowed:
-            raise EventError(f"unknown field for type {type_name!r}", field=key)
+            what = f"type {type_name!r}" if event is None else f"{type_name} event {event!r}"
+            raise EventError(f"unknown field for {what}", field=key)
+
+
+def named_event(obj: Mapping[str, Any], table: Mapping[str, T], type_name: str) -> tuple[str, T]:
+    """The ``"event"`` of ``obj`` and its entry in ``table``; raises naming the known ones."""
+    name = require_str(obj, "event")
+    entry = table.get(name)
+    if entry is None:
+        raise EventError(
+            f"unknown {type_name} event {name!r} (expected one of {', '.join(table)})",
+            field="event",
+        )
+    return name, entry
+
+
+def add_text(keys: list[str], values: list[str | int], key: str, text: str) -> None:
+    """Append the pair ``key=text``, unless ``text`` is empty (every empty value is left
+    out)."""
+    if text:
+        keys.append(key)
+        values.append(text)
 
 
 def require_str(obj: Mapping[str, Any], field: str) -> str:
@@ -193,7 +210,8 @@ _TIME_RE: Final = re.compile(
 )
 _seconds_cache: dict[str, int] = {}
 _utc_ms_cache: dict[str, int] = {}  # "YYYY-MM-DDThh:mm:ss" of a "Z" time -> epoch ms
-_MILLIS: Final = {f"{n:03d}": n for n in range(1000)}
+# "000".."999" -> that number of milliseconds.
+MILLIS: Final = {f"{n:03d}": n for n in range(1000)}
 
 
 def parse_time(value: object, field: str = "time") -> int:
@@ -208,7 +226,7 @@ def parse_time(value: object, field: str = "time") -> int:
         # The common "2026-11-26T10:00:00.123Z", its second seen before: two dict lookups.
         base = _utc_ms_cache.get(value[:19])
         if base is not None:
-            millis = _MILLIS.get(value[20:23])
+            millis = MILLIS.get(value[20:23])
             if millis is not None:
                 return base + millis
     match = _TIME_RE.match(value)
@@ -221,14 +239,9 @@ def parse_time(value: object, field: str = "time") -> int:
     key = value[:19] + (value[-6:] if match.group(9) else "Z")
     seconds = _seconds_cache.get(key)
     if seconds is None:
-        seconds = _epoch_seconds(match, value, field)
-        if len(_seconds_cache) >= 4096:
-            _seconds_cache.clear()
-        _seconds_cache[key] = seconds
+        seconds = remember(_seconds_cache, key, _epoch_seconds(match, value, field))
     if match.group(8):
-        if len(_utc_ms_cache) >= 4096:
-            _utc_ms_cache.clear()
-        _utc_ms_cache[value[:19]] = seconds * 1000
+        remember(_utc_ms_cache, value[:19], seconds * 1000)
     if frac:
         return seconds * 1000 + int((frac + "00")[:3])
     return seconds * 1000
@@ -282,6 +295,21 @@ def check_host(value: object, field: str = "host") -> str:
             f"{value!r} is not a valid syslog host name (it contains a space)", field=field
         )
     return value
+
+
+# Host names that passed check_host (the events of one producer share a few).
+VALID_HOSTS: Final[set[str]] = set()
+
+
+def check_host_cached(value: object) -> str:
+    """``check_host``, remembering the names that pass (at most 1024)."""
+    if type(value) is str and value in VALID_HOSTS:
+        return value
+    host = check_host(value)
+    if len(VALID_HOSTS) >= 1024:
+        VALID_HOSTS.clear()
+    VALID_HOSTS.add(host)
+    return host
 
 
 def sanitize_host(name: str) -> str:
@@ -345,12 +373,8 @@ def add_custom_extensions(
                 "field instead",
                 field=field,
             )
-        if value is None:
-            continue
-        text = scalar_text(value, field)
-        if text:
-            keys.append(key)
-            values.append(text)
+        if value is not None:
+            add_text(keys, values, key, scalar_text(value, field))
 
 
 def finish(

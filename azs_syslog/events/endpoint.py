@@ -16,6 +16,7 @@ from azs_syslog.events.common import (
     Event,
     check_uint,
     finish,
+    named_event,
     parse_level,
     require_str,
     unknown_fields,
@@ -24,37 +25,42 @@ from azs_syslog.events.common import (
 
 SIGNATURE_PREFIX: Final = "Microsoft-AzureStack-PrivilegedEndpoint: "
 
-# event name -> (event id, task name, default CEF severity), from the source's tables.
-PEP_EVENTS: Final[dict[str, tuple[int, str, int]]] = {
-    "PrivilegedEndpointAccessed": (1000, "PrivilegedEndpointAccessedEvent", 5),
-    "SupportSessionTokenRequested": (1001, "SupportSessionTokenRequestedEvent", 5),
-    "SupportSessionDevelopmentTokenRequested": (
-        1002,
-        "SupportSessionDevelopmentTokenRequestedEvent",
-        5,
-    ),
-    "SupportSessionUnlocked": (1003, "SupportSessionUnlockedEvent", 10),
-    "SupportSessionFailedToUnlock": (1004, "SupportSessionFailedToUnlockEvent", 10),
-    "PrivilegedEndpointClosed": (1005, "PrivilegedEndpointClosedEvent", 5),
-    "NewCloudAdminUser": (1006, "NewCloudAdminUserEvent", 10),
-    "RemoveCloudAdminUser": (1007, "RemoveCloudAdminUserEvent", 10),
-    "SetCloudAdminUserPassword": (1008, "SetCloudAdminUserPasswordEvent", 5),
-    "GetCloudAdminPasswordRecoveryToken": (1009, "GetCloudAdminPasswordRecoveryTokenEvent", 10),
-    "ResetCloudAdminPassword": (1010, "ResetCloudAdminPasswordEvent", 10),
-    "PrivilegedEndpointSessionTimedOut": (1017, "PrivilegedEndpointSessionTimedOutEvent", 5),
-}
-REP_EVENTS: Final[dict[str, tuple[int, str, int]]] = {
-    "RecoveryEndpointAccessed": (1011, "RecoveryEndpointAccessedEvent", 5),
-    "RecoverySessionTokenRequested": (1012, "RecoverySessionTokenRequestedEvent", 5),
-    "RecoverySessionDevelopmentTokenRequested": (
-        1013,
-        "RecoverySessionDevelopmentTokenRequestedEvent",
-        5,
-    ),
-    "RecoverySessionUnlocked": (1014, "RecoverySessionUnlockedEvent", 10),
-    "RecoverySessionFailedToUnlock": (1015, "RecoverySessionFailedToUnlockEvent", 10),
-    "RecoveryEndpointClosed": (1016, "RecoveryEndpointClosedEvent", 5),
-}
+
+# From the source's tables: (type, event name, event id, default CEF severity); the task name
+# is the event name and "Event".
+_ENDPOINT_EVENTS: Final = (
+    ("pep", "PrivilegedEndpointAccessed", 1000, 5),
+    ("pep", "SupportSessionTokenRequested", 1001, 5),
+    ("pep", "SupportSessionDevelopmentTokenRequested", 1002, 5),
+    ("pep", "SupportSessionUnlocked", 1003, 10),
+    ("pep", "SupportSessionFailedToUnlock", 1004, 10),
+    ("pep", "PrivilegedEndpointClosed", 1005, 5),
+    ("pep", "NewCloudAdminUser", 1006, 10),
+    ("pep", "RemoveCloudAdminUser", 1007, 10),
+    ("pep", "SetCloudAdminUserPassword", 1008, 5),
+    ("pep", "GetCloudAdminPasswordRecoveryToken", 1009, 10),
+    ("pep", "ResetCloudAdminPassword", 1010, 10),
+    ("rep", "RecoveryEndpointAccessed", 1011, 5),
+    ("rep", "RecoverySessionTokenRequested", 1012, 5),
+    ("rep", "RecoverySessionDevelopmentTokenRequested", 1013, 5),
+    ("rep", "RecoverySessionUnlocked", 1014, 10),
+    ("rep", "RecoverySessionFailedToUnlock", 1015, 10),
+    ("rep", "RecoveryEndpointClosed", 1016, 5),
+    ("pep", "PrivilegedEndpointSessionTimedOut", 1017, 5),
+)
+
+
+def _events(type_name: str) -> dict[str, tuple[int, str, int]]:
+    """event name -> (event id, task name, default CEF severity) of one type."""
+    return {
+        name: (event_id, f"{name}Event", severity)
+        for kind, name, event_id, severity in _ENDPOINT_EVENTS
+        if kind == type_name
+    }
+
+
+PEP_EVENTS: Final = _events("pep")
+REP_EVENTS: Final = _events("rep")
 
 # The source names the WAC events but gives no ids. Default severity [project]: Error (8) for
 # the Failed / Exception / Timeout / InvalidOperation events, Information (2) for the others.
@@ -159,13 +165,7 @@ def parse_pep_wac(obj: Mapping[str, Any]) -> Event:
     """Signature ID from ``event_id`` when given, else the event name; Name = the event name;
     Severity from ``level``, else the WAC default above **[project]**."""
     unknown_fields(obj, ENDPOINT_FIELDS, "pep_wac")
-    name = require_str(obj, "event")
-    default_severity = WAC_EVENTS.get(name)
-    if default_severity is None:
-        raise EventError(
-            f"unknown pep_wac event {name!r} (expected one of {', '.join(WAC_EVENTS)})",
-            field="event",
-        )
+    name, default_severity = named_event(obj, WAC_EVENTS, "pep_wac")
     signature = name
     if "event_id" in obj:
         signature = str(check_uint("event_id", obj["event_id"]))

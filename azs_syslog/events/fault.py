@@ -15,8 +15,11 @@ from azs_syslog.errors import EventError
 from azs_syslog.events.common import (
     COMMON_FIELDS,
     Event,
+    add_text,
     finish,
+    named_event,
     require_str,
+    unknown_fields,
     wrong_type,
 )
 
@@ -52,32 +55,20 @@ REQUIRED: Final = ("AzsFaultId", "AzsFaultTypeName")
 
 def _parse_fault(obj: Mapping[str, Any], type_name: str) -> Event:
     events = FAULT_EVENTS[type_name]
-    name = require_str(obj, "event")
-    entry = events.get(name)
-    if entry is None:
-        raise EventError(
-            f"unknown {type_name} event {name!r} (expected one of {', '.join(events)})",
-            field="event",
-        )
-    fields, severity = entry
-    allowed = COMMON_FIELDS | {"event", *fields}
-    for key in obj:
-        if key not in allowed:
-            raise EventError(f"unknown field for {type_name} event {name!r}", field=key)
+    name, (fields, severity) = named_event(obj, events, type_name)
+    unknown_fields(obj, COMMON_FIELDS | {"event", *fields}, type_name, name)
     for field in REQUIRED:
         require_str(obj, field)
     if not obj["AzsFaultTypeName"]:
         raise EventError("must not be empty", field="AzsFaultTypeName")
-    keys = []
+    keys: list[str] = []
     values: list[str | int] = []
     for field in fields:
         if field in obj:
             value = obj[field]
             if type(value) is not str:
                 raise wrong_type(field, "a string", value)
-            if value:
-                keys.append(field)
-                values.append(value)
+            add_text(keys, values, field, value)
     event = Event(
         type_name, SIGNATURE_PREFIX + name, obj["AzsFaultTypeName"], severity, tuple(keys), values
     )
