@@ -170,13 +170,13 @@ def _spec_events() -> list[SpecEvent]:
             [(key, text) for _, _, key, text in MAS_ROWS],
         )
     )
-    for severity, number in (("Critical", 10), ("Warning", 5), ("Undefined", 0)):
+    for alert_severity, number in (("Critical", 10), ("Warning", 5), ("Undefined", 0)):
         events.append(
             (
                 {
                     "type": "alert",
                     "state": "created",
-                    "severity": severity,
+                    "severity": alert_severity,
                     "fault_type_id": "UserAccounts:UserAccountCreated",
                     "alert_id": "8e5b5c7a-1c55-4d7e-9f2a-2d1f7e0c8a10",
                     "title": "User Account Created",
@@ -308,9 +308,9 @@ def _spec_events() -> list[SpecEvent]:
                 list(fields.items()),
             )
         )
-    for event, _, _ in events:
-        event["time"] = TIME
-        event["host"] = HOST
+    for fields_of_event, _, _ in events:
+        fields_of_event["time"] = TIME
+        fields_of_event["host"] = HOST
     return events
 
 

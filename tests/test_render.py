@@ -158,13 +158,14 @@ def test_octet_count_excludes_nothing_but_the_prefix() -> None:
 
 def test_render_line_errors() -> None:
     renderer = Renderer(RenderSettings(), default_host="h")
-    for line, text in [
+    cases: list[tuple[str | bytes, str]] = [
         ("{", "invalid JSON"),
         ('{"type": "pep"} trailing', "invalid JSON"),
         ("[]", "must be a JSON object"),
         (b"\xff{}", "UTF-8"),
         ('{"type": "x", "a": NaN}', "NaN"),
-    ]:
+    ]
+    for line, text in cases:
         with pytest.raises(EventError, match=text):
             renderer.render_line(line, 0)
     assert renderer.render_line(b'{"type": "arm", "AzsOperationName": "op"}', 0) is not None
