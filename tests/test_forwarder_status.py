@@ -400,3 +400,28 @@ def test_sigterm_the_moment_the_lock_shows_it_running_exits_0(tmp_path: Path) ->
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
         stop(proc)
     assert "forwarder stopped" in log.read_text()
+
+
+def test_an_audit_record_that_could_not_reach_its_server_is_shown(tmp_path: Path) -> None:
+    """Re-pointing forwarding while the forwarder cannot reach the server being left: that
+    server's ConfigurationChanged record is counted, and ``forwarder status`` says so (text
+    and --json), so the operator knows that SIEM was not told."""
+    first, second = closed_port(), closed_port()
+    set_server(first)
+    with forwarder(tmp_path / "forwarder.log") as proc:
+        wait_for(proc, lambda d: d.last_error is not None)  # never connected to the first
+        set_server(second)
+        # Both records meant for the first server: the one of its own configuration and the
+        # one saying forwarding left it.
+        data = wait_for(proc, lambda d: d.audit.undelivered >= 2)
+        assert data.audit.undelivered == 2
+        shown = " ".join(run_cli(["forwarder", "status"]).stdout.split())
+        assert (
+            "Audit events 2 could not reach the server they were for (it was replaced or"
+            " removed while the forwarder was not connected to it); see the log"
+        ) in shown
+        as_json = json.loads(run_cli(["forwarder", "status", "--json"]).stdout)
+        assert as_json["status"]["audit"] == {"undelivered": 2}
+        stop(proc)
+    log = " ".join((tmp_path / "forwarder.log").read_text().split())
+    assert "(ConfigurationChanged) could not be sent to the server" in log
