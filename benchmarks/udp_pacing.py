@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.transport_common import count_lines
 from tests.receivers import RsyslogReceiver
 from tests.test_send_event import windows_event
 
@@ -51,14 +52,6 @@ def cli(env: dict[str, str], *args: str) -> str:
     if proc.returncode not in (0, 1) or (proc.returncode == 1 and args[0] != "forwarder"):
         raise SystemExit(f"azs-syslog {' '.join(args)} failed: {proc.stderr.decode()}")
     return proc.stdout.decode()
-
-
-def count_lines(path: Path) -> int:
-    try:
-        with path.open("rb") as handle:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
-    except FileNotFoundError:
-        return 0
 
 
 def drain_once(tmp: Path, events_file: Path, events: int, rate: int, run: int) -> dict[str, float]:

@@ -13,25 +13,14 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from azs_syslog.forwarder.snapshot import COUNT_NAMES
 from tests.conftest import discard_audit_events, run_cli, run_cli_process
 from tests.receivers import RsyslogReceiver, free_port, rsyslog_factory  # noqa: F401
 from tests.support import Forwarder, Forwarders, send_events, wait_for_ids
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
-COUNTERS = [
-    f"azs_syslog_events_{name}_total"
-    for name in (
-        "accepted",
-        "sent",
-        "dropped",
-        "rejected",
-        "truncated",
-        "filtered",
-        "resent",
-        "rerendered",
-    )
-]
+COUNTERS = [f"azs_syslog_events_{name}_total" for name in COUNT_NAMES]
 GAUGES = [
     "azs_syslog_status_available",
     "azs_syslog_connections_total",
