@@ -540,7 +540,7 @@ def print_table(results: list[Row]) -> None:
 
 def evtx_lines(folder: Path) -> list[str]:
     """The valid records of the ``.evtx`` files in ``folder``, as JSON lines."""
-    from benchmarks.queue import evtx_lines as read
+    from benchmarks.queue_store import evtx_lines as read
 
     return read(folder)
 

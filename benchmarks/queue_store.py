@@ -1,6 +1,6 @@
 """Benchmark: the durable queue alone — append and drain rates — beside a raw sqlite3 baseline.
 
-    PYTHONPATH=$PWD python benchmarks/queue.py [--events 1000000] [--batch 2000]
+    PYTHONPATH=$PWD python benchmarks/queue_store.py [--events 1000000] [--batch 2000]
 
 Baseline (same run, same machine, same disk): plain sqlite3, WAL, synchronous=FULL, one row
 per event inserted with ``executemany`` in transactions of ``--batch`` rows, then read back and
