@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import given
 from hypothesis import strategies as st
 
+from azs_syslog import config
 from azs_syslog.config import ClientCertificate, ClientSettings, ServerSettings
 from azs_syslog.errors import TransportError
 from azs_syslog.lab import pki
@@ -143,15 +143,11 @@ def test_unreadable_files_are_explained(tmp_path: Path) -> None:
 LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
 # A DNS name, never an IP address ("0.0.0.0" is all digits and dots): an address is matched
 # against the certificate's IP addresses only (RFC 6125), tested apart.
-NAME = st.lists(LABEL, min_size=2, max_size=5).map(".".join).filter(lambda n: not is_ip(n))
-
-
-def is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
+NAME = (
+    st.lists(LABEL, min_size=2, max_size=5)
+    .map(".".join)
+    .filter(lambda n: not config.is_ip_address(n))
+)
 
 
 @given(NAME, NAME)

@@ -20,17 +20,6 @@ T = TypeVar("T")
 OwedSegment = dict[str, bool | list[list[int]] | dict[str, int]]
 Json = Mapping[str, object]
 
-COUNT_NAMES = (
-    "accepted",
-    "sent",
-    "dropped",
-    "rejected",
-    "truncated",
-    "filtered",
-    "resent",
-    "rerendered",
-)
-
 
 def _convert(hint: object, value: object, default: object = MISSING) -> object:
     """``value`` (from JSON) as the type ``hint`` says; else ``default``, or (MISSING) the
@@ -198,7 +187,11 @@ class Counts:
         return read(cls, counters)
 
     def items(self) -> list[tuple[str, int]]:
-        return list(zip(COUNT_NAMES, (asdict(self)[name] for name in COUNT_NAMES), strict=True))
+        return [(name, getattr(self, name)) for name in COUNT_NAMES]
+
+
+# The counters' names, in the order the status file and ``forwarder status`` show them.
+COUNT_NAMES = tuple(item.name for item in fields(Counts))
 
 
 @dataclass(frozen=True)
