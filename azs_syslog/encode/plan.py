@@ -228,7 +228,12 @@ class RenderPlan:
         self.partial: dict[tuple[int, ...], tuple[tuple[str, ...], str, str]] = {}
         self.native: object = None  # the compiled plan, made by the renderer
         # The same checks and pairs for the compiled path: _speedups.compile_plan's arguments.
-        self.native_spec = (self.size, len(NATIVE_RETURNED), _native_entries(fields, extra, types))
+        self.native_spec = (
+            self.size,
+            len(NATIVE_RETURNED),
+            _native_entries(fields, extra, types),
+            shape,
+        )
 
     def fields(self, line: str, obj: dict[str, Any]) -> Fields | None:
         """What ``_speedups.render`` returns, in Python, for ``obj`` parsed from JSON text

@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from orjson import loads as _orjson_loads
-
-from azs_syslog.config.vocabulary import OUTPUT_SEVERITIES as OUTPUT_SEVERITIES
 
 try:
     from azs_syslog.encode import _speedups
@@ -37,7 +34,11 @@ from azs_syslog.encode.plan import (
     plain_json,
     render_plan,
 )
-from azs_syslog.errors import ConfigError, EventError
+from azs_syslog.encode.settings import DEFAULT_LEVELS as DEFAULT_LEVELS
+from azs_syslog.encode.settings import ENCODING_VERSION as ENCODING_VERSION
+from azs_syslog.encode.settings import OUTPUT_SEVERITIES as OUTPUT_SEVERITIES
+from azs_syslog.encode.settings import RenderSettings as RenderSettings
+from azs_syslog.errors import EventError
 from azs_syslog.events import Event, load_json, parse_event
 from azs_syslog.events.common import (
     LEVEL_SEVERITY,
@@ -49,10 +50,6 @@ from azs_syslog.events.common import (
     sanitize_host,
 )
 from azs_syslog.events.windows import NAMES_KEY, default_name
-
-if TYPE_CHECKING:
-    from azs_syslog.config import Config
-
 
 # "00".."59" -> the milliseconds of that second of a minute (a leap second "60" is not here:
 # parse_time reads it).
@@ -72,7 +69,7 @@ __all__ = [
 ]
 
 
-def _not_built(obj: dict[str, Any], plan: object) -> tuple[Any, ...] | None:
+def _not_built(obj: object, plan: object) -> tuple[Any, ...] | None:
     raise RuntimeError("azs_syslog.encode._speedups is not built")
 
 
@@ -86,12 +83,9 @@ COMPILED: Final = _speedups is not None
 _native_render: Final[Callable[[dict[str, Any], object], tuple[Any, ...] | None]] = (
     _speedups.render if _speedups is not None else _not_built
 )
-
-# Windows levels the Default OutputSeverity forwards: Critical, Error, Warning.
-DEFAULT_LEVELS: Final = frozenset({1, 2, 3})
-# Bumped whenever the bytes produced for the same settings change, so queued batches rendered
-# by an older release are rendered again.
-ENCODING_VERSION: Final = 1
+_native_text: Final[Callable[[str, object], tuple[Any, ...] | None]] = (
+    _speedups.render_text if _speedups is not None else _not_built
+)
 
 
 class _Cache(dict[K, V]):
@@ -107,90 +101,6 @@ class _Cache(dict[K, V]):
 
     def __missing__(self, key: K) -> V:
         return remember(self, key, self.make(key), self.limit)
-
-
-@dataclass(frozen=True)
-class RenderSettings:
-    """Everything that decides the bytes of a message, besides the event itself."""
-
-    message_format: str = "rfc3164"  # or "rfc5424"
-    facility: int = 10  # authpriv
-    cef_version: str = "0"  # or "0.0"
-    max_message_size: int = 8192  # bytes of the syslog message, framing excluded
-    output_severity: str = "Default"  # or "Verbose"
-    framing: str = "octet-counting"  # or "lf", or "none" (UDP: one message per datagram)
-    # Write MasEventDataNames (the names of the EventData values) for Windows events.
-    event_data_names: bool = False
-
-    def __post_init__(self) -> None:
-        if self.message_format not in syslog.MESSAGE_FORMATS:
-            raise ConfigError(
-                f"unknown message format {self.message_format!r} (rfc3164 or rfc5424)",
-                field="message_format",
-            )
-        if type(self.facility) is not int or not 0 <= self.facility <= 23:
-            raise ConfigError(
-                f"facility must be a number from 0 to 23, not {self.facility!r}", field="facility"
-            )
-        if self.cef_version not in cef.CEF_VERSIONS:
-            raise ConfigError(
-                f"unknown CEF version label {self.cef_version!r} (0 or 0.0)", field="cef_version"
-            )
-        if type(self.max_message_size) is not int or not (
-            syslog.MIN_MESSAGE_SIZE <= self.max_message_size <= 16 * 1024 * 1024
-        ):
-            raise ConfigError(
-                f"maximum message size must be {syslog.MIN_MESSAGE_SIZE} to 16777216 bytes, "
-                f"not {self.max_message_size!r}",
-                field="max_message_size",
-            )
-        severity = next(
-            (s for s in OUTPUT_SEVERITIES if s.lower() == str(self.output_severity).lower()), None
-        )
-        if severity is None:
-            raise ConfigError(
-                f"output severity must be Default or Verbose, not {self.output_severity!r}",
-                field="output_severity",
-            )
-        object.__setattr__(self, "output_severity", severity)
-        if type(self.event_data_names) is not bool:
-            raise ConfigError(
-                f"event data names must be true or false, not {self.event_data_names!r}",
-                field="event_data_names",
-            )
-        if self.framing not in syslog.FRAMINGS:
-            raise ConfigError(
-                f"unknown framing {self.framing!r} (octet-counting, lf or none)", field="framing"
-            )
-
-    @classmethod
-    def from_config(cls, config: Config) -> RenderSettings:
-        """The settings of a configuration: framing ``none`` over UDP; no server configured ->
-        the defaults, except the OutputSeverity (a client setting)."""
-        severity = config.client.output_severity
-        server = config.server
-        if server is None:
-            return cls(output_severity=severity)
-        return cls(
-            message_format=server.message_format,
-            facility=server.facility,
-            cef_version=server.cef_version,
-            max_message_size=server.max_message_size,
-            output_severity=severity,
-            framing="none" if server.use_udp else server.framing,
-            event_data_names=server.event_data_names,
-        )
-
-    @property
-    def key(self) -> str:
-        """A stable fingerprint of every field (stored with queued batches). Without the
-        event data names it is what it was before that setting existed, so that batches queued
-        then are not rendered again."""
-        return (
-            f"v{ENCODING_VERSION}:{self.message_format}:{self.facility}:{self.cef_version}:"
-            f"{self.max_message_size}:{self.output_severity}:{self.framing}"
-            + (":names" if self.event_data_names else "")
-        )
 
 
 class Renderer:
@@ -281,17 +191,20 @@ class Renderer:
         # except where it refuses (lone surrogates, 1e400, NaN: the reference explains or takes
         # them) or turns an integer beyond 64 bits into a float, which no plan's types allow.
         # So every way out of the fused path parses the line again with the json module.
-        try:
-            obj = _orjson_loads(line)
-        except ValueError:
-            return self._reference(line, accepted_ms)
-        fields: tuple[Any, ...] | None = (
-            _native_render(obj, self._native) if self.compiled else self._fast.fields(line, obj)
-        )
-        if fields is None:  # another shape than the last one, or a doubt
-            fields = self._other_shape(line, obj)
-            if fields is None:
+        # Compiled, the line itself is read (no objects but the values returned).
+        fields: tuple[Any, ...] | None = _native_text(line, self._native) if self.compiled else None
+        if fields is None:
+            try:
+                obj = _orjson_loads(line)
+            except ValueError:
                 return self._reference(line, accepted_ms)
+            fields = (
+                _native_render(obj, self._native) if self.compiled else self._fast.fields(line, obj)
+            )
+            if fields is None:  # another shape than the last one, or a doubt
+                fields = self._other_shape(line, obj)
+                if fields is None:
+                    return self._reference(line, accepted_ms)
         extensions, level, stamp, host, name, provider, event_id, category, task = fields
         # windows._name: task_name, else task_category, else the known name of the task, else
         # its number.

@@ -1,0 +1,302 @@
+"""The compiled path's text reader (``_speedups.render_text``): for a Windows event of a known
+shape it reads the JSON text itself, and gives exactly what ``_speedups.render`` gives for the
+object orjson makes of the same text, or doubts (``None``) and leaves the line to that path.
+Whatever it does, ``render_line`` gives the bytes and errors of the pure-Python and reference
+paths."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tracemalloc
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from azs_syslog.encode.render import COMPILED, Renderer, RenderSettings
+from azs_syslog.errors import EventError
+from tests.test_render_fast import ACCEPTED_MS, SETTINGS, primer, windows_events
+
+pytestmark = pytest.mark.skipif(not COMPILED, reason="azs_syslog.encode._speedups is not built")
+
+BASE: dict[str, Any] = {
+    "type": "windows",
+    "time": "2026-11-26T10:00:01.250Z",
+    "host": "azs-node01",
+    "provider_name": "Microsoft-Windows-Security-Auditing",
+    "event_id": 4688,
+    "level": 4,
+    "task": 13312,
+    "task_name": "Process Creation",
+    "keywords": 9232379236109516800,
+    "channel": "Security",
+    "event_data": ["S-1-5-18", "C:\\Windows\\x.exe", 4, True, False, None, ""],
+    "event_data_names": ["a", "b", "c", "d", "e", "f", "g"],
+    "user_data": "",
+}
+LINE = json.dumps(BASE, separators=(",", ":"))
+
+
+def outcome(renderer: Renderer, line: str) -> tuple[str, Any]:
+    try:
+        return ("ok", renderer.render_line(line, ACCEPTED_MS))
+    except EventError as exc:
+        return ("error", (str(exc), exc.field))
+
+
+def renderers(first: str, **settings: Any) -> tuple[Renderer, Renderer]:
+    """A compiled and a pure-Python renderer, each with the plan of ``first``'s shape made."""
+    made = []
+    for compiled in (True, False):
+        renderer = Renderer(RenderSettings(**settings), default_host="h", compiled=compiled)
+        for _ in range(2):
+            with contextlib.suppress(EventError):
+                renderer.render_line(first, ACCEPTED_MS)
+        made.append(renderer)
+    return made[0], made[1]
+
+
+def render_text(renderer: Renderer, line: Any) -> Any:
+    from azs_syslog.encode import _speedups
+
+    return _speedups.render_text(line, renderer._native)
+
+
+def render_object(renderer: Renderer, line: str) -> Any:
+    from azs_syslog.encode import _speedups
+
+    return _speedups.render(orjson.loads(line), renderer._native)
+
+
+def within_64_bits(value: Any) -> bool:
+    """Every integer of ``value`` one that orjson reads and the text reader takes."""
+    if type(value) is int:
+        return -(2**63) <= value < 2**64
+    if type(value) is list:
+        return all(within_64_bits(item) for item in value)
+    return True
+
+
+def holds_surrogate(value: Any) -> bool:
+    if type(value) is str:
+        return any("\ud800" <= char <= "\udfff" for char in value)
+    if type(value) is list:
+        return any(holds_surrogate(item) for item in value)
+    return False
+
+
+def test_a_realistic_line_is_read_from_its_text() -> None:
+    compiled, python = renderers(LINE, output_severity="Verbose", event_data_names=True)
+    fields = render_text(compiled, LINE)
+    assert fields is not None
+    assert fields == render_object(compiled, LINE)
+    extensions, level, time_ms, host, name, provider, event_id, category, task = fields
+    assert (level, host, name, provider, event_id, category, task) == (
+        4,
+        "azs-node01",
+        "Process Creation",
+        "Microsoft-Windows-Security-Auditing",
+        4688,
+        None,
+        13312,
+    )
+    assert time_ms == 1795687201250  # read as epoch ms, as render() does
+    assert b" MasEventData=S-1-5-18!!C:\\\\Windows\\\\x.exe!!4!!true!!false!!!!" in extensions
+    assert b" MasKeywords=0x8020000000000000" in extensions
+    assert b"MasEventDataNames=a!!b!!c!!d!!e!!f!!g" in extensions
+    assert outcome(compiled, LINE) == outcome(python, LINE)
+
+
+@SETTINGS
+@given(
+    event=windows_events(),
+    layout=st.sampled_from(["compact", "spaced", "indented", "ascii"]),
+    names=st.booleans(),
+)
+def test_text_reader_equals_the_object_path(
+    event: dict[str, Any], layout: str, names: bool
+) -> None:
+    """On any event and any JSON layout: the same fields as render() on orjson's objects, the
+    text reader taken wherever render() is and nothing stops it, and render_line's result
+    that of the pure-Python path."""
+    dump = {
+        "compact": lambda obj: json.dumps(obj, separators=(",", ":"), ensure_ascii=False),
+        "spaced": lambda obj: json.dumps(obj, ensure_ascii=False),
+        "indented": lambda obj: json.dumps(obj, indent=2, ensure_ascii=False),
+        "ascii": json.dumps,
+    }[layout]
+    compiled, python = renderers(
+        dump(primer(event)), output_severity="Verbose", event_data_names=names
+    )
+    line = dump(event)
+    text = render_text(compiled, line)
+    try:
+        native = render_object(compiled, line)
+    except orjson.JSONDecodeError:  # lone surrogates: orjson refuses them
+        native = None
+    if text is not None:
+        assert text == native
+    elif native is not None:
+        values = list(event.values())
+        assert not within_64_bits(values) or holds_surrogate(values)
+    assert outcome(compiled, line) == outcome(python, line)
+
+
+def replaced(old: str, new: str) -> str:
+    assert old in LINE
+    return LINE.replace(old, new, 1)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        pytest.param(replaced('"event_id":4688', '"event_id":04688'), id="leading-zero"),
+        pytest.param(replaced('"event_id":4688', '"event_id":4688.0'), id="fraction"),
+        pytest.param(replaced('"event_id":4688', '"event_id":4688e0'), id="exponent"),
+        pytest.param(replaced('"event_id":4688', '"event_id":-4688'), id="negative"),
+        pytest.param(replaced('"event_id":4688', '"event_id":"4688"'), id="string-number"),
+        pytest.param(replaced('"event_id":4688', '"event_id":true'), id="boolean-number"),
+        pytest.param(replaced('"event_id":4688', '"event_id":null'), id="null-number"),
+        pytest.param(replaced('"event_id":4688', '"event_id":18446744073709551616'), id="2**64"),
+        pytest.param(replaced('"level":4', '"level":6'), id="level-6"),
+        pytest.param(
+            replaced('"keywords":9232379236109516800', '"keywords":-9223372036854775809'),
+            id="below-64-bits",
+        ),
+        pytest.param(replaced('"channel":"Security"', '"channel":"Sec\turity"'), id="raw-tab"),
+        pytest.param(replaced('"channel":"Security"', '"channel":"Sec\\xurity"'), id="bad-escape"),
+        pytest.param(replaced('"channel":"Security"', '"channel":"\\u12G4"'), id="bad-hex"),
+        pytest.param(replaced('"channel":"Security"', '"channel":"\\ud800"'), id="lone-high"),
+        pytest.param(replaced('"channel":"Security"', '"channel":"\\udc00x"'), id="lone-low"),
+        pytest.param(replaced('"channel":"Security"', '"channel":"\\ud800\\u0041"'), id="no-low"),
+        pytest.param(replaced('"channel":"Security"', '"channel":{"a":1}'), id="object"),
+        pytest.param(replaced('"channel":"Security"', '"channel":["Security"]'), id="array"),
+        pytest.param(replaced('"S-1-5-18"', '["S-1-5-18"]'), id="nested-array"),
+        pytest.param(replaced('"S-1-5-18"', '{"S":1}'), id="object-item"),
+        pytest.param(replaced('"S-1-5-18",', '"S-1-5-18",,'), id="double-comma"),
+        pytest.param(replaced('null,""]', 'null,""'), id="unclosed-array"),
+        pytest.param(replaced('"type"', '"t\\u0079pe"'), id="escaped-key"),
+        pytest.param(replaced('"type":"windows"', '"type":"win\\u0064ows"'), id="escaped-type"),
+        pytest.param(replaced('"type":"windows"', '"type":"Windows"'), id="other-type"),
+        pytest.param(replaced('"channel":', '"channel":"x","channel":'), id="duplicate-key"),
+        pytest.param(replaced('"channel"', '"channels"'), id="other-key"),
+        pytest.param(replaced('"event_data_names":["a",', '"event_data_names":['), id="names"),
+        pytest.param(replaced('"event_data_names":["a"', '"event_data_names":[1'), id="name-int"),
+        pytest.param(
+            replaced('"provider_name":"Microsoft-Windows-Security-Auditing"', '"provider_name":""'),
+            id="empty-provider",
+        ),
+        pytest.param(LINE + "x", id="trailing-text"),
+        pytest.param(LINE + ",", id="trailing-comma"),
+        pytest.param(LINE + "{}", id="second-object"),
+        pytest.param(LINE[:-1], id="unclosed"),
+        pytest.param(LINE[:-1] + ',"extra":"x"}', id="extra-field"),
+        pytest.param(LINE[: LINE.index(',"user_data"')] + "}", id="missing-field"),
+        pytest.param(
+            json.dumps({**{k: v for k, v in BASE.items() if k != "type"}, "type": "windows"}),
+            id="other-order",
+        ),
+        pytest.param(LINE.replace("Security", "Sec\ud800urity"), id="raw-surrogate"),
+        pytest.param("[" + LINE + "]", id="not-an-object"),
+    ],
+)
+def test_text_reader_doubts_and_render_line_still_agrees(line: str) -> None:
+    """Anything outside JSON or the plan: the text reader doubts; the line's result is the
+    pure-Python path's (the same bytes, or the same error)."""
+    compiled, python = renderers(LINE, output_severity="Verbose", event_data_names=True)
+    assert render_text(compiled, line) is None
+    assert outcome(compiled, line) == outcome(python, line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        pytest.param(LINE + "\n", id="line-end"),
+        pytest.param(" \t\r\n" + LINE + " \r\n", id="white-space"),
+        pytest.param(
+            replaced('"channel":"Security"', '"channel":"\\ud83d\\ude00 \\u00e9"'), id="pair"
+        ),
+        pytest.param(
+            replaced('"channel":"Security"', '"channel":"a\\u0000b\\u001bc\\u2028"'), id="ctl"
+        ),
+        pytest.param(
+            replaced('"channel":"Security"', '"channel":"\\"\\\\\\/\\b\\f\\n\\r\\t="'), id="esc"
+        ),
+        pytest.param(replaced('"channel":"Security"', '"channel":"\x7f\x85\u2029é"'), id="raw"),
+        pytest.param(replaced('"event_id":4688', '"event_id":0'), id="zero"),
+        pytest.param(replaced('"event_id":4688', '"event_id":-0'), id="minus-zero"),
+        pytest.param(replaced('"task":13312', '"task":18446744073709551615'), id="2**64-1"),
+        pytest.param(replaced('"keywords":9232379236109516800', '"keywords":-1'), id="kw-1"),
+        pytest.param(replaced('"host":"azs-node01"', '"host":"h\\u00e9"'), id="escaped-host"),
+        pytest.param(
+            replaced('"time":"2026-11-26T10:00:01.250Z"', '"time":"2026-11-26T11:00:01+01:00"'),
+            id="offset-time",
+        ),
+        pytest.param(
+            replaced(
+                '"time":"2026-11-26T10:00:01.250Z"', '"time":"2026-11-26T10:00:01.25\\u0030Z"'
+            ),
+            id="escaped-time",
+        ),
+        pytest.param(replaced('"level":4', '"level":1'), id="level-1"),
+        pytest.param(replaced("[", "[ ").replace(",4,", " , 4 ,"), id="spaced-array"),
+    ],
+)
+def test_text_reader_takes_json_it_can_and_equals_the_object_path(line: str) -> None:
+    compiled, python = renderers(LINE, output_severity="Verbose", event_data_names=True)
+    text = render_text(compiled, line)
+    assert text is not None
+    assert text[0] == render_object(compiled, line)[0]
+    assert outcome(compiled, line) == outcome(python, line)
+
+
+def test_text_reader_of_an_empty_event_data_and_names() -> None:
+    event = {**BASE, "event_data": [], "event_data_names": []}
+    line = json.dumps(event)
+    compiled, python = renderers(line, output_severity="Verbose", event_data_names=True)
+    assert render_text(compiled, line) == render_object(compiled, line)
+    assert outcome(compiled, line) == outcome(python, line)
+
+
+def test_text_reader_needs_a_str_and_a_plan_with_the_shape() -> None:
+    from azs_syslog.encode import _speedups
+
+    compiled, _ = renderers(LINE, output_severity="Verbose")
+    assert render_text(compiled, LINE.encode()) is None
+    without_shape = _speedups.compile_plan(1, 8, (("type", 5, None, -1, None),))
+    assert _speedups.render_text('{"type":"windows"}', without_shape) is None
+    with_shape = _speedups.compile_plan(1, 8, (("type", 5, None, -1, None),), ("type",))
+    assert _speedups.render_text('{"type":"windows"}', with_shape) == (b"",) + (None,) * 8
+    assert _speedups.render_text('{"type":"window"}', with_shape) is None
+    # A shape that names a field twice, or one without an entry: never read from the text.
+    twice = _speedups.compile_plan(
+        2, 8, (("type", 5, None, -1, None), ("host", 6, None, 2, None)), ("type", "type")
+    )
+    assert _speedups.render_text('{"type":"windows","type":"windows"}', twice) is None
+    with pytest.raises(TypeError):
+        _speedups.compile_plan(1, 8, (("type", 5, None, -1, None),), ["type"])  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        _speedups.render_text(LINE, "not a plan")
+
+
+def test_text_reader_holds_no_memory() -> None:
+    """Rendering the same lines many times, kept or dropped, leaves no memory behind."""
+    escaped = replaced('"channel":"Security"', '"channel":"\\u00e9\\n' + "x" * 5000 + '"')
+    compiled, _ = renderers(LINE, output_severity="Verbose", event_data_names=True)
+    for _ in range(200):  # warm up: caches, free lists
+        render_text(compiled, LINE)
+        render_text(compiled, escaped)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(5000):
+            assert render_text(compiled, LINE) is not None
+            assert render_text(compiled, escaped) is not None
+            assert render_text(compiled, LINE[:-1]) is None
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert after - before < 64 * 1024
