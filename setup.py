@@ -9,7 +9,11 @@ setup(
     ext_modules=[
         Extension(
             "azs_syslog.encode._speedups",
-            ["azs_syslog/encode/_speedups.c", "azs_syslog/encode/_speedups_text.c"],
+            [
+                "azs_syslog/encode/_speedups.c",
+                "azs_syslog/encode/_speedups_text.c",
+                "azs_syslog/encode/_speedups_message.c",
+            ],
             depends=["azs_syslog/encode/_speedups.h"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
             optional=True,

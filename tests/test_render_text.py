@@ -300,3 +300,132 @@ def test_text_reader_holds_no_memory() -> None:
     finally:
         tracemalloc.stop()
     assert after - before < 64 * 1024
+
+
+# -- render_message: the whole message in one call ------------------------------------------
+
+
+def render_message(renderer: Renderer, line: str, accepted_ms: int = ACCEPTED_MS) -> Any:
+    from azs_syslog.encode import _speedups
+
+    return _speedups.render_message(line, renderer._native, renderer._context, accepted_ms)
+
+
+MESSAGE_CASES = [
+    pytest.param({}, id="as-is"),
+    pytest.param({"task_name": ""}, id="name-from-task"),
+    pytest.param({"task_name": "", "task_category": "Category"}, id="name-from-category"),
+    pytest.param({"host": None}, id="no-host"),
+    pytest.param({"time": None}, id="no-time"),
+    pytest.param({"time": "1969-12-31T23:59:58.750Z"}, id="before-1970"),
+    pytest.param({"time": "0001-01-01T00:00:00.001Z"}, id="year-1"),
+    pytest.param({"time": "9999-12-31T23:59:59.999Z"}, id="year-9999"),
+    pytest.param({"level": 2}, id="error-level"),
+    pytest.param({"level": 0}, id="level-0"),
+    pytest.param({"provider_name": "P|rov\\ider=é"}, id="header-escapes"),
+    pytest.param({"task_name": "Ná|me"}, id="non-ascii-name"),
+    pytest.param({"channel": "x" * 9000}, id="too-long"),
+]
+
+
+def event_line(change: dict[str, Any]) -> str:
+    event = {**BASE, **change}
+    return json.dumps({k: v for k, v in event.items() if v is not None})
+
+
+@pytest.mark.parametrize("change", MESSAGE_CASES)
+@pytest.mark.parametrize("message_format", ["rfc3164", "rfc5424"])
+@pytest.mark.parametrize("severity", ["Default", "Verbose"])
+@pytest.mark.parametrize("framing", ["octet-counting", "lf", "none"])
+def test_render_message_equals_the_python_path(
+    change: dict[str, Any], message_format: str, severity: str, framing: str
+) -> None:
+    """Once the renderer's caches hold what the event needs, the whole message comes from one
+    C call (False when filtered, the count kept), with the pure-Python path's bytes; a message
+    over the limit, or a cache miss, is left to the Python path."""
+    line = event_line(change)
+    settings_ = {"message_format": message_format, "output_severity": severity}
+    compiled, python = renderers(line, framing=framing, **settings_)
+    expected = outcome(python, line)
+    assert outcome(compiled, line) == expected
+    assert compiled.filtered == python.filtered
+    direct = render_message(compiled, line)
+    if severity == "Default" and change.get("level", BASE["level"]) not in (1, 2, 3):
+        assert direct is False
+        assert expected == ("ok", None)
+    elif "channel" in change:
+        assert direct is None
+        assert compiled.truncated == python.truncated == 3
+    else:
+        assert type(direct) is bytes
+        assert compiled._frame(direct) == expected[1]
+
+
+def test_render_message_leaves_a_cache_miss_or_an_unchecked_host_to_python() -> None:
+    line = event_line({})
+    compiled, python = renderers(line, output_severity="Verbose")
+    assert type(render_message(compiled, line)) is bytes
+    # Another minute, another name, another host: each one a cache the C call does not fill.
+    for change in (
+        {"time": "2026-11-26T10:07:01.250Z"},
+        {"task_name": "Another"},
+        {"host": "never-seen-host"},
+        {"time": "2026-11-26T11:00:01+01:00"},
+    ):
+        other = event_line(change)
+        assert render_message(compiled, other) is None
+        assert outcome(compiled, other) == outcome(python, other)
+        if "+01:00" not in other:  # a time in another form is always the Python path's
+            assert type(render_message(compiled, other)) is bytes
+    # A time not in epoch milliseconds' range: the Python path says what it is.
+    assert render_message(compiled, line, 2**70) is None
+
+
+def test_render_message_filters_by_the_settings_levels() -> None:
+    for level, kept in ((1, True), (2, True), (3, True), (4, False), (5, False), (0, False)):
+        line = event_line({"level": level})
+        compiled, python = renderers(line, output_severity="Default")
+        assert outcome(compiled, line) == outcome(python, line)
+        direct = render_message(compiled, line)
+        assert (type(direct) is bytes) if kept else (direct is False)
+
+
+def test_compile_context_checks_its_arguments() -> None:
+    from azs_syslog.encode import _speedups
+
+    good: list[Any] = [(b"<1>",) * 11, (0,) * 6, 1, False, 100, b" ", "h", {}, {}, {}, set()]
+    assert _speedups.compile_context(*good) is not None
+    for index, bad in (
+        (0, (b"<1>",) * 10),
+        (0, ("<1>",) * 11),
+        (1, (0,) * 5),
+        (1, (11,) * 6),
+        (4, -1),
+        (5, " "),
+        (10, {}),
+    ):
+        with pytest.raises((TypeError, ValueError)):
+            _speedups.compile_context(*good[:index], bad, *good[index + 1 :])  # type: ignore[call-arg]
+    compiled, _ = renderers(LINE, output_severity="Verbose")
+    with pytest.raises(ValueError):
+        _speedups.render_message(LINE, compiled._native, "not a context", ACCEPTED_MS)
+    with pytest.raises(TypeError):
+        _speedups.render_message(LINE, compiled._native)  # type: ignore[call-arg]
+
+
+def test_render_message_holds_no_memory() -> None:
+    compiled, _ = renderers(LINE, output_severity="Verbose", event_data_names=True)
+    miss = event_line({"task_name": "Never cached"})
+    for _ in range(200):
+        render_message(compiled, LINE)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(5000):
+            assert type(render_message(compiled, LINE)) is bytes
+            assert render_message(compiled, miss) is None
+            assert render_message(compiled, LINE[:-1]) is None
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert after - before < 64 * 1024

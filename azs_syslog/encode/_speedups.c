@@ -16,6 +16,8 @@
  *       fields in the order of the JSON text (without it, render_text always doubts).
  *   render(obj, plan) -> (extensions: bytes, value of slot 0, ...) | None
  *   render_text(line, plan) -> the same, from the JSON text line
+ *   compile_context(...), render_message(line, plan, context, accepted_ms): the whole
+ *       message (_speedups_message.c)
  *
  * Escaping (cef.py, docs/cef-mapping.md): \ -> \\, = -> \=, CR -> \r, LF -> \n, NUL -> U+FFFD;
  * VT, FF, FS, GS, RS, NEL, U+2028, U+2029 -> \n; TAB -> space; other C0, DEL, C1 -> U+FFFD.
@@ -30,6 +32,7 @@ plan_release(Plan *plan)
         Py_XDECREF(plan->entries[i].field);
         Py_XDECREF(plan->entries[i].prefix);
         Py_XDECREF(plan->entries[i].suffix);
+        Py_XDECREF(plan->entries[i].last);
     }
     PyMem_Free(plan->order);
     PyMem_Free(plan);
@@ -422,6 +425,11 @@ static PyMethodDef methods[] = {
      "render(obj, plan) -> (extensions, *values) | None: see the module's source."},
     {"render_text", (PyCFunction)(void (*)(void))render_text, METH_FASTCALL,
      "render_text(line, plan) -> (extensions, *values) | None: see _speedups_text.c."},
+    {"compile_context", compile_context, METH_VARARGS,
+     "compile_context(...) -> context: see _speedups_message.c."},
+    {"render_message", (PyCFunction)(void (*)(void))render_message, METH_FASTCALL,
+     "render_message(line, plan, context, accepted_ms) -> bytes | False | None: see "
+     "_speedups_message.c."},
     {NULL, NULL, 0, NULL},
 };
 

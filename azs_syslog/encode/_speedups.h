@@ -1,7 +1,8 @@
 /* azs_syslog.encode._speedups: what its two halves share (see _speedups.c).
  *
  * _speedups.c: the module, compile_plan, and render (an event parsed by orjson);
- * _speedups_text.c: render_text (the event's JSON text itself, no objects built).
+ * _speedups_text.c: render_text (the event's JSON text itself, no objects built);
+ * _speedups_message.c: render_message (the whole message, from the JSON text).
  * The output helpers are static inline here: they are the inner loop of both.
  */
 #ifndef AZS_SPEEDUPS_H
@@ -42,6 +43,8 @@ typedef struct {
     Py_ssize_t ret;
     const char *key;     /* the UTF-8 of field (held by it) */
     Py_ssize_t key_len;
+    PyObject *last;      /* render_text: the last ASCII str returned for this entry, given
+                          * again while the text is the same (no new object, its hash kept) */
 } Entry;
 
 typedef struct {
@@ -132,6 +135,35 @@ static const unsigned char ESCAPED[256] = {
     [0xC2] = E_C2,      [0xE2] = E_E2,
 };
 
+/* Eight bytes at a time (SWAR): a mask with the high bit of each byte of the word that is
+ * zero / below n (n <= 128), exact for the lowest such byte; a false alarm above it only sends
+ * the caller to its byte loop. */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+#define ZERO_BYTES(w) (((w) - ONES) & ~(w) & HIGHS)
+#define BYTES_BELOW(w, n) (((w) - ONES * (n)) & ~(w) & HIGHS)
+
+static inline unsigned long long
+word_at(const unsigned char *p)
+{
+    unsigned long long w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+/* Whether none of the eight bytes at p needs escaping in a value: no backslash, "=", control,
+ * DEL, and no byte above 0x7F (a C1 control or U+2028/U+2029 may start there). */
+static inline int
+plain_word(const unsigned char *p)
+{
+    unsigned long long w = word_at(p);
+    unsigned long long backslash = w ^ (ONES * '\\'), equals = w ^ (ONES * '='),
+                       del = w ^ (ONES * 0x7F);
+    return ((ZERO_BYTES(backslash) | ZERO_BYTES(equals) | ZERO_BYTES(del) |
+             BYTES_BELOW(w, 0x20)) |
+            (w & HIGHS)) == 0;
+}
+
 static inline int
 put_escaped(Buffer *buf, const char *text, Py_ssize_t n)
 {
@@ -146,6 +178,12 @@ put_escaped(Buffer *buf, const char *text, Py_ssize_t n)
     char *out = buf->data + buf->len;
     Py_ssize_t start = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
+        while (i + 8 <= n && plain_word(in + i)) {
+            i += 8;
+        }
+        if (i >= n) {
+            break;
+        }
         unsigned char c = in[i];
         int action = ESCAPED[c];
         if (LIKELY(action == E_COPY)) {
@@ -232,8 +270,28 @@ put_keywords(Buffer *buf, unsigned long long mask)
 
 /* "YYYY-MM-DDThh:mm:ss.mmmZ" (years 0001-9999, a real date, no leap second) -> 1 and *ms the
  * epoch milliseconds; 0 for any other text (the caller's parse_time reads it). */
+static inline void
+release(Buffer *buf)
+{
+    if (buf->data != buf->stack) {
+        PyMem_Free(buf->data);
+    }
+}
+
+#define BUFFER_INIT(name)                                                                          \
+    name.data = name.stack;                                                                        \
+    name.len = 0;                                                                                  \
+    name.cap = sizeof name.stack
+
 int utc_millis_text(const char *t, Py_ssize_t n, long long *ms);
 
+/* The text reader (_speedups_text.c): the extension pairs of the Windows event of JSON text
+ * line into buf, and the values of the plan's return slots into returned[0..nret) (new
+ * references; NULL where absent). 0, DOUBT (nothing returned) or -1 (an error set). */
+int text_fields(PyObject *line, Plan *plan, Buffer *buf, PyObject **returned);
+
 PyObject *render_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *compile_context(PyObject *module, PyObject *args);
+PyObject *render_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 #endif

@@ -9,3 +9,20 @@ def compile_plan(
 ) -> object: ...
 def render(obj: dict[str, Any], plan: object, /) -> tuple[Any, ...] | None: ...
 def render_text(line: str, plan: object, /) -> tuple[Any, ...] | None: ...
+def compile_context(
+    pri: tuple[bytes, ...],
+    severities: tuple[int, ...],
+    levels: int,
+    rfc5424: bool,
+    limit: int,
+    middle: bytes,
+    default_host: str,
+    minutes: dict[int, str],
+    headers: dict[tuple[str, int, str, int], str],
+    task_names: dict[tuple[str, int | None, int], str],
+    hosts: set[str],
+    /,
+) -> object: ...
+def render_message(
+    line: str, plan: object, context: object, accepted_ms: int, /
+) -> bytes | bool | None: ...

@@ -127,6 +127,18 @@ read_string(const char *p, const char *end, Value *value)
     const char *start = p;
     char escaped = 0;
     while (p < end) {
+        /* Eight bytes at a time while none is a quote, a backslash or a control. */
+        while (end - p >= 8) {
+            unsigned long long w = word_at((const unsigned char *)p);
+            unsigned long long quote = w ^ (ONES * '"'), backslash = w ^ (ONES * '\\');
+            if ((ZERO_BYTES(quote) | ZERO_BYTES(backslash) | BYTES_BELOW(w, 0x20)) != 0) {
+                break;
+            }
+            p += 8;
+        }
+        if (p >= end) {
+            break;
+        }
         int what = IN_STRING[(unsigned char)*p];
         if (LIKELY(what == 0)) {
             p++;
@@ -411,19 +423,6 @@ unescape(Buffer *out, const char *p, Py_ssize_t len)
     return 0;
 }
 
-static inline void
-release(Buffer *buf)
-{
-    if (buf->data != buf->stack) {
-        PyMem_Free(buf->data);
-    }
-}
-
-#define BUFFER_INIT(name)                                                                          \
-    name.data = name.stack;                                                                        \
-    name.len = 0;                                                                                  \
-    name.cap = sizeof name.stack
-
 /* A string value, escaped for CEF. */
 static int
 put_string(Buffer *buf, const Value *value)
@@ -582,14 +581,74 @@ write_entry(const Entry *entry, const Value *value, Buffer *buf, Py_ssize_t *cou
 /* The value returned for an entry (a time as epoch ms when it can be), or NULL (see
  * make_object). */
 static PyObject *
-returned_value(const Entry *entry, const Value *value, int *status)
+returned_value(Entry *entry, const Value *value, int *status)
 {
     long long ms;
     if (entry->kind == K_TIME && !value->escaped &&
         utc_millis_text(value->at, value->len, &ms)) {
         return PyLong_FromLongLong(ms);
     }
+    PyObject *last = entry->last;
+    if (value->type == J_STRING && !value->escaped) {
+        /* The same text as the last event's (host, provider, name: most events): the same
+         * object. */
+        if (last != NULL && PyUnicode_GET_LENGTH(last) == value->len &&
+            memcmp(PyUnicode_DATA(last), value->at, (size_t)value->len) == 0) {
+            return Py_NewRef(last);
+        }
+        PyObject *made = make_object(value, status);
+        if (made != NULL && PyUnicode_IS_ASCII(made)) {
+            entry->last = Py_NewRef(made);
+            Py_XDECREF(last);
+        }
+        return made;
+    }
     return make_object(value, status);
+}
+
+/* What the text reader makes of a line (see _speedups.h): 0, DOUBT or -1. */
+int
+text_fields(PyObject *line, Plan *plan, Buffer *buf, PyObject **returned)
+{
+    Value values[64];
+    for (Py_ssize_t i = 0; i < plan->nret; i++) {
+        returned[i] = NULL;
+    }
+    if (!PyUnicode_CheckExact(line) || plan->order == NULL || plan->count > 64) {
+        return DOUBT;
+    }
+    Py_ssize_t n;
+    const char *text = PyUnicode_AsUTF8AndSize(line, &n);
+    if (text == NULL) { /* a lone surrogate: no UTF-8 */
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+            return -1;
+        }
+        PyErr_Clear();
+        return DOUBT;
+    }
+    if (read_object(plan, text, text + n, values) != 0) {
+        return DOUBT;
+    }
+    int status = 0;
+    Py_ssize_t count_seen = -1;
+    for (Py_ssize_t i = 0; i < plan->count && status == 0; i++) {
+        Entry *entry = &plan->entries[i];
+        status = write_entry(entry, &values[i], buf, &count_seen);
+        if (status == 0 && entry->ret >= 0) {
+            PyObject *value = returned_value(entry, &values[i], &status);
+            if (value == NULL) {
+                status = status == 0 ? -1 : status;
+                break;
+            }
+            Py_XSETREF(returned[entry->ret], value);
+        }
+    }
+    if (status != 0) {
+        for (Py_ssize_t i = 0; i < plan->nret; i++) {
+            Py_CLEAR(returned[i]);
+        }
+    }
+    return status;
 }
 
 PyObject *
@@ -603,60 +662,32 @@ render_text(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     if (plan == NULL) {
         return NULL;
     }
-    Value values[64];
-    if (!PyUnicode_CheckExact(args[0]) || plan->order == NULL || plan->count > 64) {
-        Py_RETURN_NONE;
-    }
-    Py_ssize_t n;
-    const char *text = PyUnicode_AsUTF8AndSize(args[0], &n);
-    if (text == NULL) { /* a lone surrogate: no UTF-8 */
-        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
-            return NULL;
-        }
-        PyErr_Clear();
-        Py_RETURN_NONE;
-    }
-    if (read_object(plan, text, text + n, values) != 0) {
-        Py_RETURN_NONE;
-    }
-    PyObject *result = PyTuple_New(plan->nret + 1);
-    if (result == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t i = 1; i <= plan->nret; i++) {
-        PyTuple_SET_ITEM(result, i, Py_NewRef(Py_None));
-    }
+    PyObject *returned[64];
     Buffer buf;
     BUFFER_INIT(buf);
-    int status = 0;
-    Py_ssize_t count_seen = -1;
-    for (Py_ssize_t i = 0; i < plan->count && status == 0; i++) {
-        const Entry *entry = &plan->entries[i];
-        status = write_entry(entry, &values[i], &buf, &count_seen);
-        if (status == 0 && entry->ret >= 0) {
-            PyObject *returned = returned_value(entry, &values[i], &status);
-            if (returned == NULL) {
-                status = status == 0 ? -1 : status;
-                break;
-            }
-            PyObject *old = PyTuple_GET_ITEM(result, entry->ret + 1);
-            PyTuple_SET_ITEM(result, entry->ret + 1, returned);
-            Py_DECREF(old);
-        }
-    }
-    PyObject *extensions = NULL;
+    int status = text_fields(args[0], plan, &buf, returned);
+    PyObject *result = NULL;
     if (status == 0) {
-        extensions = PyBytes_FromStringAndSize(buf.data, buf.len);
-        status = extensions == NULL ? -1 : 0;
+        result = PyTuple_New(plan->nret + 1);
+        PyObject *extensions = PyBytes_FromStringAndSize(buf.data, buf.len);
+        if (result == NULL || extensions == NULL) {
+            Py_CLEAR(result);
+            Py_XDECREF(extensions);
+            for (Py_ssize_t i = 0; i < plan->nret; i++) {
+                Py_XDECREF(returned[i]);
+            }
+        }
+        else {
+            PyTuple_SET_ITEM(result, 0, extensions);
+            for (Py_ssize_t i = 0; i < plan->nret; i++) {
+                PyTuple_SET_ITEM(result, i + 1,
+                                 returned[i] != NULL ? returned[i] : Py_NewRef(Py_None));
+            }
+        }
     }
     release(&buf);
-    if (status != 0) {
-        Py_DECREF(result);
-        if (status < 0) {
-            return NULL;
-        }
+    if (status == DOUBT) {
         Py_RETURN_NONE;
     }
-    PyTuple_SET_ITEM(result, 0, extensions);
     return result;
 }

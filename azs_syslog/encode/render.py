@@ -55,6 +55,8 @@ from azs_syslog.events.windows import NAMES_KEY, default_name
 # parse_time reads it).
 _SECOND_MS: Final = {f"{n:02d}": n * 1000 for n in range(60)}
 _TWO_DIGITS: Final = tuple(f"{n:02d}" for n in range(60))
+# How many compiled plans a renderer tries on a line of another shape than the last one.
+_RECENT: Final = 8
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -69,7 +71,7 @@ __all__ = [
 ]
 
 
-def _not_built(obj: object, plan: object) -> tuple[Any, ...] | None:
+def _not_built(*args: object) -> Any:
     raise RuntimeError("azs_syslog.encode._speedups is not built")
 
 
@@ -85,6 +87,9 @@ _native_render: Final[Callable[[dict[str, Any], object], tuple[Any, ...] | None]
 )
 _native_text: Final[Callable[[str, object], tuple[Any, ...] | None]] = (
     _speedups.render_text if _speedups is not None else _not_built
+)
+_native_message: Final[Callable[[str, object, object, int], bytes | bool | None]] = (
+    _speedups.render_message if _speedups is not None else _not_built
 )
 
 
@@ -164,9 +169,31 @@ class Renderer:
         self.compiled = COMPILED if compiled is None else compiled
         # ... and compiled; at first, one no event matches (so that no test is needed).
         self._native: object = _no_plan() if self.compiled else None
+        # The compiled plans used last, newest first (a few shapes take turns in real logs):
+        # a line of another shape than the last one is read from its text by one of these.
+        self._recent: tuple[object, ...] = ()
         # "YYYY-MM-DDThh:mm" of the "...:ss.mmmZ" times seen -> that minute, in ms. Real logs
         # move on by seconds between events: a cache by second would miss for most of them.
         self._minutes: dict[str, int] = {}
+        # Compiled, the whole message is made in C from these settings and caches (it gives
+        # up on any cache miss, and the Python path below fills the cache).
+        self._context: object = (
+            _speedups.compile_context(
+                tuple(pri.encode() for pri in self._pri),
+                LEVEL_SEVERITY,
+                sum(1 << level for level in self._levels),
+                self._rfc5424,
+                self._limit,
+                (f" {syslog.APP_NAME} - windows - " if self._rfc5424 else " ").encode(),
+                self.default_host,
+                self._minute_stamps,
+                self._fast_headers,
+                self._task_names,
+                VALID_HOSTS,
+            )
+            if self.compiled
+            else None
+        )
 
     # -- the hot path -------------------------------------------------------------------------
 
@@ -174,11 +201,13 @@ class Renderer:
         """One JSON object (text) -> the framed syslog message, or ``None`` when the
         OutputSeverity filter drops it. Raises ``EventError`` naming the field.
 
-        Windows events of a shape seen before take a fused path (``plan.RenderPlan``): the
-        line parsed by orjson, no ``Event``, every check of ``parse_windows`` and the escaped
-        extension pairs in one call of the compiled ``_speedups.render`` or, without it, in a
-        few C-level operations (``RenderPlan.fields``). Any doubt sends the event down the
-        reference path (``parse_event`` + ``render_event`` on the line as json parses it),
+        Windows events of a shape seen before take a fused path (``plan.RenderPlan``): no
+        ``Event``, every check of ``parse_windows`` and the escaped extension pairs in one
+        call of the compiled ``_speedups`` (``render_message``: the whole message from the JSON
+        text, when every cache it reads holds what it needs; ``render_text``: the fields from
+        the text; ``render``: from orjson's objects) or, without it, on the line parsed by
+        orjson in a few C-level operations (``RenderPlan.fields``). Any doubt sends the event
+        down the reference path (``parse_event`` + ``render_event`` on the line as json parses it),
         which gives the same bytes or explains the error; tests/test_render_fast.py holds the
         paths to each other. Written with few attribute loads and calls on purpose: every
         Python-level step costs here (the per-event loop of the encoder, measured by
@@ -187,12 +216,26 @@ class Renderer:
         """
         if type(line) is not str or line[:1] != "{" or "windows" not in line:
             return self.render_event(parse_event(load_json(line)), accepted_ms)
+        if self.compiled:  # the whole message in one call, or None: the steps below
+            message = _native_message(line, self._native, self._context, accepted_ms)
+            if type(message) is bytes:
+                return self._frame(message)
+            if message is False:
+                self.filtered += 1
+                return None
+        return self._fused(line, accepted_ms)
+
+    def _fused(self, line: str, accepted_ms: int) -> bytes | None:
+        """``render_line``'s fused path, step by step (every step but the first is what the
+        compiled ``render_message`` does in one call)."""
         # orjson parses the line three times as fast as json.loads, and gives the same objects
         # except where it refuses (lone surrogates, 1e400, NaN: the reference explains or takes
         # them) or turns an integer beyond 64 bits into a float, which no plan's types allow.
         # So every way out of the fused path parses the line again with the json module.
         # Compiled, the line itself is read (no objects but the values returned).
-        fields: tuple[Any, ...] | None = _native_text(line, self._native) if self.compiled else None
+        fields: tuple[Any, ...] | None = (
+            (_native_text(line, self._native) or self._recent_text(line)) if self.compiled else None
+        )
         if fields is None:
             try:
                 obj = _orjson_loads(line)
@@ -212,8 +255,10 @@ class Renderer:
         try:
             # The compiled path reads "YYYY-MM-DDThh:mm:ss.mmmZ" itself.
             time_ms = stamp if type(stamp) is int else self._time_ms(stamp, accepted_ms)
-            if host not in VALID_HOSTS:  # None among them
-                host = self._host(host)
+            if host is None:  # most real records: the computer is not the host
+                host = self.default_host
+            elif host not in VALID_HOSTS:
+                host = check_host_cached(host)
         except EventError:
             return self._reference(line, accepted_ms)
         if level not in self._levels:
@@ -230,7 +275,7 @@ class Renderer:
         else:
             head = f"{self._pri[severity]}{when} {host} {cef_header}rt={time_ms}"
         try:
-            message: bytes = head.encode() + extensions
+            message = head.encode() + extensions
         except UnicodeEncodeError:  # lone surrogates
             return self._reference(line, accepted_ms)
         if len(message) > self._limit:
@@ -264,6 +309,15 @@ class Renderer:
             return None
         return _native_render(obj, plan.native) if self.compiled else plan.fields(line, obj)
 
+    def _recent_text(self, line: str) -> tuple[Any, ...] | None:
+        """The fields of a line of another shape than the last one, read from its text by one
+        of the plans used last (then the current one), or ``None``."""
+        for native in self._recent:
+            if native is not self._native and (fields := _native_text(line, native)) is not None:
+                self._native = native
+                return fields
+        return None
+
     def _reference(self, line: str, accepted_ms: int) -> bytes | None:
         """The reference path for a line the fused path does not take: parsed by json."""
         return self.render_event(parse_event(load_json(line)), accepted_ms, plain_json(line))
@@ -288,11 +342,9 @@ class Renderer:
             return None
         self._fast = plan
         self._native = plan.native
+        if self.compiled and plan.native not in self._recent:
+            self._recent = (plan.native, *self._recent[: _RECENT - 1])
         return plan
-
-    def _host(self, host: str | None) -> str:
-        """The HOSTNAME of an event of the fused path: its host (checked), else ours."""
-        return self.default_host if host is None else check_host_cached(host)
 
     def _second_stamp(self, seconds: int) -> str:
         """The syslog timestamp of ``seconds`` (both formats end in ":ss", so the rest is kept
