@@ -429,3 +429,31 @@ def test_render_message_holds_no_memory() -> None:
     finally:
         tracemalloc.stop()
     assert after - before < 64 * 1024
+
+
+MUTATION_CHARS = st.sampled_from(
+    [*'{}[]:,"\\ \t\n0123456789-+.eEtrufalsn', "\\u", "\\ud800", "\\udc00", "é", "\x00", "\x7f"]
+)
+
+
+@SETTINGS
+@given(
+    edits=st.lists(
+        st.tuples(st.integers(0, len(LINE)), st.integers(0, 3), MUTATION_CHARS), max_size=4
+    ),
+    severity=st.sampled_from(["Default", "Verbose"]),
+)
+def test_a_damaged_line_gets_the_python_paths_outcome(
+    edits: list[tuple[int, int, str]], severity: str
+) -> None:
+    """A line damaged anywhere (characters inserted, deleted or replaced): the compiled path's
+    result (bytes, filter or error) is the pure-Python path's."""
+    line = LINE
+    for at, cut, text in edits:
+        at = min(at, len(line))
+        line = line[:at] + text + line[at + cut :]
+    compiled, python = renderers(LINE, output_severity=severity, event_data_names=True)
+    for _ in range(2):  # the second time with the caches the first one filled
+        assert outcome(compiled, line) == outcome(python, line)
+    assert compiled.filtered == python.filtered
+    assert compiled.truncated == python.truncated
