@@ -546,4 +546,7 @@ def evtx_lines(folder: Path) -> list[str]:
 
 
 if __name__ == "__main__":
+    from benchmarks.installed import compile_bytecode
+
+    compile_bytecode()  # as an install has it (benchmarks/installed.py)
     main()
