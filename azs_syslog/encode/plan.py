@@ -3,8 +3,9 @@
 ``Renderer.render_line`` goes one step further than ``events.windows.parse_windows`` for the
 shapes it sees most: a ``RenderPlan`` lets it check a Windows event and write its extensions
 without building an ``Event`` at all, in one call of the compiled ``_speedups.render`` (driven
-by ``RenderPlan.native_spec``) or, without it, in ``RenderPlan.fields``. Both apply the rules of
-``events.windows`` (the field table, the types of each kind, ``list_text``, ``keywords_text``).
+by ``RenderPlan.native_spec``) or, without it, in ``RenderPlan.fields``, a function generated
+for the shape (``plan_code.py``). Both apply the rules of ``events.windows`` (the field table,
+the types of each kind, ``LIST_RULE``, ``KEYWORDS_RULE``: the generated code inlines them).
 A plan covers shapes without ``"extensions"`` whose values have the types the first event of
 the shape had (strings, empty or not, non-negative integers, arrays of strings, integers,
 booleans and nulls, an integer level); anything else, or any doubt, goes through
@@ -95,21 +96,29 @@ class RenderPlan:
     __slots__ = ("fields", "native", "native_spec", "size")
 
     def __init__(self, shape: tuple[str, ...], types: dict[str, type], names: bool = False) -> None:
-        fields = [
-            field
-            for field, _, _ in EXTENSIONS
-            if field in shape and (names or field != "event_data_names")
-        ]
+        fields, extra = layout(shape, names)
         self.size = len(shape)
-        extra: list[str] = [f for f in ("type", "time", "host", "task_name") if f in shape]
-        if not names and "event_data_names" in shape:
-            extra.append("event_data_names")
         self.fields: Callable[[str, dict[str, Any]], Fields | None] = make_fields(
             self.size, fields, extra, types, NATIVE_RETURNED
         )
         self.native: object = None  # the compiled plan, made by the renderer
         # The same checks and pairs for the compiled path: _speedups.compile_plan's arguments.
         self.native_spec = (self.size, len(NATIVE_RETURNED), _native_entries(fields, extra, types))
+
+
+def layout(shape: tuple[str, ...], names: bool) -> tuple[list[str], list[str]]:
+    """The fields of ``shape`` a plan writes as extensions, in order, and those it only reads
+    or checks (``type``, ``time``, ``host``, ``task_name``, and ``event_data_names`` when
+    ``names`` is false)."""
+    fields = [
+        field
+        for field, _, _ in EXTENSIONS
+        if field in shape and (names or field != "event_data_names")
+    ]
+    extra: list[str] = [f for f in ("type", "time", "host", "task_name") if f in shape]
+    if not names and "event_data_names" in shape:
+        extra.append("event_data_names")
+    return fields, extra
 
 
 class NoPlan:
