@@ -40,7 +40,7 @@ def worker(lines_path: str) -> None:
     try:
         from azs_syslog.encode.render import Renderer, RenderSettings
     except ImportError:  # a tree from before the rooms
-        from azs_syslog.render import Renderer, RenderSettings  # type: ignore[no-redef]
+        from azs_syslog.render import Renderer, RenderSettings  # type: ignore[no-redef, import-not-found]
 
     sets: dict[str, list[str]] = json.loads(Path(lines_path).read_text())
     accepted = 1_795_687_200_000
