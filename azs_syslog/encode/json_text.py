@@ -5,6 +5,7 @@ any can hold a character CEF escapes (``plain_json``) or a control character
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Final
 
 from azs_syslog.events.source import define, expression
@@ -25,7 +26,7 @@ PLAIN_JSON_RULE: Final = (
 # ``plain_json(line)``: whether no value of JSON text ``line`` can hold a character CEF
 # escapes in a value (``\`` ``=`` and the controls): JSON writes C0 controls as escapes, so it
 # holds no backslash, no ``=`` and none of the controls JSON may hold raw (most lines).
-plain_json: Final = define(
+plain_json: Final[Callable[[str], bool]] = define(
     "plain_json",
     "line",
     f"return {expression(PLAIN_JSON_RULE, line='line')}\n",

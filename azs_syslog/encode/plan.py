@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from azs_syslog.encode.json_text import RAW_CONTROLS as RAW_CONTROLS
 from azs_syslog.encode.json_text import may_hold_controls as may_hold_controls
 from azs_syslog.encode.json_text import plain_json as plain_json
 from azs_syslog.encode.plan_code import make_fields

@@ -1,15 +1,14 @@
 """The pure-Python fused path: one function generated for each shape of Windows event.
 
 ``plan.RenderPlan`` makes, for the shape it covers, the function ``fields(line, obj)`` that
-returns what the compiled ``_speedups.render`` returns (``plan.Fields``: the pairs, then
-``plan.NATIVE_RETURNED``), or ``None`` for
-another shape or any doubt. Its source is written from the shape (which fields, of which JSON
-type) and the rules of ``events.windows`` and ``json_text`` as source text
-(``LIST_RULE``, ``NAMES_RULE``, ``KEYWORDS_RULE``, ``SUFFIXES``, ``PLAIN_JSON_RULE``),
-inlined; it is compiled once per shape (``events.source.define``). So an event of a known
-shape costs no Python call per field: its values are unpacked into local variables, checked
-and converted in line, and written with one f-string that leaves out the empty ones, as the
-reference path does.
+returns what the compiled ``_speedups.render`` returns (``plan.Fields``: the pairs, then the
+values of ``plan.NATIVE_RETURNED``), or ``None`` for another shape or any doubt. Its source is
+written from the shape (which fields, of which JSON type) and the rules of ``events.windows``
+and ``json_text`` as source text (``LIST_RULE``, ``NAMES_RULE``, ``KEYWORDS_RULE``,
+``SUFFIXES``, ``PLAIN_JSON_RULE``), inlined; it is compiled once per shape
+(``events.source.define``). So an event of a known shape costs no Python call per field: its
+values are unpacked into local variables, checked and converted in line, and written with one
+f-string that leaves out the empty ones, as the reference path does.
 
 The generated source never holds event data: only the field names and CEF keys of
 ``events.windows.EXTENSIONS`` (checked to be identifiers) and constants written with ``repr``.
@@ -78,6 +77,8 @@ def fields_source(
     of the exact type in ``types``, which the global ``types`` holds in that order). It
     returns the extension pairs (UTF-8), then the values of the fields ``returned`` (None
     when absent)."""
+    # Only names from the fixed tables (identifiers) and repr'd constants go into the source:
+    # never a value of an event.
     every = [*fields, *extra]
     var = {field: "v_" + identifier(field) for field in every}
     kinds = {field: FIELD_KINDS[field][1] for field in fields}
