@@ -29,6 +29,7 @@ from azs_syslog.events.common import (
     remember,
     wrong_type,
 )
+from azs_syslog.events.source import define, expression
 from azs_syslog.events.windows_tasks import known_task_name
 
 # Value kinds.
@@ -117,20 +118,40 @@ def join_list(field: str, items: list[Any]) -> str:
     return "!!".join(parts)
 
 
-def list_text(field: str, items: list[Any]) -> str:
-    """The text of an array value (``join_list``; strings alone in one C-level step), with
-    ``USER_DATA_SUFFIX`` for ``user_data``."""
-    try:
-        text = "!!".join(items)
-    except TypeError:  # integers, booleans or nulls among the strings
-        text = join_list(field, items)
-    return text + USER_DATA_SUFFIX if field == "user_data" else text
+# The rules of the written values, as Python source (``events/source.py``): ``{value}`` is the
+# raw value, ``{out}`` the name its text goes to, ``{field}`` the field's name (a constant of
+# EXTENSIONS). ``list_text`` and ``keywords_text`` are compiled from them, and
+# encode/plan_code.py inlines them in the code it generates for each shape of event.
+# An array: strings alone in one C-level step, else ``join_list`` (which may raise EventError).
+LIST_RULE: Final = """\
+try:
+    {out} = "!!".join({value})
+except TypeError:  # integers, booleans or nulls among the strings
+    {out} = join_list({field}, {value})
+"""
+# event_data_names: strings alone (raises TypeError otherwise), joined.
+NAMES_RULE: Final = '{out} = "!!".join({value})\n'
+# Keywords given as an integer: PowerShell's Get-WinEvent gives them as a signed Int64; show
+# the bit mask in hex as Event Viewer does [project].
+KEYWORDS_RULE: Final = '{out} = "0x%016X" % ({value} & 0xFFFFFFFFFFFFFFFF)\n'
+# The text appended to an array value of these fields.
+SUFFIXES: Final = {"user_data": USER_DATA_SUFFIX}
 
-
-def keywords_text(value: int) -> str:
-    """Keywords given as an integer: PowerShell's Get-WinEvent gives them as a signed Int64;
-    show the bit mask in hex as Event Viewer does [project]."""
-    return f"0x{value & 0xFFFFFFFFFFFFFFFF:016X}"
+# ``list_text(field, items)``: the text of an array value (LIST_RULE), with its suffix.
+list_text: Final[Callable[[str, list[Any]], str]] = define(
+    "list_text",
+    "field, items",
+    expression(LIST_RULE, out="text", value="items", field="field")
+    + 'return text + SUFFIXES.get(field, "")\n',
+    {"join_list": join_list, "SUFFIXES": SUFFIXES},
+)
+# ``keywords_text(value)``: integer keywords as written (KEYWORDS_RULE).
+keywords_text: Final[Callable[[int], str]] = define(
+    "keywords_text",
+    "value",
+    expression(KEYWORDS_RULE, out="text", value="value") + "return text\n",
+    {},
+)
 
 
 def convert_values(
