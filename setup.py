@@ -11,6 +11,7 @@ setup(
             "azs_syslog.encode._speedups",
             [
                 "azs_syslog/encode/_speedups.c",
+                "azs_syslog/encode/_speedups_json.c",
                 "azs_syslog/encode/_speedups_text.c",
                 "azs_syslog/encode/_speedups_message.c",
             ],

@@ -285,6 +285,31 @@ release(Buffer *buf)
 
 int utc_millis_text(const char *t, Py_ssize_t n, long long *ms);
 
+/* -- the JSON reader (_speedups_json.c) -------------------------------------------------------- */
+
+enum { J_STRING = 1, J_INT, J_ARRAY, J_TRUE, J_FALSE, J_NULL };
+
+/* One value of the text: where it is, and what was learnt reading it. */
+typedef struct {
+    const char *at;               /* a string: its first byte after the quote; an array: after
+                                   * its '[' */
+    Py_ssize_t len;               /* a string: its bytes between the quotes; an array: its
+                                   * items */
+    const char *end;              /* an array: the byte after its ']' */
+    unsigned long long magnitude; /* an integer */
+    char type;
+    char negative; /* an integer written with '-' */
+    char escaped;  /* a string holding a backslash */
+} Value;
+
+/* The whole text: one object whose keys are the plan's fields in the plan's order, each value
+ * noted in values[] at its entry. 0 or DOUBT. */
+int read_object(const Plan *plan, const char *p, const char *end, Value *values);
+/* The next item of an array read_object checked: *p at the item; after it, at the next one. */
+void next_item(const char **p, const char *end, Value *item);
+/* The code unit of four hex digits at p, -1 when they are not. */
+long hex4(const char *p);
+
 /* The text reader (_speedups_text.c): the extension pairs of the Windows event of JSON text
  * line into buf, and the values of the plan's return slots into returned[0..nret) (new
  * references; NULL where absent). 0, DOUBT (nothing returned) or -1 (an error set). */

@@ -1,4 +1,4 @@
-/* azs_syslog.encode._speedups, its third part: render_message, the whole syslog message of a
+/* azs_syslog.encode._speedups: render_message, the whole syslog message of a
  * Windows event of a known shape, from its JSON text.
  *
  *   compile_context(pri, severities, levels, rfc5424, limit, middle, default_host, minutes,
