@@ -1,26 +1,27 @@
 /* azs_syslog.encode._speedups: the compiled half of the renderer's fused path (optional).
  *
- * One function does, for a Windows event of a known shape, what render.Renderer.render_line's
- * pure-Python fused path does with a dozen Python-level steps: check every field's type and
- * value against the shape's plan and write the escaped " Key=value" extension pairs, as UTF-8.
- * Anything it is not sure of returns None, and the caller takes the reference path, which
- * gives the same bytes or explains the error (tests/test_render_fast.py holds all three paths
- * to each other). render takes the objects orjson made of the line; render_text, in
- * _speedups_text.c, reads the line's JSON text itself (what both share: _speedups.h).
+ * For a Windows event of a known shape it does in one call what render.Renderer.render_line's
+ * pure-Python fused path does in Python: check every field's type and value against the
+ * shape's plan (encode/plan.py, from the rules of events/windows.py) and write the escaped
+ * " Key=value" extension pairs, as UTF-8, reading the event's JSON text itself. Anything it is
+ * not sure of returns None, and the caller takes the pure-Python fused path or the reference
+ * path, which give the same bytes or explain the error (tests/test_render_fast.py and
+ * tests/test_render_text.py hold the paths to each other).
  *
- *   compile_plan(size, nret, entries[, shape]) -> plan (a capsule)
+ *   compile_plan(size, nret, entries[, shape]) -> plan (a capsule)            (this file)
  *       size: the number of fields of the shape; nret: the number of values returned;
  *       entries: (field, kind, prefix, ret, suffix) in the order the pairs are written;
  *       prefix: b" Key=" (None: checked, not written); ret: the slot the value is returned in
  *       (-1: none); suffix: text written after a joined list (None: nothing); shape: the
- *       fields in the order of the JSON text (without it, render_text always doubts).
- *   render(obj, plan) -> (extensions: bytes, value of slot 0, ...) | None
- *   render_text(line, plan) -> the same, from the JSON text line
- *   compile_context(...), render_message(line, plan, context, accepted_ms): the whole
- *       message (_speedups_message.c)
+ *       fields in the order of the JSON text (without it, no text is ever read by the plan).
+ *   render_text(line, plan) -> (extensions: bytes, value of slot 0, ...) | None
+ *       the fields of JSON text line (_speedups_text.c, with the reader of _speedups_json.c)
+ *   compile_context(...), render_message(line, plan, context, accepted_ms) -> bytes | ...
+ *       the whole message (_speedups_message.c)
  *
  * Escaping (cef.py, docs/cef-mapping.md): \ -> \\, = -> \=, CR -> \r, LF -> \n, NUL -> U+FFFD;
  * VT, FF, FS, GS, RS, NEL, U+2028, U+2029 -> \n; TAB -> space; other C0, DEL, C1 -> U+FFFD.
+ * The output buffer and the escaping are in _speedups.h.
  */
 #include "_speedups.h"
 
@@ -155,274 +156,9 @@ fail:
     return NULL;
 }
 
-/* The escaped UTF-8 of a str. 1: it has no UTF-8 (a lone surrogate): the caller doubts. */
-static int
-put_text(Buffer *buf, PyObject *text)
-{
-    Py_ssize_t n;
-    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &n);
-    if (utf8 == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
-            return -1;
-        }
-        PyErr_Clear();
-        return 1;
-    }
-    return put_escaped(buf, utf8, n);
-}
-
-/* An int in decimal. */
-static int
-put_decimal(Buffer *buf, PyObject *value)
-{
-    int overflow;
-    long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
-    if (number == -1 && PyErr_Occurred()) {
-        return -1;
-    }
-    if (!overflow) {
-        /* By hand: snprintf costs more than the rest of a small field. */
-        return put_magnitude(buf,
-                             number < 0 ? 0ULL - (unsigned long long)number
-                                        : (unsigned long long)number,
-                             number < 0);
-    }
-    PyObject *text = PyObject_Str(value);
-    if (text == NULL) {
-        return -1;
-    }
-    Py_ssize_t n;
-    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &n);
-    int status = utf8 == NULL ? -1 : put(buf, utf8, n);
-    Py_DECREF(text);
-    return status;
-}
-
-/* -1 below zero, 0 zero, 1 above (an exact int). */
-static int
-sign_of(PyObject *value)
-{
-    int overflow;
-    long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
-    if (overflow) {
-        return overflow;
-    }
-    return (number > 0) - (number < 0);
-}
-
-/* -- render ---------------------------------------------------------------------------------- */
-
-/* One item of a K_LIST array, as the reference path joins it (windows.join_list). */
-static int
-put_item(Buffer *buf, PyObject *item)
-{
-    if (PyUnicode_CheckExact(item)) {
-        return put_text(buf, item);
-    }
-    if (PyLong_CheckExact(item)) {
-        return put_decimal(buf, item);
-    }
-    if (item == Py_None) {
-        return 0;
-    }
-    if (item == Py_True) {
-        return put(buf, "true", 4); /* as Windows writes a boolean in Event XML */
-    }
-    if (item == Py_False) {
-        return put(buf, "false", 5);
-    }
-    return DOUBT;
-}
-
-/* *count: the length of the last K_LIST array (K_NAMES must match it), -1 when none. */
-static int
-render_entry(const Entry *entry, PyObject *value, Buffer *buf, Py_ssize_t *count_seen)
-{
-    int status = 0;
-    Py_ssize_t mark = buf->len; /* where the pair starts: an empty value takes it back */
-    if (entry->prefix != NULL &&
-        put(buf, PyBytes_AS_STRING(entry->prefix), PyBytes_GET_SIZE(entry->prefix)) < 0) {
-        return -1;
-    }
-    Py_ssize_t start = buf->len;
-    switch (entry->kind) {
-    case K_STR:
-    case K_REQUIRED:
-        if (!PyUnicode_CheckExact(value)) {
-            return DOUBT;
-        }
-        if (PyUnicode_GET_LENGTH(value) == 0) {
-            if (entry->kind == K_REQUIRED) {
-                return DOUBT;
-            }
-            buf->len = mark;
-            return 0;
-        }
-        return put_text(buf, value);
-    case K_UINT:
-        if (!PyLong_CheckExact(value) || sign_of(value) < 0) {
-            return DOUBT;
-        }
-        return put_decimal(buf, value);
-    case K_LEVEL: {
-        if (!PyLong_CheckExact(value)) {
-            return DOUBT;
-        }
-        int overflow;
-        long level = PyLong_AsLongAndOverflow(value, &overflow);
-        if (overflow || level < 0 || level > 5) {
-            return DOUBT;
-        }
-        char digit = (char)('0' + level);
-        return put(buf, &digit, 1);
-    }
-    case K_LIST:
-    case K_NAMES: {
-        if (!PyList_CheckExact(value)) {
-            return DOUBT;
-        }
-        Py_ssize_t count = PyList_GET_SIZE(value);
-        if (entry->kind == K_NAMES && count != *count_seen) {
-            return DOUBT;
-        }
-        if (entry->kind == K_LIST) {
-            *count_seen = count;
-        }
-        for (Py_ssize_t i = 0; i < count; i++) {
-            PyObject *item = PyList_GET_ITEM(value, i);
-            if (i > 0 && put(buf, "!!", 2) < 0) {
-                return -1;
-            }
-            if (entry->kind == K_NAMES && !PyUnicode_CheckExact(item)) {
-                return DOUBT;
-            }
-            status = put_item(buf, item);
-            if (status != 0) {
-                return status;
-            }
-        }
-        if (entry->suffix != NULL) {
-            return put_text(buf, entry->suffix);
-        }
-        if (entry->prefix == NULL || buf->len == start) {
-            buf->len = mark; /* joined to "", or checked only: left out */
-        }
-        return 0;
-    }
-    case K_KEYWORDS: {
-        if (!PyLong_CheckExact(value)) {
-            return DOUBT;
-        }
-        unsigned long long mask = PyLong_AsUnsignedLongLongMask(value);
-        if (mask == (unsigned long long)-1 && PyErr_Occurred()) {
-            return -1;
-        }
-        return put_keywords(buf, mask);
-    }
-    case K_TYPE:
-        if (!PyUnicode_CheckExact(value) || PyUnicode_CompareWithASCIIString(value, "windows")) {
-            return DOUBT;
-        }
-        return 0;
-    case K_TEXT:
-    case K_TIME:
-        return PyUnicode_CheckExact(value) ? 0 : DOUBT;
-    }
-    return DOUBT;
-}
-
-/* The epoch ms of a str in the form utc_millis_text reads, as a new int; NULL (no error set)
- * for any other text. */
-static PyObject *
-utc_millis(PyObject *text)
-{
-    long long ms;
-    if (!PyUnicode_IS_ASCII(text) ||
-        !utc_millis_text((const char *)PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text), &ms)) {
-        return NULL;
-    }
-    return PyLong_FromLongLong(ms);
-}
-
-static PyObject *
-render(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "render(obj, plan) takes two arguments");
-        return NULL;
-    }
-    PyObject *obj = args[0];
-    Plan *plan = (Plan *)PyCapsule_GetPointer(args[1], PLAN_NAME);
-    if (plan == NULL) {
-        return NULL;
-    }
-    if (!PyDict_CheckExact(obj) || PyDict_GET_SIZE(obj) != plan->size) {
-        Py_RETURN_NONE;
-    }
-    PyObject *result = PyTuple_New(plan->nret + 1);
-    if (result == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t i = 1; i <= plan->nret; i++) {
-        PyTuple_SET_ITEM(result, i, Py_NewRef(Py_None));
-    }
-    Buffer buf;
-    buf.data = buf.stack;
-    buf.len = 0;
-    buf.cap = sizeof buf.stack;
-    int status = 0;
-    Py_ssize_t count_seen = -1;
-    for (Py_ssize_t i = 0; i < plan->count && status == 0; i++) {
-        const Entry *entry = &plan->entries[i];
-        PyObject *value = PyDict_GetItemWithError(obj, entry->field); /* borrowed */
-        if (value == NULL) {
-            status = PyErr_Occurred() ? -1 : DOUBT;
-            break;
-        }
-        status = render_entry(entry, value, &buf, &count_seen);
-        if (status == 0 && entry->ret >= 0) {
-            PyObject *returned = NULL;
-            if (entry->kind == K_TIME) {
-                returned = utc_millis(value);
-                if (returned == NULL && PyErr_Occurred()) {
-                    status = -1;
-                    break;
-                }
-            }
-            if (returned == NULL) {
-                returned = Py_NewRef(value);
-            }
-            PyObject *old = PyTuple_GET_ITEM(result, entry->ret + 1);
-            PyTuple_SET_ITEM(result, entry->ret + 1, returned);
-            Py_DECREF(old);
-        }
-    }
-    PyObject *extensions = NULL;
-    if (status == 0) {
-        extensions = PyBytes_FromStringAndSize(buf.data, buf.len);
-        if (extensions == NULL) {
-            status = -1;
-        }
-    }
-    if (buf.data != buf.stack) {
-        PyMem_Free(buf.data);
-    }
-    if (status != 0) {
-        Py_DECREF(result);
-        if (status < 0) {
-            return NULL;
-        }
-        Py_RETURN_NONE;
-    }
-    PyTuple_SET_ITEM(result, 0, extensions);
-    return result;
-}
-
 static PyMethodDef methods[] = {
     {"compile_plan", compile_plan, METH_VARARGS,
      "compile_plan(size, nret, entries) -> plan: see the module's source."},
-    {"render", (PyCFunction)(void (*)(void))render, METH_FASTCALL,
-     "render(obj, plan) -> (extensions, *values) | None: see the module's source."},
     {"render_text", (PyCFunction)(void (*)(void))render_text, METH_FASTCALL,
      "render_text(line, plan) -> (extensions, *values) | None: see _speedups_text.c."},
     {"compile_context", compile_context, METH_VARARGS,

@@ -1,21 +1,20 @@
-/* azs_syslog.encode._speedups: render_text, a Windows event of a known shape
- * rendered from its JSON text itself.
+/* azs_syslog.encode._speedups: render_text, a Windows event of a known shape rendered from
+ * its JSON text itself.
  *
  *   render_text(line, plan) -> (extensions: bytes, value of slot 0, ...) | None
  *
- * The same result as render(orjson.loads(line), plan), without the dict and the strings that
- * orjson would build for every field (two thirds of the fused path's time on a realistic
- * event): one pass reads the text, checks that it is JSON and that its fields are the plan's
- * shape in the plan's order, and notes where each value is; a second writes the pairs from
- * the text, in the order of the plan's entries. Only the values returned are made objects.
+ * What the pure-Python fused path (RenderPlan.fields) returns for the objects orjson makes of
+ * the line, without the dict and the strings orjson would build for every field (two thirds
+ * of the time when the compiled path took orjson's objects): one pass reads the text
+ * (_speedups_json.c: JSON, the plan's fields in the plan's order, where each value is); a
+ * second writes the pairs from the text, in the order of the plan's entries. Only the values
+ * returned are made objects; a time "YYYY-MM-DDThh:mm:ss.mmmZ" is returned as epoch ms.
  *
- * It doubts (returns None, and the caller parses the line and calls render, which doubts in
+ * It doubts (returns None, and the caller takes the pure-Python fused path, which doubts in
  * its turn or not) at anything outside what the plans cover or what it is not sure of:
  * another shape or order of fields, a key holding an escape, a number that is not an integer
  * of 64 bits, a nested object, a lone surrogate (\ud800 written alone), a line that is not
- * one JSON object. What it accepts is JSON (RFC 8259): a raw control character in a string,
- * a leading zero, a bad escape or anything after the object are doubts, never accepted.
- * tests/test_render_text.py holds it to render() and to the reference path.
+ * one JSON object. tests/test_render_text.py holds it to the pure-Python path.
  */
 #include "_speedups.h"
 
@@ -187,7 +186,7 @@ put_items(const Entry *entry, const Value *value, Buffer *buf)
     return 0;
 }
 
-/* One entry, as render_entry does it for the object (see _speedups.c). */
+/* One entry: its pair written (or left out, or only checked), or a doubt. */
 static int
 write_entry(const Entry *entry, const Value *value, Buffer *buf, Py_ssize_t *count_seen)
 {

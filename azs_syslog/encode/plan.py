@@ -1,14 +1,14 @@
 """The renderer's fused path for Windows events: a ``RenderPlan`` per shape of event.
 
-``Renderer.render_line`` goes one step further than ``events.windows.parse_windows`` for the
-shapes it sees most: a ``RenderPlan`` lets it check a Windows event and write its extensions
-without building an ``Event`` at all, in one call of the compiled ``_speedups.render`` (driven
-by ``RenderPlan.native_spec``) or, without it, in ``RenderPlan.fields``, a function generated
-for the shape (``plan_code.py``). Both apply the rules of ``events.windows`` (the field table,
-the types of each kind, ``LIST_RULE``, ``KEYWORDS_RULE``: the generated code inlines them).
-A plan covers shapes without ``"extensions"`` whose values have the types the first event of
-the shape had (strings, empty or not, non-negative integers, arrays of strings, integers,
-booleans and nulls, an integer level); anything else, or any doubt, goes through
+``Renderer.render_line`` goes one step further than ``events.windows.parse_windows`` for the shapes
+it sees most: a ``RenderPlan`` lets it check a Windows event and write its extensions without
+building an ``Event`` at all, in one call of the compiled ``_speedups.render_text`` (on the JSON
+text; driven by ``RenderPlan.native_spec``) or in ``RenderPlan.fields`` (on the objects orjson makes
+of it), a function generated for the shape (``plan_code.py``). Both apply the rules of
+``events.windows`` (the field table, the types of each kind, ``LIST_RULE``, ``KEYWORDS_RULE``: the
+generated code inlines them). A plan covers shapes without ``"extensions"`` whose values have the
+types the first event of the shape had (strings, empty or not, non-negative integers, arrays of
+strings, integers, booleans and nulls, an integer level); anything else, or any doubt, goes through
 ``parse_event`` + ``render_event`` (the reference).
 """
 
@@ -78,7 +78,7 @@ _NATIVE_EXTRA: Final = {
 _RENDER_TYPES: Final = {**ALLOWED_TYPES, LEVEL: (int,)}
 
 NativeEntry = tuple[str, int, bytes | None, int, str | None]
-# What ``_speedups.render`` and ``RenderPlan.fields`` return: the extension pairs (UTF-8), then
+# What ``_speedups.render_text`` and ``RenderPlan.fields`` return: the extension pairs (UTF-8), then
 # the values named by NATIVE_RETURNED.
 Fields = tuple[bytes, int, Any, Any, Any, str, int, Any, Any]
 
@@ -86,10 +86,11 @@ Fields = tuple[bytes, int, Any, Any, Any, str, int, Any, Any]
 class RenderPlan:
     """How to check and write the Windows events of one shape (a set of fields) in one go.
 
-    ``fields(line, obj)``: what ``_speedups.render`` returns, in Python, for ``obj`` parsed from
-    JSON text ``line``; ``None`` when ``obj`` is of another shape or in any doubt. A function
-    generated for the shape (``plan_code.make_fields``). ``names``: write
-    ``event_data_names`` (``RenderSettings.event_data_names``).
+    ``fields(line, obj)``: what ``_speedups.render_text`` returns for ``line``, in Python, on
+    ``obj`` parsed from JSON text ``line`` (a time as it is, not in epoch ms); ``None`` when ``obj``
+    is of another shape or in any doubt. A function generated for the shape
+    (``plan_code.make_fields``). ``names``: write ``event_data_names``
+    (``RenderSettings.event_data_names``).
     """
 
     __slots__ = ("fields", "native", "native_spec", "size")

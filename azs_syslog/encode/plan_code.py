@@ -1,7 +1,7 @@
 """The pure-Python fused path: one function generated for each shape of Windows event.
 
 ``plan.RenderPlan`` makes, for the shape it covers, the function ``fields(line, obj)`` that
-returns what the compiled ``_speedups.render`` returns (``plan.Fields``: the pairs, then the
+returns what the compiled ``_speedups.render_text`` returns (``plan.Fields``: the pairs, then the
 values of ``plan.NATIVE_RETURNED``), or ``None`` for another shape or any doubt. Its source is
 written from the shape (which fields, of which JSON type) and the rules of ``events.windows``
 and ``json_text`` as source text (``LIST_RULE``, ``NAMES_RULE``, ``KEYWORDS_RULE``,

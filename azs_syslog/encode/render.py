@@ -82,9 +82,6 @@ def _no_plan() -> object:
 
 # The compiled half of the fused path, when the package was built with it (setup.py).
 COMPILED: Final = _speedups is not None
-_native_render: Final[Callable[[dict[str, Any], object], tuple[Any, ...] | None]] = (
-    _speedups.render if _speedups is not None else _not_built
-)
 _native_text: Final[Callable[[str, object], tuple[Any, ...] | None]] = (
     _speedups.render_text if _speedups is not None else _not_built
 )
@@ -201,18 +198,18 @@ class Renderer:
         """One JSON object (text) -> the framed syslog message, or ``None`` when the
         OutputSeverity filter drops it. Raises ``EventError`` naming the field.
 
-        Windows events of a shape seen before take a fused path (``plan.RenderPlan``): no
-        ``Event``, every check of ``parse_windows`` and the escaped extension pairs in one
-        call of the compiled ``_speedups`` (``render_message``: the whole message from the JSON
-        text, when every cache it reads holds what it needs; ``render_text``: the fields from
-        the text; ``render``: from orjson's objects) or, without it, on the line parsed by
-        orjson in a few C-level operations (``RenderPlan.fields``). Any doubt sends the event
-        down the reference path (``parse_event`` + ``render_event`` on the line as json parses it),
-        which gives the same bytes or explains the error; tests/test_render_fast.py holds the
-        paths to each other. Written with few attribute loads and calls on purpose: every
+        Windows events of a shape seen before take a fused path (``plan.RenderPlan``): no ``Event``,
+        every check of ``parse_windows`` and the escaped extension pairs in one call of the compiled
+        ``_speedups`` (``render_message``: the whole message from the JSON text, when every cache it
+        reads holds what it needs; ``render_text``: the fields from the text) or, without it or when
+        it doubts, on the line parsed by orjson in a function generated for the shape
+        (``RenderPlan.fields``). Any doubt there sends the event down the reference path
+        (``parse_event`` + ``render_event`` on the line as json parses it), which gives the same
+        bytes or explains the error; tests/test_render_fast.py and tests/test_render_text.py hold
+        the paths to each other. Written with few attribute loads and calls on purpose: every
         Python-level step costs here (the per-event loop of the encoder, measured by
-        benchmarks/encode.py); the caches make what they miss (``_Cache``), so a hit costs
-        one lookup.
+        benchmarks/encode.py); the caches make what they miss (``_Cache``), so a hit costs one
+        lookup.
         """
         if type(line) is not str or line[:1] != "{" or "windows" not in line:
             return self.render_event(parse_event(load_json(line)), accepted_ms)
@@ -241,9 +238,7 @@ class Renderer:
                 obj = _orjson_loads(line)
             except ValueError:
                 return self._reference(line, accepted_ms)
-            fields = (
-                _native_render(obj, self._native) if self.compiled else self._fast.fields(line, obj)
-            )
+            fields = self._fast.fields(line, obj)
             if fields is None:  # another shape than the last one, or a doubt
                 fields = self._other_shape(line, obj)
                 if fields is None:
@@ -307,7 +302,7 @@ class Renderer:
         plan = self._find_plan(line, obj)
         if plan is None:
             return None
-        return _native_render(obj, plan.native) if self.compiled else plan.fields(line, obj)
+        return plan.fields(line, obj)
 
     def _recent_text(self, line: str) -> tuple[Any, ...] | None:
         """The fields of a line of another shape than the last one, read from its text by one
