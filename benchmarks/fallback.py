@@ -1,5 +1,6 @@
 """Benchmark: the pure-Python encoder (``Renderer(settings, compiled=False)``) of several trees,
-side by side in one run.
+side by side in one run (``--compiled``: their compiled encoders, each tree's extension built in
+place).
 
 Each tree runs in its own worker process (``PYTHONPATH`` = that tree; the renderer is imported
 from ``azs_syslog.encode.render``, or ``azs_syslog.render`` in trees from before the package
@@ -33,7 +34,7 @@ TREE = HERE.parent
 FORMATS = ("rfc3164", "rfc5424")
 
 
-def worker(lines_path: str) -> None:
+def worker(lines_path: str, compiled: bool = False) -> None:
     """Read commands from stdin (``set format digest|-``), run ``render_line`` over that set
     once and answer with the CPU time (and, asked, a digest of the bytes), one JSON line
     each."""
@@ -49,7 +50,7 @@ def worker(lines_path: str) -> None:
         settings = RenderSettings(message_format=message_format, output_severity="Verbose")
         # A new renderer per run: every run makes its plans and caches again, as a new
         # process would (the first line of each shape takes the reference path).
-        render_line = Renderer(settings, default_host="bench-host", compiled=False).render_line
+        render_line = Renderer(settings, default_host="bench-host", compiled=compiled).render_line
         lines = sets[name]
         started = time.process_time()
         for line in lines:
@@ -57,7 +58,9 @@ def worker(lines_path: str) -> None:
         spent = time.process_time() - started
         digest = hashlib.sha256()
         if check == "digest":  # the bytes of a new renderer (its first lines: reference path)
-            render_line = Renderer(settings, default_host="bench-host", compiled=False).render_line
+            render_line = Renderer(
+                settings, default_host="bench-host", compiled=compiled
+            ).render_line
             for line in lines:
                 digest.update(render_line(line, accepted) or b"-")
         print(json.dumps({"seconds": spent, "digest": digest.hexdigest()}), flush=True)
@@ -77,10 +80,10 @@ def make_sets(events: int) -> dict[str, list[str]]:
     }
 
 
-def start(tree: Path, lines_path: str) -> subprocess.Popen[str]:
+def start(tree: Path, lines_path: str, compiled: bool) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     return subprocess.Popen(
-        [sys.executable, __file__, "--worker", lines_path],
+        [sys.executable, __file__, "--worker", lines_path, *(["--compiled"] if compiled else [])],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -104,10 +107,15 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument(
+        "--compiled",
+        action="store_true",
+        help="time the compiled encoder instead (each tree's own extension, built in place)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker)
+        worker(args.worker, args.compiled)
         return
     trees = [("this tree", TREE)] + [
         (f"base {n + 1}", b.resolve()) for n, b in enumerate(args.base)
@@ -116,9 +124,10 @@ def main() -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(sets, handle)
     try:
-        procs = [start(tree, handle.name) for _, tree in trees]
+        procs = [start(tree, handle.name, args.compiled) for _, tree in trees]
         print(
-            f"pure-Python encoder, best of {args.repeat} runs (CPU time), the trees in turn; "
+            f"{'compiled' if args.compiled else 'pure-Python'} encoder, "
+            f"best of {args.repeat} runs (CPU time), the trees in turn; "
             + ", ".join(f"{name}: {tree}" for name, tree in trees)
         )
         for message_format in FORMATS:
