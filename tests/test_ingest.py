@@ -6,8 +6,9 @@ import time
 import pytest
 
 from azs_syslog.encode.render import Renderer, RenderSettings
-from azs_syslog.errors import QueueError
+from azs_syslog.errors import EventError, QueueError
 from azs_syslog.queue import NewBatch, Queue
+from azs_syslog.queue.batching import as_text
 from azs_syslog.queue.ingest import Enqueuer, Rejection, enqueue_records
 from tests.test_send_event import windows_event
 
@@ -68,3 +69,29 @@ def test_a_write_failure_reaches_the_producer() -> None:
     records = [(i, windows_event(i)) for i in range(5000)]
     with pytest.raises(QueueError, match="disk full"):
         enqueue_records(records, BrokenQueue(), Renderer(settings), settings.key)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        windows_event(7).encode(),
+        windows_event(7, level=4).encode(),
+        b'{"type": "windows", "host": "h\xc3\xa9", "event_id": 1}',
+        b'{"type": "windows", "host": "\xff"}',  # not UTF-8
+        b'{\x00"\x00t\x00y\x00p\x00e\x00"\x00:\x001\x00}\x00',  # UTF-16 LE without a BOM
+        b"\xef\xbb\xbf" + windows_event(7).encode(),  # a UTF-8 BOM: json.loads skips it
+        b'{"type": "pep", "event": "\xed\xa0\x80"}',  # an encoded surrogate
+        b"[1]",
+    ],
+)
+def test_bytes_lines_render_as_their_text(line: bytes) -> None:
+    """``as_text`` (bytes read by the socket input, --jobs or the worker, as text so that the
+    renderer takes its fused path) changes nothing: the same message or the same refusal."""
+
+    def outcome(value: str | bytes) -> object:
+        try:
+            return Renderer(RenderSettings()).render_line(value, 1_795_687_200_000)
+        except EventError as exc:
+            return str(exc)
+
+    assert outcome(as_text(line)) == outcome(line)

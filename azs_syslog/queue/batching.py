@@ -52,6 +52,20 @@ class StopRequest(Protocol):
     reading: bool
 
 
+def as_text(line: bytes) -> str | bytes:
+    """A JSON line read as bytes, as text when that changes nothing but the speed: the
+    renderer's fused path takes text only (bytes go down the reference path, several times
+    slower), and for a line that starts with ``{``, holds no NUL and is valid UTF-8,
+    ``json.loads`` of the bytes and of the text are the same (no BOM, no UTF-16/32 to detect,
+    no surrogates to let pass). Any other line stays bytes, to be read as before."""
+    if line[:1] == b"{" and b"\x00" not in line:
+        try:
+            return line.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return line
+
+
 class BatchBuilder:
     """Accumulates rendered events for one batch.
 
@@ -83,8 +97,12 @@ class BatchBuilder:
 
     def add(self, line: str | bytes, accepted_ms: int) -> None:
         """Render and add one line; raises ``EventError`` (and adds nothing) when invalid."""
-        framed = self.renderer.render_line(line, accepted_ms)
-        raw = line.encode("utf-8") if isinstance(line, str) else line
+        if isinstance(line, str):
+            framed = self.renderer.render_line(line, accepted_ms)
+            raw = line.encode("utf-8")
+        else:
+            framed = self.renderer.render_line(as_text(line), accepted_ms)
+            raw = line
         if framed is not None:
             self._wire.append(framed)
             self._lengths.append(len(framed))
@@ -265,7 +283,9 @@ class Enqueuer:
                         break
                     accepted = time_ns() // 1_000_000
                     try:
-                        framed = render(record, accepted)
+                        framed = render(
+                            record if isinstance(record, str) else as_text(record), accepted
+                        )
                     except EventError as exc:
                         self._reject(line_no, error_reason(exc))
                         self.last_line = line_no
