@@ -10,8 +10,8 @@ what else runs), each of:
 * render: ``Renderer.render_line`` on each record, with a real acceptance time;
 * raw: the raw lines of each batch encoded and compressed (``queue.encode_raw``);
 * append: the batches committed to a fresh queue (``Queue.append_batch``, durable);
-* send-event: the whole in-process path (``queue.ingest.enqueue_records`` on the opened file,
-  to a fresh queue, no forwarder),
+* send-event: the whole in-process path (``queue.ingest.enqueue_chunks`` on the opened file,
+  as ``send-event`` calls it, to a fresh queue, no forwarder),
 
 and prints microseconds per event for each, with "the rest of the loop" (batching, the lock
 shared with the flusher thread, bookkeeping): send-event minus the four stages. With
@@ -43,7 +43,7 @@ from pathlib import Path
 from azs_syslog.encode.render import Renderer, RenderSettings
 from azs_syslog.inputs.detect import open_input
 from azs_syslog.queue import NewBatch, Queue, encode_raw, lengths_to_bytes
-from azs_syslog.queue.ingest import DEFAULT_BATCH_EVENTS, enqueue_records
+from azs_syslog.queue.ingest import DEFAULT_BATCH_EVENTS, enqueue_chunks
 from benchmarks.encode import make_lines
 
 # Verbose: every event is sent (``make_lines`` writes Information events, which the default
@@ -124,7 +124,7 @@ def main() -> None:
             renderer = Renderer(SETTINGS)
             with path.open("rb") as stream, Queue() as queue:
                 opened = open_input(stream, "auto", lambda problem: None)
-                result = enqueue_records(opened.records, queue, renderer, SETTINGS.key)
+                result = enqueue_chunks(opened.chunks, queue, renderer, SETTINGS.key)
             assert result.accepted == count, result
 
         def command() -> None:

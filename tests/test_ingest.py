@@ -2,14 +2,21 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 
 from azs_syslog.encode.render import Renderer, RenderSettings
 from azs_syslog.errors import EventError, QueueError
-from azs_syslog.queue import NewBatch, Queue
+from azs_syslog.queue import NewBatch, Queue, decode_raw
 from azs_syslog.queue.batching import as_text
-from azs_syslog.queue.ingest import Enqueuer, Rejection, enqueue_records
+from azs_syslog.queue.ingest import (
+    Enqueuer,
+    IngestFailure,
+    Rejection,
+    enqueue_chunks,
+    enqueue_records,
+)
 from tests.test_send_event import windows_event
 
 
@@ -95,3 +102,88 @@ def test_bytes_lines_render_as_their_text(line: bytes) -> None:
             return str(exc)
 
     assert outcome(as_text(line)) == outcome(line)
+
+
+class _Recorder:
+    """A queue that keeps what is appended (batch sizes, raw lines, counters) and fails from
+    its ``fail_at``-th append on, as a full disk would."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.fail_at = fail_at
+        self.appends = 0
+        self.batches: list[tuple[int, int, list[bytes]]] = []
+        self.rejected = 0
+        self.truncated = 0
+
+    def append_batch(
+        self, batch: NewBatch | None, *, rejected: int = 0, truncated: int = 0
+    ) -> None:
+        self.appends += 1
+        if self.fail_at is not None and self.appends >= self.fail_at:
+            raise QueueError("disk full")
+        if batch is not None:
+            lines = [line for _, line in decode_raw(batch.raw)]
+            self.batches.append((batch.count, len(batch.lengths) // 4, lines))
+        self.rejected += rejected
+        self.truncated += truncated
+
+
+def _mixed_input(count: int) -> list[tuple[int, str | bytes | dict[str, object]]]:
+    records: list[tuple[int, str | bytes | dict[str, object]]] = []
+    for i in range(count):
+        line_no = 2 * i + 1  # a blank line between records: numbers are not contiguous
+        if i % 11 == 5:
+            records.append((line_no, "not json"))
+        elif i % 13 == 7:
+            records.append((line_no, b'{"type": "windows", "host": "\xff"}'))
+        else:
+            records.append((line_no, windows_event(i, level=2 if i % 3 else 4)))
+    return records
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 7, 64])
+@pytest.mark.parametrize(
+    ("batch_events", "batch_bytes", "fail_at"),
+    [(10, 1 << 30, None), (1000, 9000, None), (10, 1 << 30, 3), (1000, 9000, 2), (5, 4000, 1)],
+)
+def test_chunks_are_batched_committed_and_reported_as_records_one_by_one(
+    chunk_size: int, batch_events: int, batch_bytes: int, fail_at: int | None
+) -> None:
+    """``enqueue_chunks`` (a chunk rendered at once, handed to the batch at once) gives the
+    same batches, rejections, counts and failure report as the records added one by one."""
+    records = _mixed_input(60)
+    settings = RenderSettings(output_severity="Default")
+    outcomes = []
+    for chunked in (False, True):
+        queue = _Recorder(fail_at)
+        rejected: list[Rejection] = []
+        options: dict[str, Any] = {
+            "on_reject": rejected.append,
+            "batch_events": batch_events,
+            "batch_bytes": batch_bytes,
+        }
+        renderer = Renderer(settings)
+        try:
+            if chunked:
+                chunks = [
+                    (
+                        [n for n, _ in records[i : i + chunk_size]],
+                        [r for _, r in records[i : i + chunk_size]],
+                    )
+                    for i in range(0, len(records), chunk_size)
+                ]
+                result = enqueue_chunks(chunks, queue, renderer, settings.key, **options)  # type: ignore[arg-type]
+            else:
+                result = enqueue_records(records, queue, renderer, settings.key, **options)  # type: ignore[arg-type]
+            failure = None
+        except IngestFailure as exc:
+            result = exc.result
+            failure = (exc.not_queued, exc.first_lines)
+        outcomes.append((result, failure, queue.batches, queue.rejected, rejected))
+    assert outcomes[1] == outcomes[0]
+    result, failure, batches, _, rejected = outcomes[0]
+    if fail_at is None:
+        assert [r.line for r in rejected][:3] == [11, 15, 33]
+        assert failure is None and result.accepted == sum(b[0] for b in batches)
+    else:
+        assert failure is not None and failure[0] > 0

@@ -182,7 +182,7 @@ def _queue_stream(
 ) -> tuple[Any, Any]:
     """Queue FILE or standard input in this process: (result, failure or None)."""
     from azs_syslog.queue import Queue
-    from azs_syslog.queue.ingest import IngestFailure, StopSignals, enqueue_records
+    from azs_syslog.queue.ingest import IngestFailure, StopSignals, enqueue_chunks
 
     stream: BinaryIO
     if run.source == "-":
@@ -199,10 +199,12 @@ def _queue_stream(
         opened = open_events(stream, input_format, run.on_skip)
         run.unit = opened.unit
         run.shown = progress_for(run.source, stream, opened.format)
-        records = opened.records if run.shown is None else run.shown.track(opened.records)
+        chunks = opened.chunks
+        if run.shown is not None:
+            chunks = run.shown.track(chunks, lambda chunk: len(chunk[0]))
         try:
-            result = enqueue_records(
-                records,
+            result = enqueue_chunks(
+                chunks,
                 queue,
                 renderer,
                 render_key,

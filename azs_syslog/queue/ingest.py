@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Unpack
 
 from azs_syslog.errors import EventError, QueueError
+from azs_syslog.events.record import Chunk
 from azs_syslog.queue import Queue
 from azs_syslog.queue.batching import (
     DEFAULT_BATCH_BYTES,
@@ -46,6 +47,7 @@ __all__ = [
     "RejectCallback",
     "Rejection",
     "StopSignals",
+    "enqueue_chunks",
     "enqueue_records",
     "error_reason",
 ]
@@ -134,9 +136,27 @@ def enqueue_records(
     stop: StopSignals | None = None,
     **options: Unpack[EnqueuerOptions],
 ) -> IngestResult:
-    """Render and durably enqueue ``records`` (``(line_no, record)`` pairs, as
-    ``inputs.reader.iter_records`` yields them). When this returns, every accepted event is
-    on disk.
+    """:func:`enqueue_chunks` for ``(line_no, record)`` pairs (as
+    ``inputs.reader.iter_records`` yields them), handled one by one."""
+    chunks = (([line_no], [record]) for line_no, record in records)
+    return enqueue_chunks(
+        chunks, queue, renderer, render_key, read_to_end=read_to_end, stop=stop, **options
+    )
+
+
+def enqueue_chunks(
+    chunks: Iterable[Chunk],
+    queue: Queue,
+    renderer: LineRenderer,
+    render_key: str,
+    *,
+    read_to_end: bool = True,
+    stop: StopSignals | None = None,
+    **options: Unpack[EnqueuerOptions],
+) -> IngestResult:
+    """Render and durably enqueue the records of ``chunks`` (as
+    ``inputs.reader.iter_record_chunks`` yields them: the records read together, rendered
+    together). When this returns, every accepted event is on disk.
     ``options``: those of :class:`Enqueuer` (``generation`` / ``level``: see
     :class:`BatchBuilder`).
 
@@ -154,7 +174,7 @@ def enqueue_records(
     enqueuer = Enqueuer(queue, renderer, render_key, **options)
     enqueuer.start()
     filtered_before = getattr(renderer, "filtered", 0)
-    rest = iter(records)
+    rest = iter(chunks)
     try:
         try:
             enqueuer.feed(rest, stop)
@@ -168,7 +188,7 @@ def enqueue_records(
         enqueuer.accepted,
         enqueuer.rejected,
         enqueuer.truncated,
-        getattr(renderer, "filtered", 0) - filtered_before,
+        getattr(renderer, "filtered", 0) - filtered_before - enqueuer.unqueued_filtered,
     )
     if stop is not None and stop.requested is not None and enqueuer.failure is None:
         raise IngestFailure(
@@ -183,8 +203,8 @@ def enqueue_records(
         return result
     if read_to_end:
         with contextlib.suppress(EventError):
-            for line_no, _record in rest:
-                enqueuer._not_queued(1, line_no)
+            for numbers, _records in rest:
+                enqueuer._not_queued(len(numbers), numbers[0])
     first = enqueuer.first_line_not_queued
     raise IngestFailure(
         enqueuer.failure,
