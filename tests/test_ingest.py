@@ -187,3 +187,22 @@ def test_chunks_are_batched_committed_and_reported_as_records_one_by_one(
         assert failure is None and result.accepted == sum(b[0] for b in batches)
     else:
         assert failure is not None and failure[0] > 0
+
+
+def test_an_unexpected_render_error_mid_chunk_keeps_what_was_rendered_before_it() -> None:
+    """As one by one: the events before the failing one are committed, then the error is
+    raised (an internal error, not a rejection)."""
+
+    class Breaking:
+        truncated = 0
+
+        def render_line(self, line: str | bytes, accepted_ms: int) -> bytes:
+            if line == "boom":
+                raise RuntimeError("renderer bug")
+            return b"5 hello"
+
+    queue = _Recorder()
+    chunk = ([1, 2, 3, 4], ["a", "b", "boom", "c"])
+    with pytest.raises(RuntimeError):
+        enqueue_chunks([chunk], queue, Breaking(), "key")  # type: ignore[arg-type]
+    assert [(count, lines) for count, _, lines in queue.batches] == [(2, [b"a", b"b"])]

@@ -339,43 +339,51 @@ class Enqueuer:
         benchmarks/send_event_stages.py). A chunk of one record takes :meth:`add`."""
         if stop is not None:
             chunks = _until_stop(chunks, stop)
-        renderer, time_ns = self.builder.renderer, time.time_ns
-        render = renderer.render_line
         for numbers, records in chunks:
             if self._error is not None and self._error is not self.failure:
                 raise self._error
             if len(records) == 1:
                 self.add(numbers[0], records[0])
             else:
-                accepted = time_ns() // 1_000_000
-                start = 0
-                while start < len(records):
-                    lines = cast(list[str | bytes], records[start:] if start else records)
-                    framed: list[bytes | None] = []
-                    truncated = renderer.truncated
-                    error: EventError | None = None
-                    try:
-                        framed.extend(map(render, lines, repeat(accepted)))
-                    except EventError as exc:  # framed holds the messages before it
-                        error = exc
-                    end = start + len(framed)
-                    run = Run(numbers[start:end], lines[: len(framed)], framed)
-                    run.truncated = renderer.truncated - truncated
-                    handed = self._hand_over(run, accepted) if framed else 0
-                    if self.failure is None and error is not None:
-                        with self._lock:
-                            if self.failure is None:
-                                self._reject(numbers[end], error_reason(error))
-                                handed += 1
-                    if self.failure is not None:  # the rest of the chunk is not queued
-                        self.unqueued_filtered += framed[handed:].count(None)
-                        if start + handed < len(records):
-                            self._not_queued(len(records) - start - handed, numbers[start + handed])
-                        break
-                    start = end + 1
+                self._add_chunk(numbers, cast(list[str | bytes], records))
             self.last_line = numbers[-1]
             if self.failure is not None:
                 break
+
+    def _add_chunk(self, numbers: list[int], records: list[str | bytes]) -> None:
+        """Render the records of a chunk (texts, or bytes) and add them, as :meth:`add` would
+        one by one: each run up to a rejected record is rendered by a ``map`` and handed over
+        at once."""
+        renderer = self.builder.renderer
+        render = renderer.render_line
+        accepted = time.time_ns() // 1_000_000
+        start = 0
+        while start < len(records):
+            lines = records[start:] if start else records
+            framed: list[bytes | None] = []
+            truncated = renderer.truncated
+            error: BaseException | None = None
+            try:
+                framed.extend(map(render, lines, repeat(accepted)))
+            except BaseException as exc:  # framed holds the messages before it
+                error = exc
+            end = start + len(framed)
+            run = Run(numbers[start:end], lines[: len(framed)], framed)
+            run.truncated = renderer.truncated - truncated
+            handed = self._hand_over(run, accepted) if framed else 0
+            if error is not None and not isinstance(error, EventError):
+                raise error  # what was rendered before it is added, as one by one
+            if self.failure is None and error is not None:
+                with self._lock:
+                    if self.failure is None:
+                        self._reject(numbers[end], error_reason(error))
+                        handed += 1
+            if self.failure is not None:  # the rest of the chunk is not queued
+                self.unqueued_filtered += framed[handed:].count(None)
+                if start + handed < len(records):
+                    self._not_queued(len(records) - start - handed, numbers[start + handed])
+                return
+            start = end + 1
 
     def _hand_over(self, run: Run, accepted_ms: int) -> int:
         """Add a rendered run to the batch, committing each batch it fills; returns how many
