@@ -154,7 +154,7 @@ def test_chunks_are_batched_committed_and_reported_as_records_one_by_one(
     records = _mixed_input(60)
     settings = RenderSettings(output_severity="Default")
     outcomes = []
-    for chunked in (False, True):
+    for mode in ("one by one", "list", "chunks"):
         queue = _Recorder(fail_at)
         rejected: list[Rejection] = []
         options: dict[str, Any] = {
@@ -164,7 +164,7 @@ def test_chunks_are_batched_committed_and_reported_as_records_one_by_one(
         }
         renderer = Renderer(settings)
         try:
-            if chunked:
+            if mode == "chunks":
                 chunks = [
                     (
                         [n for n, _ in records[i : i + chunk_size]],
@@ -174,13 +174,15 @@ def test_chunks_are_batched_committed_and_reported_as_records_one_by_one(
                 ]
                 result = enqueue_chunks(chunks, queue, renderer, settings.key, **options)  # type: ignore[arg-type]
             else:
-                result = enqueue_records(records, queue, renderer, settings.key, **options)  # type: ignore[arg-type]
+                given = iter(records) if mode == "one by one" else records
+                result = enqueue_records(given, queue, renderer, settings.key, **options)  # type: ignore[arg-type]
             failure = None
         except IngestFailure as exc:
             result = exc.result
             failure = (exc.not_queued, exc.first_lines)
         outcomes.append((result, failure, queue.batches, queue.rejected, rejected))
     assert outcomes[1] == outcomes[0]
+    assert outcomes[2] == outcomes[0]
     result, failure, batches, _, rejected = outcomes[0]
     if fail_at is None:
         assert [r.line for r in rejected][:3] == [11, 15, 33]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Unpack
 
@@ -51,6 +51,9 @@ __all__ = [
     "enqueue_records",
     "error_reason",
 ]
+
+
+_LIST_CHUNK = 256  # records of a list rendered together (enqueue_records)
 
 
 class IngestFailure(QueueError):
@@ -127,21 +130,33 @@ class IngestResult:
 
 
 def enqueue_records(
-    records: Iterable[tuple[int, str | bytes | dict[str, object]]],
-    queue: Queue,
-    renderer: LineRenderer,
-    render_key: str,
-    *,
-    read_to_end: bool = True,
-    stop: StopSignals | None = None,
-    **options: Unpack[EnqueuerOptions],
+    records: Iterable[tuple[int, str | bytes | dict[str, object]]], *args: Any, **options: Any
 ) -> IngestResult:
     """:func:`enqueue_chunks` for ``(line_no, record)`` pairs (as
-    ``inputs.reader.iter_records`` yields them), handled one by one."""
-    chunks = (([line_no], [record]) for line_no, record in records)
-    return enqueue_chunks(
-        chunks, queue, renderer, render_key, read_to_end=read_to_end, stop=stop, **options
-    )
+    ``inputs.reader.iter_records`` yields them): one chunk each, or, for a list (nothing to
+    wait for), a chunk per run of texts."""
+    return enqueue_chunks(_chunked(records), *args, **options)
+
+
+def _chunked(records: Iterable[tuple[int, str | bytes | dict[str, object]]]) -> Iterator[Chunk]:
+    if not isinstance(records, list | tuple):
+        for line_no, record in records:
+            yield [line_no], [record]
+        return
+    numbers: list[int] = []
+    texts: list[str | bytes | dict[str, object]] = []
+    for line_no, record in records:
+        if isinstance(record, dict) or len(numbers) >= _LIST_CHUNK:
+            if numbers:
+                yield numbers, texts
+            numbers, texts = [], []
+            if isinstance(record, dict):  # a parsed object comes alone (see Enqueuer.feed)
+                yield [line_no], [record]
+                continue
+        numbers.append(line_no)
+        texts.append(record)
+    if numbers:
+        yield numbers, texts
 
 
 def enqueue_chunks(
