@@ -38,11 +38,12 @@ def current_config() -> tuple[Any, str | None]:
     type=click.IntRange(1, 64),
     default=1,
     show_default=True,
-    help="Render with N processes (a JSON-lines FILE only, one event per line). Faster only "
-    "with N cores free for it: each process renders its part on its own core. When the "
-    "cores are busy (on two cores beside a running forwarder and receiver) it gains nothing "
-    "or is slower than 1: the processes compete for the CPU and take turns at the queue's "
-    "write lock. Events of different parts of the file may then be sent interleaved.",
+    help="Render with N processes (a JSON-lines FILE only, one event per line). Pays with "
+    "N cores free for it: each process renders its part on its own core. With no core to "
+    "spare (two cores shared with a running forwarder and receiver) it gains little, and on "
+    "a machine busy with other work it can be slower than 1: the processes compete for the "
+    "CPU and take turns at the queue's write lock. Events of different parts of the file "
+    "may then be sent interleaved.",
 )
 @input_format_option
 @json_option
