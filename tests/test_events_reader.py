@@ -1,4 +1,5 @@
-"""Reading JSON, JSON lines and arrays (iter_records)."""
+"""Reading JSON, JSON lines and arrays (iter_records, and iter_record_chunks: the same records
+a block of lines at a time)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,35 @@ import os
 import threading
 from collections.abc import Iterator
 
-from azs_syslog.events.record import Record
-from azs_syslog.inputs.reader import iter_records
+from azs_syslog.events.record import Chunk, Record
+from azs_syslog.inputs.detect import open_input
+from azs_syslog.inputs.reader import iter_record_chunks, iter_records
+
+
+def flat(chunks: Iterator[Chunk]) -> list[Record]:
+    return [pair for numbers, records in chunks for pair in zip(numbers, records, strict=True)]
 
 
 def read(text: str | bytes) -> list[Record]:
-    """Every record of ``text`` (bytes: read as a binary stream)."""
-    return list(iter_records(io.BytesIO(text) if isinstance(text, bytes) else io.StringIO(text)))
+    """Every record of ``text`` (bytes: read as a binary stream). The chunked reader, given
+    the same bytes in blocks of 1, 2, 3 or all lines, must find the same records."""
+    records = list(iter_records(io.BytesIO(text) if isinstance(text, bytes) else io.StringIO(text)))
+    data = text if isinstance(text, bytes) else text.encode()
+    lines = io.BytesIO(data).readlines()
+    for size in (1, 2, 3, max(1, len(lines))):
+        blocks = [b"".join(lines[i : i + size]) for i in range(0, len(lines), size)]
+        chunks = list(iter_record_chunks(blocks))
+        assert all(numbers for numbers, _ in chunks)  # no empty chunk
+        assert all(
+            not isinstance(record, dict)
+            for _, found in chunks
+            if len(found) > 1
+            for record in found
+        )  # a parsed object comes alone
+        assert flat(iter(chunks)) == records, size
+    if data[:3] != b"\xef\xbb\xbf" and data[:2] not in (b"\xff\xfe", b"\xfe\xff"):
+        assert list(open_input(io.BytesIO(data), "json", lambda p: None).records) == records
+    return records
 
 
 def test_json_lines_skip_blank_lines_and_keep_line_numbers() -> None:
@@ -80,6 +103,54 @@ def test_json_lines_stream_without_waiting_for_eof() -> None:
         assert got_first.wait(timeout=10), "the first line was not yielded before EOF"
         assert received == [(1, '{"first": 1}')]
         writer.write(b'{"second": 2}\n')
+    finally:
+        writer.close()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert received == [(1, '{"first": 1}'), (2, '{"second": 2}')]
+    reader.close()
+
+
+def test_chunks_mix_json_lines_with_invalid_lines_and_a_last_line_without_newline() -> None:
+    data = b'{"a": 1}\n\xff\n  \n{"b": 2}\r\nnope\n{"c": 3}'
+    assert read(data) == [
+        (1, '{"a": 1}'),
+        (2, b"\xff\n"),
+        (4, '{"b": 2}'),
+        (5, "nope"),
+        (6, '{"c": 3}'),
+    ]
+    # JSON lines, then a pretty-printed object, then JSON lines again (read line by line).
+    text = '{"a": 1}\n{"b": 2}\n{\n  "c": 3\n}\n{"d": 4}\n[{"e": 5}]\n'
+    assert read(text) == [
+        (1, '{"a": 1}'),
+        (2, '{"b": 2}'),
+        (3, {"c": 3}),
+        (6, '{"d": 4}'),
+        (7, {"e": 5}),
+    ]
+
+
+def test_chunks_of_a_pipe_come_as_its_lines_arrive() -> None:
+    """A chunk is what one read gave: the first line is handed on before more is written."""
+    read_fd, write_fd = os.pipe()
+    reader = os.fdopen(read_fd, "rb")
+    writer = os.fdopen(write_fd, "wb", buffering=0)
+    received: list[Record] = []
+    got_first = threading.Event()
+
+    def consume() -> None:
+        for chunk in open_input(reader, "auto", lambda problem: None).chunks:
+            received.extend(zip(*chunk, strict=True))
+            got_first.set()
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    try:
+        writer.write(b'{"first": 1}\n{"sec')
+        assert got_first.wait(timeout=10), "the first line was not handed on before EOF"
+        assert received == [(1, '{"first": 1}')]
+        writer.write(b'ond": 2}\n')
     finally:
         writer.close()
     thread.join(timeout=10)

@@ -131,6 +131,39 @@ def test_a_long_running_pipe_commits_as_it_goes() -> None:
     assert proc.returncode == 0
 
 
+def test_lines_read_with_a_partial_line_are_committed_without_waiting_for_it() -> None:
+    """The lines of one read are handed on together; the unfinished line after them does not
+    hold them back (the time bound of a slow pipe), on the first read as on later ones."""
+    proc = start_cli(["send-event", "-"], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    lines = [(windows_event(i) + "\n").encode() for i in range(6)]
+
+    def wait_for(events: int) -> None:
+        deadline = time.monotonic() + 10
+        depth = 0
+        while time.monotonic() < deadline:
+            if Path(os.environ["AZS_SYSLOG_HOME"], "state", "queue.sqlite3").exists():
+                with Queue() as queue:
+                    depth = queue.depth().events
+                if depth == events:
+                    break
+            time.sleep(0.05)
+        assert depth == events  # durable while the next line is still being written
+
+    data = b"".join(lines)
+    cuts = [0, len(b"".join(lines[:2])) + 40, len(b"".join(lines[:4])) + 40, len(data)]
+    try:
+        # Each write: the rest of a line, whole lines, and the start of the next line.
+        for index, (start, end) in enumerate(itertools.pairwise(cuts)):
+            proc.stdin.write(data[start:end])
+            proc.stdin.flush()
+            wait_for(2 * index + 2)
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=20)
+    assert proc.returncode == 0
+
+
 def test_jobs_split_a_jsonl_file_and_keep_line_numbers(tmp_path: Path) -> None:
     from azs_syslog.queue.jobs import split_lines
 

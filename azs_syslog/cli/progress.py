@@ -51,14 +51,16 @@ class ImportProgress:
             label, total=total, records=0, rate=0.0, rejected=0, skipped=0
         )
 
-    def track(self, records: Iterator[T]) -> Iterator[T]:
-        """``records``, counted; the display is drawn while they are read, and taken away
-        (``transient``) when they end, so the summary line stands alone."""
+    def track(self, records: Iterator[T], size: Callable[[T], int] | None = None) -> Iterator[T]:
+        """``records`` (or chunks of ``size`` records each), counted; the display is drawn
+        while they are read, and taken away (``transient``) when they end, so the summary line
+        stands alone."""
         self._progress.start()
         try:
             for record in records:
-                self.records += 1
-                if self.records % _EVERY == 0:
+                before = self.records
+                self.records += 1 if size is None else size(record)
+                if self.records // _EVERY != before // _EVERY:
                     self.update()
                 yield record
         finally:

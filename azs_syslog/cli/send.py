@@ -38,10 +38,12 @@ def current_config() -> tuple[Any, str | None]:
     type=click.IntRange(1, 64),
     default=1,
     show_default=True,
-    help="Render with N processes (a JSON-lines FILE only, one event per line). Gains only "
-    "with N cores to spare beside the forwarder and the receiver: the processes share the "
-    "queue's one write lock, so on a busy or two-core machine it is slower than 1. Events "
-    "of different parts of the file may then be sent interleaved.",
+    help="Render with N processes (a JSON-lines FILE only, one event per line). Pays with "
+    "N cores free for it: each process renders its part on its own core. With no core to "
+    "spare (two cores shared with a running forwarder and receiver) it gains little, and on "
+    "a machine busy with other work it can be slower than 1: the processes compete for the "
+    "CPU and take turns at the queue's write lock. Events of different parts of the file "
+    "may then be sent interleaved.",
 )
 @input_format_option
 @json_option
@@ -182,7 +184,7 @@ def _queue_stream(
 ) -> tuple[Any, Any]:
     """Queue FILE or standard input in this process: (result, failure or None)."""
     from azs_syslog.queue import Queue
-    from azs_syslog.queue.ingest import IngestFailure, StopSignals, enqueue_records
+    from azs_syslog.queue.ingest import IngestFailure, StopSignals, enqueue_chunks
 
     stream: BinaryIO
     if run.source == "-":
@@ -199,10 +201,12 @@ def _queue_stream(
         opened = open_events(stream, input_format, run.on_skip)
         run.unit = opened.unit
         run.shown = progress_for(run.source, stream, opened.format)
-        records = opened.records if run.shown is None else run.shown.track(opened.records)
+        chunks = opened.chunks
+        if run.shown is not None:
+            chunks = run.shown.track(chunks, lambda chunk: len(chunk[0]))
         try:
-            result = enqueue_records(
-                records,
+            result = enqueue_chunks(
+                chunks,
                 queue,
                 renderer,
                 render_key,

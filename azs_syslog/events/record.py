@@ -11,3 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 Record = tuple[int, "str | bytes | dict[str, Any]"]
+# Records read together (``inputs.reader.iter_record_chunks``), in two lists: their numbers
+# and the records themselves.
+Chunk = tuple[list[int], list["str | bytes | dict[str, Any]"]]

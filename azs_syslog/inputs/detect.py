@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
-from azs_syslog.events.record import Record
-from azs_syslog.inputs.reader import iter_records
+from azs_syslog.events.record import Chunk, Record
+from azs_syslog.inputs.reader import iter_record_chunks, iter_records
 from azs_syslog.inputs.text import Peeked
 
 INPUT_FORMATS: Final = ("auto", "json", "evtx", "xml", "powershell")
@@ -35,9 +35,23 @@ POWERSHELL_KEYS: Final = frozenset({"Id", "ProviderName"})  # as inputs.powershe
 
 @dataclass
 class OpenedInput:
+    """An input's records, as ``chunks`` (see ``inputs.reader.iter_record_chunks``: those read
+    together; one record each for every format but JSON in UTF-8) or one by one
+    (``records``). Either is read once."""
+
     format: str  # the format read: json, evtx, xml or powershell
     unit: str  # what the numbers of the records count: "line" or "record"
-    records: Iterator[Record]
+    chunks: Iterator[Chunk]
+
+    @property
+    def records(self) -> Iterator[Record]:
+        return itertools.chain.from_iterable(zip(*chunk, strict=True) for chunk in self.chunks)
+
+
+def one_each(records: Iterator[Record]) -> Iterator[Chunk]:
+    """Records as chunks of one record each."""
+    for number, record in records:
+        yield [number], [record]
 
 
 def open_input(stream: BinaryIO, input_format: str, on_skip: Skip) -> OpenedInput:
@@ -56,22 +70,25 @@ def open_input(stream: BinaryIO, input_format: str, on_skip: Skip) -> OpenedInpu
 
         path = path_of(stream)
         source: Any = path if path is not None else peeked.raw()
-        return OpenedInput("evtx", "record", iter_evtx_events(source, on_skip))
+        return OpenedInput("evtx", "record", one_each(iter_evtx_events(source, on_skip)))
     if fmt == "xml":
         from azs_syslog.inputs.event_xml import decode_chunks, iter_xml_events
 
         chunks = decode_chunks(peeked.raw(), peeked.encoding)
-        return OpenedInput("xml", "line", iter_xml_events(chunks, on_skip))
-    records = iter_records(peeked.lines())
+        return OpenedInput("xml", "line", one_each(iter_xml_events(chunks, on_skip)))
+    if peeked.encoding == "utf-8":
+        found = iter_record_chunks(peeked.blocks())
+    else:
+        found = one_each(iter_records(peeked.lines()))
     if fmt == "powershell":
-        return OpenedInput("powershell", "line", _powershell(records))
-    first = next(records, None)
+        return OpenedInput("powershell", "line", _powershell(found))
+    first = next(found, None)
     if first is None:
         return OpenedInput("json", "line", iter(()))
-    records = itertools.chain([first], records)
-    if input_format == "auto" and _looks_like_powershell(first[1]):
-        return OpenedInput("powershell", "line", _powershell(records))
-    return OpenedInput("json", "line", records)
+    found = itertools.chain([first], found)
+    if input_format == "auto" and _looks_like_powershell(first[1][0]):
+        return OpenedInput("powershell", "line", _powershell(found))
+    return OpenedInput("json", "line", found)
 
 
 # What XML starts with: a declaration, a DOCTYPE or comment (refused or read by the XML reader,
@@ -95,7 +112,11 @@ def _looks_like_powershell(record: object) -> bool:
     return isinstance(record, dict) and "type" not in record and record.keys() >= POWERSHELL_KEYS
 
 
-def _powershell(records: Iterator[Record]) -> Iterator[Record]:
+def _powershell(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    return one_each(_powershell_records(OpenedInput("json", "line", chunks).records))
+
+
+def _powershell_records(records: Iterator[Record]) -> Iterator[Record]:
     from azs_syslog.errors import EventError
     from azs_syslog.inputs.powershell import event_from_powershell
 

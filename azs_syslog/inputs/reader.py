@@ -20,13 +20,14 @@ one. Nesting too deep for the parser is a rejection of its line, never an intern
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import cast
+from typing import Any, cast
 
-from azs_syslog.events.record import Record
+from azs_syslog.events.record import Chunk, Record
 
 _Line = tuple[int, "str | bytes"]
 _FIRST_CHAR = re.compile(r"[ \t\r]*(\S)")  # the first character of a line, if not blank
@@ -38,9 +39,9 @@ class _Source:
 
     __slots__ = ("again", "lineno", "lines")
 
-    def __init__(self, lines: Iterator[str | bytes]) -> None:
+    def __init__(self, lines: Iterator[str | bytes], lineno: int = 0) -> None:
         self.lines = lines
-        self.lineno = 0  # the number of the last line taken from ``lines``
+        self.lineno = lineno  # the number of the last line taken from ``lines``
         self.again: deque[_Line] = deque()
 
     def next_line(self) -> _Line | None:
@@ -66,15 +67,75 @@ class _Source:
         return taken
 
 
-def iter_records(stream: Iterable[str] | Iterable[bytes]) -> Iterator[Record]:
-    """Yield ``(line number, record)`` for each event of ``stream``.
+def iter_record_chunks(blocks: Iterable[bytes]) -> Iterator[Chunk]:
+    """The records of a UTF-8 input, as :func:`iter_records` yields them, in chunks: the
+    records of each block (``blocks``: the input's bytes as they are read, each block ending
+    at the end of a line but the last), so that the caller handles them together without
+    waiting for more input than one read gave.
+
+    JSON lines are split a block at a time (one decode, one split). From the first line that
+    opens an array or an object it does not close, the rest of the input is read line by line
+    by :func:`iter_records`, one record per chunk: only a chunk of one record may hold a parsed
+    object (``dict``); the records of a longer chunk are texts, or bytes not UTF-8.
+    """
+    blocks = iter(blocks)
+    lineno = 0
+    for block in blocks:
+        try:
+            lines: list[str] | list[bytes] = block.decode("utf-8").split("\n")
+            if not lines[-1]:
+                lines.pop()  # the block ends with a newline
+        except UnicodeDecodeError:
+            lines = io.BytesIO(block).readlines()  # each line decoded (or not) on its own
+        numbers: list[int] = []
+        records: list[str | bytes | dict[str, Any]] = []
+        # The hot path, as iter_records's: a Python loop, so written with few operations.
+        for number, raw in enumerate(lines, lineno + 1):
+            if type(raw) is bytes:
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    numbers.append(number)
+                    records.append(raw)  # with its newline, as iter_records yields it
+                    continue
+            else:
+                line = cast(str, raw)
+            text = line.strip()
+            if not text:
+                continue
+            if (text[0] == "{" and text[-1] == "}") or (text[0] != "{" and text[0] != "["):
+                numbers.append(number)
+                records.append(text)
+                continue
+            # A multi-line object or an array: the rest is read line by line.
+            if numbers:
+                yield numbers, records
+            rest = io.BytesIO(block).readlines()[number - lineno - 1 :]
+            for found in iter_records(_chained(rest, blocks), number - 1):
+                yield [found[0]], [found[1]]
+            return
+        lineno += len(lines)
+        if numbers:
+            yield numbers, records
+
+
+def _chained(first: list[bytes], blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """``first``, then the lines of the blocks left (each with its newline)."""
+    yield from first
+    for block in blocks:
+        yield from io.BytesIO(block)
+
+
+def iter_records(stream: Iterable[str] | Iterable[bytes], lineno: int = 0) -> Iterator[Record]:
+    """Yield ``(line number, record)`` for each event of ``stream`` (its first line is numbered
+    ``lineno + 1``).
 
     A record is the JSON text of one object (``str``), an already parsed object (``dict``), or
     — when a line of a binary stream is not UTF-8 — the raw ``bytes`` of that line. Text and
     bytes may not be valid JSON at all: ``Renderer.render_line`` / ``events.parse_line`` reject
     them with a message, and the caller reports the line number.
     """
-    source = _Source(iter(cast(Iterable[str | bytes], stream)))
+    source = _Source(iter(cast(Iterable[str | bytes], stream)), lineno)
     again = source.again
     while True:
         # The lines to read again first, then the stream, until a line starts a multi-line

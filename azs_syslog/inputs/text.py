@@ -25,6 +25,7 @@ _BOMS: Final = (
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
 _WANTED: Final = 8  # bytes needed to tell the formats apart (the EVTX magic is the longest)
+_BLOCK: Final = 1 << 15  # bytes asked for by one read of ``Peeked.blocks``
 
 
 class _Replay(io.RawIOBase):
@@ -94,6 +95,13 @@ class Peeked:
             return _utf16_lines(self.raw())
         return iter(self.raw())
 
+    def blocks(self) -> Iterator[bytes]:
+        """A UTF-8 input (BOM removed) as blocks of whole lines: the complete lines of each
+        read (the last block ends where the input ends, with or without a newline). One
+        read at a time: a pipe's lines are handed on as soon as they arrive."""
+        head = self.head[3:] if self.head.startswith(codecs.BOM_UTF8) else self.head
+        return _blocks(head, self._stream)
+
     def text_start(self) -> str:
         """The first characters of the input as text (for telling XML from JSON)."""
         head = self.head
@@ -110,6 +118,24 @@ def _undecided(head: bytes) -> bool:
     if EVTX_MAGIC.startswith(head):
         return True
     return any(bom.startswith(head) and bom != head for bom, _ in _BOMS)
+
+
+def _blocks(head: bytes, stream: BinaryIO) -> Iterator[bytes]:
+    read1 = getattr(stream, "read1", None)
+    read = read1 if read1 is not None else stream.read
+    pieces: list[bytes] = []  # a line not yet complete, as it was read
+    data = head
+    while data:
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            pieces.append(data[:cut] if cut < len(data) else data)
+            yield pieces[0] if len(pieces) == 1 else b"".join(pieces)
+            pieces = [data[cut:]] if cut < len(data) else []
+        else:
+            pieces.append(data)  # joined once its newline comes (a long line: no quadratic cost)
+        data = read(_BLOCK)
+    if pieces:
+        yield b"".join(pieces)
 
 
 def _utf16_lines(raw: io.BufferedReader) -> Iterator[str]:

@@ -17,9 +17,11 @@ import time
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol, TypedDict
+from itertools import repeat
+from typing import Protocol, TypedDict, TypeVar, cast
 
 from azs_syslog.errors import EventError, QueueError
+from azs_syslog.events.record import Chunk
 from azs_syslog.queue import NewBatch, Queue, encode_raw, now_ms
 
 DEFAULT_BATCH_EVENTS = 2000
@@ -52,6 +54,20 @@ class StopRequest(Protocol):
     reading: bool
 
 
+def as_text(line: bytes) -> str | bytes:
+    """A JSON line read as bytes, as text when that changes nothing but the speed: the
+    renderer's fused path takes text only (bytes go down the reference path, several times
+    slower), and for a line that starts with ``{``, holds no NUL and is valid UTF-8,
+    ``json.loads`` of the bytes and of the text are the same (no BOM, no UTF-16/32 to detect,
+    no surrogates to let pass). Any other line stays bytes, to be read as before."""
+    if line[:1] == b"{" and b"\x00" not in line:
+        try:
+            return line.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return line
+
+
 class BatchBuilder:
     """Accumulates rendered events for one batch.
 
@@ -69,10 +85,11 @@ class BatchBuilder:
         self.level = level
         self._wire: list[bytes] = []
         self._lengths = array("I")
-        self._raw: list[bytes] = []
+        # The accepted lines: bytes, or text encoded when the batch is taken (in one go).
+        self._raw: list[str | bytes] = []
         self._times = array("q")
         self.nbytes = 0
-        self.truncated_at_start = renderer.truncated
+        self.truncated = 0  # of the events added since the last take
 
     def __len__(self) -> int:
         return len(self._raw)
@@ -83,8 +100,17 @@ class BatchBuilder:
 
     def add(self, line: str | bytes, accepted_ms: int) -> None:
         """Render and add one line; raises ``EventError`` (and adds nothing) when invalid."""
-        framed = self.renderer.render_line(line, accepted_ms)
-        raw = line.encode("utf-8") if isinstance(line, str) else line
+        renderer = self.renderer
+        truncated = renderer.truncated
+        try:
+            if isinstance(line, str):
+                framed = renderer.render_line(line, accepted_ms)
+                raw = line.encode("utf-8")
+            else:
+                framed = renderer.render_line(as_text(line), accepted_ms)
+                raw = line
+        finally:
+            self.truncated += renderer.truncated - truncated
         if framed is not None:
             self._wire.append(framed)
             self._lengths.append(len(framed))
@@ -93,10 +119,20 @@ class BatchBuilder:
         self._times.append(accepted_ms)
         self.nbytes += len(raw) + 12
 
+    def extend(self, run: Run, accepted_ms: int) -> None:
+        """Add events rendered together (``Run``), accepted at ``accepted_ms``."""
+        wire = [framed for framed in run.framed if framed is not None]
+        self._wire += wire
+        self._lengths.extend(map(len, wire))
+        self._raw += run.lines
+        self._times.extend(repeat(accepted_ms, len(run.lines)))
+        self.nbytes += run.nbytes
+        self.truncated += run.truncated
+
     def take(self) -> tuple[NewBatch | None, int]:
         """The batch built so far and the number of events truncated while building it;
         the builder starts over."""
-        truncated = self.renderer.truncated - self.truncated_at_start
+        truncated = self.truncated
         batch = None
         if self._raw:
             batch = NewBatch(
@@ -109,22 +145,72 @@ class BatchBuilder:
                 generation=self.generation,
                 level=self.level,
             )
-        # Emptied in place: Enqueuer.feed holds on to their append methods.
-        self._wire.clear()
-        del self._lengths[:]
-        self._raw.clear()
-        del self._times[:]
+        self._wire = []
+        self._lengths = array("I")
+        self._raw = []
+        self._times = array("q")
         self.nbytes = 0
-        self.truncated_at_start = self.renderer.truncated
+        self.truncated = 0
         return batch, truncated
 
 
-def _until_stop(
-    records: Iterator[tuple[int, Record]], stop: StopRequest
-) -> Iterator[tuple[int, Record]]:
-    """``records`` until ``stop`` is requested (checked before each); while waiting for the
-    next record, ``stop.reading`` is set, so a stop signal may interrupt the wait
-    (``KeyboardInterrupt``, which ends the input here)."""
+class Run:
+    """Lines rendered together, outside the lock (``Enqueuer.feed``): their numbers, the
+    lines, their framed messages (None: filtered out), how many were truncated, and the
+    bytes they add to a batch (as ``BatchBuilder.nbytes`` counts them)."""
+
+    __slots__ = ("framed", "lines", "nbytes", "numbers", "truncated")
+
+    def __init__(
+        self,
+        numbers: list[int],
+        lines: list[str | bytes],
+        framed: list[bytes | None],
+        truncated: int = 0,
+    ) -> None:
+        self.numbers = numbers
+        self.lines = lines
+        self.framed = framed
+        self.truncated = truncated
+        wire = sum(map(len, filter(None, framed)))
+        try:
+            ascii_only = all(map(str.isascii, cast(list[str], lines)))
+        except TypeError:  # bytes among them
+            ascii_only = False
+        raw = sum(map(len, lines if ascii_only else map(_encoded, lines)))
+        self.nbytes = wire + raw + 12 * len(lines)
+
+    def filling(self, room: int, bytes_room: int) -> int:
+        """How many of the first events fill a batch that has room for ``room`` events and
+        ``bytes_room`` bytes (as the batch is filled one event at a time: up to and with the
+        one that reaches either bound)."""
+        total = 0
+        for count, (line, framed) in enumerate(zip(self.lines, self.framed, strict=True), 1):
+            total += len(_encoded(line)) + 12 + (len(framed) if framed is not None else 0)
+            if count >= room or total >= bytes_room:
+                return count
+        return len(self.lines)
+
+    def split(self, count: int) -> tuple[Run, Run]:
+        """The first ``count`` events and the others. Which of the run were truncated is not
+        known: the count goes with the first part."""
+        return (
+            Run(self.numbers[:count], self.lines[:count], self.framed[:count], self.truncated),
+            Run(self.numbers[count:], self.lines[count:], self.framed[count:]),
+        )
+
+
+def _encoded(line: str | bytes) -> bytes:
+    return line.encode("utf-8") if isinstance(line, str) else line
+
+
+_T = TypeVar("_T")
+
+
+def _until_stop(records: Iterator[_T], stop: StopRequest) -> Iterator[_T]:
+    """``records`` (or chunks of them) until ``stop`` is requested (checked before each);
+    while waiting for the next one, ``stop.reading`` is set, so a stop signal may interrupt
+    the wait (``KeyboardInterrupt``, which ends the input here)."""
     while True:
         stop.reading = True  # before the check: a signal between the two still interrupts
         try:
@@ -200,6 +286,9 @@ class Enqueuer:
         self._flusher: threading.Thread | None = None
         self._error: BaseException | None = None
         self.last_line = 0  # the last record handled whole by :meth:`feed`
+        # Events filtered out by the renderer (OutputSeverity) but not added: rendered before
+        # a failed commit was known (``enqueue_records`` reports the filtered of those added).
+        self.unqueued_filtered = 0
 
     # --- producing
 
@@ -236,57 +325,91 @@ class Enqueuer:
                     return False  # recorded in ``failure``
         return True
 
-    def feed(self, records: Iterator[tuple[int, Record]], stop: StopRequest | None = None) -> None:
-        """Add the records of ``records`` one by one, as :meth:`add` does, until they end, a
-        commit fails (``failure``) or ``stop`` is requested (checked before each record; a
-        ``KeyboardInterrupt`` while waiting for the next one ends the input too). Sets
-        ``last_line``: the number of the last record handled whole.
+    def feed(self, chunks: Iterator[Chunk], stop: StopRequest | None = None) -> None:
+        """Add the records of ``chunks`` (see ``inputs.reader.iter_record_chunks``), as
+        :meth:`add` does one by one, until they end, a commit fails (``failure``) or ``stop``
+        is requested (checked before each chunk; a ``KeyboardInterrupt`` while waiting for the
+        next one ends the input too). Sets ``last_line``: the number of the last record
+        handled whole.
 
-        This is ``send-event``'s loop: :meth:`add` and ``BatchBuilder.add`` written out, with
-        their lookups hoisted, because their call layers cost as much per event as the
-        encoder's own Python (measured with a profile)."""
+        This is ``send-event``'s loop. The records of a chunk (those one read gave) are
+        rendered together outside the lock, by a ``map`` (no Python step per event but the
+        renderer's own), then handed to the batch under the lock once: per event, the
+        Python around the renderer cost as much as the rest of the encoder (measured by
+        benchmarks/send_event_stages.py). A chunk of one record takes :meth:`add`."""
         if stop is not None:
-            records = _until_stop(records, stop)
-        builder, lock, time_ns = self.builder, self._lock, time.time_ns
-        render, raws = builder.renderer.render_line, builder._raw
-        wire_append, lengths_append = builder._wire.append, builder._lengths.append
-        raw_append, times_append = raws.append, builder._times.append
-        batch_events, batch_bytes = self.batch_events, self.batch_bytes
-        for line_no, record in records:
+            chunks = _until_stop(chunks, stop)
+        for numbers, records in chunks:
             if self._error is not None and self._error is not self.failure:
                 raise self._error
-            if isinstance(record, dict):
-                self.add(line_no, record)  # written back as JSON first: the rare case
+            if len(records) == 1:
+                self.add(numbers[0], records[0])
             else:
-                with lock:
-                    if self.failure is not None:  # the flusher's commit failed meanwhile
-                        self._not_queued(1, line_no)
-                        self.last_line = line_no
-                        break
-                    accepted = time_ns() // 1_000_000
-                    try:
-                        framed = render(record, accepted)
-                    except EventError as exc:
-                        self._reject(line_no, error_reason(exc))
-                        self.last_line = line_no
-                        continue
-                    raw = record.encode("utf-8") if isinstance(record, str) else record
-                    size = len(raw) + 12
-                    if framed is not None:
-                        wire_append(framed)
-                        lengths_append(len(framed))
-                        size += len(framed)
-                    raw_append(raw)
-                    times_append(accepted)
-                    builder.nbytes += size
-                    if self._first_line is None:
-                        self._first_line = line_no
-                    if len(raws) >= batch_events or builder.nbytes >= batch_bytes:
-                        with contextlib.suppress(QueueError):  # recorded in ``failure``
-                            self._commit()
-            self.last_line = line_no
+                self._add_chunk(numbers, cast(list[str | bytes], records))
+            self.last_line = numbers[-1]
             if self.failure is not None:
                 break
+
+    def _add_chunk(self, numbers: list[int], records: list[str | bytes]) -> None:
+        """Render the records of a chunk (texts, or bytes) and add them, as :meth:`add` would
+        one by one: each run up to a rejected record is rendered by a ``map`` and handed over
+        at once."""
+        renderer = self.builder.renderer
+        render = renderer.render_line
+        accepted = time.time_ns() // 1_000_000
+        start = 0
+        while start < len(records):
+            lines = records[start:] if start else records
+            framed: list[bytes | None] = []
+            truncated = renderer.truncated
+            error: BaseException | None = None
+            try:
+                framed.extend(map(render, lines, repeat(accepted)))
+            except BaseException as exc:  # framed holds the messages before it
+                error = exc
+            end = start + len(framed)
+            run = Run(numbers[start:end], lines[: len(framed)], framed)
+            run.truncated = renderer.truncated - truncated
+            handed = self._hand_over(run, accepted) if framed else 0
+            if error is not None and not isinstance(error, EventError):
+                raise error  # what was rendered before it is added, as one by one
+            if self.failure is None and error is not None:
+                with self._lock:
+                    if self.failure is None:
+                        self._reject(numbers[end], error_reason(error))
+                        handed += 1
+            if self.failure is not None:  # the rest of the chunk is not queued
+                self.unqueued_filtered += framed[handed:].count(None)
+                if start + handed < len(records):
+                    self._not_queued(len(records) - start - handed, numbers[start + handed])
+                return
+            start = end + 1
+
+    def _hand_over(self, run: Run, accepted_ms: int) -> int:
+        """Add a rendered run to the batch, committing each batch it fills; returns how many
+        of its events were added before a commit failed (all of them, when none failed)."""
+        handed = 0
+        with self._lock:
+            if self.failure is not None:  # the flusher's commit failed meanwhile
+                return 0
+            builder = self.builder
+            while run.lines:
+                room = self.batch_events - len(builder)
+                bytes_room = self.batch_bytes - builder.nbytes
+                count = len(run.lines)
+                if count >= room or run.nbytes >= bytes_room:
+                    count = run.filling(room, bytes_room)
+                head, run = run.split(count) if count < len(run.lines) else (run, Run([], [], []))
+                if self._first_line is None:
+                    self._first_line = head.numbers[0]
+                builder.extend(head, accepted_ms)
+                handed += count
+                if len(builder) >= self.batch_events or builder.nbytes >= self.batch_bytes:
+                    try:
+                        self._commit()
+                    except QueueError:  # recorded in ``failure``
+                        break
+        return handed
 
     def reject(self, line_no: int, reason: str) -> None:
         """Count a record refused before rendering (e.g. unparsable input)."""

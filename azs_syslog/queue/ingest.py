@@ -14,11 +14,12 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Unpack
 
 from azs_syslog.errors import EventError, QueueError
+from azs_syslog.events.record import Chunk
 from azs_syslog.queue import Queue
 from azs_syslog.queue.batching import (
     DEFAULT_BATCH_BYTES,
@@ -46,9 +47,13 @@ __all__ = [
     "RejectCallback",
     "Rejection",
     "StopSignals",
+    "enqueue_chunks",
     "enqueue_records",
     "error_reason",
 ]
+
+
+_LIST_CHUNK = 256  # records of a list rendered together (enqueue_records)
 
 
 class IngestFailure(QueueError):
@@ -125,7 +130,37 @@ class IngestResult:
 
 
 def enqueue_records(
-    records: Iterable[tuple[int, str | bytes | dict[str, object]]],
+    records: Iterable[tuple[int, str | bytes | dict[str, object]]], *args: Any, **options: Any
+) -> IngestResult:
+    """:func:`enqueue_chunks` for ``(line_no, record)`` pairs (as
+    ``inputs.reader.iter_records`` yields them): one chunk each, or, for a list (nothing to
+    wait for), a chunk per run of texts."""
+    return enqueue_chunks(_chunked(records), *args, **options)
+
+
+def _chunked(records: Iterable[tuple[int, str | bytes | dict[str, object]]]) -> Iterator[Chunk]:
+    if not isinstance(records, list | tuple):
+        for line_no, record in records:
+            yield [line_no], [record]
+        return
+    numbers: list[int] = []
+    texts: list[str | bytes | dict[str, object]] = []
+    for line_no, record in records:
+        if isinstance(record, dict) or len(numbers) >= _LIST_CHUNK:
+            if numbers:
+                yield numbers, texts
+            numbers, texts = [], []
+            if isinstance(record, dict):  # a parsed object comes alone (see Enqueuer.feed)
+                yield [line_no], [record]
+                continue
+        numbers.append(line_no)
+        texts.append(record)
+    if numbers:
+        yield numbers, texts
+
+
+def enqueue_chunks(
+    chunks: Iterable[Chunk],
     queue: Queue,
     renderer: LineRenderer,
     render_key: str,
@@ -134,9 +169,9 @@ def enqueue_records(
     stop: StopSignals | None = None,
     **options: Unpack[EnqueuerOptions],
 ) -> IngestResult:
-    """Render and durably enqueue ``records`` (``(line_no, record)`` pairs, as
-    ``inputs.reader.iter_records`` yields them). When this returns, every accepted event is
-    on disk.
+    """Render and durably enqueue the records of ``chunks`` (as
+    ``inputs.reader.iter_record_chunks`` yields them: the records read together, rendered
+    together). When this returns, every accepted event is on disk.
     ``options``: those of :class:`Enqueuer` (``generation`` / ``level``: see
     :class:`BatchBuilder`).
 
@@ -154,7 +189,7 @@ def enqueue_records(
     enqueuer = Enqueuer(queue, renderer, render_key, **options)
     enqueuer.start()
     filtered_before = getattr(renderer, "filtered", 0)
-    rest = iter(records)
+    rest = iter(chunks)
     try:
         try:
             enqueuer.feed(rest, stop)
@@ -168,7 +203,7 @@ def enqueue_records(
         enqueuer.accepted,
         enqueuer.rejected,
         enqueuer.truncated,
-        getattr(renderer, "filtered", 0) - filtered_before,
+        getattr(renderer, "filtered", 0) - filtered_before - enqueuer.unqueued_filtered,
     )
     if stop is not None and stop.requested is not None and enqueuer.failure is None:
         raise IngestFailure(
@@ -183,8 +218,8 @@ def enqueue_records(
         return result
     if read_to_end:
         with contextlib.suppress(EventError):
-            for line_no, _record in rest:
-                enqueuer._not_queued(1, line_no)
+            for numbers, _records in rest:
+                enqueuer._not_queued(len(numbers), numbers[0])
     first = enqueuer.first_line_not_queued
     raise IngestFailure(
         enqueuer.failure,

@@ -1,7 +1,7 @@
 """``send-event --jobs N``: several producer processes for one big JSON-lines file.
 
 The file is cut at line boundaries into ``N`` byte ranges; each process reads, renders and
-commits its own range (:func:`azs_syslog.queue.ingest.enqueue_records`), and the parent sums
+commits its own range (:func:`azs_syslog.queue.ingest.enqueue_chunks`), and the parent sums
 what they report.
 """
 
@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from azs_syslog.errors import QueueError
+from azs_syslog.events.record import Chunk
 from azs_syslog.queue import Queue
-from azs_syslog.queue.batching import LineRenderer, Rejection
-from azs_syslog.queue.ingest import IngestFailure, IngestResult, enqueue_records
+from azs_syslog.queue.batching import LineRenderer, Rejection, as_text
+from azs_syslog.queue.ingest import IngestFailure, IngestResult, enqueue_chunks
 
 RenderingFactory = Callable[[], tuple[LineRenderer, str]]
 
@@ -53,18 +54,31 @@ def split_lines(path: Path, parts: int) -> list[tuple[int, int, int]]:
     return ranges
 
 
-def _read_range(path: Path, start: int, end: int, first_line: int) -> Iterator[tuple[int, bytes]]:
+_CHUNK_LINES = 256  # lines of a part rendered together (a file: nothing to wait for)
+
+
+def _read_range(path: Path, start: int, end: int, first_line: int) -> Iterator[Chunk]:
+    """The lines of a part, in chunks (``Enqueuer.feed``); each line as text when that changes
+    nothing (``as_text``)."""
     with path.open("rb") as handle:
         handle.seek(start)
         position, line_no = start, first_line - 1
+        numbers: list[int] = []
+        lines: list[str | bytes | dict[str, Any]] = []
         for raw in handle:
             if position >= end:
-                return
+                break
             position += len(raw)
             line_no += 1
             line = raw.strip()
             if line:
-                yield line_no, line
+                numbers.append(line_no)
+                lines.append(as_text(line))
+                if len(numbers) >= _CHUNK_LINES:
+                    yield numbers, lines
+                    numbers, lines = [], []
+        if numbers:
+            yield numbers, lines
 
 
 @dataclass(frozen=True)
@@ -93,7 +107,7 @@ def _request_stop(signum: int, frame: object) -> None:
     _stop_requested = True
 
 
-def _until_stopped(records: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
+def _until_stopped(records: Iterator[Chunk]) -> Iterator[Chunk]:
     """``records`` until a stop is requested; what is left stays in ``records``."""
     if _stopping():
         return
@@ -146,7 +160,7 @@ def _produce_range(
         report: PartResult
         try:
             with Queue() as queue:
-                result = enqueue_records(
+                result = enqueue_chunks(
                     _until_stopped(records),
                     queue,
                     renderer,
@@ -158,13 +172,13 @@ def _produce_range(
             report = PartResult(index, result, rejections)
             if _stopping():
                 not_queued, first = 0, None
-                for line_no, _line in records:
-                    not_queued += 1
-                    first = line_no if first is None else first
+                for numbers, _lines in records:
+                    not_queued += len(numbers)
+                    first = numbers[0] if first is None else first
                 report = PartResult(index, result, rejections, not_queued, first, stopped=True)
         except IngestFailure as exc:
             # Counted to the end of the part, even if a stop cut the counting short.
-            rest = [line_no for line_no, _line in records]
+            rest = [line_no for numbers, _lines in records for line_no in numbers]
             firsts = exc.first_lines + rest[:1]
             report = PartResult(
                 index,
@@ -175,7 +189,7 @@ def _produce_range(
                 failure=(exc.message, exc.fix),
             )
         except QueueError as exc:  # the queue could not even be opened: nothing queued
-            lines = [line_no for line_no, _line in records]
+            lines = [line_no for numbers, _lines in records for line_no in numbers]
             report = PartResult(
                 index,
                 IngestResult(0, len(rejections), 0),
