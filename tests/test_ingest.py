@@ -75,7 +75,7 @@ def test_a_write_failure_reaches_the_producer() -> None:
     settings = RenderSettings()
     records = [(i, windows_event(i)) for i in range(5000)]
     with pytest.raises(QueueError, match="disk full"):
-        enqueue_records(records, BrokenQueue(), Renderer(settings), settings.key)  # type: ignore[arg-type]
+        enqueue_records(records, BrokenQueue(), Renderer(settings), settings.key)
 
 
 @pytest.mark.parametrize(
@@ -175,7 +175,7 @@ def test_chunks_are_batched_committed_and_reported_as_records_one_by_one(
                 result = enqueue_chunks(chunks, queue, renderer, settings.key, **options)  # type: ignore[arg-type]
             else:
                 given = iter(records) if mode == "one by one" else records
-                result = enqueue_records(given, queue, renderer, settings.key, **options)  # type: ignore[arg-type]
+                result = enqueue_records(given, queue, renderer, settings.key, **options)
             failure = None
         except IngestFailure as exc:
             result = exc.result
@@ -204,7 +204,10 @@ def test_an_unexpected_render_error_mid_chunk_keeps_what_was_rendered_before_it(
             return b"5 hello"
 
     queue = _Recorder()
-    chunk = ([1, 2, 3, 4], ["a", "b", "boom", "c"])
+    chunk: tuple[list[int], list[str | bytes | dict[str, Any]]] = (
+        [1, 2, 3, 4],
+        ["a", "b", "boom", "c"],
+    )
     with pytest.raises(RuntimeError):
         enqueue_chunks([chunk], queue, Breaking(), "key")  # type: ignore[arg-type]
     assert [(count, lines) for count, _, lines in queue.batches] == [(2, [b"a", b"b"])]
