@@ -7,7 +7,8 @@ import io
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import BinaryIO
 
 from azs_syslog.events.record import Chunk, Record
 from azs_syslog.inputs.detect import open_input
@@ -82,33 +83,50 @@ def test_pretty_printed_objects() -> None:
     assert unfinished == [(1, '{\n  "a": 1,')]
 
 
-def test_json_lines_stream_without_waiting_for_eof() -> None:
-    """Each line is yielded as soon as it is read: a pipe that stays open still flows."""
+def _flows_before_eof(
+    buffering: int, consume: Callable[[BinaryIO], Iterable[Record]], writes: tuple[bytes, bytes]
+) -> None:
+    """Through a pipe kept open: what ``consume`` makes of the first write is handed on before
+    the second is written; both lines in the end."""
     read_fd, write_fd = os.pipe()
-    reader = os.fdopen(read_fd, "rb", buffering=0)
+    reader = os.fdopen(read_fd, "rb", buffering=buffering)
     writer = os.fdopen(write_fd, "wb", buffering=0)
-    received: list[tuple[int, object]] = []
+    received: list[Record] = []
     got_first = threading.Event()
 
-    def consume() -> None:
-        records: Iterator[tuple[int, object]] = iter_records(reader)
-        for record in records:
+    def run() -> None:
+        for record in consume(reader):
             received.append(record)
             got_first.set()
 
-    thread = threading.Thread(target=consume, daemon=True)
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
-        writer.write(b'{"first": 1}\n')
-        assert got_first.wait(timeout=10), "the first line was not yielded before EOF"
+        writer.write(writes[0])
+        assert got_first.wait(timeout=10), "the first line was not handed on before EOF"
         assert received == [(1, '{"first": 1}')]
-        writer.write(b'{"second": 2}\n')
+        writer.write(writes[1])
     finally:
         writer.close()
     thread.join(timeout=10)
     assert not thread.is_alive()
     assert received == [(1, '{"first": 1}'), (2, '{"second": 2}')]
     reader.close()
+
+
+def test_json_lines_stream_without_waiting_for_eof() -> None:
+    """Each line is yielded as soon as it is read: a pipe that stays open still flows."""
+    _flows_before_eof(0, iter_records, (b'{"first": 1}\n', b'{"second": 2}\n'))
+
+
+def _chunked(reader: BinaryIO) -> Iterator[Record]:
+    for chunk in open_input(reader, "auto", lambda problem: None).chunks:
+        yield from zip(*chunk, strict=True)
+
+
+def test_chunks_of_a_pipe_come_as_its_lines_arrive() -> None:
+    """A chunk is what one read gave: the first line is handed on before more is written."""
+    _flows_before_eof(-1, _chunked, (b'{"first": 1}\n{"sec', b'ond": 2}\n'))
 
 
 def test_chunks_mix_json_lines_with_invalid_lines_and_a_last_line_without_newline() -> None:
@@ -129,34 +147,6 @@ def test_chunks_mix_json_lines_with_invalid_lines_and_a_last_line_without_newlin
         (6, '{"d": 4}'),
         (7, {"e": 5}),
     ]
-
-
-def test_chunks_of_a_pipe_come_as_its_lines_arrive() -> None:
-    """A chunk is what one read gave: the first line is handed on before more is written."""
-    read_fd, write_fd = os.pipe()
-    reader = os.fdopen(read_fd, "rb")
-    writer = os.fdopen(write_fd, "wb", buffering=0)
-    received: list[Record] = []
-    got_first = threading.Event()
-
-    def consume() -> None:
-        for chunk in open_input(reader, "auto", lambda problem: None).chunks:
-            received.extend(zip(*chunk, strict=True))
-            got_first.set()
-
-    thread = threading.Thread(target=consume, daemon=True)
-    thread.start()
-    try:
-        writer.write(b'{"first": 1}\n{"sec')
-        assert got_first.wait(timeout=10), "the first line was not handed on before EOF"
-        assert received == [(1, '{"first": 1}')]
-        writer.write(b'ond": 2}\n')
-    finally:
-        writer.close()
-    thread.join(timeout=10)
-    assert not thread.is_alive()
-    assert received == [(1, '{"first": 1}'), (2, '{"second": 2}')]
-    reader.close()
 
 
 def test_invalid_utf8_in_arrays_and_objects_is_not_replaced() -> None:

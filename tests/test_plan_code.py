@@ -33,7 +33,7 @@ from azs_syslog.events.windows import (
     keywords_text,
     list_text,
 )
-from tests.test_render_fast import ACCEPTED_MS, TEXT, fused, reference, windows_events
+from tests.test_render_fast import ACCEPTED_MS, TEXT, reference, taken_fused, windows_events
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 BASE: dict[str, Any] = {"type": "windows", "provider_name": "P", "event_id": 4688, "level": 4}
@@ -58,22 +58,6 @@ CASES = [
 def renderer_for(names: bool = False, *, compiled: bool = False) -> Renderer:
     settings_ = RenderSettings(output_severity="Verbose", event_data_names=names)
     return Renderer(settings_, default_host="default-host", compiled=compiled)
-
-
-def taken_fused(renderer: Renderer, line: str) -> tuple[tuple[str, Any, int, int], bool]:
-    """``fused(renderer, line)``, and whether the line stayed on the fused path."""
-    taken: list[str] = []
-    reference_path = renderer._reference
-
-    def spy(line: str, accepted_ms: int) -> bytes | None:
-        taken.append(line)
-        return reference_path(line, accepted_ms)
-
-    renderer._reference = spy  # type: ignore[method-assign]
-    try:
-        return fused(renderer, line), not taken
-    finally:
-        del renderer._reference
 
 
 @pytest.mark.parametrize(("field", "value"), CASES, ids=[f"{f}={v!r}" for f, v in CASES])

@@ -164,6 +164,22 @@ def fused(renderer: Renderer, line: str) -> tuple[str, Any, int, int]:
     return ("ok", result, renderer.filtered - filtered, renderer.truncated - truncated)
 
 
+def taken_fused(renderer: Renderer, line: str) -> tuple[tuple[str, Any, int, int], bool]:
+    """``fused(renderer, line)``, and whether the line stayed on the fused path."""
+    taken: list[str] = []
+    reference_path = renderer._reference
+
+    def spy(line: str, accepted_ms: int) -> bytes | None:
+        taken.append(line)
+        return reference_path(line, accepted_ms)
+
+    renderer._reference = spy  # type: ignore[method-assign]
+    try:
+        return fused(renderer, line), not taken
+    finally:
+        del renderer._reference
+
+
 @PATHS
 @SETTINGS
 @given(
@@ -574,18 +590,11 @@ def test_fused_path_takes_real_shapes_without_the_reference(compiled: bool) -> N
     """Typed and empty event_data values no longer send a line down the reference path."""
     settings_ = RenderSettings(output_severity="Verbose")
     renderer = primed(settings_, json.dumps(REAL_BASE), compiled=compiled)
-    taken: list[str] = []
-    reference_path = renderer._reference
-
-    def spy(line: str, accepted_ms: int) -> bytes | None:
-        taken.append(line)
-        return reference_path(line, accepted_ms)
-
-    renderer._reference = spy  # type: ignore[method-assign]
     for data in ([1, True, None], ["", "", ""], [None, None, None], ["a", False, 0]):
         event = {**REAL_BASE, "event_data": data, "channel": ""}
-        assert fused(renderer, json.dumps(event)) == reference(settings_, event)
-    assert taken == []
+        result, stayed = taken_fused(renderer, json.dumps(event))
+        assert result == reference(settings_, event)
+        assert stayed
 
 
 def test_compiled_time_reading_equals_parse_time() -> None:

@@ -107,6 +107,20 @@ def test_filtered_events_are_still_queued_raw() -> None:
         assert raw is not None and b'"event_record_id": 1' in raw[0][1]
 
 
+def wait_for_queued(events: int) -> None:
+    """Wait (10 s at most) until the queue holds ``events`` events, and check that it does."""
+    deadline = time.monotonic() + 10
+    depth = 0
+    while time.monotonic() < deadline:
+        if Path(os.environ["AZS_SYSLOG_HOME"], "state", "queue.sqlite3").exists():
+            with Queue() as queue:
+                depth = queue.depth().events
+            if depth == events:
+                break
+        time.sleep(0.05)
+    assert depth == events
+
+
 def test_a_long_running_pipe_commits_as_it_goes() -> None:
     proc = start_cli(["send-event", "-"], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdin is not None
@@ -114,16 +128,7 @@ def test_a_long_running_pipe_commits_as_it_goes() -> None:
         for i in range(3):
             proc.stdin.write((windows_event(i) + "\n").encode())
             proc.stdin.flush()
-        deadline = time.monotonic() + 10
-        depth = 0
-        while time.monotonic() < deadline:
-            if Path(os.environ["AZS_SYSLOG_HOME"], "state", "queue.sqlite3").exists():
-                with Queue() as queue:
-                    depth = queue.depth().events
-                if depth == 3:
-                    break
-            time.sleep(0.05)
-        assert depth == 3  # durable while the producer is still running
+        wait_for_queued(3)  # durable while the producer is still running
         assert proc.poll() is None
     finally:
         proc.stdin.close()
@@ -137,19 +142,6 @@ def test_lines_read_with_a_partial_line_are_committed_without_waiting_for_it() -
     proc = start_cli(["send-event", "-"], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdin is not None
     lines = [(windows_event(i) + "\n").encode() for i in range(6)]
-
-    def wait_for(events: int) -> None:
-        deadline = time.monotonic() + 10
-        depth = 0
-        while time.monotonic() < deadline:
-            if Path(os.environ["AZS_SYSLOG_HOME"], "state", "queue.sqlite3").exists():
-                with Queue() as queue:
-                    depth = queue.depth().events
-                if depth == events:
-                    break
-            time.sleep(0.05)
-        assert depth == events  # durable while the next line is still being written
-
     data = b"".join(lines)
     cuts = [0, len(b"".join(lines[:2])) + 40, len(b"".join(lines[:4])) + 40, len(data)]
     try:
@@ -157,7 +149,7 @@ def test_lines_read_with_a_partial_line_are_committed_without_waiting_for_it() -
         for index, (start, end) in enumerate(itertools.pairwise(cuts)):
             proc.stdin.write(data[start:end])
             proc.stdin.flush()
-            wait_for(2 * index + 2)
+            wait_for_queued(2 * index + 2)  # durable while the next line is being written
     finally:
         proc.stdin.close()
         proc.wait(timeout=20)
