@@ -608,3 +608,18 @@ def test_no_progress_when_stderr_is_not_a_terminal() -> None:
         "warning: no syslog server is configured: events are queued, not sent, until one is set"
         " (azs-syslog set-syslog-server --server-name NAME --server-port PORT)\n"
     )
+
+
+def test_an_evtx_file_goes_on_in_chunks_of_its_records() -> None:
+    """An .evtx file's records are handed on FILE_CHUNK at a time (rendered and queued
+    together), numbered and in order, the same records as one at a time."""
+    from azs_syslog.inputs.detect import FILE_CHUNK
+    from azs_syslog.inputs.evtx import iter_evtx_events
+
+    path = max(FIXTURES.glob("*.evtx"), key=lambda p: p.stat().st_size)
+    with path.open("rb") as stream:
+        chunks = list(open_input(stream, "auto", lambda problem: None).chunks)
+    sizes = [len(numbers) for numbers, _ in chunks]
+    assert len(chunks) >= 2 and set(sizes[:-1]) == {FILE_CHUNK} and 0 < sizes[-1] <= FILE_CHUNK
+    together = [record for numbers, items in chunks for record in zip(numbers, items, strict=True)]
+    assert together == list(iter_evtx_events(str(path), lambda problem: None))

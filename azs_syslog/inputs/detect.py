@@ -29,6 +29,8 @@ from azs_syslog.inputs.reader import iter_record_chunks, iter_records
 from azs_syslog.inputs.text import Peeked
 
 INPUT_FORMATS: Final = ("auto", "json", "evtx", "xml", "powershell")
+# The records of an .evtx file go on in chunks of this many (rendered and queued together).
+FILE_CHUNK: Final = 256
 Skip = Callable[[str], None]
 POWERSHELL_KEYS: Final = frozenset({"Id", "ProviderName"})  # as inputs.powershell.SIGNATURE_KEYS
 
@@ -54,6 +56,21 @@ def one_each(records: Iterator[Record]) -> Iterator[Chunk]:
         yield [number], [record]
 
 
+def in_chunks(records: Iterator[Record], size: int = FILE_CHUNK) -> Iterator[Chunk]:
+    """Records as chunks of ``size`` (the last one shorter): for a file read as fast as it is
+    parsed, where nothing waits for the next record (not a pipe: see ``one_each``)."""
+    numbers: list[int] = []
+    items: list[Any] = []
+    for number, record in records:
+        numbers.append(number)
+        items.append(record)
+        if len(numbers) >= size:
+            yield numbers, items
+            numbers, items = [], []
+    if numbers:
+        yield numbers, items
+
+
 def open_input(stream: BinaryIO, input_format: str, on_skip: Skip) -> OpenedInput:
     """Read ``stream`` as ``input_format`` (``auto``: as what it starts with)."""
     peeked = Peeked(stream)
@@ -70,7 +87,7 @@ def open_input(stream: BinaryIO, input_format: str, on_skip: Skip) -> OpenedInpu
 
         path = path_of(stream)
         source: Any = path if path is not None else peeked.raw()
-        return OpenedInput("evtx", "record", one_each(iter_evtx_events(source, on_skip)))
+        return OpenedInput("evtx", "record", in_chunks(iter_evtx_events(source, on_skip)))
     if fmt == "xml":
         from azs_syslog.inputs.event_xml import decode_chunks, iter_xml_events
 
