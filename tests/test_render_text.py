@@ -468,3 +468,17 @@ def test_a_damaged_line_gets_the_python_paths_outcome(
         assert outcome(compiled, line) == outcome(python, line)
     assert compiled.filtered == python.filtered
     assert compiled.truncated == python.truncated
+
+
+def test_render_message_doubts_on_a_plan_without_the_required_fields() -> None:
+    """A plan not made by the renderer (no level, provider or event id returned): a doubt."""
+    from azs_syslog.encode import _speedups
+
+    compiled, _ = renderers(LINE, output_severity="Verbose")
+    bare = _speedups.compile_plan(1, 8, (("type", 5, None, -1, None),), ("type",))
+    assert _speedups.render_message('{"type":"windows"}', bare, compiled._context, 0) is None
+    as_text = _speedups.compile_plan(
+        2, 8, (("type", 5, None, -1, None), ("level", 0, None, 0, None)), ("type", "level")
+    )
+    line = '{"type":"windows","level":"4"}'
+    assert _speedups.render_message(line, as_text, compiled._context, 0) is None

@@ -203,7 +203,18 @@ assemble(const Context *context, PyObject **fields, const Buffer *extensions,
             return NULL;
         }
     }
-    long level = PyLong_AsLong(fields[R_LEVEL]); /* 0-5: checked by the reader */
+    /* A plan of the renderer always returns these (required fields; the level 0-5, checked by
+     * the reader); a plan made otherwise is a doubt, not a crash. */
+    if (fields[R_LEVEL] == NULL || !PyLong_CheckExact(fields[R_LEVEL]) ||
+        fields[R_PROVIDER] == NULL || fields[R_EVENT_ID] == NULL) {
+        *status = DOUBT;
+        return NULL;
+    }
+    long level = PyLong_AsLong(fields[R_LEVEL]);
+    if (level < 0 || level > 5) {
+        *status = level == -1 && PyErr_Occurred() ? -1 : DOUBT;
+        return NULL;
+    }
     if (!(context->levels & (1UL << level))) {
         *status = 0;
         return Py_NewRef(Py_False);
