@@ -1,22 +1,21 @@
 /* evtx_json: a record of the `evtx` parser (its Event XML) -> the JSON text of our event.
  *
- * For a record in the parser's usual layout (inputs/evtx.py: the usual System; EventData of one
- * <Data> a line, or UserData) this writes exactly orjson.dumps(inputs.evtx.fast_event(data)):
+ * For a record in the parser's usual layout (inputs/evtx.py: the usual System; EventData of
+ * <Data> elements, or UserData) this writes exactly orjson.dumps(inputs.evtx.fast_event(data)):
  * the same fields in FIELD_ORDER, times, GUIDs, keyword masks and numbers normalised alike.
- * Anything else gives None, and the Python path reads the record: an entity ('&'), CR, a
- * control but LF and tab, a byte 0xEF (U+F000-U+FFFF, where the XML path parks controls), '<'
- * or '>' in a value, tab or LF in an attribute, a time, GUID, keyword mask or number in another
- * form (or over 19 digits), another child of EventData, text beside UserData's elements, ...
+ * Anything else gives None, and the Python path reads the record: an entity ('&'), a control
+ * but LF and tab (and CR in a <Data> text), a byte 0xEF (U+F000-U+FFFF, where the XML path
+ * parks controls), '<' or '>' in a value, a time, GUID, keyword mask or number in another form
+ * (or over 19 digits), another child of EventData, text beside UserData's elements, ...
  * (tests/test_evtx_c.py). Every byte is matched by the layout's literal text or scanned as a
- * value (CLASS); the JSON text is written as it is read (and taken back for None).
- */
+ * value (CLASS); the JSON text is written as it is read (and taken back for None). */
 #include "_speedups.h"
 
 typedef struct { const char *at; Py_ssize_t len; } Span;   /* at NULL: absent */
 typedef struct { const char *p, *end; int bad; } Reader; /* bad: not the usual layout (None) */
 
 /* What each byte is to the scans: refused anywhere (R; NUL too, which ends every scan: the
- * UTF-8 of a str ends with one), '"', '<', '>', LF, tab; E: escaped in JSON. */
+ * UTF-8 of a str ends with one), '"', '<', '>', LF, tab; E: escaped in JSON (CR LF as LF). */
 enum { R = 1, Q = 2, L = 4, G = 8, N = 16, T = 32, E = 64 };
 static unsigned char CLASS[256]; /* filled by the first call */
 
@@ -25,7 +24,8 @@ fill_classes(void)
 {
     memset(CLASS, R, 0x20);
     CLASS['&'] = CLASS[0xEF] = R;
-    CLASS['\n'] = N;
+    CLASS['\n'] = N | E;
+    CLASS['\r'] = R | E; /* refused but in a text of <Data> */
     CLASS['\t'] = T | E;
     CLASS['"'] = Q | E;
     CLASS['\\'] = E;
@@ -71,19 +71,9 @@ attr(Reader *r, const char *name, Py_ssize_t n)
 
 #define ATTR(r, s) attr(r, s, LEN(s))
 
-/* A text up to the next '<': no '>' or LF in it. */
-static inline Span
-text(Reader *r)
-{
-    Span s = {r->p, 0};
-    r->p = scan(r->p, R | L | G | N);
-    r->bad |= *r->p != '<';
-    s.len = r->p - s.at;
-    return s;
-}
-
-/* `    <Name>TEXT</Name>\n` (open: `    <Name>`, close: `</Name>\n`), TEXT not empty; or, when
- * blank_ok, `\n    ` (the parser's empty element: absent). Numbers are checked when written. */
+/* `    <Name>TEXT</Name>\n` (open: `    <Name>`, close: `</Name>\n`), TEXT not empty, without
+ * '>' or LF; or, when blank_ok, `\n    ` (the parser's empty element: absent). Numbers are
+ * checked when written. */
 static Span
 element(Reader *r, const char *open, Py_ssize_t n, const char *close, Py_ssize_t m, int blank_ok)
 {
@@ -92,8 +82,10 @@ element(Reader *r, const char *open, Py_ssize_t n, const char *close, Py_ssize_t
         return s;
     }
     if (!(blank_ok && LIT(r, "\n    "))) {
-        s = text(r);
-        r->bad |= s.len == 0;
+        s.at = r->p;
+        r->p = scan(r->p, R | L | G | N);
+        s.len = r->p - s.at;
+        r->bad |= *r->p != '<' || s.len == 0;
     }
     r->bad |= !lit(r, close, m);
     return s;
@@ -162,8 +154,10 @@ put_bytes(Buffer *buf, int *bad, const char *s, Py_ssize_t n)
 #define PUT(buf, bad, s) put_bytes(buf, bad, s, LEN(s))
 
 static void
-put_string(Buffer *buf, int *bad, const char *s, Py_ssize_t n)
+put_str(Buffer *buf, int *bad, Span text)
 {
+    const char *s = text.at;
+    Py_ssize_t n = text.len;
     if (*bad != 0 || reserve(buf, 2 * n + 2) < 0) { /* each byte at most two, and the quotes */
         *bad = *bad ? *bad : -1;
         return;
@@ -171,10 +165,10 @@ put_string(Buffer *buf, int *bad, const char *s, Py_ssize_t n)
     char *o = buf->data + buf->len;
     *o++ = '"';
     for (Py_ssize_t i = 0; i < n;) {
-        unsigned long long w; /* eight bytes without '"', '\\' or tab: copied as they are */
+        unsigned long long w; /* eight bytes without '"', '\\' or a control: copied as they are */
         if (n - i >= 8 && (memcpy(&w, s + i, 8), !(ZERO_BYTES(w ^ (ONES * '"')) |
                                                      ZERO_BYTES(w ^ (ONES * '\\')) |
-                                                     ZERO_BYTES(w ^ (ONES * '\t'))))) {
+                                                     BYTES_BELOW(w, 0x20)))) {
             memcpy(o, &w, 8);
             o += 8;
             i += 8;
@@ -184,19 +178,14 @@ put_string(Buffer *buf, int *bad, const char *s, Py_ssize_t n)
             char c = s[i];
             if (CLASS[(unsigned char)c] & E) {
                 *o++ = '\\';
-                c = c == '\t' ? 't' : c;
+                i += c == '\r' && i + 1 < n && s[i + 1] == '\n'; /* CR LF, CR: LF (XML) */
+                c = c == '\t' ? 't' : c == '\n' || c == '\r' ? 'n' : c;
             }
             *o++ = c;
         }
     }
     *o++ = '"';
     buf->len = o - buf->data;
-}
-
-static void
-put_str(Buffer *buf, int *bad, Span s)
-{
-    put_string(buf, bad, s.at, s.len);
 }
 
 /* An integer of ASCII digits, as int() and orjson write it; over 19 digits: not here. */
@@ -234,7 +223,7 @@ put_guid(Buffer *buf, int *bad, Span s)
         DOUBT_IF(!HEX_DIGIT(p[i]) && p[i] != '-');
         out[i] = UPPER(p[i]);
     }
-    put_string(buf, bad, out, n);
+    put_str(buf, bad, (Span){out, n});
 }
 
 /* normalize_keywords for "0x" and hex digits (up to 16 after leading zeros). */
@@ -254,7 +243,7 @@ put_mask(Buffer *buf, int *bad, Span s)
     for (Py_ssize_t i = 0; i < n; i++) {
         out[18 - n + i] = UPPER(p[i]);
     }
-    put_string(buf, bad, out, 18);
+    put_str(buf, bad, (Span){out, 18});
 }
 
 /* normalize_time for "YYYY-MM-DDThh:mm:ss[.f+]Z" (ASCII digits; 't' and 'z' as well). */
@@ -280,12 +269,28 @@ put_time(Buffer *buf, int *bad, Span s)
         DOUBT_IF(i == 20); /* "." and no digit */
     }
     DOUBT_IF(i != n - 1 || (p[i] != 'Z' && p[i] != 'z'));
-    put_string(buf, bad, out, 24);
+    put_str(buf, bad, (Span){out, 24});
+}
+
+/* 1 when s is blanks (space, tab, LF, CR) only, 0 when it holds another ASCII character, -1
+ * when not but for non-ASCII (Python's isspace would tell: not read here); *lines: LF or CR. */
+static int
+blank(Span s, int *lines)
+{
+    int ascii = 1;
+    *lines = 0;
+    for (Py_ssize_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.at[i];
+        *lines |= c == '\n' || c == '\r';
+        ascii &= c < 0x80;
+        if (c < 0x80 && c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            return 0;
+        }
+    }
+    return ascii ? 1 : -1;
 }
 
 #define KEPT 64 /* the names of EventData kept while its texts are written (more: read again) */
-
-/* -- the data part ----------------------------------------------------------------------------- */
 
 /* The <Data> lines of EventData from r->p to r->end: their texts (or their names, when names)
  * written as the items of a JSON array into buf, their names kept (the first KEPT). *count: how
@@ -296,16 +301,18 @@ event_data(Reader *r, Buffer *buf, int names, Span *kept, Py_ssize_t *count, Py_
     *count = *named = 0;
     while (!r->bad && LIT(r, "    <Data")) {
         Span name = ATTR(r, " Name=\"");
-        Span value = {r->p, 0};
         r->bad |= !LIT(r, ">");
-        if (!r->bad && !LIT(r, "\n    ")) { /* blank: the parser's empty element, "" */
-            value = text(r);
+        Span value = {r->p, 0};
+        while (!r->bad && (r->p = scan(r->p, R | L | G | N), *r->p == '\n' || *r->p == '\r')) {
+            r->p++; /* a text of lines (event_xml._text: "" when blanks only) */
         }
+        value.len = r->p - value.at;
+        int lines, b = blank(value, &lines);
+        r->bad |= *r->p != '<' || (lines && b < 0);
+        value.len = lines && b ? 0 : value.len;
         r->bad |= !LIT(r, "</Data>\n");
         *named += name.len > 0;
-        if (*count < KEPT) {
-            kept[*count] = name;
-        }
+        kept[*count < KEPT ? *count : KEPT] = name; /* kept[KEPT]: the others */
         put_bytes(buf, &r->bad, ",", *count > 0);
         *count += 1;
         put_str(buf, &r->bad, names ? name : value);
@@ -328,20 +335,16 @@ user_data(Reader *r, Buffer *buf, Py_ssize_t *count, Py_ssize_t *filled)
         r->p = r->p > r->end ? r->end : r->p; /* the last blanks, before the end tag's */
         between.len = r->p - between.at;
         int closing = r->end - r->p >= 2 && r->p[1] == '/';
-        int blank = 1, lines = 0;
-        for (Py_ssize_t i = 0; i < between.len; i++) {
-            blank &= between.at[i] == ' ' || between.at[i] == '\n';
-            lines |= between.at[i] == '\n';
-        }
+        int lines, blanks = blank(between, &lines) == 1;
         if (opened != NULL && closing) { /* a leaf: its text ("" when blank with a LF) */
-            r->bad |= lines && !blank;
+            r->bad |= lines && !blanks;
             between.len = lines ? 0 : between.len;
             put_bytes(buf, &r->bad, ",", *count > 0);
             *count += 1;
             *filled += between.len > 0;
             put_str(buf, &r->bad, between);
         }
-        r->bad |= !blank && !(opened != NULL && closing);
+        r->bad |= !blanks && !(opened != NULL && closing);
         if (r->bad || r->p == r->end) {
             break;
         }
@@ -407,7 +410,7 @@ write_data(Buffer *buf, int *bad, int how, const Reader *items)
 {
     Py_ssize_t count = 0, filled = 0, start = buf->len;
     Reader scan = *items;
-    Span kept[KEPT];
+    Span kept[KEPT + 1];
     if (how == W_EVENT_DATA) {
         PUT(buf, bad, ",\"event_data\":[");
         event_data(&scan, buf, 0, kept, &count, &filled);
@@ -445,12 +448,10 @@ write_event(Buffer *buf, int *bad, const Span *f, int kind, const Reader *items)
     for (size_t i = 0; i < sizeof ORDER / sizeof ORDER[0] && *bad == 0; i++) {
         int how = ORDER[i].how;
         Span s = f[ORDER[i].field];
-        if (how == W_EVENT_DATA || how == W_USER_DATA) {
-            if (kind == how) {
-                write_data(buf, bad, how, items);
-            }
+        if (how == kind) { /* W_EVENT_DATA or W_USER_DATA */
+            write_data(buf, bad, how, items);
         }
-        else if (s.len > 0 || ORDER[i].field == PROVIDER) {
+        else if (how < W_EVENT_DATA && (s.len > 0 || ORDER[i].field == PROVIDER)) {
             put_bytes(buf, bad, ORDER[i].key, ORDER[i].key_len);
             WRITERS[how](buf, bad, s);
         }
