@@ -14,6 +14,7 @@ setup(
                 "azs_syslog/encode/_speedups_json.c",
                 "azs_syslog/encode/_speedups_text.c",
                 "azs_syslog/encode/_speedups_message.c",
+                "azs_syslog/encode/_speedups_evtx.c",
             ],
             depends=["azs_syslog/encode/_speedups.h"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],

@@ -166,6 +166,8 @@ static PyMethodDef methods[] = {
     {"render_message", (PyCFunction)(void (*)(void))render_message, METH_FASTCALL,
      "render_message(line, plan, context, accepted_ms) -> bytes | False | None: see "
      "_speedups_message.c."},
+    {"evtx_json", evtx_json, METH_O,
+     "evtx_json(data) -> str | None: see _speedups_evtx.c."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -2,7 +2,8 @@
  *
  * _speedups.c: the module, compile_plan, and render (an event parsed by orjson);
  * _speedups_text.c: render_text (the event's JSON text itself, no objects built);
- * _speedups_message.c: render_message (the whole message, from the JSON text).
+ * _speedups_message.c: render_message (the whole message, from the JSON text);
+ * _speedups_evtx.c: evtx_json (an .evtx record's XML -> our event's JSON text; inputs/evtx.py).
  * The output helpers are static inline here: they are the inner loop of both.
  */
 #ifndef AZS_SPEEDUPS_H
@@ -318,5 +319,7 @@ int text_fields(PyObject *line, Plan *plan, Buffer *buf, PyObject **returned);
 PyObject *render_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *compile_context(PyObject *module, PyObject *args);
 PyObject *render_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+/* _speedups_evtx.c: the JSON text of an .evtx record's XML in the parser's usual layout. */
+PyObject *evtx_json(PyObject *module, PyObject *data);
 
 #endif
