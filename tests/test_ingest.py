@@ -2,14 +2,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from azs_syslog.encode.json_text import as_text
 from azs_syslog.encode.render import Renderer, RenderSettings
 from azs_syslog.errors import EventError, QueueError
+from azs_syslog.events import load_json, parse_event
 from azs_syslog.queue import NewBatch, Queue, decode_raw
-from azs_syslog.queue.batching import as_text
 from azs_syslog.queue.ingest import (
     Enqueuer,
     IngestFailure,
@@ -93,15 +95,19 @@ def test_a_write_failure_reaches_the_producer() -> None:
 )
 def test_bytes_lines_render_as_their_text(line: bytes) -> None:
     """``as_text`` (bytes read by the socket input, --jobs or the worker, as text so that the
-    renderer takes its fused path) changes nothing: the same message or the same refusal."""
+    renderer takes its fused path; ``render_line`` applies it) changes nothing: the same
+    message or the same refusal as the reference path on the bytes."""
 
-    def outcome(value: str | bytes) -> object:
+    def outcome(render: Callable[[Renderer], bytes | None]) -> object:
         try:
-            return Renderer(RenderSettings()).render_line(value, 1_795_687_200_000)
+            return render(Renderer(RenderSettings()))
         except EventError as exc:
             return str(exc)
 
-    assert outcome(as_text(line)) == outcome(line)
+    accepted = 1_795_687_200_000
+    on_bytes = outcome(lambda r: r.render_event(parse_event(load_json(line)), accepted))
+    assert outcome(lambda r: r.render_line(as_text(line), accepted)) == on_bytes
+    assert outcome(lambda r: r.render_line(line, accepted)) == on_bytes
 
 
 class _Recorder:

@@ -613,7 +613,7 @@ def test_no_progress_when_stderr_is_not_a_terminal() -> None:
 def test_an_evtx_file_goes_on_in_chunks_of_its_records() -> None:
     """An .evtx file's records are handed on FILE_CHUNK at a time (rendered and queued
     together), numbered and in order, the same records as one at a time."""
-    from azs_syslog.inputs.detect import FILE_CHUNK
+    from azs_syslog.events.record import FILE_CHUNK
     from azs_syslog.inputs.evtx import iter_evtx_events
 
     path = max(FIXTURES.glob("*.evtx"), key=lambda p: p.stat().st_size)

@@ -25,6 +25,7 @@ except ImportError:  # built without a C compiler: the pure-Python fused path
     _speedups = None  # type: ignore[assignment]
 
 from azs_syslog.encode import cef, syslog
+from azs_syslog.encode.json_text import as_text
 from azs_syslog.encode.plan import (
     NATIVE_RETURNED,
     NATIVE_TYPE,
@@ -166,9 +167,9 @@ class Renderer:
         self.compiled = COMPILED if compiled is None else compiled
         # ... and compiled; at first, one no event matches (so that no test is needed).
         self._native: object = _no_plan() if self.compiled else None
-        # The compiled plans used last, newest first (a few shapes take turns in real logs):
+        # The plans used last, newest first (a few shapes take turns in real logs): compiled,
         # a line of another shape than the last one is read from its text by one of these.
-        self._recent: tuple[object, ...] = ()
+        self._recent: tuple[RenderPlan, ...] = ()
         # "YYYY-MM-DDThh:mm" of the "...:ss.mmmZ" times seen -> that minute, in ms. Real logs
         # move on by seconds between events: a cache by second would miss for most of them.
         self._minutes: dict[str, int] = {}
@@ -211,6 +212,8 @@ class Renderer:
         benchmarks/encode.py); the caches make what they miss (``_Cache``), so a hit costs one
         lookup.
         """
+        if type(line) is bytes:  # read by the socket input, --jobs, the worker: as text if it can
+            line = as_text(line)
         if type(line) is not str or line[:1] != "{" or "windows" not in line:
             return self.render_event(parse_event(load_json(line)), accepted_ms)
         if self.compiled:  # the whole message in one call, or None: the steps below
@@ -306,10 +309,11 @@ class Renderer:
 
     def _recent_text(self, line: str) -> tuple[Any, ...] | None:
         """The fields of a line of another shape than the last one, read from its text by one
-        of the plans used last (then the current one), or ``None``."""
-        for native in self._recent:
-            if native is not self._native and (fields := _native_text(line, native)) is not None:
-                self._native = native
+        of the plans used last (which becomes the current one), or ``None``."""
+        for plan in self._recent:
+            if plan is not self._fast and (fields := _native_text(line, plan.native)) is not None:
+                self._fast = plan
+                self._native = plan.native
                 return fields
         return None
 
@@ -337,8 +341,8 @@ class Renderer:
             return None
         self._fast = plan
         self._native = plan.native
-        if self.compiled and plan.native not in self._recent:
-            self._recent = (plan.native, *self._recent[: _RECENT - 1])
+        if self.compiled and plan not in self._recent:
+            self._recent = (plan, *self._recent[: _RECENT - 1])
         return plan
 
     def _second_stamp(self, seconds: int) -> str:

@@ -24,13 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
-from azs_syslog.events.record import Chunk, Record
+from azs_syslog.events.record import Chunk, Record, in_chunks
 from azs_syslog.inputs.reader import iter_record_chunks, iter_records
 from azs_syslog.inputs.text import Peeked
 
 INPUT_FORMATS: Final = ("auto", "json", "evtx", "xml", "powershell")
-# The records of an .evtx file go on in chunks of this many (rendered and queued together).
-FILE_CHUNK: Final = 256
 Skip = Callable[[str], None]
 POWERSHELL_KEYS: Final = frozenset({"Id", "ProviderName"})  # as inputs.powershell.SIGNATURE_KEYS
 
@@ -54,21 +52,6 @@ def one_each(records: Iterator[Record]) -> Iterator[Chunk]:
     """Records as chunks of one record each."""
     for number, record in records:
         yield [number], [record]
-
-
-def in_chunks(records: Iterator[Record], size: int = FILE_CHUNK) -> Iterator[Chunk]:
-    """Records as chunks of ``size`` (the last one shorter): for a file read as fast as it is
-    parsed, where nothing waits for the next record (not a pipe: see ``one_each``)."""
-    numbers: list[int] = []
-    items: list[Any] = []
-    for number, record in records:
-        numbers.append(number)
-        items.append(record)
-        if len(numbers) >= size:
-            yield numbers, items
-            numbers, items = [], []
-    if numbers:
-        yield numbers, items
 
 
 def open_input(stream: BinaryIO, input_format: str, on_skip: Skip) -> OpenedInput:

@@ -54,20 +54,6 @@ class StopRequest(Protocol):
     reading: bool
 
 
-def as_text(line: bytes) -> str | bytes:
-    """A JSON line read as bytes, as text when that changes nothing but the speed: the
-    renderer's fused path takes text only (bytes go down the reference path, several times
-    slower), and for a line that starts with ``{``, holds no NUL and is valid UTF-8,
-    ``json.loads`` of the bytes and of the text are the same (no BOM, no UTF-16/32 to detect,
-    no surrogates to let pass). Any other line stays bytes, to be read as before."""
-    if line[:1] == b"{" and b"\x00" not in line:
-        try:
-            return line.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-    return line
-
-
 class BatchBuilder:
     """Accumulates rendered events for one batch.
 
@@ -103,18 +89,14 @@ class BatchBuilder:
         renderer = self.renderer
         truncated = renderer.truncated
         try:
-            if isinstance(line, str):
-                framed = renderer.render_line(line, accepted_ms)
-                raw = line.encode("utf-8")
-            else:
-                framed = renderer.render_line(as_text(line), accepted_ms)
-                raw = line
+            framed = renderer.render_line(line, accepted_ms)
         finally:
             self.truncated += renderer.truncated - truncated
         if framed is not None:
             self._wire.append(framed)
             self._lengths.append(len(framed))
             self.nbytes += len(framed)
+        raw = line.encode("utf-8") if isinstance(line, str) else line
         self._raw.append(raw)
         self._times.append(accepted_ms)
         self.nbytes += len(raw) + 12

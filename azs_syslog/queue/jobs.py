@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from azs_syslog.errors import QueueError
-from azs_syslog.events.record import Chunk
+from azs_syslog.events.record import Chunk, Record, in_chunks
 from azs_syslog.queue import Queue
-from azs_syslog.queue.batching import LineRenderer, Rejection, as_text
+from azs_syslog.queue.batching import LineRenderer, Rejection
 from azs_syslog.queue.ingest import IngestFailure, IngestResult, enqueue_chunks
 
 RenderingFactory = Callable[[], tuple[LineRenderer, str]]
@@ -54,17 +54,16 @@ def split_lines(path: Path, parts: int) -> list[tuple[int, int, int]]:
     return ranges
 
 
-_CHUNK_LINES = 256  # lines of a part rendered together (a file: nothing to wait for)
-
-
 def _read_range(path: Path, start: int, end: int, first_line: int) -> Iterator[Chunk]:
-    """The lines of a part, in chunks (``Enqueuer.feed``); each line as text when that changes
-    nothing (``as_text``)."""
+    """The lines of a part, in chunks (``Enqueuer.feed``; a file: nothing to wait for)."""
+    return in_chunks(_lines_in_range(path, start, end, first_line))
+
+
+def _lines_in_range(path: Path, start: int, end: int, first_line: int) -> Iterator[Record]:
+    """The non-blank lines of a part, stripped, with their numbers."""
     with path.open("rb") as handle:
         handle.seek(start)
         position, line_no = start, first_line - 1
-        numbers: list[int] = []
-        lines: list[str | bytes | dict[str, Any]] = []
         for raw in handle:
             if position >= end:
                 break
@@ -72,13 +71,7 @@ def _read_range(path: Path, start: int, end: int, first_line: int) -> Iterator[C
             line_no += 1
             line = raw.strip()
             if line:
-                numbers.append(line_no)
-                lines.append(as_text(line))
-                if len(numbers) >= _CHUNK_LINES:
-                    yield numbers, lines
-                    numbers, lines = [], []
-        if numbers:
-            yield numbers, lines
+                yield line_no, line
 
 
 @dataclass(frozen=True)
