@@ -38,12 +38,13 @@ def current_config() -> tuple[Any, str | None]:
     type=click.IntRange(1, 64),
     default=1,
     show_default=True,
-    help="Render with N processes (a JSON-lines FILE only, one event per line). Pays with "
-    "N cores free for it: each process renders its part on its own core. With no core to "
-    "spare (two cores shared with a running forwarder and receiver) it gains little, and on "
-    "a machine busy with other work it can be slower than 1: the processes compete for the "
+    help="Read and render with N processes: a JSON-lines FILE (one event per line) is cut at "
+    "line ends, an .evtx FILE at its 64 KiB chunks. Pays with N cores free for it: each "
+    "process reads, renders and queues its part on its own core. With no core to spare "
+    "(two cores shared with a running forwarder and receiver) it gains little, and on a "
+    "machine busy with other work it can be slower than 1: the processes compete for the "
     "CPU and take turns at the queue's write lock. Events of different parts of the file "
-    "may then be sent interleaved.",
+    "may then be sent interleaved; an .evtx file's damaged parts are reported at the end.",
 )
 @input_format_option
 @json_option
@@ -70,6 +71,7 @@ def send_event(source: str, jobs: int, input_format: str, as_json: bool) -> None
       tail -F /var/log/pep-events.jsonl | azs-syslog send-event -
       azs-syslog send-event --jobs 2 --json big-export.jsonl
       azs-syslog send-event Security.evtx
+      azs-syslog send-event --jobs 2 Security.evtx
     """
     from azs_syslog.encode.render import Renderer, RenderSettings
     from azs_syslog.queue import Queue
@@ -85,13 +87,13 @@ def send_event(source: str, jobs: int, input_format: str, as_json: bool) -> None
     # configuration than this one, nor over a weaker transport (docs/architecture.md).
     origin = {"generation": config.generation, "level": config.security_level}
     run = _Run(source, as_json)
-    jobs = _effective_jobs(source, jobs, input_format)
+    jobs, kind = _effective_jobs(source, jobs, input_format)
     if jobs > 1:
 
         def make_rendering() -> tuple[Renderer, str]:
             return Renderer(settings), settings.key
 
-        result, failure = _queue_with_jobs(run, jobs, make_rendering, origin)
+        result, failure = _queue_with_jobs(run, jobs, kind, make_rendering, origin)
     else:
         result, failure = _queue_stream(run, input_format, Renderer(settings), settings.key, origin)
     events_queued = queue_depth(Queue)
@@ -144,37 +146,59 @@ class _Run:
             note(f"skipped: {self.label}: {problem}")
 
 
-def _effective_jobs(source: str, jobs: int, input_format: str) -> int:
-    """``--jobs``, checked: 1 where the input cannot be split."""
-    if jobs > 1 and input_format not in ("auto", "json"):
+def _effective_jobs(source: str, jobs: int, input_format: str) -> tuple[int, str]:
+    """``--jobs``, checked, and what the file holds (``json`` or ``evtx``): 1 where the input
+    cannot be split."""
+    if jobs > 1 and input_format not in ("auto", "json", "evtx"):
         raise click.UsageError(
-            "--jobs reads JSON lines only (not --input-format " + input_format + ")"
+            "--jobs reads JSON lines and .evtx files only (not --input-format " + input_format + ")"
         )
-    if jobs > 1 and source != "-" and not _plain_json_lines(source):
-        note(f"--jobs splits JSON lines only; reading {source} in one process")
-        return 1
     if jobs > 1 and source == "-":
         raise click.UsageError("--jobs needs a FILE (standard input cannot be split)")
     if jobs > 1 and not Path(source).is_file():
         raise click.BadParameter(f"cannot read {source}", param_hint="FILE")
-    return jobs
+    if jobs > 1 and input_format != "json" and _is_evtx(source):
+        from azs_syslog.inputs.evtx import chunk_count
+
+        return max(1, min(jobs, chunk_count(source))), "evtx"
+    if jobs > 1 and (input_format == "evtx" or not _plain_json_lines(source)):
+        note(f"--jobs splits JSON lines and .evtx files only; reading {source} in one process")
+        return 1, "json"
+    return jobs, "json"
+
+
+def _is_evtx(source: str) -> bool:
+    try:
+        with Path(source).open("rb") as handle:
+            return handle.read(8) == b"ElfFile\0"
+    except OSError:
+        return False
 
 
 def _queue_with_jobs(
-    run: _Run, jobs: int, make_rendering: Callable[[], Any], origin: dict[str, int]
+    run: _Run, jobs: int, kind: str, make_rendering: Callable[[], Any], origin: dict[str, int]
 ) -> tuple[Any, Any]:
-    """Queue a JSON-lines FILE with ``jobs`` producer processes: (result, failure or None)."""
+    """Queue a JSON-lines or ``.evtx`` FILE with ``jobs`` producer processes: (result,
+    failure or None)."""
     from azs_syslog.queue.ingest import IngestFailure
-    from azs_syslog.queue.jobs import enqueue_jsonl_file
+    from azs_syslog.queue.jobs import Part, enqueue_file, read_lines, split_lines
 
+    path = Path(run.source)
+    if kind == "evtx":
+        from azs_syslog.inputs.evtx import read_part, split_chunks
+
+        run.unit = "record"
+        parts, reader = [Part(*part) for part in split_chunks(path, jobs)], read_part
+    else:
+        parts, reader = split_lines(path, jobs), read_lines
     failure: IngestFailure | None = None
     try:
-        result, rejected_lines = enqueue_jsonl_file(
-            Path(run.source), jobs, make_rendering, **origin
-        )
+        result, rejected, skipped = enqueue_file(path, parts, reader, make_rendering, **origin)
     except IngestFailure as exc:
-        failure, result, rejected_lines = exc, exc.result, exc.rejections
-    for rejection in rejected_lines:
+        failure, result, rejected, skipped = exc, exc.result, exc.rejections, exc.skipped
+    for problem in skipped:
+        run.on_skip(problem)
+    for rejection in rejected:
         run.on_reject(rejection)
     return result, failure
 

@@ -1,6 +1,6 @@
 /* azs_syslog.encode._speedups: what its two halves share (see _speedups.c).
  *
- * _speedups.c: the module, compile_plan, and render (an event parsed by orjson);
+ * _speedups.c: the module and compile_plan;
  * _speedups_text.c: render_text (the event's JSON text itself, no objects built);
  * _speedups_message.c: render_message (the whole message, from the JSON text);
  * _speedups_evtx.c: evtx_json (an .evtx record's XML -> our event's JSON text; inputs/evtx.py).

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
-from azs_syslog.events.record import Chunk, Record, in_chunks
+from azs_syslog.events.record import Chunk, Record
 from azs_syslog.inputs.reader import iter_record_chunks, iter_records
 from azs_syslog.inputs.text import Peeked
 
@@ -66,11 +66,11 @@ def open_input(stream: BinaryIO, input_format: str, on_skip: Skip) -> OpenedInpu
         else:
             fmt = "json"
     if fmt == "evtx":
-        from azs_syslog.inputs.evtx import iter_evtx_events, path_of
+        from azs_syslog.inputs.evtx import iter_evtx_chunks, path_of
 
         path = path_of(stream)
         source: Any = path if path is not None else peeked.raw()
-        return OpenedInput("evtx", "record", in_chunks(iter_evtx_events(source, on_skip)))
+        return OpenedInput("evtx", "record", iter_evtx_chunks(source, on_skip))
     if fmt == "xml":
         from azs_syslog.inputs.event_xml import decode_chunks, iter_xml_events
 

@@ -1,39 +1,30 @@
 """``.evtx`` files -> our Windows events, with the ``evtx`` parser (Rust, on PyPI).
 
 The parser renders each record as Event XML, which takes the same mapping as any Event XML
-(``inputs/event_xml.py``). A damaged chunk or record does not end the file: the parser skips
-it and goes on with the next, and ``on_skip`` is told which one and why.
+(``inputs/event_xml.py``), read fast in the parser's own layout (``inputs/evtx_layout.py``; in
+C when built). Each event is handed on as the JSON text of our format, which the renderer's
+fused path reads (``Renderer.render_line``) and the queue keeps as the raw line. A damaged
+chunk or record does not end the file: the parser skips it and goes on with the next, and
+``on_skip`` is told which one and why.
 
-Speed (docs/performance.md, "Importing .evtx"): the parser writes every record's XML in one
-layout of its own (a declaration, two-space indentation, one element per line, text escaped
-with the five XML entities), so a record in that layout is read with a few regular-expression
-scans instead of an XML parser and a walk over its elements: the same fields as
-``event_from_element``, checked against it on every fixture record (tests/test_evtx_fast.py).
-A record with anything else in it (another entity, a self-closing or prefixed element,
-``RenderingInfo``, an element with text and children, control characters) takes the XML parser,
-that record only. Each event is handed on as the JSON text of our format, which the renderer's
-fused path reads (``Renderer.render_line``) and the queue keeps as the raw line. Built, the C
-``evtx_json`` (encode/_speedups_evtx.c) writes it for the usual layout: same bytes, ~9x faster.
+A file is a 4 KiB header and chunks of 64 KiB, each readable on its own (its own strings and
+templates). So a range of chunks is read as a file of its own, the header then those chunks
+(:func:`iter_evtx_part`): how ``send-event --jobs`` splits an ``.evtx`` file between processes
+(``queue/jobs.py``), with the same events, the same numbers and the same reports of damaged
+parts as one process reading it whole.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
-from azs_syslog.inputs.event_xml import (
-    FIELD_ORDER,
-    event_from_element,
-    normalize_guid,
-    normalize_keywords,
-    normalize_time,
-    park_controls,
-    system_attributes,
-    unpark_controls,
-)
+from azs_syslog.events.record import Chunk, in_chunks
+from azs_syslog.inputs.evtx_layout import fast_event, slow_event
 
 try:  # the usual layout's JSON text, written in C (the same text as fast_event's, dumped)
     from azs_syslog.encode._speedups import evtx_json
@@ -43,7 +34,24 @@ except ImportError:  # not built: fast_event reads every record
         return None
 
 
+__all__ = [
+    "chunk_count",
+    "fast_event",
+    "iter_evtx_chunks",
+    "iter_evtx_events",
+    "iter_evtx_part",
+    "read_part",
+    "slow_event",
+    "split_chunks",
+]
+
 Skip = Callable[[str], None]
+Events = Iterator[tuple[int, str | dict[str, Any]]]
+
+FILE_HEADER: Final = 4096
+CHUNK: Final = 65536
+# Chunks a part reads with one parser: 4 MiB in memory at a time, whatever the part's size.
+GROUP: Final = 64
 
 _RECORD_RE: Final = re.compile(r"Failed to parse record number (\d+)")
 _CHUNK_RE: Final = re.compile(r"Failed to parse chunk number (\d+)")
@@ -53,429 +61,117 @@ _NOISE: Final = (
 )
 
 
-def iter_evtx_events(
-    source: str | BinaryIO, on_skip: Skip
-) -> Iterator[tuple[int, str | dict[str, Any]]]:
+def iter_evtx_events(source: str | BinaryIO, on_skip: Skip) -> Events:
     """``(EventRecordID, our event)`` for each readable record of an ``.evtx`` file (a path,
     or a binary stream read whole). The event is its JSON text (a dict only if it cannot be
     written as JSON)."""
+    target: Any = source if isinstance(source, str) else io.BytesIO(source.read())
+    yield from _records(target, on_skip, 0, 0)
+
+
+def iter_evtx_chunks(source: str | BinaryIO, on_skip: Skip) -> Iterator[Chunk]:
+    """The same records in chunks of up to FILE_CHUNK (``Enqueuer.feed``)."""
+    return in_chunks(iter_evtx_events(source, on_skip))
+
+
+def chunk_count(path: str | Path) -> int:
+    """How many chunks an ``.evtx`` file has room for (the last one may be cut short)."""
+    size = Path(path).stat().st_size
+    return max(0, -(-(size - FILE_HEADER) // CHUNK))
+
+
+def iter_evtx_part(path: str | Path, first: int, end: int, on_skip: Skip) -> Events:
+    """As :func:`iter_evtx_events`, the records of chunks ``first`` to ``end`` (excluded) of
+    the file at ``path``: its header and GROUP of those chunks at a time, each read as a
+    file. A damaged part is reported as reading the whole file reports it."""
+    with Path(path).open("rb") as handle:
+        header = handle.read(FILE_HEADER)
+        last = _last_record_before(handle, first)
+        for group in range(first, end, GROUP):
+            handle.seek(FILE_HEADER + group * CHUNK)
+            data = handle.read(min(GROUP, end - group) * CHUNK)
+            if not data:
+                return
+            last = yield from _records(io.BytesIO(header + data), on_skip, last, group)
+
+
+def split_chunks(path: str | Path, parts: int) -> list[tuple[int, int, int, int | None]]:
+    """Cut an ``.evtx`` file into about ``parts`` ranges of whole chunks (``queue.jobs.Part``:
+    first chunk, end, the EventRecordID of the first record and of the last, from the chunks'
+    headers; None for the last part: to the end)."""
+    count = chunk_count(path)
+    parts = max(1, min(parts, count))
+    bounds = [count * k // parts for k in range(parts + 1)]
+    with Path(path).open("rb") as handle:
+        lasts = [_last_record_before(handle, bound) for bound in bounds]
+    return [
+        (start, end, lasts[k] + 1, lasts[k + 1] if k + 1 < parts else None)
+        for k, (start, end) in enumerate(itertools.pairwise(bounds))
+    ]
+
+
+def read_part(path: Path, part: Any, on_skip: Skip) -> Iterator[Chunk]:
+    """A ``queue.jobs.Part`` of an ``.evtx`` file (``split_chunks``), its records in chunks."""
+    return in_chunks(iter_evtx_part(path, part.start, part.end, on_skip))
+
+
+def _last_record_before(handle: BinaryIO, chunk: int) -> int:
+    """The EventRecordID of the last record of the nearest readable chunk before ``chunk``
+    (as its header says), 0 if none."""
+    for before in range(chunk - 1, -1, -1):
+        handle.seek(FILE_HEADER + before * CHUNK)
+        head = handle.read(0x28)
+        if len(head) == 0x28 and head[:8] == b"ElfChnk\0":
+            return int.from_bytes(head[0x20:0x28], "little")
+    return 0
+
+
+def _records(
+    target: Any, on_skip: Skip, last: int, first_chunk: int
+) -> Generator[tuple[int, str | dict[str, Any]], None, int]:
+    """The events of one parser's file (chunk ``first_chunk`` of the whole file first);
+    returns the EventRecordID of the last one read (``last`` if none). (Taken a chunk at a
+    time by a C loop, they came no faster: measured.)"""
     from evtx import PyEvtxParser
-    from orjson import dumps
 
     from azs_syslog.errors import EventError
 
-    target: Any = source if isinstance(source, str) else io.BytesIO(source.read())
     try:
         records = PyEvtxParser(target).records()
     except (RuntimeError, OSError) as exc:
         raise EventError(f"is not a readable EVTX file: {_describe(str(exc), 0)}") from None
-    last = 0
-    # The records' XML is written by the parser itself (text escaped, no declarations or entities
-    # possible): read here directly, or by the standard parser (not defusedxml: event_xml.py).
     while True:
         try:
             record: Any = next(records)
         except StopIteration:
-            return
+            return last
         except RuntimeError as exc:  # the parser's error for a damaged chunk or record
-            on_skip(_describe(str(exc), last))
+            on_skip(_describe(str(exc), last, first_chunk))
             continue
         last = record["event_record_id"]
         data = record["data"]
-        line: str | dict[str, Any] | None = evtx_json(data)  # the usual layout, in C (or None)
-        if line is None:
-            event = fast_event(data) or slow_event(data)
-            try:
-                line = dumps(event).decode()  # as_line, without a call
-            except TypeError:
-                line = event
-        yield last, line
+        line = evtx_json(data)  # the usual layout, in C (or None)
+        yield last, (line if line is not None else _line_of(data))
 
 
-def slow_event(data: str) -> dict[str, Any]:
-    """Our event from a record's XML, by the XML parser (any layout)."""
-    from xml.etree.ElementTree import ParseError, fromstring
+def _line_of(data: str) -> str | dict[str, Any]:
+    """Our event's JSON text from a record's XML that ``evtx_json`` doubts (or did not read:
+    not built), by ``evtx_layout``; the event itself if it cannot be written as JSON."""
+    from orjson import dumps
 
+    # The records' XML is written by the parser itself (text escaped, no declarations or
+    # entities possible): read here directly, or by the standard parser (not defusedxml:
+    # event_xml.py).
+    event = fast_event(data) or slow_event(data)
     try:
-        return event_from_element(fromstring(data))  # noqa: S314
-    except ParseError:  # a control character in the data (XML 1.0 cannot hold it)
-        return unpark_controls(event_from_element(fromstring(park_controls(data))))  # noqa: S314
+        return dumps(event).decode()
+    except TypeError:
+        return event
 
 
-# --- the parser's own layout, read without an XML parser ---------------------------------------
-
-_HEAD: Final = (
-    '<?xml version="1.0" encoding="utf-8"?>\n'
-    '<Event xmlns="http://schemas.microsoft.com/win/2004/08/events/event">\n  <System>\n'
-)
-_SYSTEM_END: Final = "  </System>\n"
-_EVENT_END: Final = "</Event>\n"
-_EVENT_DATA: Final = ("  <EventData>\n", "  </EventData>\n" + _EVENT_END)
-_USER_DATA: Final = ("  <UserData>\n", "  </UserData>\n" + _EVENT_END)
-# The System element as the parser writes it for the usual template (each child optional, in
-# the template's order), with values that need no more reading: numbers of ASCII digits (or
-# blank), texts and attribute values without an entity, a line end or a tab. Any other System
-# takes the general reading (``_system``).
-_N: Final = "(?:([0-9]+)|\n    )"  # a number, or blank (the parser's empty element)
-_T: Final = "([^<&\n]+)"  # a text
-_V: Final = '([^"&\n\t]*)'  # an attribute value
-_SYSTEM_RE: Final = re.compile(
-    f'    <Provider Name="{_V}"(?: Guid="{_V}")?(?: EventSourceName="{_V}")?>\n    </Provider>\n'
-    f'    <EventID(?: Qualifiers="[^"]*")?>{_N}</EventID>\n'
-    f"(?:    <Version>{_N}</Version>\n)?"
-    f"(?:    <Level>{_N}</Level>\n)?"
-    f"(?:    <Task>{_N}</Task>\n)?"
-    f"(?:    <Opcode>{_N}</Opcode>\n)?"
-    f"(?:    <Keywords>{_T}</Keywords>\n)?"
-    f'(?:    <TimeCreated SystemTime="{_V}">\n    </TimeCreated>\n)?'
-    f"(?:    <EventRecordID>{_N}</EventRecordID>\n)?"
-    f'(?:    <Correlation(?: ActivityID="{_V}")?(?: RelatedActivityID="{_V}")?>\n'
-    "    </Correlation>\n)?"
-    '(?:    <Execution(?: ProcessID="([0-9]*)")?(?: ThreadID="([0-9]*)")?>\n    </Execution>\n)?'
-    f"(?:    <Channel>{_T}</Channel>\n)?"
-    f"(?:    <Computer>{_T}</Computer>\n)?"
-    f'(?:    <Security(?: UserID="{_V}")?>\n    </Security>\n)?'
-)
-# EventData as the parser writes it for most records: its Data elements, one a line, each with
-# or without a Name, texts and names without an entity or a line end (read as they are).
-_DATA_LINE: Final = '    <Data(?: Name="([^"&\n]*)")?>([^<&\n]*)</Data>\n'
-_DATA_ITEM: Final = re.compile(_DATA_LINE)
-_USUAL_DATA: Final = re.compile(
-    re.escape(_EVENT_DATA[0]) + f"((?:{_DATA_LINE})*)" + re.escape(_EVENT_DATA[1])
-)
-_ATTRIBUTE: Final = re.compile(r'([^\s=]+)="([^"]*)"')
-# A character or entity reference other than the five the parser writes: the XML parser reads it.
-_OTHER_REFERENCE: Final = re.compile("&(?!amp;|lt;|gt;|quot;|apos;)")
-# Controls XML 1.0 cannot hold: the XML parser reads them parked in a private-use range
-# (``event_xml.park_controls``). Written as they are, they are read as they are here, except
-# those that are white space (a value of nothing else would be blank, and ``strip`` would take
-# them off) and a private-use character the parking would turn into one: such a record takes
-# the XML parser.
-_SPACE_CONTROLS: Final = ("\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
-_PRIVATE_USE: Final = re.compile("[\uf700-\uf71f]")
-_NUMERIC: Final = frozenset(("EventID", "Version", "Level", "Task", "Opcode", "EventRecordID"))
-_SYSTEM_FIELDS: Final = {
-    "EventID": "event_id",
-    "Version": "version",
-    "Level": "level",
-    "Task": "task",
-    "Opcode": "opcode",
-    "EventRecordID": "event_record_id",
-    "Channel": "channel",
-    "Computer": "computer",
-}
-
-
-class _Unsure(Exception):
-    """The record is not in the layout read here: the XML parser reads it."""
-
-
-def fast_event(data: str) -> dict[str, Any] | None:
-    """Our event from a record's XML in the parser's own layout, or ``None`` for any other
-    (the same fields, in the same order, as ``event_from_element`` on the parsed XML)."""
-    layout = _in_layout(data)
-    if layout is None:
-        return None
-    data, end = layout
-    try:
-        found = _data_part(data[end + len(_SYSTEM_END) :])
-        match = _SYSTEM_RE.fullmatch(data, len(_HEAD), end)
-        if match is not None:
-            return _usual_system(match.groups(), found)
-        _system(data[len(_HEAD) : end], found)
-    except _Unsure:
-        return None
-    found["type"] = "windows"
-    return {field: found[field] for field in FIELD_ORDER if field in found}
-
-
-def _in_layout(data: str) -> tuple[str, int] | None:
-    """The record (line ends as an XML parser reads them) and where its System element ends,
-    when it may be in the parser's layout; None when it is not."""
-    if not data.startswith(_HEAD):
-        return None
-    if "&" in data and _OTHER_REFERENCE.search(data) is not None:
-        return None
-    if "\r" in data:  # CR LF and CR are read as LF, as an XML parser does
-        data = data.replace("\r\n", "\n").replace("\r", "\n")
-    for control in _SPACE_CONTROLS:
-        if control in data:
-            return None
-    if not data.isascii() and _PRIVATE_USE.search(data) is not None:
-        return None
-    end = data.find(_SYSTEM_END, len(_HEAD))
-    if end < 0:
-        return None
-    return data, end
-
-
-def _data_part(rest: str) -> dict[str, Any]:
-    """The fields of the record's EventData or UserData (``rest``: the record after System)."""
-    found: dict[str, Any] = {}
-    if rest == _EVENT_END:
-        return found
-    if rest.startswith(_EVENT_DATA[0]):
-        usual = _USUAL_DATA.fullmatch(rest)
-        if usual is not None:  # one <Data> a line, texts without a line end or an entity
-            items = _DATA_ITEM.findall(rest, usual.start(1), usual.end(1))
-            values = [text for _, text in items]
-            names = [name for name, _ in items]
-        else:
-            values = _part(rest, _EVENT_DATA)
-            # <Data Name="..."> (MasEventDataNames when asked for), as event_xml reads it.
-            names = _data_names(rest) if values else []
-        if values:
-            found["event_data"] = values
-            if any(names) and len(names) == len(values):
-                found["event_data_names"] = names
-    elif rest.startswith(_USER_DATA[0]):
-        values = _part(rest, _USER_DATA, nested=True)
-        if values and any(values):
-            found["user_data"] = values
-    else:
-        raise _Unsure
-    return found
-
-
-def _unescape(text: str) -> str:
-    if "&" not in text:
-        return text
-    return (
-        text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", '"')
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
-    )
-
-
-def _text(text: str) -> str:
-    """An element's text as ``event_xml._text`` reads it from the parsed element."""
-    if not text or ("\n" in text and text.isspace()):
-        return ""
-    return _unescape(text)
-
-
-def _number(text: str) -> int | str:
-    stripped = text.strip()
-    if stripped.isdigit() and stripped.isascii():
-        return int(stripped)
-    return text
-
-
-# The per-record mapping of nearly every record: a branch per field, inline (split into calls,
-# the map of a record measured ~7 % slower).
-def _usual_system(  # noqa: C901, PLR0912, RUF100
-    groups: tuple[str | None, ...], found: dict[str, Any]
-) -> dict[str, Any]:
-    """Our event from the groups of ``_SYSTEM_RE`` and the data part read before (written in
-    ``FIELD_ORDER`` directly: no field is looked up twice)."""
-    (
-        provider,
-        guid,
-        source_name,
-        event_id,
-        version,
-        level,
-        task,
-        opcode,
-        keywords,
-        time,
-        record_id,
-        activity,
-        related,
-        process,
-        thread,
-        channel,
-        computer,
-        user,
-    ) = groups
-    event: dict[str, Any] = {"type": "windows"}
-    if time:
-        event["time"] = normalize_time(time)
-    if channel:
-        event["channel"] = channel
-    if computer:
-        event["computer"] = computer
-    if activity:
-        event["correlation_activity_id"] = normalize_guid(activity)
-    if related:
-        event["correlation_related_activity_id"] = normalize_guid(related)
-    if "event_data" in found:
-        event["event_data"] = found["event_data"]
-        if "event_data_names" in found:
-            event["event_data_names"] = found["event_data_names"]
-    if event_id:
-        event["event_id"] = int(event_id)
-    if record_id:
-        event["event_record_id"] = int(record_id)
-    if process:
-        event["execution_process_id"] = int(process)
-    if thread:
-        event["execution_thread_id"] = int(thread)
-    if keywords:
-        mask = _KEYWORDS.get(keywords)
-        event["keywords"] = (
-            _remember(_KEYWORDS, keywords, normalize_keywords) if mask is None else mask
-        )
-    if level:
-        event["level"] = int(level)
-    if opcode:
-        event["opcode"] = int(opcode)
-    if source_name:
-        event["provider_event_source_name"] = source_name
-    if guid:
-        normalized = _GUIDS.get(guid)
-        event["provider_guid"] = (
-            _remember(_GUIDS, guid, normalize_guid) if normalized is None else normalized
-        )
-    event["provider_name"] = provider
-    if user:
-        event["security_user_id"] = user
-    if task:
-        event["task"] = int(task)
-    if "user_data" in found:
-        event["user_data"] = found["user_data"]
-    if version:
-        event["version"] = int(version)
-    return event
-
-
-def _remember(cache: dict[str, Any], value: str, normalize: Callable[[str], Any]) -> Any:
-    """``normalize(value)``, kept in ``cache`` (looked up there first by the caller)."""
-    normalized = cache[value] = normalize(value)
-    if len(cache) > 4096:
-        cache.clear()
-    return normalized
-
-
-# Values that repeat from record to record, normalized once: keyword masks, providers' GUIDs.
-_KEYWORDS: Final[dict[str, str | int]] = {}
-_GUIDS: Final[dict[str, str]] = {}
-
-
-def _system(system: str, found: dict[str, Any]) -> None:
-    """The System element in any other layout: every child an element without children."""
-    for name, attributes, raw in _leaves(system):
-        field = _SYSTEM_FIELDS.get(name)
-        if field is not None:
-            text = _text(raw)
-            if text:
-                found[field] = _number(text) if name in _NUMERIC else text
-            continue
-        if name == "Keywords":
-            text = _text(raw)
-            if text:
-                found["keywords"] = normalize_keywords(text)
-            continue
-        if ":" in name:
-            raise _Unsure  # a prefixed name: its local name is for the XML parser to say
-        if not attributes:
-            continue
-        if "\n" in attributes or "\t" in attributes:  # an XML parser reads them as spaces
-            raise _Unsure
-        attrib = {key: _unescape(value) for key, value in _ATTRIBUTE.findall(attributes)}
-        system_attributes(name, attrib, found)
-
-
-def _leaves(text: str) -> list[tuple[str, str, str]]:
-    """``(name, attributes, text)`` of each element of ``text``, which must hold elements
-    without children only (and blanks between them). The parser escapes every "<" and ">" of
-    texts and attribute values, so cutting at them is reading the tags."""
-    pieces = text.split("<")
-    starts = pieces[1::2]
-    ends = pieces[2::2]
-    if (
-        len(starts) != len(ends)
-        or pieces[0].strip()
-        or text.count(">") != len(pieces) - 1
-        or ("<" + "<".join(ends)).count("</") != len(ends)
-        or text.count("</") != len(ends)
-    ):
-        raise _Unsure
-    leaves = []
-    for start in starts:
-        head, _, raw = start.partition(">")
-        name, _, attributes = head.partition(" ")
-        if not name or name[-1] == "/" or name[0] in "!?":
-            raise _Unsure
-        leaves.append((name, attributes, raw))
-    return leaves
-
-
-_NAME_ATTRIBUTE = re.compile(r'\sName="([^"]*)"')
-
-
-def _data_names(rest: str) -> list[str]:
-    """The ``Name`` attribute of each child of ``EventData`` ("" where it has none), for a
-    part that ``_part`` has read."""
-    body = rest[len(_EVENT_DATA[0]) : len(rest) - len(_EVENT_DATA[1])]
-    names: list[str] = []
-    for start in body.split("<")[1::2]:
-        found = _NAME_ATTRIBUTE.search(start.partition(">")[0])
-        names.append(_unescape(found.group(1)) if found else "")
-    return names
-
-
-def _part(rest: str, tags: tuple[str, str], *, nested: bool = False) -> list[str]:
-    """The texts of the elements without children of ``EventData`` (its children) or
-    ``UserData`` (at any depth), in document order; ``rest`` is the record from that part on,
-    which must be its last."""
-    start, end = tags
-    if not rest.endswith(end):
-        raise _Unsure
-    body = rest[len(start) : len(rest) - len(end)]
-    if not body:
-        return []
-    pieces = body.split("<")
-    if pieces[0].strip() or body.count(">") != len(pieces) - 1:
-        raise _Unsure  # text of the part itself, or a ">" not of a tag
-    if nested:
-        return _nested_leaves(pieces)
-    starts = pieces[1::2]
-    ends = pieces[2::2]
-    if (
-        len(starts) != len(ends)
-        or ("<" + "<".join(ends)).count("</") != len(ends)
-        or body.count("</") != len(ends)
-    ):
-        raise _Unsure  # an element with children, self-closing, or a comment
-    if "/>" in body or "<!" in body or "<?" in body:
-        raise _Unsure
-    texts = [start.partition(">")[2] for start in starts]
-    if "\n" in "".join(texts) or "&" in body:  # blanks (the parser's empty element) or entities
-        return [_text(text) for text in texts]
-    return texts
-
-
-def _nested_leaves(pieces: list[str]) -> list[str]:
-    """The texts of the elements without children, at any depth, of the tags ``pieces``
-    (the text cut at every "<")."""
-    texts: list[str] = []
-    last = ""
-    depth = 0
-    opened = False  # the last tag was a start tag
-    for piece in pieces[1:]:
-        if piece[:1] == "/":
-            if depth == 0:
-                raise _Unsure
-            depth -= 1
-            if opened:
-                texts.append(_text(last.partition(">")[2]))
-            opened = False
-        else:
-            if piece[:1] in ("!", "?") or "/>" in piece:
-                raise _Unsure  # a comment, a declaration, a self-closing element
-            depth += 1
-            opened = True
-            last = piece
-    if depth:
-        raise _Unsure
-    return texts
-
-
-def _describe(message: str, last: int) -> str:
-    """One line for a damaged part: which record or chunk, where, and the parser's reason."""
+def _describe(message: str, last: int, first_chunk: int = 0) -> str:
+    """One line for a damaged part: which record or chunk, where, and the parser's reason
+    (a chunk numbered in the whole file, the parser's file starting at ``first_chunk``)."""
     reason = message.replace("\n", " ")
     for noise in _NOISE:
         reason = reason.replace(noise, "")
@@ -487,7 +183,8 @@ def _describe(message: str, last: int) -> str:
     match = _CHUNK_RE.search(reason)
     if match is not None:
         detail = reason[match.end() :].lstrip(": ")
-        return f"chunk {match.group(1)}{after} skipped, its records unreadable: {detail}"
+        chunk = int(match.group(1)) + first_chunk
+        return f"chunk {chunk}{after} skipped, its records unreadable: {detail}"
     return f"the record after record {last} skipped, damaged: {reason}"
 
 

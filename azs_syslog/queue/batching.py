@@ -14,7 +14,6 @@ import contextlib
 import json
 import threading
 import time
-from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import repeat
@@ -22,19 +21,13 @@ from typing import Protocol, TypedDict, TypeVar, cast
 
 from azs_syslog.errors import EventError, QueueError
 from azs_syslog.events.record import Chunk
-from azs_syslog.queue import NewBatch, Queue, encode_raw, now_ms
+from azs_syslog.queue import Queue, now_ms
+from azs_syslog.queue.builder import BatchBuilder, LineRenderer, Run
+from azs_syslog.queue.committer import Commit, Committer
 
 DEFAULT_BATCH_EVENTS = 2000
 DEFAULT_BATCH_BYTES = 4 << 20  # wire + raw: ~2,000 realistic events
 DEFAULT_MAX_DELAY = 0.15  # seconds an accepted event may wait for its commit
-
-
-class LineRenderer(Protocol):
-    """What ingest needs of ``render.Renderer``."""
-
-    truncated: int
-
-    def render_line(self, line: str | bytes, accepted_ms: int) -> bytes | None: ...
 
 
 @dataclass(frozen=True)
@@ -52,138 +45,6 @@ class StopRequest(Protocol):
 
     requested: str | None
     reading: bool
-
-
-class BatchBuilder:
-    """Accumulates rendered events for one batch.
-
-    ``generation`` and ``level`` are the configuration generation the renderer's settings
-    come from and the security level configured at acceptance; every batch records them, so
-    the worker never sends it under an older configuration or a weaker transport.
-    """
-
-    def __init__(
-        self, renderer: LineRenderer, render_key: str, *, generation: int = 0, level: int = 0
-    ) -> None:
-        self.renderer = renderer
-        self.render_key = render_key
-        self.generation = generation
-        self.level = level
-        self._wire: list[bytes] = []
-        self._lengths = array("I")
-        # The accepted lines: bytes, or text encoded when the batch is taken (in one go).
-        self._raw: list[str | bytes] = []
-        self._times = array("q")
-        self.nbytes = 0
-        self.truncated = 0  # of the events added since the last take
-
-    def __len__(self) -> int:
-        return len(self._raw)
-
-    @property
-    def created_ms(self) -> int | None:
-        return self._times[0] if self._times else None
-
-    def add(self, line: str | bytes, accepted_ms: int) -> None:
-        """Render and add one line; raises ``EventError`` (and adds nothing) when invalid."""
-        renderer = self.renderer
-        truncated = renderer.truncated
-        try:
-            framed = renderer.render_line(line, accepted_ms)
-        finally:
-            self.truncated += renderer.truncated - truncated
-        if framed is not None:
-            self._wire.append(framed)
-            self._lengths.append(len(framed))
-            self.nbytes += len(framed)
-        raw = line.encode("utf-8") if isinstance(line, str) else line
-        self._raw.append(raw)
-        self._times.append(accepted_ms)
-        self.nbytes += len(raw) + 12
-
-    def extend(self, run: Run, accepted_ms: int) -> None:
-        """Add events rendered together (``Run``), accepted at ``accepted_ms``."""
-        wire = [framed for framed in run.framed if framed is not None]
-        self._wire += wire
-        self._lengths.extend(map(len, wire))
-        self._raw += run.lines
-        self._times.extend(repeat(accepted_ms, len(run.lines)))
-        self.nbytes += run.nbytes
-        self.truncated += run.truncated
-
-    def take(self) -> tuple[NewBatch | None, int]:
-        """The batch built so far and the number of events truncated while building it;
-        the builder starts over."""
-        truncated = self.truncated
-        batch = None
-        if self._raw:
-            batch = NewBatch(
-                count=len(self._raw),
-                created_ms=self._times[0],
-                render_key=self.render_key,
-                wire=b"".join(self._wire),
-                lengths=self._lengths.tobytes(),
-                raw=encode_raw(self._times, self._raw),
-                generation=self.generation,
-                level=self.level,
-            )
-        self._wire = []
-        self._lengths = array("I")
-        self._raw = []
-        self._times = array("q")
-        self.nbytes = 0
-        self.truncated = 0
-        return batch, truncated
-
-
-class Run:
-    """Lines rendered together, outside the lock (``Enqueuer.feed``): their numbers, the
-    lines, their framed messages (None: filtered out), how many were truncated, and the
-    bytes they add to a batch (as ``BatchBuilder.nbytes`` counts them)."""
-
-    __slots__ = ("framed", "lines", "nbytes", "numbers", "truncated")
-
-    def __init__(
-        self,
-        numbers: list[int],
-        lines: list[str | bytes],
-        framed: list[bytes | None],
-        truncated: int = 0,
-    ) -> None:
-        self.numbers = numbers
-        self.lines = lines
-        self.framed = framed
-        self.truncated = truncated
-        wire = sum(map(len, filter(None, framed)))
-        try:
-            ascii_only = all(map(str.isascii, cast(list[str], lines)))
-        except TypeError:  # bytes among them
-            ascii_only = False
-        raw = sum(map(len, lines if ascii_only else map(_encoded, lines)))
-        self.nbytes = wire + raw + 12 * len(lines)
-
-    def filling(self, room: int, bytes_room: int) -> int:
-        """How many of the first events fill a batch that has room for ``room`` events and
-        ``bytes_room`` bytes (as the batch is filled one event at a time: up to and with the
-        one that reaches either bound)."""
-        total = 0
-        for count, (line, framed) in enumerate(zip(self.lines, self.framed, strict=True), 1):
-            total += len(_encoded(line)) + 12 + (len(framed) if framed is not None else 0)
-            if count >= room or total >= bytes_room:
-                return count
-        return len(self.lines)
-
-    def split(self, count: int) -> tuple[Run, Run]:
-        """The first ``count`` events and the others. Which of the run were truncated is not
-        known: the count goes with the first part."""
-        return (
-            Run(self.numbers[:count], self.lines[:count], self.framed[:count], self.truncated),
-            Run(self.numbers[count:], self.lines[count:], self.framed[count:]),
-        )
-
-
-def _encoded(line: str | bytes) -> bytes:
-    return line.encode("utf-8") if isinstance(line, str) else line
 
 
 _T = TypeVar("_T")
@@ -225,10 +86,13 @@ class EnqueuerOptions(TypedDict, total=False):
 class Enqueuer:
     """Renders records into batches and commits them to the queue.
 
-    Commits run in the producing thread. (A separate writer thread was measured slower: each
-    SQLite statement hands the GIL back and forth with the rendering thread, and that convoy
-    costs more than the write it would hide.) A flusher thread, started by :meth:`start`,
-    commits a batch whose oldest event has waited ``max_delay``.
+    Once :meth:`start` ran, a full batch is committed by a thread of its own
+    (``committer.py``: its raw lines compressed, the row written and fsynced, without the GIL)
+    while the producer renders the next one; one batch at most is in flight, and how it ended
+    is counted when the next one is handed over or at :meth:`close`. (A writer thread was once
+    measured slower: then every event was a statement handing the GIL back and forth; a
+    batch is one commit of a few statements.) A flusher thread commits a batch whose oldest
+    event has waited ``max_delay``.
 
     ``accepted`` counts committed (durable) events; after :meth:`close` returns, every
     accepted event is on disk.
@@ -266,6 +130,7 @@ class Enqueuer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
+        self._committer: Committer | None = None
         self._error: BaseException | None = None
         self.last_line = 0  # the last record handled whole by :meth:`feed`
         # Events filtered out by the renderer (OutputSeverity) but not added: rendered before
@@ -415,29 +280,76 @@ class Enqueuer:
             self.first_line_not_queued = first_line
 
     def _commit(self) -> None:
-        """Commit the batch built so far. A ``QueueError`` is recorded in ``failure`` (with
-        the batch's events in ``not_queued``) and raised; no later commit is tried."""
+        """Commit the batch built so far: hand it to the committing thread once the batch in
+        flight is settled (or, without the thread, commit it here). A ``QueueError`` is
+        recorded in ``failure`` (with the events it left out in ``not_queued``) and raised,
+        here or at the next commit; no later commit is tried, and what was built meanwhile is
+        not queued either."""
+        self._settle()
         if self.failure is not None:
+            self._drop_builder()
             raise self.failure
-        batch, truncated = self.builder.take()
+        batch, truncated = self.builder.take_pending()
         first_line, self._first_line = self._first_line, None
         if batch is None and not self._pending_rejected and not truncated:
             return
-        try:
-            self.queue.append_batch(batch, rejected=self._pending_rejected, truncated=truncated)
-        except QueueError as exc:
-            self.failure = exc
-            self._not_queued(batch.count if batch is not None else 0, first_line)
-            raise
+        commit = Commit(batch, self._pending_rejected, truncated, first_line)
         self._pending_rejected = 0
-        self.truncated += truncated
+        if self._committer is not None:
+            self._committer.hand_over(commit)
+            return
+        try:
+            self._store(commit)
+        except QueueError as exc:
+            commit.error = exc
+        self._apply(commit)
+        if self.failure is not None:
+            raise self.failure
+
+    def _store(self, commit: Commit) -> None:
+        """Append a commit to the queue (in the committing thread, when there is one)."""
+        batch = commit.batch.seal() if commit.batch is not None else None
+        self.queue.append_batch(batch, rejected=commit.rejected, truncated=commit.truncated)
+
+    def _settle(self) -> None:
+        """Wait for the commit in flight, if any, and count how it ended."""
+        if self._committer is not None:
+            commit = self._committer.settle()
+            if commit is not None:
+                self._apply(commit)
+
+    def _apply(self, commit: Commit) -> None:
+        """Count a commit that ran: accepted, or (a ``QueueError``) not queued; any other
+        error is raised."""
+        batch, error = commit.batch, commit.error
+        if error is None:
+            self.truncated += commit.truncated
+            if batch is not None:
+                self.accepted += batch.count
+            return
+        if not isinstance(error, QueueError):
+            raise error
+        if self.failure is None:
+            self.failure = error
         if batch is not None:
-            self.accepted += batch.count
+            self._not_queued(batch.count, commit.first_line)
+            self.unqueued_filtered += batch.filtered
+
+    def _drop_builder(self) -> None:
+        """After a failed commit: what was built since is not queued."""
+        batch, _ = self.builder.take_pending()
+        if batch is not None:
+            self._not_queued(batch.count, self._first_line)
+            self.unqueued_filtered += batch.filtered
+        self._first_line = None
 
     # --- the flusher thread
 
     def start(self) -> None:
+        """Start the flusher thread and the committing thread (``committer.py``); without
+        them, each batch is committed in the producing thread, when it is full."""
         if self._flusher is None:
+            self._committer = Committer(self._store)
             self._flusher = threading.Thread(
                 target=self._flush_when_due, name="azs-syslog-flusher", daemon=True
             )
@@ -456,14 +368,21 @@ class Enqueuer:
                 return
 
     def close(self) -> None:
-        """Stop the flusher and commit the rest. Raises what the flusher met, if anything
-        (except a failed commit, which stays in ``failure``)."""
+        """Stop the flusher, commit the rest and wait for the commits. Raises what the
+        flusher or a commit met, if anything (except a failed commit, which stays in
+        ``failure``)."""
         self._stop.set()
         if self._flusher is not None:
             self._flusher.join()
             self._flusher = None
-        if self._error is not None and self._error is not self.failure:
-            raise self._error
-        if self.failure is None:
-            with contextlib.suppress(QueueError):  # recorded in ``failure``
-                self.flush()
+        try:
+            if self._error is not None and self._error is not self.failure:
+                raise self._error
+            with self._lock, contextlib.suppress(QueueError):  # recorded in ``failure``
+                self._commit()
+        finally:
+            with self._lock:
+                if self._committer is not None:
+                    self._committer.stop()
+                    self._settle()
+                    self._committer = None

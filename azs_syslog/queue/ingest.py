@@ -25,14 +25,13 @@ from azs_syslog.queue.batching import (
     DEFAULT_BATCH_BYTES,
     DEFAULT_BATCH_EVENTS,
     DEFAULT_MAX_DELAY,
-    BatchBuilder,
     Enqueuer,
     EnqueuerOptions,
-    LineRenderer,
     RejectCallback,
     Rejection,
     error_reason,
 )
+from azs_syslog.queue.builder import BatchBuilder, LineRenderer
 
 __all__ = [
     "DEFAULT_BATCH_BYTES",
@@ -64,7 +63,8 @@ class IngestFailure(QueueError):
     first line not queued of each part of the input (one part unless ``--jobs``);
     ``rest_unread``: the input (a pipe) was not read to its end, so ``not_queued`` counts only
     what had been read. ``cause`` is the queue's own error; ``interrupted``: no error, the
-    producers were asked to stop (SIGTERM / SIGINT). ``rejections``: those of ``--jobs``.
+    producers were asked to stop (SIGTERM / SIGINT). ``rejections`` and ``skipped`` (damaged
+    parts of the input): those of ``--jobs``.
     """
 
     def __init__(
@@ -78,6 +78,7 @@ class IngestFailure(QueueError):
         interrupted: bool = False,
         rejections: list[Rejection] | None = None,
         ranges: list[tuple[int, int | None]] | None = None,
+        skipped: list[str] | None = None,
     ) -> None:
         super().__init__(cause.message, fix=cause.fix)
         self.cause = cause
@@ -87,6 +88,7 @@ class IngestFailure(QueueError):
         self.rest_unread = rest_unread
         self.interrupted = interrupted
         self.rejections = rejections or []
+        self.skipped = skipped or []
         # The lines not queued, first to last (None: to the end of the input).
         self.ranges = ranges if ranges is not None else [(first, None) for first in first_lines]
 

@@ -1,8 +1,9 @@
-"""``send-event --jobs N``: several producer processes for one big JSON-lines file.
+"""``send-event --jobs N``: several producer processes for one big file.
 
-The file is cut at line boundaries into ``N`` byte ranges; each process reads, renders and
-commits its own range (:func:`azs_syslog.queue.ingest.enqueue_chunks`), and the parent sums
-what they report.
+The file is cut into ``N`` parts (:class:`Part`): a JSON-lines file at line boundaries
+(:func:`split_lines`), an ``.evtx`` file at chunk boundaries (the caller cuts it: inputs sit
+above this room). Each process reads, renders and commits its own part
+(:func:`azs_syslog.queue.ingest.enqueue_chunks`), and the parent sums what they report.
 """
 
 from __future__ import annotations
@@ -16,20 +17,35 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from azs_syslog.errors import QueueError
 from azs_syslog.events.record import Chunk, Record, in_chunks
 from azs_syslog.queue import Queue
-from azs_syslog.queue.batching import LineRenderer, Rejection
+from azs_syslog.queue.batching import Rejection
+from azs_syslog.queue.builder import LineRenderer
 from azs_syslog.queue.ingest import IngestFailure, IngestResult, enqueue_chunks
 
 RenderingFactory = Callable[[], tuple[LineRenderer, str]]
 
 
-def split_lines(path: Path, parts: int) -> list[tuple[int, int, int]]:
-    """Cut a file into about ``parts`` byte ranges at line boundaries: ``(start, end,
-    number of the first line)``."""
+class Part(NamedTuple):
+    """A part of a file: where it starts and ends (bytes of a JSON-lines file, chunks of an
+    ``.evtx`` file), the number of its first line or record and of its last (None: to the
+    end of the file), which a report of what was not queued names."""
+
+    start: int
+    end: int
+    first: int
+    last: int | None
+
+
+# A part's records in chunks, as its producer reads them: (file, part, on_skip).
+PartReader = Callable[[Path, Part, Callable[[str], None]], Iterator[Chunk]]
+
+
+def split_lines(path: Path, parts: int) -> list[Part]:
+    """Cut a file into about ``parts`` byte ranges at line boundaries."""
     size = path.stat().st_size
     with path.open("rb") as handle:
         starts = [0]
@@ -41,7 +57,7 @@ def split_lines(path: Path, parts: int) -> list[tuple[int, int, int]]:
             position = handle.tell()
             if starts[-1] < position < size:
                 starts.append(position)
-        ranges: list[tuple[int, int, int]] = []
+        ranges: list[tuple[int, int, int]] = []  # start, end, first line
         handle.seek(0)
         line, offset = 1, 0
         for index, start in enumerate(starts):
@@ -51,12 +67,15 @@ def split_lines(path: Path, parts: int) -> list[tuple[int, int, int]]:
                 offset += len(chunk)
             end = starts[index + 1] if index + 1 < len(starts) else size
             ranges.append((start, end, line))
-    return ranges
+    return [
+        Part(start, end, first, ranges[k + 1][2] - 1 if k + 1 < len(ranges) else None)
+        for k, (start, end, first) in enumerate(ranges)
+    ]
 
 
-def _read_range(path: Path, start: int, end: int, first_line: int) -> Iterator[Chunk]:
+def read_lines(path: Path, part: Part, on_skip: Callable[[str], None]) -> Iterator[Chunk]:
     """The lines of a part, in chunks (``Enqueuer.feed``; a file: nothing to wait for)."""
-    return in_chunks(_lines_in_range(path, start, end, first_line))
+    return in_chunks(_lines_in_range(path, part.start, part.end, part.first))
 
 
 def _lines_in_range(path: Path, start: int, end: int, first_line: int) -> Iterator[Record]:
@@ -81,11 +100,13 @@ class PartResult:
     ``failure``: the queue's error (message, fix) when it stopped taking events; ``stopped``:
     the process was asked to stop (SIGTERM/SIGINT) before the end of its part. In both cases
     ``not_queued`` counts the events of the part left out, from ``first_line_not_queued``.
+    ``skipped``: the damaged parts of the input it skipped (an ``.evtx`` file's).
     """
 
     part: int
     result: IngestResult
     rejections: list[Rejection]
+    skipped: list[str]
     not_queued: int = 0
     first_line_not_queued: int | None = None
     failure: tuple[str, str | None] | None = None
@@ -129,7 +150,8 @@ def _die_with_parent(parent: int) -> None:
 
 def _produce_range(
     path: Path,
-    part: tuple[int, int, int],
+    part: Part,
+    read_part: PartReader,
     make_rendering: RenderingFactory,
     results: Any,
     origin: tuple[int, int],
@@ -148,8 +170,9 @@ def _produce_range(
     try:
         renderer, key = make_rendering()
         rejections: list[Rejection] = []
+        skipped: list[str] = []
         generation, level = origin
-        records = _read_range(path, *part)
+        records = read_part(path, part, skipped.append)
         report: PartResult
         try:
             with Queue() as queue:
@@ -162,13 +185,15 @@ def _produce_range(
                     generation=generation,
                     level=level,
                 )
-            report = PartResult(index, result, rejections)
+            report = PartResult(index, result, rejections, skipped)
             if _stopping():
                 not_queued, first = 0, None
                 for numbers, _lines in records:
                     not_queued += len(numbers)
                     first = numbers[0] if first is None else first
-                report = PartResult(index, result, rejections, not_queued, first, stopped=True)
+                report = PartResult(
+                    index, result, rejections, skipped, not_queued, first, stopped=True
+                )
         except IngestFailure as exc:
             # Counted to the end of the part, even if a stop cut the counting short.
             rest = [line_no for numbers, _lines in records for line_no in numbers]
@@ -177,6 +202,7 @@ def _produce_range(
                 index,
                 exc.result,
                 rejections,
+                skipped,
                 exc.not_queued + len(rest),
                 firsts[0] if firsts else None,
                 failure=(exc.message, exc.fix),
@@ -187,6 +213,7 @@ def _produce_range(
                 index,
                 IngestResult(0, len(rejections), 0),
                 rejections,
+                skipped,
                 len(lines),
                 lines[0] if lines else None,
                 failure=(exc.message, exc.fix),
@@ -206,18 +233,20 @@ class _StopFlag:
         self.signum = signum
 
 
-def enqueue_jsonl_file(
+def enqueue_file(
     path: Path,
-    jobs: int,
+    parts: list[Part],
+    read_part: PartReader,
     make_rendering: RenderingFactory,
     *,
     generation: int = 0,
     level: int = 0,
-) -> tuple[IngestResult, list[Rejection]]:
-    """Enqueue a JSON-lines file (one event object per line) with ``jobs`` producer
-    processes, each rendering and committing its own part of the file. Batches of different
-    parts interleave in the queue, so events may be sent in a different order than the file's
-    (each event keeps its own time). Returns the totals and the rejections, by line.
+) -> tuple[IngestResult, list[Rejection], list[str]]:
+    """Enqueue a file with one producer process per part (``read_part`` reads a part), each
+    rendering and committing its own part. Batches of different parts interleave in the
+    queue, so events may be sent in a different order than the file's (each event keeps its
+    own time). Returns the totals, the rejections (by line or record) and the damaged parts
+    skipped (in the file's order).
 
     The producers never outlive this process: they are killed by the kernel when it dies, and
     a SIGTERM or SIGINT it receives is passed on to them; each then commits what it has
@@ -230,11 +259,11 @@ def enqueue_jsonl_file(
 
     context = multiprocessing.get_context("fork")
     results = context.Queue()
-    parts = split_lines(path, jobs)
+    origin = (generation, level)
     children = [
         context.Process(
             target=_produce_range,
-            args=(path, part, make_rendering, results, (generation, level), os.getpid(), index),
+            args=(path, part, read_part, make_rendering, results, origin, os.getpid(), index),
         )
         for index, part in enumerate(parts)
     ]
@@ -297,9 +326,9 @@ def _forward_stop(children: list[Any]) -> None:
 def _summarize(
     reports: list[PartResult],
     problems: list[str],
-    parts: list[tuple[int, int, int]],
+    parts: list[Part],
     stop: _StopFlag,
-) -> tuple[IngestResult, list[Rejection]]:
+) -> tuple[IngestResult, list[Rejection], list[str]]:
     """The totals of the producers' reports, or ``IngestFailure`` when some part was left out
     (a failed commit, or a stop)."""
     result = IngestResult(
@@ -312,6 +341,11 @@ def _summarize(
         (rejection for report in reports for rejection in report.rejections),
         key=lambda rejection: rejection.line,
     )
+    skipped = [
+        problem
+        for report in sorted(reports, key=lambda report: report.part)
+        for problem in report.skipped
+    ]
     if problems:
         raise QueueError(
             f"{len(problems)} of {len(parts)} producer processes failed: {problems[0]}",
@@ -320,13 +354,10 @@ def _summarize(
     failed = [report for report in reports if report.failure is not None]
     stopped = [report for report in reports if report.stopped and report.not_queued]
     if not failed and not stopped:
-        return result, rejections
+        return result, rejections, skipped
     left_out = failed + stopped
     ranges: list[tuple[int, int | None]] = sorted(
-        (
-            report.first_line_not_queued,
-            parts[report.part + 1][2] - 1 if report.part + 1 < len(parts) else None,
-        )
+        (report.first_line_not_queued, parts[report.part].last)
         for report in left_out
         if report.first_line_not_queued is not None
     )
@@ -344,6 +375,7 @@ def _summarize(
         ranges=_merge(ranges),
         interrupted=not failed,
         rejections=rejections,
+        skipped=skipped,
     )
 
 
