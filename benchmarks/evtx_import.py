@@ -30,6 +30,7 @@ parser uses every core by default; the rest runs on one.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import tempfile
@@ -104,19 +105,24 @@ def command(name: str, files: list[Path], *options: str) -> Callable[[], int]:
     return run
 
 
-def measure(work: Callable[[], int], repeat: int) -> tuple[list[float], list[float]]:
+def measure(
+    work: Callable[[], int], repeat: int, *, fresh_queue: bool = False
+) -> tuple[list[float], list[float]]:
     """Wall-clock and CPU seconds of each run (with those of the child processes it waited
-    for), each run with a queue of its own."""
+    for); ``fresh_queue``: each run with an empty queue of its own (else one queue for all,
+    the ``AZS_SYSLOG_HOME`` set by the caller)."""
     walls, cpus = [], []
     for _ in range(repeat):
-        with tempfile.TemporaryDirectory() as home:
-            os.environ["AZS_SYSLOG_HOME"] = home
-            before = os.times()
-            started = time.perf_counter()
+        with contextlib.ExitStack() as stack:
+            if fresh_queue:
+                os.environ["AZS_SYSLOG_HOME"] = stack.enter_context(tempfile.TemporaryDirectory())
+            children = os.times()
+            started, cpu = time.perf_counter(), time.process_time()
             work()
             walls.append(time.perf_counter() - started)
+            cpu = time.process_time() - cpu
             after = os.times()
-        cpus.append(sum(after[:4]) - sum(before[:4]))
+        cpus.append(cpu + after.children_user + after.children_system - sum(children[2:4]))
     return walls, cpus
 
 
@@ -172,7 +178,7 @@ def report_large(files: list[Path], copies: int, repeat: int) -> None:
         capacities = []
         for label, work in cases:
             capacities.append(parallel_capacity())
-            walls, cpus = measure(work, repeat)
+            walls, cpus = measure(work, repeat, fresh_queue=True)
             print(
                 f"{label:24} {records / min(walls):>10,.0f} rec/s"
                 f" {records / min(cpus):>10,.0f} rec/s"
@@ -200,31 +206,33 @@ def main() -> None:
     print(f"{len(files)} files, {records} readable records, {os.cpu_count()} cores")
     print(f"{'':24} {'wall clock':>16} {'CPU time':>16}   (median wall, CPU)")
     cpu_us: dict[str, float] = {}
-    cases: list[tuple[str, Callable[[], int]]] = [
-        ("evtx parser alone", lambda: parser_only(files)),
-        ("parse + map", lambda: parse_and_map(files)),
-        ("parse + map + render", lambda: parse_map_render(files)),
-        ("format-event", command("format-event", files)),
-        ("send-event (queued)", command("send-event", files)),
-    ]
-    for label, work in cases:
-        walls, cpus = measure(work, args.repeat)
-        cpu_us[label] = min(cpus) / records * 1e6
-        print(
-            f"{label:24} {records / min(walls):>10,.0f} rec/s"
-            f" {records / min(cpus):>10,.0f} rec/s"
-            f"   ({records / statistics.median(walls):,.0f}, "
-            f"{records / statistics.median(cpus):,.0f})"
-        )
-    # Each command starts once per file (configuration, queue, imports already done):
-    # measured on the file with the fewest records, so the per-record cost can be told
-    # from it.
-    smallest = min(files, key=lambda path: parser_only([path]))
-    small_records = parser_only([smallest])
-    starts: dict[str, float] = {}
-    for name in ("format-event", "send-event"):
-        _, cpus = measure(command(name, [smallest]), args.repeat)
-        starts[name] = min(cpus)
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["AZS_SYSLOG_HOME"] = home
+        cases: list[tuple[str, Callable[[], int]]] = [
+            ("evtx parser alone", lambda: parser_only(files)),
+            ("parse + map", lambda: parse_and_map(files)),
+            ("parse + map + render", lambda: parse_map_render(files)),
+            ("format-event", command("format-event", files)),
+            ("send-event (queued)", command("send-event", files)),
+        ]
+        for label, work in cases:
+            walls, cpus = measure(work, args.repeat)
+            cpu_us[label] = min(cpus) / records * 1e6
+            print(
+                f"{label:24} {records / min(walls):>10,.0f} rec/s"
+                f" {records / min(cpus):>10,.0f} rec/s"
+                f"   ({records / statistics.median(walls):,.0f}, "
+                f"{records / statistics.median(cpus):,.0f})"
+            )
+        # Each command starts once per file (configuration, queue, imports already done):
+        # measured on the file with the fewest records, so the per-record cost can be told
+        # from it.
+        smallest = min(files, key=lambda path: parser_only([path]))
+        small_records = parser_only([smallest])
+        starts: dict[str, float] = {}
+        for name in ("format-event", "send-event"):
+            _, cpus = measure(command(name, [smallest]), args.repeat)
+            starts[name] = min(cpus)
     parse = cpu_us["evtx parser alone"]
     mapped = cpu_us["parse + map"]
     rendered = cpu_us["parse + map + render"]

@@ -149,3 +149,18 @@ def test_batches_are_committed_behind_the_producer_and_a_failure_is_counted_whol
     assert failure.value.result.accepted == 20  # the first two batches
     assert failure.value.first_lines == [21]  # the third batch's first record
     assert failure.value.result.accepted + failure.value.not_queued == 100
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_file_cut_inside_a_chunk_says_so(jobs: str, tmp_path: Path) -> None:
+    """The parser reads the chunks before the end and says nothing of the one the file ends
+    in: its records would be lost without a word (a copy cut short)."""
+    cut = tmp_path / "cut.evtx"
+    cut.write_bytes((FIXTURES / "security.evtx").read_bytes()[:1_500_000])
+    result = run_cli(["send-event", "--jobs", jobs, str(cut)])
+    assert result.exit_code == 3, result.stderr
+    assert (
+        f"skipped: {cut}: chunk 22 (after record 1942) skipped, its records unreadable: the "
+        "file ends 54112 bytes into it, of 65536 (cut short?)\n"
+    ) in result.stderr
+    assert "accepted 1942 events" in result.stderr and "skipped 1 damaged part;" in result.stderr

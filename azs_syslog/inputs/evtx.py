@@ -65,13 +65,23 @@ def iter_evtx_events(source: str | BinaryIO, on_skip: Skip) -> Events:
     """``(EventRecordID, our event)`` for each readable record of an ``.evtx`` file (a path,
     or a binary stream read whole). The event is its JSON text (a dict only if it cannot be
     written as JSON)."""
-    target: Any = source if isinstance(source, str) else io.BytesIO(source.read())
-    yield from _records(target, on_skip, 0, 0)
+    yield from _whole_file(source, on_skip)
 
 
 def iter_evtx_chunks(source: str | BinaryIO, on_skip: Skip) -> Iterator[Chunk]:
     """The same records in chunks of up to FILE_CHUNK (``Enqueuer.feed``)."""
-    return in_chunks(iter_evtx_events(source, on_skip))
+    return in_chunks(_whole_file(source, on_skip))
+
+
+def _whole_file(source: str | BinaryIO, on_skip: Skip) -> Events:
+    if isinstance(source, str):
+        target: Any = source
+        size = Path(source).stat().st_size
+    else:
+        data = source.read()
+        target, size = io.BytesIO(data), len(data)
+    last = yield from _records(target, on_skip, 0, 0)
+    _report_cut(size, last, on_skip)
 
 
 def chunk_count(path: str | Path) -> int:
@@ -91,8 +101,22 @@ def iter_evtx_part(path: str | Path, first: int, end: int, on_skip: Skip) -> Eve
             handle.seek(FILE_HEADER + group * CHUNK)
             data = handle.read(min(GROUP, end - group) * CHUNK)
             if not data:
-                return
+                break
             last = yield from _records(io.BytesIO(header + data), on_skip, last, group)
+        if end == chunk_count(path):
+            _report_cut(handle.seek(0, io.SEEK_END), last, on_skip)
+
+
+def _report_cut(size: int, last: int, on_skip: Skip) -> None:
+    """A file that ends inside a chunk (a copy cut short): the parser reads the chunks before
+    it and says nothing of that one, whose records are lost; say it."""
+    rest = (size - FILE_HEADER) % CHUNK
+    if size > FILE_HEADER and rest:
+        chunk = (size - FILE_HEADER) // CHUNK
+        on_skip(
+            f"chunk {chunk}{_after(last)} skipped, its records unreadable: the file ends "
+            f"{rest} bytes into it, of {CHUNK} (cut short?)"
+        )
 
 
 def split_chunks(path: str | Path, parts: int) -> list[tuple[int, int, int, int | None]]:
@@ -175,7 +199,7 @@ def _describe(message: str, last: int, first_chunk: int = 0) -> str:
     reason = message.replace("\n", " ")
     for noise in _NOISE:
         reason = reason.replace(noise, "")
-    after = f" (after record {last})" if last else " (before the first record)"
+    after = _after(last)
     match = _RECORD_RE.search(reason)
     if match is not None:
         detail = reason[match.end() :].lstrip(": ")
@@ -194,3 +218,7 @@ def path_of(stream: object) -> str | None:
     if isinstance(name, str) and Path(name).is_file():
         return name
     return None
+
+
+def _after(last: int) -> str:
+    return f" (after record {last})" if last else " (before the first record)"

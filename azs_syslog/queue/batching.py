@@ -167,7 +167,7 @@ class Enqueuer:
                 self._first_line = line_no
             if len(self.builder) >= self.batch_events or self.builder.nbytes >= self.batch_bytes:
                 try:
-                    self._commit()
+                    self._commit(full=True)
                 except QueueError:
                     return False  # recorded in ``failure``
         return True
@@ -253,7 +253,7 @@ class Enqueuer:
                 handed += count
                 if len(builder) >= self.batch_events or builder.nbytes >= self.batch_bytes:
                     try:
-                        self._commit()
+                        self._commit(full=True)
                     except QueueError:  # recorded in ``failure``
                         break
         return handed
@@ -279,9 +279,11 @@ class Enqueuer:
         if self.first_line_not_queued is None:
             self.first_line_not_queued = first_line
 
-    def _commit(self) -> None:
+    def _commit(self, *, full: bool = False) -> None:
         """Commit the batch built so far: hand it to the committing thread once the batch in
-        flight is settled (or, without the thread, commit it here). A ``QueueError`` is
+        flight is settled (or, without the thread, commit it here). The thread is started at
+        the first ``full`` batch after :meth:`start`: an input of one batch has nothing to
+        overlap its commit with (measured: a thread for it only costs). A ``QueueError`` is
         recorded in ``failure`` (with the events it left out in ``not_queued``) and raised,
         here or at the next commit; no later commit is tried, and what was built meanwhile is
         not queued either."""
@@ -295,6 +297,8 @@ class Enqueuer:
             return
         commit = Commit(batch, self._pending_rejected, truncated, first_line)
         self._pending_rejected = 0
+        if full and self._committer is None and self._flusher is not None:
+            self._committer = Committer(self._store)
         if self._committer is not None:
             self._committer.hand_over(commit)
             return
@@ -346,10 +350,10 @@ class Enqueuer:
     # --- the flusher thread
 
     def start(self) -> None:
-        """Start the flusher thread and the committing thread (``committer.py``); without
-        them, each batch is committed in the producing thread, when it is full."""
+        """Start the flusher thread, and let full batches be committed by a thread of their
+        own (``committer.py``); without them, each batch is committed in the producing thread,
+        when it is full."""
         if self._flusher is None:
-            self._committer = Committer(self._store)
             self._flusher = threading.Thread(
                 target=self._flush_when_due, name="azs-syslog-flusher", daemon=True
             )
