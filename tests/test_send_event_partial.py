@@ -287,3 +287,67 @@ def test_stopping_one_process_waiting_on_a_quiet_pipe(tmp_path: Path) -> None:
     assert report["accepted"] == 3
     assert report["rest_unread"] is True
     assert sorted(queued_ids()) == [1, 2, 3]
+
+
+# --- an .evtx file with --jobs: a full disk, a stop ---------------------------------------------
+
+EVTX_FIXTURES = Path(__file__).parent / "fixtures" / "evtx"
+
+
+def large_evtx(path: Path, copies: int) -> int:
+    """An .evtx file of every readable chunk of the fixtures, ``copies`` times (real records,
+    as benchmarks/evtx_import.py builds it); returns how many records it holds."""
+    chunks = []
+    for fixture in sorted(EVTX_FIXTURES.glob("*.evtx")):
+        data = fixture.read_bytes()
+        for offset in range(4096, len(data) - 65535, 65536):
+            if data[offset : offset + 8] == b"ElfChnk\0":
+                chunks.append(data[offset : offset + 65536])
+    header = (EVTX_FIXTURES / "security.evtx").read_bytes()[:4096]
+    path.write_bytes(header + b"".join(chunks) * copies)
+    from azs_syslog.inputs.evtx import iter_evtx_events
+
+    return sum(1 for _ in iter_evtx_events(str(path), lambda problem: None))
+
+
+def test_disk_full_importing_an_evtx_file_with_jobs_counts_every_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "large.evtx"
+    total = large_evtx(source, 6)
+    with mounted_tmpfs(tmp_path / "small", 12 * 1024) as small:
+        monkeypatch.setenv("AZS_SYSLOG_HOME", str(small / "home"))
+        verbose = run_cli_process(["set-syslog-client", "--output-severity", "Verbose"])
+        assert verbose.returncode == 0, verbose.stderr
+        result = run_cli_process(["send-event", "--jobs", "2", "--json", str(source)], timeout=180)
+        assert result.returncode == 3, result.stderr
+        report = json.loads(result.stdout)
+        assert report["error"]["cause"] == "disk full"
+        assert 0 < report["accepted"] < total
+        # Every readable record is accepted (and in the queue), rejected or not queued.
+        assert report["accepted"] + len(report["rejected"]) + report["not_queued"] == total
+        with Queue() as queue:
+            assert queue.depth().events == report["accepted"]
+        assert "error: disk full: " in result.stderr.decode()
+
+
+def test_stopping_an_evtx_import_with_jobs_counts_every_record(tmp_path: Path) -> None:
+    source = tmp_path / "large.evtx"
+    total = large_evtx(source, 16)  # about 75,000 records: still reading when stopped
+    proc = _start_send_event(["--jobs", "2", str(source)])
+    try:
+        _wait_for_rows(1)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 3, stderr
+    report = json.loads(stdout)
+    assert report["error"]["cause"] == "interrupted"
+    assert report["accepted"] + len(report["rejected"]) + report["not_queued"] == total
+    assert report["not_queued"] > 0
+    with Queue() as queue:
+        assert queue.depth().events == report["accepted"]
+    assert "stopped by SIGTERM" in stderr.decode()
