@@ -19,7 +19,7 @@ from azs_syslog.events.bcdr import parse_bcdr
 from azs_syslog.events.common import Event, Parser, json_type_name
 from azs_syslog.events.endpoint import parse_pep, parse_pep_wac, parse_rep
 from azs_syslog.events.fault import parse_infrastructure_fault, parse_service_fault
-from azs_syslog.events.record import Record
+from azs_syslog.events.record import MAX_LINE_BYTES, Record, too_long_size
 from azs_syslog.events.windows import parse_windows
 
 __all__ = [
@@ -75,6 +75,11 @@ def load_json(line: str | bytes) -> Any:
     except UnicodeDecodeError:
         raise EventError("is not valid UTF-8") from None
     except ValueError as exc:
+        size = too_long_size(line)
+        if size is not None:
+            raise EventError(
+                f"a line of {size:,} bytes, longer than the {MAX_LINE_BYTES:,} allowed: not read"
+            ) from None
         raise EventError(f"invalid JSON: {exc}") from None
     except RecursionError:
         raise EventError("invalid JSON: nested too deeply") from None

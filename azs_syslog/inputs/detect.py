@@ -149,7 +149,8 @@ def is_plain_json_lines(path: Path) -> bool:
                 return False
             if peeked.text_start().lstrip()[:1] not in ("{", ""):
                 return False
-            first = next(iter_records(peeked.lines()), None)
+            chunk = next(iter_record_chunks(peeked.blocks()), None)
+            first = (chunk[0][0], chunk[1][0]) if chunk else None
     except OSError:
         return True
     return first is None or not _looks_like_powershell(first[1])

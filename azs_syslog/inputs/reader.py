@@ -25,9 +25,9 @@ import json
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import Any, cast
+from typing import Any, Final, cast
 
-from azs_syslog.events.record import Chunk, Record
+from azs_syslog.events.record import MAX_LINE_BYTES, Chunk, Record, too_long_line
 
 _Line = tuple[int, "str | bytes"]
 _FIRST_CHAR = re.compile(r"[ \t\r]*(\S)")  # the first character of a line, if not blank
@@ -223,41 +223,105 @@ def _multiline(start: int, first: str, text: str, source: _Source) -> Iterator[R
         return
     taken: list[_Line] = [(start, first)]
     buffer = [first]
+    value, at = _gather(taken, buffer, source)
+    if isinstance(value, dict):
+        yield start, value
+        source.read_again(taken[at + 1 :])
+        return
+    if value is not None:  # too long: not read
+        yield start, too_long_line(value).decode()
+        source.read_again(taken[_first_start(taken, len(taken)) :])
+        return
+    # Not an object. The first line is rejected with the continuation lines that could not
+    # start an event anyway; from the first one that could (or the line that broke the
+    # object), everything is read again, so a valid line after a cut-off one is not lost.
+    again = _first_start(taken, at)
+    yield start, "".join(buffer[:again]).strip()
+    source.read_again(taken[again:])
+
+
+def _gather(taken: list[_Line], buffer: list[str], source: _Source) -> tuple[Any, int]:
+    """Read the lines of a multi-line object into ``taken`` and ``buffer`` (its texts) until
+    it is whole: ``(the object, the index of its last line)``; ``(None, the line that broke
+    it)`` (``len(taken)`` when the input ended inside it); ``(bytes read, -1)`` past
+    ``MAX_LINE_BYTES``.
+
+    While the object is small it is parsed again at each line, so a line that breaks it is
+    known at once; past ``_EVERY_LINE`` bytes, only at a line that may close it and once it
+    has grown by a quarter (``raw_decode`` then tells where it ended): a big object costs a
+    few parses, not one per line."""
+    size = parsed = len(buffer[0])
+    indent = len(buffer[0]) - len(buffer[0].lstrip())
     while True:
         item = source.next_line()
         if item is None:
-            break  # the input ends inside the object
+            if parsed < size:  # the lines since the last parse may have closed it
+                value, at = _whole(taken, buffer, every_line=False)
+                if value is not None or at >= 0:
+                    return value, at
+            return None, len(taken)  # the input ends inside the object
         taken.append(item)
         raw = item[1]
         if isinstance(raw, bytes):
             try:
                 raw = raw.decode("utf-8")
             except UnicodeDecodeError:
-                break  # not UTF-8: not a continuation; reported on its own when read again
+                return None, len(taken) - 1  # not a continuation: reported when read again
         buffer.append(raw)
-        joined = "".join(buffer)
-        try:
-            value = json.loads(joined)
-        except json.JSONDecodeError as exc:
-            if exc.pos >= len(joined.rstrip()):
-                continue  # incomplete: read on
-            break
-        except RecursionError:
-            break
-        if isinstance(value, dict):
-            yield start, value
-            return
-        break  # cannot happen (the text starts with "{"): reported below all the same
-    # Not an object. The first line is rejected with the continuation lines that could not
-    # start an event anyway; from the first one that could (or the line that broke the
-    # object), everything is read again, so a valid line after a cut-off one is not lost.
-    failed_at = len(taken) - 1 if item is not None else len(taken)
-    again = next(
-        (i for i in range(1, failed_at) if _may_start_event(taken[i][1])),
-        failed_at,
-    )
-    yield start, "".join(buffer[:again]).strip()
-    source.read_again(taken[again:])
+        size += len(raw)
+        if size > MAX_LINE_BYTES:
+            return size, -1
+        every_line = size <= _EVERY_LINE
+        if not every_line and not _may_close(raw, indent, size >= parsed * 1.25):
+            continue
+        parsed = size
+        value, at = _whole(taken, buffer, every_line=every_line)
+        if value is not None or at >= 0:
+            return value, at
+
+
+def _may_close(line: str, indent: int, grown: bool) -> bool:
+    """Whether a line of a big multi-line object is worth a parse: it ends with a ``}``, and
+    either is indented no deeper than the object's first line (pretty-printed, the closing
+    brace of the object itself) or the object grew by a quarter since the last parse."""
+    stripped = line.rstrip()
+    return stripped[-1:] == "}" and (grown or len(line) - len(line.lstrip()) <= indent)
+
+
+def _whole(taken: list[_Line], buffer: list[str], *, every_line: bool) -> tuple[Any, int]:
+    """Parse the lines so far: as ``_gather`` returns, or ``(None, -1)``: not whole yet."""
+    joined = "".join(buffer)
+    try:
+        value, end = _DECODER.raw_decode(joined)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(joined.rstrip()):
+            return None, -1  # incomplete: read on
+        return None, len(taken) - 1 if every_line else max(1, _line_at(buffer, exc.pos))
+    except RecursionError:
+        return None, len(taken) - 1
+    last = _line_at(buffer, end - 1)
+    after = joined[end:].split("\n", 1)[0]  # the rest of the object's last line
+    if not isinstance(value, dict) or after.strip():  # more on its last line: not an object
+        return None, len(taken) - 1 if every_line else max(1, last)
+    return value, last
+
+
+_DECODER: Final = json.JSONDecoder()
+_EVERY_LINE: Final = 1 << 14  # bytes of an object parsed again at every line
+
+
+def _line_at(buffer: list[str], pos: int) -> int:
+    """The index of the line of ``buffer`` that holds character ``pos`` of their join."""
+    for index, line in enumerate(buffer):
+        if pos < len(line):
+            return index
+        pos -= len(line)
+    return len(buffer) - 1
+
+
+def _first_start(taken: list[_Line], failed_at: int) -> int:
+    """The first line after the first that could start an event, else ``failed_at``."""
+    return next((i for i in range(1, failed_at) if _may_start_event(taken[i][1])), failed_at)
 
 
 def _array(text: str, start: int, source: _Source) -> Iterator[Record]:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import BinaryIO, Final
 
 from azs_syslog.errors import EventError
+from azs_syslog.events.record import MAX_LINE_BYTES, too_long_line
 
 EVTX_MAGIC: Final = b"ElfFile\x00"
 _BOMS: Final = (
@@ -121,29 +122,72 @@ def _undecided(head: bytes) -> bool:
 
 
 def _blocks(head: bytes, stream: BinaryIO) -> Iterator[bytes]:
+    """The blocks of ``Peeked.blocks``. A line longer than ``MAX_LINE_BYTES`` (but one that
+    opens an array: read whole) is not kept: it is skipped up to its end and
+    ``too_long_line`` goes on in its place, so memory holds at most that much of a line."""
     read1 = getattr(stream, "read1", None)
     read = read1 if read1 is not None else stream.read
     pieces: list[bytes] = []  # a line not yet complete, as it was read
+    pending = 0  # its bytes
+    skipped = -1  # while skipping a line too long: its bytes so far
     data = head
     while data:
+        if skipped >= 0:  # to the end of the line too long
+            end = data.find(b"\n")
+            if end < 0:
+                skipped += len(data)
+                data = read(_BLOCK)
+                continue
+            yield too_long_line(skipped + end)
+            skipped, data = -1, data[end + 1 :] or read(_BLOCK)
+            continue
         cut = data.rfind(b"\n") + 1
         if cut:
+            end = data.find(b"\n")
+            if pending + end > MAX_LINE_BYTES and not _opens_array(pieces):
+                # The line the pieces began ends here, too long (the lines after it in
+                # ``data`` are short: one read).
+                yield too_long_line(pending + end)
+                pieces, pending, data = [], 0, data[end + 1 :] or read(_BLOCK)
+                continue
             pieces.append(data[:cut] if cut < len(data) else data)
             yield pieces[0] if len(pieces) == 1 else b"".join(pieces)
             pieces = [data[cut:]] if cut < len(data) else []
+            pending = len(data) - cut
         else:
             pieces.append(data)  # joined once its newline comes (a long line: no quadratic cost)
+            pending += len(data)
+            if pending > MAX_LINE_BYTES and not _opens_array(pieces):
+                skipped, pieces, pending = pending, [], 0
         data = read(_BLOCK)
-    if pieces:
+    if skipped >= 0:
+        yield too_long_line(skipped)
+    elif pieces:
         yield b"".join(pieces)
 
 
+def _opens_array(pieces: list[bytes]) -> bool:
+    return bool(pieces) and pieces[0].lstrip()[:1] == b"["
+
+
 def _utf16_lines(raw: io.BufferedReader) -> Iterator[str]:
+    """The lines of a UTF-16 input, as text; a line longer than ``MAX_LINE_BYTES`` characters
+    (but one that opens an array) as ``too_long_line``, as ``_blocks`` does."""
     text = io.TextIOWrapper(raw, encoding="utf-16", newline=None)
     lineno = 0
     try:
-        for line in text:
+        while line := text.readline(MAX_LINE_BYTES):
             lineno += 1
+            if len(line) >= MAX_LINE_BYTES and line[-1] != "\n":
+                size, opens_array = len(line), line.lstrip()[:1] == "["
+                pieces = [line] if opens_array else []
+                while more := text.readline(MAX_LINE_BYTES):
+                    size += len(more) - (more[-1] == "\n")
+                    if opens_array:
+                        pieces.append(more)
+                    if more[-1] == "\n":
+                        break
+                line = "".join(pieces) if opens_array else too_long_line(size).decode()
             yield line
     except UnicodeDecodeError:
         raise EventError(

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from azs_syslog.errors import QueueError
-from azs_syslog.events.record import Chunk, Record, in_chunks
+from azs_syslog.events.record import MAX_LINE_BYTES, Chunk, Record, in_chunks, too_long_line
 from azs_syslog.queue import Queue
 from azs_syslog.queue.batching import Rejection
 from azs_syslog.queue.builder import LineRenderer
@@ -53,7 +53,8 @@ def split_lines(path: Path, parts: int) -> list[Part]:
             handle.seek(max(size * k // parts, starts[-1]))
             if handle.tell() > 0:
                 handle.seek(handle.tell() - 1)
-                handle.readline()  # to the start of the next line
+                while handle.readline(1 << 20)[-1:] not in (b"\n", b""):
+                    pass  # to the start of the next line, a MiB at a time (a line may be long)
             position = handle.tell()
             if starts[-1] < position < size:
                 starts.append(position)
@@ -79,15 +80,24 @@ def read_lines(path: Path, part: Part, on_skip: Callable[[str], None]) -> Iterat
 
 
 def _lines_in_range(path: Path, start: int, end: int, first_line: int) -> Iterator[Record]:
-    """The non-blank lines of a part, stripped, with their numbers."""
+    """The non-blank lines of a part, stripped, with their numbers; a line longer than
+    ``MAX_LINE_BYTES`` as ``too_long_line`` (skipped, not kept)."""
     with path.open("rb") as handle:
         handle.seek(start)
         position, line_no = start, first_line - 1
-        for raw in handle:
-            if position >= end:
-                break
+        while position < end and (raw := handle.readline(MAX_LINE_BYTES + 1)):
             position += len(raw)
             line_no += 1
+            if len(raw) > MAX_LINE_BYTES and raw[-1:] != b"\n":
+                size = len(raw)
+                while more := handle.readline(1 << 20):
+                    position += len(more)
+                    size += len(more)
+                    if more[-1:] == b"\n":
+                        size -= 1
+                        break
+                yield line_no, too_long_line(size)
+                continue
             line = raw.strip()
             if line:
                 yield line_no, line
@@ -356,10 +366,15 @@ def _summarize(
     if not failed and not stopped:
         return result, rejections, skipped
     left_out = failed + stopped
+    # By first number only: the record numbers of an .evtx file's parts may meet (a log
+    # that wrapped around), and a part's last is None at the end of the file.
     ranges: list[tuple[int, int | None]] = sorted(
-        (report.first_line_not_queued, parts[report.part].last)
-        for report in left_out
-        if report.first_line_not_queued is not None
+        (
+            (report.first_line_not_queued, parts[report.part].last)
+            for report in left_out
+            if report.first_line_not_queued is not None
+        ),
+        key=lambda span: span[0],
     )
     if failed:
         message, fix = failed[0].failure or ("", None)
