@@ -164,3 +164,14 @@ def test_a_file_cut_inside_a_chunk_says_so(jobs: str, tmp_path: Path) -> None:
         "file ends 54112 bytes into it, of 65536 (cut short?)\n"
     ) in result.stderr
     assert "accepted 1942 events" in result.stderr and "skipped 1 damaged part;" in result.stderr
+
+
+def test_jobs_show_progress_on_a_terminal(tmp_path: Path) -> None:
+    from tests.test_windows_inputs import _run_on_a_terminal
+
+    code, drawn = _run_on_a_terminal(
+        ["send-event", "--jobs", "2", str(FIXTURES / "security.evtx")], tmp_path
+    )
+    assert code == 0, drawn
+    assert "security.evtx" in drawn and " records, " in drawn and "rejected 0" in drawn
+    assert "accepted 2261 events from " in drawn and "the queue now holds 2261 events" in drawn

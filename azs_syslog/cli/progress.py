@@ -66,6 +66,19 @@ class ImportProgress:
         finally:
             self._progress.stop()
 
+    def start(self) -> None:
+        """Draw the display (for a caller that counts itself: :meth:`show`)."""
+        self._progress.start()
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+    def show(self, done: int, records: int, rejected: int, skipped: int) -> None:
+        """Show counts made elsewhere (``send-event --jobs``: the producers' sums)."""
+        self.records, self.rejected, self.skipped = records, rejected, skipped
+        self._position = lambda: done
+        self.update()
+
     def update(self) -> None:
         task = self._progress.tasks[0]
         elapsed = task.elapsed or 0.0
@@ -81,8 +94,10 @@ class ImportProgress:
 
 
 def progress_for(source: str, stream: Any, input_format: str) -> ImportProgress | None:
-    """A progress display for reading ``source`` (a file) through ``stream``, or ``None``
-    when stderr is not a terminal or the input is not a regular file."""
+    """A progress display for reading ``source`` (a file) through ``stream`` (None: the
+    caller says how far it is, in bytes of the file or records of an ``.evtx`` file:
+    ``ImportProgress.show``), or ``None`` when stderr is not a terminal or the input is not a
+    regular file."""
     if source == "-" or not sys.stderr.isatty() or os.environ.get("TERM") == "dumb":
         return None
     path = Path(source)
@@ -95,7 +110,7 @@ def progress_for(source: str, stream: Any, input_format: str) -> ImportProgress 
     records = _evtx_records(path) if input_format in ("auto", "evtx") else None
     if records is not None:
         return ImportProgress(path.name, records, None)
-    return ImportProgress(path.name, size, _tell(stream))
+    return ImportProgress(path.name, size, _tell(stream) if stream is not None else None)
 
 
 def _tell(stream: Any) -> Callable[[], int] | None:

@@ -167,6 +167,11 @@ def _effective_jobs(source: str, jobs: int, input_format: str) -> tuple[int, str
     return jobs, "json"
 
 
+def _bytes_of(chunk: Any) -> int:
+    """About the bytes of the JSON lines of a chunk (stripped, each with its newline)."""
+    return sum(map(len, chunk[1])) + len(chunk[1])
+
+
 def _is_evtx(source: str) -> bool:
     try:
         with Path(source).open("rb") as handle:
@@ -184,6 +189,7 @@ def _queue_with_jobs(
     from azs_syslog.queue.jobs import Part, enqueue_file, read_lines, split_lines
 
     path = Path(run.source)
+    units = None  # records of an .evtx file; about the bytes of JSON lines
     if kind == "evtx":
         from azs_syslog.inputs.evtx import read_part, split_chunks
 
@@ -191,11 +197,26 @@ def _queue_with_jobs(
         parts, reader = [Part(*part) for part in split_chunks(path, jobs)], read_part
     else:
         parts, reader = split_lines(path, jobs), read_lines
+        units = _bytes_of
     failure: IngestFailure | None = None
+    shown = progress_for(run.source, None, kind)
+    if shown is not None:
+        shown.start()
     try:
-        result, rejected, skipped = enqueue_file(path, parts, reader, make_rendering, **origin)
+        result, rejected, skipped = enqueue_file(
+            path,
+            parts,
+            reader,
+            make_rendering,
+            on_progress=shown.show if shown is not None else None,
+            units=units,
+            **origin,
+        )
     except IngestFailure as exc:
         failure, result, rejected, skipped = exc, exc.result, exc.rejections, exc.skipped
+    finally:
+        if shown is not None:
+            shown.stop()
     for problem in skipped:
         run.on_skip(problem)
     for rejection in rejected:
@@ -433,7 +454,7 @@ def _plain_json_lines(source: str) -> bool:
     return is_plain_json_lines(Path(source))
 
 
-def progress_for(source: str, stream: BinaryIO, input_format: str) -> Any:
+def progress_for(source: str, stream: BinaryIO | None, input_format: str) -> Any:
     """A progress display on stderr when it is a terminal (azs_syslog.cli.progress)."""
     from azs_syslog.cli.progress import progress_for as make
 

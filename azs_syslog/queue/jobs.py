@@ -42,6 +42,9 @@ class Part(NamedTuple):
 
 # A part's records in chunks, as its producer reads them: (file, part, on_skip).
 PartReader = Callable[[Path, Part, Callable[[str], None]], Iterator[Chunk]]
+# Told how far the producers are, every 0.1 s: (done, records read, rejected, skipped), "done"
+# in the units the caller's ``units`` counts (records unless it says otherwise).
+Progress = Callable[[int, int, int, int], None]
 
 
 def split_lines(path: Path, parts: int) -> list[Part]:
@@ -167,6 +170,7 @@ def _produce_range(
     origin: tuple[int, int],
     parent: int,
     index: int,
+    shown: tuple[Any, Callable[[Chunk], int] | None],
 ) -> None:
     global _stop_requested
     _die_with_parent(parent)
@@ -182,7 +186,10 @@ def _produce_range(
         rejections: list[Rejection] = []
         skipped: list[str] = []
         generation, level = origin
-        records = read_part(path, part, skipped.append)
+        counters, units = shown
+        records = _counted(
+            read_part(path, part, skipped.append), counters, 4 * index, units, rejections, skipped
+        )
         report: PartResult
         try:
             with Queue() as queue:
@@ -233,6 +240,24 @@ def _produce_range(
         results.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
+def _counted(
+    chunks: Iterator[Chunk],
+    counters: Any,
+    at: int,
+    units: Callable[[Chunk], int] | None,
+    rejections: list[Rejection],
+    skipped: list[str],
+) -> Iterator[Chunk]:
+    """``chunks``, counted in this producer's four slots of ``counters`` (shared with the
+    parent) as each is handed on: done, records, rejected, skipped."""
+    for chunk in chunks:
+        yield chunk
+        counters[at] += units(chunk) if units is not None else len(chunk[0])
+        counters[at + 1] += len(chunk[0])
+        counters[at + 2] = len(rejections)
+        counters[at + 3] = len(skipped)
+
+
 class _StopFlag:
     """Set by the parent's SIGTERM / SIGINT handlers while it waits for its producers."""
 
@@ -251,12 +276,15 @@ def enqueue_file(
     *,
     generation: int = 0,
     level: int = 0,
+    on_progress: Progress | None = None,
+    units: Callable[[Chunk], int] | None = None,
 ) -> tuple[IngestResult, list[Rejection], list[str]]:
     """Enqueue a file with one producer process per part (``read_part`` reads a part), each
-    rendering and committing its own part. Batches of different parts interleave in the
-    queue, so events may be sent in a different order than the file's (each event keeps its
-    own time). Returns the totals, the rejections (by line or record) and the damaged parts
-    skipped (in the file's order).
+    rendering and committing its own part; ``on_progress`` is told how far they are (in
+    ``units`` of each chunk read: records unless given). Batches of different parts
+    interleave in the queue, so events may be sent in a different order than the file's
+    (each event keeps its own time). Returns the totals, the rejections (by line or record)
+    and the damaged parts skipped (in the file's order).
 
     The producers never outlive this process: they are killed by the kernel when it dies, and
     a SIGTERM or SIGINT it receives is passed on to them; each then commits what it has
@@ -270,13 +298,21 @@ def enqueue_file(
     context = multiprocessing.get_context("fork")
     results = context.Queue()
     origin = (generation, level)
+    counters = context.Array("q", 4 * len(parts), lock=False)  # each producer writes its own
+    shown = (counters, units)
+    parent = os.getpid()
     children = [
         context.Process(
             target=_produce_range,
-            args=(path, part, read_part, make_rendering, results, origin, os.getpid(), index),
+            args=(path, part, read_part, make_rendering, results, origin, parent, index, shown),
         )
         for index, part in enumerate(parts)
     ]
+
+    def tick() -> None:
+        if on_progress is not None:
+            on_progress(*(sum(counters[slot::4]) for slot in range(4)))
+
     stop = _StopFlag()
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
@@ -285,7 +321,7 @@ def enqueue_file(
     try:
         for child in children:
             child.start()
-        reports, problems = _collect(children, results, stop)
+        reports, problems = _collect(children, results, stop, tick)
         for child in children:
             child.join()
     finally:
@@ -295,15 +331,17 @@ def enqueue_file(
 
 
 def _collect(
-    children: list[Any], results: Any, stop: _StopFlag
+    children: list[Any], results: Any, stop: _StopFlag, tick: Callable[[], None]
 ) -> tuple[list[PartResult], list[str]]:
-    """Wait for every producer's report (passing a stop signal on to them once); returns the
-    reports and the problems of those that failed or were killed."""
+    """Wait for every producer's report (passing a stop signal on to them once, and calling
+    ``tick`` every 0.1 s at most); returns the reports and the problems of those that failed
+    or were killed."""
     reports: list[PartResult] = []
     problems: list[str] = []
     forwarded = False
     pending = len(children)
     while pending:
+        tick()
         if stop.signum and not forwarded:
             forwarded = True
             _forward_stop(children)
