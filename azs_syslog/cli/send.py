@@ -155,8 +155,16 @@ def _effective_jobs(source: str, jobs: int, input_format: str) -> tuple[int, str
         )
     if jobs > 1 and source == "-":
         raise click.UsageError("--jobs needs a FILE (standard input cannot be split)")
-    if jobs > 1 and not Path(source).is_file():
-        raise click.BadParameter(f"cannot read {source}", param_hint="FILE")
+    if jobs > 1:
+        try:  # read here first (the checks and the split below): said as without --jobs
+            with Path(source).open("rb"):
+                pass
+        except OSError as exc:
+            raise click.BadParameter(
+                f"cannot read {source}: {exc.strerror or exc}", param_hint="FILE"
+            ) from exc
+        if not Path(source).is_file():
+            raise click.BadParameter(f"cannot read {source}: not a file", param_hint="FILE")
     if jobs > 1 and input_format != "json" and _is_evtx(source):
         from azs_syslog.inputs.evtx import chunk_count
 
