@@ -175,3 +175,19 @@ def test_jobs_show_progress_on_a_terminal(tmp_path: Path) -> None:
     assert code == 0, drawn
     assert "security.evtx" in drawn and " records, " in drawn and "rejected 0" in drawn
     assert "accepted 2261 events from " in drawn and "the queue now holds 2261 events" in drawn
+
+
+def test_the_split_and_the_producers_read_the_file_as_it_was_when_pinned(tmp_path: Path) -> None:
+    """``send-event --jobs`` holds the file open: another file taking its name meanwhile (a
+    log rotated) is not what the producers read."""
+    from azs_syslog.queue.jobs import pinned, split_lines
+
+    path = tmp_path / "events.jsonl"
+    path.write_text("old line\n")
+    with pinned(path) as held:
+        replacement = tmp_path / "rotated"
+        replacement.write_text("a new file, longer\n")
+        replacement.replace(path)
+        assert held.read_text() == "old line\n"
+        assert split_lines(held, 1)[0].end == len("old line\n")
+    assert path.read_text() == "a new file, longer\n"

@@ -194,32 +194,32 @@ def _queue_with_jobs(
     """Queue a JSON-lines or ``.evtx`` FILE with ``jobs`` producer processes: (result,
     failure or None)."""
     from azs_syslog.queue.ingest import IngestFailure
-    from azs_syslog.queue.jobs import Part, enqueue_file, read_lines, split_lines
+    from azs_syslog.queue.jobs import Part, enqueue_file, pinned, read_lines, split_lines
 
-    path = Path(run.source)
-    units = None  # records of an .evtx file; about the bytes of JSON lines
-    if kind == "evtx":
-        from azs_syslog.inputs.evtx import read_part, split_chunks
-
-        run.unit = "record"
-        parts, reader = [Part(*part) for part in split_chunks(path, jobs)], read_part
-    else:
-        parts, reader = split_lines(path, jobs), read_lines
-        units = _bytes_of
     failure: IngestFailure | None = None
     shown = progress_for(run.source, None, kind)
     if shown is not None:
         shown.start()
     try:
-        result, rejected, skipped = enqueue_file(
-            path,
-            parts,
-            reader,
-            make_rendering,
-            on_progress=shown.show if shown is not None else None,
-            units=units,
-            **origin,
-        )
+        with pinned(Path(run.source)) as path:  # the split and the producers: one file
+            units = None  # records of an .evtx file; about the bytes of JSON lines
+            if kind == "evtx":
+                from azs_syslog.inputs.evtx import read_part, split_chunks
+
+                run.unit = "record"
+                parts, reader = [Part(*part) for part in split_chunks(path, jobs)], read_part
+            else:
+                parts, reader = split_lines(path, jobs), read_lines
+                units = _bytes_of
+            result, rejected, skipped = enqueue_file(
+                path,
+                parts,
+                reader,
+                make_rendering,
+                on_progress=shown.show if shown is not None else None,
+                units=units,
+                **origin,
+            )
     except IngestFailure as exc:
         failure, result, rejected, skipped = exc, exc.result, exc.rejections, exc.skipped
     finally:

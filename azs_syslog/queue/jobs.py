@@ -47,6 +47,20 @@ PartReader = Callable[[Path, Part, Callable[[str], None]], Iterator[Chunk]]
 Progress = Callable[[int, int, int, int], None]
 
 
+@contextlib.contextmanager
+def pinned(path: Path) -> Iterator[Path]:
+    """A name for the file at ``path`` now: ``/proc/self/fd/N`` of a descriptor held open
+    while in the ``with`` (the producers, forked, inherit it), so that the split and every
+    producer read this one file even if another takes its name meanwhile (a log rotated);
+    ``path`` itself where there is no ``/proc``."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        held = Path(f"/proc/self/fd/{fd}")
+        yield held if held.exists() else path
+    finally:
+        os.close(fd)
+
+
 def split_lines(path: Path, parts: int) -> list[Part]:
     """Cut a file into about ``parts`` byte ranges at line boundaries."""
     size = path.stat().st_size
