@@ -191,3 +191,21 @@ def test_the_split_and_the_producers_read_the_file_as_it_was_when_pinned(tmp_pat
         assert held.read_text() == "old line\n"
         assert split_lines(held, 1)[0].end == len("old line\n")
     assert path.read_text() == "a new file, longer\n"
+
+
+def test_threads_switch_often_while_a_committer_runs() -> None:
+    """The committing thread gets the GIL back within 0.1 ms (committer.SWITCH_INTERVAL), and
+    the interval the process had comes back when the last committer stops."""
+    import sys
+
+    from azs_syslog.queue.committer import SWITCH_INTERVAL, Committer
+
+    before = sys.getswitchinterval()
+    first = Committer(lambda commit: None)
+    second = Committer(lambda commit: None)
+    assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)  # kept in microseconds
+    first.stop()
+    first.stop()  # twice: nothing more
+    assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
+    second.stop()
+    assert sys.getswitchinterval() == pytest.approx(before)
