@@ -149,27 +149,30 @@ class _Run:
 def _effective_jobs(source: str, jobs: int, input_format: str) -> tuple[int, str]:
     """``--jobs``, checked, and what the file holds (``json`` or ``evtx``): 1 where the input
     cannot be split."""
-    if jobs > 1 and input_format not in ("auto", "json", "evtx"):
+    if jobs == 1:
+        return 1, "json"
+    if input_format not in ("auto", "json", "evtx"):
         raise click.UsageError(
             "--jobs reads JSON lines and .evtx files only (not --input-format " + input_format + ")"
         )
-    if jobs > 1 and source == "-":
+    if source == "-":
         raise click.UsageError("--jobs needs a FILE (standard input cannot be split)")
-    if jobs > 1:
-        try:  # read here first (the checks and the split below): said as without --jobs
-            with Path(source).open("rb"):
-                pass
-        except OSError as exc:
-            raise click.BadParameter(
-                f"cannot read {source}: {exc.strerror or exc}", param_hint="FILE"
-            ) from exc
-        if not Path(source).is_file():
-            raise click.BadParameter(f"cannot read {source}: not a file", param_hint="FILE")
-    if jobs > 1 and input_format != "json" and _is_evtx(source):
+    from azs_syslog.inputs.text import EVTX_MAGIC
+
+    try:  # read here first (the checks and the split below): said as without --jobs
+        with Path(source).open("rb") as handle:
+            magic = handle.read(len(EVTX_MAGIC))
+    except OSError as exc:
+        raise click.BadParameter(
+            f"cannot read {source}: {exc.strerror or exc}", param_hint="FILE"
+        ) from exc
+    if not Path(source).is_file():
+        raise click.BadParameter(f"cannot read {source}: not a file", param_hint="FILE")
+    if input_format != "json" and magic == EVTX_MAGIC:
         from azs_syslog.inputs.evtx import chunk_count
 
         return max(1, min(jobs, chunk_count(source))), "evtx"
-    if jobs > 1 and (input_format == "evtx" or not _plain_json_lines(source)):
+    if input_format == "evtx" or not _plain_json_lines(source):
         note(f"--jobs splits JSON lines and .evtx files only; reading {source} in one process")
         return 1, "json"
     return jobs, "json"
@@ -178,14 +181,6 @@ def _effective_jobs(source: str, jobs: int, input_format: str) -> tuple[int, str
 def _bytes_of(chunk: Any) -> int:
     """About the bytes of the JSON lines of a chunk (stripped, each with its newline)."""
     return sum(map(len, chunk[1])) + len(chunk[1])
-
-
-def _is_evtx(source: str) -> bool:
-    try:
-        with Path(source).open("rb") as handle:
-            return handle.read(8) == b"ElfFile\0"
-    except OSError:
-        return False
 
 
 def _queue_with_jobs(

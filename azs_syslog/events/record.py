@@ -9,8 +9,8 @@ and the queue's producer take them.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, AnyStr, Final
 
 Record = tuple[int, "str | bytes | dict[str, Any]"]
 # Records read together (``inputs.reader.iter_record_chunks``), in two lists: their numbers
@@ -35,6 +35,22 @@ _TOO_LONG: Final = "\x00azs-syslog: too long " + os.urandom(8).hex() + " "
 def too_long_line(size: int) -> bytes:
     """What an input hands on instead of a line of ``size`` bytes over ``MAX_LINE_BYTES``."""
     return f"{_TOO_LONG}{size}\n".encode()
+
+
+def read_to_line_end(
+    readline: Callable[[int], AnyStr], keep: list[AnyStr] | None = None
+) -> tuple[int, bool]:
+    """Read on to the end of a line too long, a MiB at a time, with the ``readline(limit)``
+    of a file (bytes or text), each piece added to ``keep`` if given: how much was read, and
+    whether it ended with a line end (counted in it)."""
+    read = 0
+    while piece := readline(1 << 20):
+        read += len(piece)
+        if keep is not None:
+            keep.append(piece)
+        if piece[-1:] in ("\n", b"\n"):
+            return read, True
+    return read, False
 
 
 def too_long_size(line: str | bytes) -> int | None:

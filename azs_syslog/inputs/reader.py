@@ -256,7 +256,7 @@ def _gather(taken: list[_Line], buffer: list[str], source: _Source) -> tuple[Any
         item = source.next_line()
         if item is None:
             if parsed < size:  # the lines since the last parse may have closed it
-                value, at = _whole(taken, buffer, every_line=False)
+                value, at = _whole(buffer, every_line=False)
                 if value is not None or at >= 0:
                     return value, at
             return None, len(taken)  # the input ends inside the object
@@ -275,7 +275,7 @@ def _gather(taken: list[_Line], buffer: list[str], source: _Source) -> tuple[Any
         if not every_line and not _may_close(raw, indent, size >= parsed * 1.25):
             continue
         parsed = size
-        value, at = _whole(taken, buffer, every_line=every_line)
+        value, at = _whole(buffer, every_line=every_line)
         if value is not None or at >= 0:
             return value, at
 
@@ -288,21 +288,23 @@ def _may_close(line: str, indent: int, grown: bool) -> bool:
     return stripped[-1:] == "}" and (grown or len(line) - len(line.lstrip()) <= indent)
 
 
-def _whole(taken: list[_Line], buffer: list[str], *, every_line: bool) -> tuple[Any, int]:
-    """Parse the lines so far: as ``_gather`` returns, or ``(None, -1)``: not whole yet."""
+def _whole(buffer: list[str], *, every_line: bool) -> tuple[Any, int]:
+    """Parse the lines so far (one a line taken): as ``_gather`` returns, or ``(None, -1)``:
+    not whole yet."""
     joined = "".join(buffer)
+    newest = len(buffer) - 1
     try:
         value, end = _DECODER.raw_decode(joined)
     except json.JSONDecodeError as exc:
         if exc.pos >= len(joined.rstrip()):
             return None, -1  # incomplete: read on
-        return None, len(taken) - 1 if every_line else max(1, _line_at(buffer, exc.pos))
+        return None, newest if every_line else max(1, _line_at(buffer, exc.pos))
     except RecursionError:
-        return None, len(taken) - 1
+        return None, newest
     last = _line_at(buffer, end - 1)
     after = joined[end:].split("\n", 1)[0]  # the rest of the object's last line
     if not isinstance(value, dict) or after.strip():  # more on its last line: not an object
-        return None, len(taken) - 1 if every_line else max(1, last)
+        return None, newest if every_line else max(1, last)
     return value, last
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import BinaryIO, Final
 
 from azs_syslog.errors import EventError
-from azs_syslog.events.record import MAX_LINE_BYTES, too_long_line
+from azs_syslog.events.record import MAX_LINE_BYTES, read_to_line_end, too_long_line
 
 EVTX_MAGIC: Final = b"ElfFile\x00"
 _BOMS: Final = (
@@ -179,15 +179,13 @@ def _utf16_lines(raw: io.BufferedReader) -> Iterator[str]:
         while line := text.readline(MAX_LINE_BYTES):
             lineno += 1
             if len(line) >= MAX_LINE_BYTES and line[-1] != "\n":
-                size, opens_array = len(line), line.lstrip()[:1] == "["
-                pieces = [line] if opens_array else []
-                while more := text.readline(MAX_LINE_BYTES):
-                    size += len(more) - (more[-1] == "\n")
-                    if opens_array:
-                        pieces.append(more)
-                    if more[-1] == "\n":
-                        break
-                line = "".join(pieces) if opens_array else too_long_line(size).decode()
+                opens_array = line.lstrip()[:1] == "["
+                pieces = [line] if opens_array else None
+                more, ended = read_to_line_end(text.readline, pieces)
+                if pieces is not None:
+                    line = "".join(pieces)
+                else:
+                    line = too_long_line(len(line) + more - ended).decode()
             yield line
     except UnicodeDecodeError:
         raise EventError(

@@ -161,7 +161,7 @@ class Committer:
     def stop(self) -> None:
         """Wait for the commit in flight (its outcome stays to be settled) and end the thread
         (once; again, nothing)."""
-        if not self._thread.is_alive() and self._stopped:
+        if self._stopped:
             return
         self._stopped = True
         self._todo.put(None)

@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from azs_syslog.errors import QueueError
-from azs_syslog.events.record import MAX_LINE_BYTES, Chunk, Record, in_chunks, too_long_line
+from azs_syslog.events.record import (
+    MAX_LINE_BYTES,
+    Chunk,
+    Record,
+    in_chunks,
+    read_to_line_end,
+    too_long_line,
+)
 from azs_syslog.queue import Queue
 from azs_syslog.queue.batching import Rejection
 from azs_syslog.queue.builder import LineRenderer
@@ -106,14 +113,9 @@ def _lines_in_range(path: Path, start: int, end: int, first_line: int) -> Iterat
             position += len(raw)
             line_no += 1
             if len(raw) > MAX_LINE_BYTES and raw[-1:] != b"\n":
-                size = len(raw)
-                while more := handle.readline(1 << 20):
-                    position += len(more)
-                    size += len(more)
-                    if more[-1:] == b"\n":
-                        size -= 1
-                        break
-                yield line_no, too_long_line(size)
+                more, ended = read_to_line_end(handle.readline)
+                position += more
+                yield line_no, too_long_line(len(raw) + more - ended)
                 continue
             line = raw.strip()
             if line:
