@@ -25,7 +25,13 @@ ROOMS = (
     "lab",
     "cli",
 )
-BASE = {"azs_syslog", "azs_syslog.errors", "azs_syslog.paths", "azs_syslog.fserrors"}
+BASE = {
+    "azs_syslog",
+    "azs_syslog.errors",
+    "azs_syslog.paths",
+    "azs_syslog.fserrors",
+    "azs_syslog.switching",
+}
 MAX_LINES = 500
 
 

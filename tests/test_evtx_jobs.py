@@ -194,11 +194,12 @@ def test_the_split_and_the_producers_read_the_file_as_it_was_when_pinned(tmp_pat
 
 
 def test_threads_switch_often_while_a_committer_runs() -> None:
-    """The committing thread gets the GIL back within 0.1 ms (committer.SWITCH_INTERVAL), and
+    """The committing thread gets the GIL back within 0.1 ms (switching.SWITCH_INTERVAL), and
     the interval the process had comes back when the last committer stops."""
     import sys
 
-    from azs_syslog.queue.committer import SWITCH_INTERVAL, Committer
+    from azs_syslog.queue.committer import Committer
+    from azs_syslog.switching import SWITCH_INTERVAL
 
     before = sys.getswitchinterval()
     first = Committer(lambda commit: None)

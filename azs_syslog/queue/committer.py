@@ -7,8 +7,8 @@ lasts (about a third of a ``.evtx`` import's time per event, measured); done in 
 its own, it runs on another core while the producer renders the next batch
 (benchmarks/evtx_import.py).
 
-While a committing thread runs, the interpreter switches threads every 0.1 ms (see
-``SWITCH_INTERVAL``). At most one batch is in flight: the producer hands a batch over only
+While a committing thread runs, the interpreter switches threads every 0.1 ms
+(``azs_syslog.switching``). At most one batch is in flight: the producer hands a batch over only
 once the previous one is settled, so memory holds two batches at most, and the producer learns
 how a commit ended at a fixed point (when it hands over the next batch, or when it closes),
 never in the middle of a batch: what it reports (which lines were rejected, from which line on
@@ -18,12 +18,12 @@ nothing was queued) does not depend on the timing of the two threads.
 from __future__ import annotations
 
 import queue as queue_module
-import sys
 import threading
 from array import array
 from collections.abc import Callable
 
 from azs_syslog.queue import NewBatch, encode_raw
+from azs_syslog.switching import fast_switching
 
 
 class PendingBatch:
@@ -100,35 +100,6 @@ class Commit:
         self.error: BaseException | None = None
 
 
-# While a committing thread runs, the interpreter hands the GIL over every 0.1 ms instead of
-# every 5 ms (``sys.setswitchinterval``). A commit takes the GIL back a dozen times (after its
-# SQLite statements, after zlib), and each time waited up to a whole interval for the rendering
-# thread: the committer became the slower of the two. Measured (``send-event``, 100,000 JSON
-# lines, three runs each): 48,000-50,600 events/s at 5 ms, 62,600-67,700 at 0.2 ms,
-# 70,700-74,400 at 0.1 ms, the CPU time the same; an ``.evtx`` import about 8 % faster.
-# 0.5 ms and 1 ms gained nothing. The interval only matters while a thread waits for the GIL.
-SWITCH_INTERVAL = 0.0001
-_switching = threading.Lock()
-_running = 0  # committers running in this process
-_previous_interval = 0.0
-
-
-def _fast_switching(on: bool) -> None:
-    """Set the short interval while any committer runs; the previous one back after the
-    last."""
-    global _running, _previous_interval
-    with _switching:
-        if on:
-            if _running == 0:
-                _previous_interval = sys.getswitchinterval()
-                sys.setswitchinterval(SWITCH_INTERVAL)
-            _running += 1
-        else:
-            _running -= 1
-            if _running == 0:
-                sys.setswitchinterval(_previous_interval)
-
-
 class Committer:
     """A thread that runs ``store`` on each :class:`Commit` handed to it, one at a time.
 
@@ -143,7 +114,7 @@ class Committer:
         self._in_flight: Commit | None = None
         self._thread = threading.Thread(target=self._run, name="azs-syslog-committer", daemon=True)
         self._stopped = False
-        _fast_switching(True)
+        fast_switching(True)
         self._thread.start()
 
     def hand_over(self, commit: Commit) -> None:
@@ -166,7 +137,7 @@ class Committer:
         self._stopped = True
         self._todo.put(None)
         self._thread.join()
-        _fast_switching(False)
+        fast_switching(False)
 
     def _run(self) -> None:
         while True:
