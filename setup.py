@@ -15,8 +15,16 @@ setup(
                 "azs_syslog/encode/_speedups_text.c",
                 "azs_syslog/encode/_speedups_message.c",
                 "azs_syslog/encode/_speedups_evtx.c",
+                "azs_syslog/encode/_speedups_evtx_write.c",
+                "azs_syslog/encode/_speedups_evtx_binary.c",
+                "azs_syslog/encode/_speedups_evtx_tree.c",
+                "azs_syslog/encode/_speedups_evtx_values.c",
             ],
-            depends=["azs_syslog/encode/_speedups.h"],
+            depends=[
+                "azs_syslog/encode/_speedups.h",
+                "azs_syslog/encode/_speedups_evtx.h",
+                "azs_syslog/encode/_speedups_evtx_binary.h",
+            ],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
             optional=True,
         )

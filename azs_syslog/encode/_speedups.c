@@ -168,6 +168,8 @@ static PyMethodDef methods[] = {
      "_speedups_message.c."},
     {"evtx_json", evtx_json, METH_O,
      "evtx_json(data) -> str | None: see _speedups_evtx.c."},
+    {"evtx_chunk", evtx_chunk, METH_O,
+     "evtx_chunk(chunk) -> tuple[list[int], list[str]] | None: see _speedups_evtx_binary.c."},
     {NULL, NULL, 0, NULL},
 };
 

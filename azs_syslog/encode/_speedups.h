@@ -3,7 +3,9 @@
  * _speedups.c: the module and compile_plan;
  * _speedups_text.c: render_text (the event's JSON text itself, no objects built);
  * _speedups_message.c: render_message (the whole message, from the JSON text);
- * _speedups_evtx.c: evtx_json (an .evtx record's XML -> our event's JSON text; inputs/evtx.py).
+ * _speedups_evtx.c: evtx_json (an .evtx record's XML -> our event's JSON text; inputs/evtx.py);
+ * _speedups_evtx_binary.c (with _tree, _values): evtx_chunk (a chunk of an .evtx file -> its
+ * records' JSON texts, from their binary XML); _speedups_evtx_write.c: what both write.
  * The output helpers are static inline here: they are the inner loop of both.
  */
 #ifndef AZS_SPEEDUPS_H
@@ -66,6 +68,7 @@ typedef struct {
     char *data;
     Py_ssize_t len;
     Py_ssize_t cap;
+    int nogil; /* filled without the GIL: no exception is set (the caller sets MemoryError) */
     char stack[4096];
 } Buffer;
 
@@ -76,25 +79,29 @@ reserve(Buffer *buf, Py_ssize_t extra)
         return 0;
     }
     if (extra > PY_SSIZE_T_MAX / 2 - buf->len) {
-        PyErr_NoMemory();
+        if (!buf->nogil) {
+            PyErr_NoMemory();
+        }
         return -1;
     }
     Py_ssize_t cap = buf->cap * 2;
     if (cap < buf->len + extra) {
         cap = buf->len + extra;
     }
-    char *data;
+    char *data; /* the raw allocator: callable without the GIL */
     if (buf->data == buf->stack) {
-        data = PyMem_Malloc((size_t)cap);
+        data = PyMem_RawMalloc((size_t)cap);
         if (data != NULL) {
             memcpy(data, buf->data, (size_t)buf->len);
         }
     }
     else {
-        data = PyMem_Realloc(buf->data, (size_t)cap);
+        data = PyMem_RawRealloc(buf->data, (size_t)cap);
     }
     if (data == NULL) {
-        PyErr_NoMemory();
+        if (!buf->nogil) {
+            PyErr_NoMemory();
+        }
         return -1;
     }
     buf->data = data;
@@ -275,13 +282,14 @@ static inline void
 release(Buffer *buf)
 {
     if (buf->data != buf->stack) {
-        PyMem_Free(buf->data);
+        PyMem_RawFree(buf->data);
     }
 }
 
 #define BUFFER_INIT(name)                                                                          \
     name.data = name.stack;                                                                        \
     name.len = 0;                                                                                  \
+    name.nogil = 0;                                                                                \
     name.cap = sizeof name.stack
 
 int utc_millis_text(const char *t, Py_ssize_t n, long long *ms);
@@ -321,5 +329,7 @@ PyObject *compile_context(PyObject *module, PyObject *args);
 PyObject *render_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 /* _speedups_evtx.c: the JSON text of an .evtx record's XML in the parser's usual layout. */
 PyObject *evtx_json(PyObject *module, PyObject *data);
+/* _speedups_evtx_binary.c: the JSON texts of the records of a chunk of an .evtx file. */
+PyObject *evtx_chunk(PyObject *module, PyObject *chunk);
 
 #endif

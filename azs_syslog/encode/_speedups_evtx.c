@@ -9,29 +9,9 @@
  * (or over 19 digits), another child of EventData, text beside UserData's elements, ...
  * (tests/test_evtx_c.py). Every byte is matched by the layout's literal text or scanned as a
  * value (CLASS); the JSON text is written as it is read (and taken back for None). */
-#include "_speedups.h"
+#include "_speedups_evtx.h"
 
-typedef struct { const char *at; Py_ssize_t len; } Span;   /* at NULL: absent */
 typedef struct { const char *p, *end; int bad; } Reader; /* bad: not the usual layout (None) */
-
-/* What each byte is to the scans: refused anywhere (R; NUL too, which ends every scan: the
- * UTF-8 of a str ends with one), '"', '<', '>', LF, tab; E: escaped in JSON (CR LF as LF). */
-enum { R = 1, Q = 2, L = 4, G = 8, N = 16, T = 32, E = 64 };
-static unsigned char CLASS[256]; /* filled by the first call */
-
-static void
-fill_classes(void)
-{
-    memset(CLASS, R, 0x20);
-    CLASS['&'] = CLASS[0xEF] = R;
-    CLASS['\n'] = N | E;
-    CLASS['\r'] = R | E; /* refused but in a text of <Data> */
-    CLASS['\t'] = T | E;
-    CLASS['"'] = Q | E;
-    CLASS['\\'] = E;
-    CLASS['>'] = G;
-    CLASS['<'] = L; /* the last: the table is filled */
-}
 
 static inline const char *
 scan(const char *p, int stop)
@@ -50,7 +30,6 @@ lit(Reader *r, const char *s, Py_ssize_t n)
     return ok;
 }
 
-#define LEN(s) ((Py_ssize_t)sizeof(s) - 1)
 #define LIT(r, s) lit(r, s, LEN(s))
 
 /* An attribute (` Name="` given) when it is next: its value, without '<', '>', tab or LF. */
@@ -95,12 +74,6 @@ element(Reader *r, const char *open, Py_ssize_t n, const char *close, Py_ssize_t
     element(r, "    <" name ">", LEN("    <" name ">"), "</" name ">\n", LEN("</" name ">\n"),    \
             blank_ok)
 
-/* The children of System, in the template's order (inputs/evtx.py: _SYSTEM_RE). */
-enum {
-    PROVIDER, GUID, SOURCE, EVENT_ID, VERSION, LEVEL, TASK, OPCODE, KEYWORDS, TIME, RECORD_ID,
-    ACTIVITY, RELATED, PROCESS, THREAD, CHANNEL, COMPUTER, USER, SYSTEM_COUNT
-};
-
 static void
 read_system(Reader *r, Span *f)
 {
@@ -139,137 +112,6 @@ read_system(Reader *r, Span *f)
         r->bad |= !LIT(r, ">\n    </Security>\n");
     }
     r->bad |= !LIT(r, "  </System>\n");
-}
-
-/* -- writing (*bad: 1 when a value is not in a form read here, -1 out of memory) -------------- */
-
-#define DOUBT_IF(cond) do { if (cond) { *bad = 1; return; } } while (0)
-
-static inline void
-put_bytes(Buffer *buf, int *bad, const char *s, Py_ssize_t n)
-{
-    *bad = *bad == 0 && put(buf, s, n) < 0 ? -1 : *bad;
-}
-
-#define PUT(buf, bad, s) put_bytes(buf, bad, s, LEN(s))
-
-static void
-put_str(Buffer *buf, int *bad, Span text)
-{
-    const char *s = text.at;
-    Py_ssize_t n = text.len;
-    if (*bad != 0 || reserve(buf, 2 * n + 2) < 0) { /* each byte at most two, and the quotes */
-        *bad = *bad ? *bad : -1;
-        return;
-    }
-    char *o = buf->data + buf->len;
-    *o++ = '"';
-    for (Py_ssize_t i = 0; i < n;) {
-        unsigned long long w; /* eight bytes without '"', '\\' or a control: copied as they are */
-        if (n - i >= 8 && (memcpy(&w, s + i, 8), !(ZERO_BYTES(w ^ (ONES * '"')) |
-                                                     ZERO_BYTES(w ^ (ONES * '\\')) |
-                                                     BYTES_BELOW(w, 0x20)))) {
-            memcpy(o, &w, 8);
-            o += 8;
-            i += 8;
-            continue;
-        }
-        for (Py_ssize_t stop = n - i >= 8 ? i + 8 : n; i < stop; i++) {
-            char c = s[i];
-            if (CLASS[(unsigned char)c] & E) {
-                *o++ = '\\';
-                i += c == '\r' && i + 1 < n && s[i + 1] == '\n'; /* CR LF, CR: LF (XML) */
-                c = c == '\t' ? 't' : c == '\n' || c == '\r' ? 'n' : c;
-            }
-            *o++ = c;
-        }
-    }
-    *o++ = '"';
-    buf->len = o - buf->data;
-}
-
-/* An integer of ASCII digits, as int() and orjson write it; over 19 digits: not here. */
-static void
-put_number(Buffer *buf, int *bad, Span s)
-{
-    const char *p = s.at;
-    Py_ssize_t n = s.len;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        DOUBT_IF(p[i] < '0' || p[i] > '9');
-    }
-    for (; n > 1 && *p == '0'; n--, p++) {
-    }
-    DOUBT_IF(n > 19);
-    put_bytes(buf, bad, p, n);
-}
-
-#define HEX_DIGIT(c)                                                                               \
-    (((c) >= '0' && (c) <= '9') || ((c) >= 'a' && (c) <= 'f') || ((c) >= 'A' && (c) <= 'F'))
-#define UPPER(c) ((c) >= 'a' && (c) <= 'z' ? (char)((c) - 'a' + 'A') : (c))
-
-/* normalize_guid for a GUID of hex digits and '-', with or without its braces. */
-static void
-put_guid(Buffer *buf, int *bad, Span s)
-{
-    const char *p = s.at;
-    Py_ssize_t n = s.len;
-    n -= n > 0 && p[n - 1] == '}';
-    int brace = n > 0 && *p == '{';
-    p += brace;
-    n -= brace;
-    char out[64];
-    DOUBT_IF(n == 0 || n > (Py_ssize_t)sizeof out);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        DOUBT_IF(!HEX_DIGIT(p[i]) && p[i] != '-');
-        out[i] = UPPER(p[i]);
-    }
-    put_str(buf, bad, (Span){out, n});
-}
-
-/* normalize_keywords for "0x" and hex digits (up to 16 after leading zeros). */
-static void
-put_mask(Buffer *buf, int *bad, Span s)
-{
-    const char *p = s.at + 2;
-    Py_ssize_t n = s.len - 2;
-    DOUBT_IF(n < 1 || s.at[0] != '0' || (s.at[1] != 'x' && s.at[1] != 'X'));
-    for (Py_ssize_t i = 0; i < n; i++) {
-        DOUBT_IF(!HEX_DIGIT(p[i]));
-    }
-    for (; n > 1 && *p == '0'; n--, p++) {
-    }
-    DOUBT_IF(n > 16);
-    char out[18] = "0x0000000000000000";
-    for (Py_ssize_t i = 0; i < n; i++) {
-        out[18 - n + i] = UPPER(p[i]);
-    }
-    put_str(buf, bad, (Span){out, 18});
-}
-
-/* normalize_time for "YYYY-MM-DDThh:mm:ss[.f+]Z" (ASCII digits; 't' and 'z' as well). */
-static void
-put_time(Buffer *buf, int *bad, Span s)
-{
-    static const char form[] = "dddd-dd-ddTdd:dd:dd";
-    const char *p = s.at;
-    Py_ssize_t n = s.len, i = 19;
-    DOUBT_IF(n < 20);
-    for (int k = 0; k < 19; k++) {
-        DOUBT_IF(form[k] == 'd' ? p[k] < '0' || p[k] > '9'
-                 : form[k] == 'T' ? p[k] != 'T' && p[k] != 't'
-                                  : p[k] != form[k]);
-    }
-    char out[24];
-    memcpy(out, p, 19);
-    memcpy(out + 19, ".000Z", 5);
-    if (p[i] == '.') {
-        for (i++; i < n - 1 && p[i] >= '0' && p[i] <= '9'; i++) {
-            out[i < 23 ? i : 23] = i < 23 ? p[i] : 'Z'; /* milliseconds: the first three */
-        }
-        DOUBT_IF(i == 20); /* "." and no digit */
-    }
-    DOUBT_IF(i != n - 1 || (p[i] != 'Z' && p[i] != 'z'));
-    put_str(buf, bad, (Span){out, 24});
 }
 
 /* 1 when s is blanks (space, tab, LF, CR) only, 0 when it holds another ASCII character, -1
@@ -365,24 +207,6 @@ static const char HEAD[] =
 static const char DATA_END[] = "  </EventData>\n</Event>\n";
 static const char USER_END[] = "  </UserData>\n</Event>\n";
 
-/* The fields in FIELD_ORDER: each written when its text is not empty (provider_name always). */
-enum { W_STR, W_NUM, W_GUID, W_TIME, W_MASK, W_EVENT_DATA, W_USER_DATA, NO_DATA };
-typedef void (*Writer)(Buffer *buf, int *bad, Span s);
-static const Writer WRITERS[] = {put_str, put_number, put_guid, put_time, put_mask};
-#define KEY(k) ",\"" k "\":", LEN(",\"" k "\":")
-static const struct { int field, how; const char *key; Py_ssize_t key_len; } ORDER[] = {
-    {TIME, W_TIME, KEY("time")}, {CHANNEL, W_STR, KEY("channel")},
-    {COMPUTER, W_STR, KEY("computer")}, {ACTIVITY, W_GUID, KEY("correlation_activity_id")},
-    {RELATED, W_GUID, KEY("correlation_related_activity_id")}, {0, W_EVENT_DATA, NULL, 0},
-    {EVENT_ID, W_NUM, KEY("event_id")}, {RECORD_ID, W_NUM, KEY("event_record_id")},
-    {PROCESS, W_NUM, KEY("execution_process_id")}, {THREAD, W_NUM, KEY("execution_thread_id")},
-    {KEYWORDS, W_MASK, KEY("keywords")}, {LEVEL, W_NUM, KEY("level")},
-    {OPCODE, W_NUM, KEY("opcode")}, {SOURCE, W_STR, KEY("provider_event_source_name")},
-    {GUID, W_GUID, KEY("provider_guid")}, {PROVIDER, W_STR, KEY("provider_name")},
-    {USER, W_STR, KEY("security_user_id")}, {TASK, W_NUM, KEY("task")},
-    {0, W_USER_DATA, NULL, 0}, {VERSION, W_NUM, KEY("version")},
-};
-
 /* Where the data part's items are (items: from the first to the part's end tag); its kind. */
 static int
 data_part(Reader *r, Reader *items)
@@ -406,8 +230,9 @@ data_part(Reader *r, Reader *items)
 
 /* The data part's arrays, written as they are read (taken back when nothing is to be written). */
 static void
-write_data(Buffer *buf, int *bad, int how, const Reader *items)
+write_data(Buffer *buf, int *bad, int how, const void *data)
 {
+    const Reader *items = data;
     Py_ssize_t count = 0, filled = 0, start = buf->len;
     Reader scan = *items;
     Span kept[KEPT + 1];
@@ -441,24 +266,6 @@ write_data(Buffer *buf, int *bad, int how, const Reader *items)
     }
 }
 
-static void
-write_event(Buffer *buf, int *bad, const Span *f, int kind, const Reader *items)
-{
-    PUT(buf, bad, "{\"type\":\"windows\"");
-    for (size_t i = 0; i < sizeof ORDER / sizeof ORDER[0] && *bad == 0; i++) {
-        int how = ORDER[i].how;
-        Span s = f[ORDER[i].field];
-        if (how == kind) { /* W_EVENT_DATA or W_USER_DATA */
-            write_data(buf, bad, how, items);
-        }
-        else if (how < W_EVENT_DATA && (s.len > 0 || ORDER[i].field == PROVIDER)) {
-            put_bytes(buf, bad, ORDER[i].key, ORDER[i].key_len);
-            WRITERS[how](buf, bad, s);
-        }
-    }
-    PUT(buf, bad, "}");
-}
-
 PyObject *
 evtx_json(PyObject *module, PyObject *data)
 {
@@ -472,9 +279,7 @@ evtx_json(PyObject *module, PyObject *data)
         PyErr_Clear();
         Py_RETURN_NONE;
     }
-    if (CLASS['<'] == 0) {
-        fill_classes();
-    }
+    evtx_classes();
     Reader r = {s, s + n, 0};
     Span f[SYSTEM_COUNT] = {{NULL, 0}};
     Reader items;
@@ -488,7 +293,7 @@ evtx_json(PyObject *module, PyObject *data)
     }
     Buffer buf;
     BUFFER_INIT(buf);
-    write_event(&buf, &r.bad, f, kind, &items);
+    write_event(&buf, &r.bad, f, kind, write_data, &items);
     PyObject *result = r.bad == 0        ? PyUnicode_DecodeUTF8(buf.data, buf.len, NULL)
                        : PyErr_Occurred() ? NULL
                                           : Py_NewRef(Py_None);

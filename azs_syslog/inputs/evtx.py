@@ -1,11 +1,14 @@
-"""``.evtx`` files -> our Windows events, with the ``evtx`` parser (Rust, on PyPI).
+"""``.evtx`` files -> our Windows events: read directly in C, or by the ``evtx`` parser.
 
-The parser renders each record as Event XML, which takes the same mapping as any Event XML
-(``inputs/event_xml.py``), read fast in the parser's own layout (``inputs/evtx_layout.py``; in
-C when built). Each event is handed on as the JSON text of our format, which the renderer's
-fused path reads (``Renderer.render_line``) and the queue keeps as the raw line. A damaged
-chunk or record does not end the file: the parser skips it and goes on with the next, and
-``on_skip`` is told which one and why.
+A chunk whose checksums hold is read by the C reader of the records' binary XML when built
+(``evtx_chunk``, encode/_speedups_evtx_binary.c: about five times faster); it maps each record
+as ``inputs/event_xml.py`` maps Event XML, and gives up on a chunk holding anything it does not
+read for sure. Every other chunk is read by the ``evtx`` parser (Rust, on PyPI), which renders
+each record as Event XML, read fast in the parser's own layout (``inputs/evtx_layout.py``; in
+C when built). Both give the same JSON text of our format for a record (tests/test_evtx_binary.py),
+which the renderer's fused path reads (``Renderer.render_line``) and the queue keeps as the raw
+line. A damaged chunk or record does not end the file: the parser skips it and goes on with the
+next, and ``on_skip`` is told which one and why.
 
 A file is a 4 KiB header and chunks of 64 KiB, each readable on its own (its own strings and
 templates). So a range of chunks is read as a file of its own, the header then those chunks
@@ -19,11 +22,12 @@ from __future__ import annotations
 import io
 import itertools
 import re
-from collections.abc import Callable, Generator, Iterator
+import zlib
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Final
+from typing import Any, BinaryIO, Final, cast
 
-from azs_syslog.events.record import Chunk, in_chunks
+from azs_syslog.events.record import FILE_CHUNK, Chunk
 from azs_syslog.inputs.evtx_layout import fast_event, slow_event
 
 try:  # the usual layout's JSON text, written in C (the same text as fast_event's, dumped)
@@ -31,6 +35,17 @@ try:  # the usual layout's JSON text, written in C (the same text as fast_event'
 except ImportError:  # not built: fast_event reads every record
 
     def evtx_json(data: str, /) -> str | None:
+        return None
+
+
+try:  # a chunk's records read from their binary XML, in C
+    from azs_syslog.encode._speedups import evtx_chunk
+
+    BUILT = True
+except ImportError:  # not built: the parser reads every chunk
+    BUILT = False
+
+    def evtx_chunk(chunk: bytes | bytearray | memoryview, /) -> tuple[list[int], list[str]] | None:
         return None
 
 
@@ -46,12 +61,14 @@ __all__ = [
 ]
 
 Skip = Callable[[str], None]
-Events = Iterator[tuple[int, str | dict[str, Any]]]
+Events = Generator[tuple[int, str | dict[str, Any]], None, None]
 
 FILE_HEADER: Final = 4096
 CHUNK: Final = 65536
 # Chunks a part reads with one parser: 4 MiB in memory at a time, whatever the part's size.
 GROUP: Final = 64
+# Chunks the reading thread reads ahead of the one being rendered.
+AHEAD: Final = 4
 
 _RECORD_RE: Final = re.compile(r"Failed to parse record number (\d+)")
 _CHUNK_RE: Final = re.compile(r"Failed to parse chunk number (\d+)")
@@ -65,23 +82,36 @@ def iter_evtx_events(source: str | BinaryIO, on_skip: Skip) -> Events:
     """``(EventRecordID, our event)`` for each readable record of an ``.evtx`` file (a path,
     or a binary stream read whole). The event is its JSON text (a dict only if it cannot be
     written as JSON)."""
-    yield from _whole_file(source, on_skip)
+    for numbers, items in iter_evtx_chunks(source, on_skip):
+        yield from zip(numbers, items, strict=True)
 
 
 def iter_evtx_chunks(source: str | BinaryIO, on_skip: Skip) -> Iterator[Chunk]:
-    """The same records in chunks of up to FILE_CHUNK (``Enqueuer.feed``)."""
-    return in_chunks(_whole_file(source, on_skip))
-
-
-def _whole_file(source: str | BinaryIO, on_skip: Skip) -> Events:
+    """The same records in chunks of FILE_CHUNK (the last one shorter: ``Enqueuer.feed``)."""
     if isinstance(source, str):
-        target: Any = source
-        size = Path(source).stat().st_size
-    else:
-        data = source.read()
-        target, size = io.BytesIO(data), len(data)
-    last = yield from _records(target, on_skip, 0, 0)
-    _report_cut(size, last, on_skip)
+        return _regroup(_part(source, 0, chunk_count(source), on_skip))
+    return _regroup(_in_memory(source.read(), on_skip))
+
+
+def _in_memory(data: bytes, on_skip: Skip) -> Iterator[Chunk]:
+    header = data[:FILE_HEADER]
+    _check_header(header)
+    last = yield from _chunks(data[FILE_HEADER:], header, on_skip, 0, 0)
+    _report_cut(len(data), last, on_skip)
+
+
+def _regroup(pieces: Iterable[Chunk], size: int = FILE_CHUNK) -> Iterator[Chunk]:
+    """Records in lists of any length -> in chunks of ``size`` (the last one shorter)."""
+    numbers: list[int] = []
+    items: list[Any] = []
+    for more_numbers, more_items in pieces:
+        numbers += more_numbers
+        items += more_items
+        while len(numbers) >= size:
+            yield numbers[:size], items[:size]
+            del numbers[:size], items[:size]
+    if numbers:
+        yield numbers, items
 
 
 def chunk_count(path: str | Path) -> int:
@@ -92,19 +122,147 @@ def chunk_count(path: str | Path) -> int:
 
 def iter_evtx_part(path: str | Path, first: int, end: int, on_skip: Skip) -> Events:
     """As :func:`iter_evtx_events`, the records of chunks ``first`` to ``end`` (excluded) of
-    the file at ``path``: its header and GROUP of those chunks at a time, each read as a
-    file. A damaged part is reported as reading the whole file reports it."""
+    the file at ``path``. A damaged part is reported as reading the whole file reports it."""
+    for numbers, items in _part(path, first, end, on_skip):
+        yield from zip(numbers, items, strict=True)
+
+
+def _part(path: str | Path, first: int, end: int, on_skip: Skip) -> Iterator[Chunk]:
+    """The records of chunks ``first`` to ``end`` (excluded) of the file at ``path``, GROUP
+    chunks read at a time (so much in memory, whatever the file's size)."""
     with Path(path).open("rb") as handle:
         header = handle.read(FILE_HEADER)
+        _check_header(header)
         last = _last_record_before(handle, first)
         for group in range(first, end, GROUP):
             handle.seek(FILE_HEADER + group * CHUNK)
             data = handle.read(min(GROUP, end - group) * CHUNK)
             if not data:
                 break
-            last = yield from _records(io.BytesIO(header + data), on_skip, last, group)
+            last = yield from _chunks(data, header, on_skip, last, group)
         if end == chunk_count(path):
             _report_cut(handle.seek(0, io.SEEK_END), last, on_skip)
+
+
+def _check_header(header: bytes) -> None:
+    """Raise as the parser does for a file that does not start with an ``.evtx`` header."""
+    from evtx import PyEvtxParser
+
+    from azs_syslog.errors import EventError
+
+    try:
+        PyEvtxParser(io.BytesIO(header))
+    except (RuntimeError, OSError) as exc:
+        raise EventError(f"is not a readable EVTX file: {_describe(str(exc), 0)}") from None
+
+
+def _chunks(
+    data: bytes, header: bytes, on_skip: Skip, last: int, first_chunk: int
+) -> Generator[Chunk, None, int]:
+    """The records of ``data``, chunks of a file (chunk ``first_chunk`` first) behind its
+    ``header``, a chunk at a time: each intact one read by ``evtx_chunk``, the others (and
+    those it doubts) by the parser, which reports what is damaged. Returns the EventRecordID
+    of the last record read (``last`` if none)."""
+    view = memoryview(data)
+    pieces = [view[index * CHUNK : (index + 1) * CHUNK] for index in range(len(data) // CHUNK)]
+    start = 0  # the first chunk not read yet
+    for index, found in enumerate(_read_ahead(pieces)):
+        if found is None:
+            continue
+        if start < index:
+            last = yield from _by_parser(
+                header + data[start * CHUNK : index * CHUNK], on_skip, last, first_chunk + start
+            )
+        start = index + 1
+        numbers, lines = found
+        if numbers:
+            yield numbers, cast(list[Any], lines)
+            last = numbers[-1]
+    if start * CHUNK < len(data):  # with the end of a file cut short (_report_cut)
+        last = yield from _by_parser(
+            header + data[start * CHUNK :], on_skip, last, first_chunk + start
+        )
+    return last
+
+
+def _read_ahead(
+    pieces: list[memoryview],
+) -> Generator[tuple[list[int], list[str]] | None, None, None]:
+    """``_read_chunk`` of each piece, in order, read by a thread of its own up to AHEAD pieces
+    ahead (the C reader and the checksums run without the GIL: on another core while this
+    thread renders)."""
+    if not BUILT or len(pieces) < 2:
+        yield from map(_read_chunk, pieces)
+        return
+    import queue
+    import threading
+
+    from azs_syslog.switching import fast_switching
+
+    results: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+    room = threading.Semaphore(AHEAD)
+    stop = threading.Event()
+
+    def read() -> None:
+        for piece in pieces:
+            room.acquire()
+            if stop.is_set():
+                return
+            try:
+                results.put((True, _read_chunk(piece)))
+            except BaseException as exc:  # raised in the reading thread, given to this one
+                results.put((False, exc))
+                return
+
+    thread = threading.Thread(target=read, name="azs-syslog-evtx-reader", daemon=True)
+    fast_switching(True)
+    try:
+        thread.start()
+        for _ in pieces:
+            ok, found = results.get()
+            room.release()
+            if not ok:
+                raise found
+            yield found
+    finally:
+        stop.set()
+        room.release()
+        thread.join()
+        fast_switching(False)
+
+
+def _read_chunk(chunk: memoryview) -> tuple[list[int], list[str]] | None:
+    """A chunk's records read by ``evtx_chunk``; None when it is damaged or doubts them."""
+    return evtx_chunk(chunk) if _intact(chunk) else None
+
+
+def _intact(chunk: memoryview) -> bool:
+    """Whether a chunk's header and records are as written (their checksums hold)."""
+    free = int.from_bytes(chunk[0x30:0x34], "little")
+    if chunk[:8].tobytes() != b"ElfChnk\0" or not 0x200 <= free <= CHUNK:
+        return False
+    header = zlib.crc32(chunk[0x80:0x200], zlib.crc32(chunk[:0x78]))
+    return header == int.from_bytes(chunk[0x7C:0x80], "little") and zlib.crc32(
+        chunk[0x200:free]
+    ) == int.from_bytes(chunk[0x34:0x38], "little")
+
+
+def _by_parser(
+    data: bytes, on_skip: Skip, last: int, first_chunk: int
+) -> Generator[Chunk, None, int]:
+    """The records of a file's header and chunks (``first_chunk`` first), read by the parser."""
+    numbers: list[int] = []
+    items: list[Any] = []
+    records = _records(io.BytesIO(data), on_skip, last, first_chunk)
+    while True:
+        try:
+            number, item = next(records)
+        except StopIteration as stop:
+            if numbers:
+                yield numbers, items
+            return int(stop.value)
+        numbers.append(number)
+        items.append(item)
 
 
 def _report_cut(size: int, last: int, on_skip: Skip) -> None:
@@ -136,7 +294,7 @@ def split_chunks(path: str | Path, parts: int) -> list[tuple[int, int, int, int 
 
 def read_part(path: Path, part: Any, on_skip: Skip) -> Iterator[Chunk]:
     """A ``queue.jobs.Part`` of an ``.evtx`` file (``split_chunks``), its records in chunks."""
-    return in_chunks(iter_evtx_part(path, part.start, part.end, on_skip))
+    return _regroup(_part(path, part.start, part.end, on_skip))
 
 
 def _last_record_before(handle: BinaryIO, chunk: int) -> int:
