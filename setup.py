@@ -17,6 +17,7 @@ setup(
                 "azs_syslog/encode/_speedups_evtx.c",
                 "azs_syslog/encode/_speedups_evtx_write.c",
                 "azs_syslog/encode/_speedups_evtx_binary.c",
+                "azs_syslog/encode/_speedups_evtx_compile.c",
                 "azs_syslog/encode/_speedups_evtx_tree.c",
                 "azs_syslog/encode/_speedups_evtx_values.c",
             ],

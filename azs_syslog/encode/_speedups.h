@@ -4,7 +4,7 @@
  * _speedups_text.c: render_text (the event's JSON text itself, no objects built);
  * _speedups_message.c: render_message (the whole message, from the JSON text);
  * _speedups_evtx.c: evtx_json (an .evtx record's XML -> our event's JSON text; inputs/evtx.py);
- * _speedups_evtx_binary.c (with _tree, _values): evtx_chunk (a chunk of an .evtx file -> its
+ * _speedups_evtx_binary.c (with _compile, _tree, _values): evtx_chunk (a chunk of an .evtx file -> its
  * records' JSON texts, from their binary XML); _speedups_evtx_write.c: what both write.
  * The output helpers are static inline here: they are the inner loop of both.
  */

@@ -26,6 +26,22 @@
  * records' objects are made after. */
 #include "_speedups_evtx_binary.h"
 
+/* A text of the data part, escaped already (T_JSON), as a JSON string. */
+static void
+put_quoted(Buffer *buf, int *bad, const char *s, Py_ssize_t n)
+{
+    if (*bad == 0 && reserve(buf, n + 2) < 0) {
+        *bad = -1;
+    }
+    if (*bad == 0) {
+        char *o = buf->data + buf->len;
+        *o = '"';
+        memcpy(o + 1, s, (size_t)n);
+        o[n + 1] = '"';
+        buf->len += n + 2;
+    }
+}
+
 /* The data part from the items found (as _speedups_evtx.c's write_data from the XML). */
 static void
 write_items(Buffer *buf, int *bad, int how, const void *data)
@@ -38,14 +54,12 @@ write_items(Buffer *buf, int *bad, int how, const void *data)
     else {
         PUT(buf, bad, ",\"user_data\":[");
     }
-    int first = 1;
     for (Py_ssize_t i = 0; i < r->count; i++) {
-        Span value = {r->text.data + r->items[i].value.at, r->items[i].value.len};
+        const Off *value = &r->items[i].value;
         named += r->items[i].name.len > 0;
-        filled += value.len > 0;
-        put_bytes(buf, bad, ",", !first);
-        first = 0;
-        put_str(buf, bad, value);
+        filled += value->len > 0;
+        put_bytes(buf, bad, ",", i > 0);
+        put_quoted(buf, bad, r->text.data + value->at, value->len);
     }
     PUT(buf, bad, "]");
     if (*bad || r->count == 0 || (how == W_USER_DATA && filled == 0)) {
@@ -56,9 +70,9 @@ write_items(Buffer *buf, int *bad, int how, const void *data)
         PUT(buf, bad, ",\"event_data_names\":[");
         for (Py_ssize_t i = 0; i < r->count; i++) {
             const Off *name = &r->items[i].name;
-            Span s = {name->at < 0 ? "" : r->text.data + name->at, name->at < 0 ? 0 : name->len};
             put_bytes(buf, bad, ",", i > 0);
-            put_str(buf, bad, s);
+            put_quoted(buf, bad, name->at < 0 ? "" : r->text.data + name->at,
+                       name->at < 0 ? 0 : name->len);
         }
         PUT(buf, bad, "]");
     }
@@ -161,6 +175,8 @@ evtx_chunk(PyObject *module, PyObject *arg)
     else {
         evtx_classes();
         memset(r->name_offsets, 0, sizeof r->name_offsets);
+        r->nops = 0;
+        r->ntemplates = 0;
         r->chunk = view.buf;
         BUFFER_INIT(r->text);
         r->text.nogil = 1;

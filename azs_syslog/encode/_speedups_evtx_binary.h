@@ -1,6 +1,7 @@
 /* What the reader of .evtx records' binary XML shares between its files:
  * _speedups_evtx_binary.c: evtx_chunk, a chunk's records (the module's function);
- * _speedups_evtx_tree.c: a record's element tree walked with its values, names mapped;
+ * _speedups_evtx_compile.c: a template's tokens decoded into ops, names mapped;
+ * _speedups_evtx_tree.c: a record's element tree walked with its values;
  * _speedups_evtx_values.c: a substitution value as the parser writes it in the XML. */
 #ifndef AZS_SPEEDUPS_EVTX_BINARY_H
 #define AZS_SPEEDUPS_EVTX_BINARY_H
@@ -40,6 +41,18 @@ typedef struct {
 
 typedef struct { Off name, value; } Item;
 
+/* A template's tokens, decoded once per chunk (_speedups_evtx_tree.c). */
+enum { OP_END_FRAGMENT, OP_OPEN, OP_CLOSE_START, OP_END, OP_ATTRIBUTE, OP_TEXT, OP_VALUE,
+       OP_OPTIONAL };
+typedef struct {
+    unsigned char op, name; /* OP_OPEN, OP_ATTRIBUTE: the kind of the name */
+    uint16_t n;             /* OP_TEXT: its UTF-16 units; OP_VALUE, OP_OPTIONAL: the value */
+    uint32_t at;            /* OP_TEXT: where its units are in the chunk */
+} Op;
+#define MAX_OPS 16384
+#define MAX_TEMPLATES 128
+typedef struct { uint32_t definition, first; } Template; /* its ops from ops[first] */
+
 typedef struct {
     const unsigned char *chunk;
     Buffer text; /* the values' texts, UTF-8 */
@@ -55,6 +68,10 @@ typedef struct {
     Py_ssize_t ends[MAX_RECORDS];
     int depth;
     int nesting; /* fragments in values being read */
+    Op ops[MAX_OPS]; /* the chunk's templates, decoded */
+    Py_ssize_t nops;
+    Template templates[MAX_TEMPLATES];
+    int ntemplates;
 } Reader;
 
 /* -- little-endian reads (bounds checked by the callers) ---------------------------------------- */
@@ -88,11 +105,26 @@ typedef struct {
 #define CHECK(cond) do { if (!(cond)) { return DOUBT; } } while (0)
 #define TRY(call) do { int status_ = (call); if (status_ != 0) { return status_; } } while (0)
 
+/* Where a text goes: an element's (else an attribute's); escaped as in a JSON string (the
+ * texts of the data part's items and names, written as they are: write_items). */
+enum { T_ELEMENT = 1, T_JSON = 2 };
+/* Sixteen-bit units that are zero in w: their high bit set (exact for the lowest). */
+#define ZERO_UNITS(w) (((w) - 0x0001000100010001ULL) & ~(w) & 0x8000800080008000ULL)
+
 /* A substitution value (its type and bytes) as the parser writes it in the XML, appended to b
- * (in an element's text: text 1; in an attribute's: 0). 0, DOUBT or -1 (no memory). */
+ * (`text`: T_ELEMENT, T_JSON). 0, DOUBT or -1 (no memory). */
 int put_value(Buffer *b, int type, const unsigned char *p, Py_ssize_t size, int text);
 /* UTF-16LE units as put_value writes a string's. */
 int put_utf16(Buffer *b, const unsigned char *p, Py_ssize_t units, int text);
+/* _speedups_evtx_compile.c: the field of a System child's text, of a System child's attribute
+ * (-1: none); an element tree's tokens decoded into ops (room for `room`), 0 or DOUBT; the
+ * ops of the chunk's template defined at `definition` (its tree [p, end)), decoded at its
+ * first use, NULL when they cannot be. */
+int text_field(int element);
+int attribute_field(int element, int attribute);
+int compile(Reader *r, const unsigned char *p, const unsigned char *end, Op *ops, Py_ssize_t room);
+const Op *template_ops(Reader *r, uint32_t definition, const unsigned char *p,
+                       const unsigned char *end);
 /* A binary XML fragment [p, end) walked into r (its System texts, its data part's items).
  * 0, DOUBT or -1. */
 int fragment(Reader *r, const unsigned char *p, const unsigned char *end);

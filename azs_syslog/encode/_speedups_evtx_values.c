@@ -13,26 +13,30 @@ put_char(Buffer *b, char c)
     return 0;
 }
 
-/* UTF-16LE units -> UTF-8 (trailing NULs dropped). In an element's text (text: 1), controls
- * but NUL are kept, CR LF and CR as LF (as an XML parser reads them; the others as the XML path
- * reads them, parked: event_xml.park_controls); in an attribute's, an XML parser would turn
- * some into spaces: not read here. 0, DOUBT or -1 (no memory). */
+/* UTF-16LE units -> UTF-8 (trailing NULs dropped). In an element's text (text & T_ELEMENT),
+ * controls but NUL are kept, CR LF and CR as LF (as an XML parser reads them; the others as the
+ * XML path reads them, parked: event_xml.park_controls); in an attribute's, an XML parser would
+ * turn some into spaces: not read here. With T_JSON, written escaped as put_str escapes a JSON
+ * string's text. 0, DOUBT or -1 (no memory). */
 int
 put_utf16(Buffer *b, const unsigned char *p, Py_ssize_t units, int text)
 {
     while (units > 0 && u16(p + 2 * (units - 1)) == 0) {
         units--;
     }
-    if (reserve(b, 3 * units) < 0) {
+    if (reserve(b, 6 * units) < 0) { /* at most six bytes a unit (a control escaped) */
         return -1;
     }
+    const int json = text & T_JSON;
     char *o = b->data + b->len;
     for (Py_ssize_t i = 0; i < units; i++) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
         uint64_t w; /* four units of 0x20-0x7F at a time: their low bytes */
         while (i + 4 <= units && (memcpy(&w, p + 2 * i, 8), (w & 0xFF80FF80FF80FF80ULL) == 0 &&
                                   ((w + 0x0060006000600060ULL) & 0x0080008000800080ULL) ==
-                                      0x0080008000800080ULL)) {
+                                      0x0080008000800080ULL) &&
+               !(json && (ZERO_UNITS(w ^ 0x0022002200220022ULL) |
+                          ZERO_UNITS(w ^ 0x005C005C005C005CULL)))) { /* '"' and '\\' */
             o[0] = (char)w;
             o[1] = (char)(w >> 16);
             o[2] = (char)(w >> 32);
@@ -47,13 +51,28 @@ put_utf16(Buffer *b, const unsigned char *p, Py_ssize_t units, int text)
         unsigned c = u16(p + 2 * i);
         if (c < 0x80) {
             if (c < 0x20) {
-                if (!text || c == 0) {
+                if (!(text & T_ELEMENT) || c == 0) {
                     return DOUBT;
                 }
                 if (c == '\r') {
                     c = '\n';
                     i += i + 1 < units && u16(p + 2 * (i + 1)) == '\n';
                 }
+                if (json) { /* as orjson writes a control */
+                    *o++ = '\\';
+                    if (c == '\n' || c == '\t' || c == '\b' || c == '\f') {
+                        *o++ = c == '\n' ? 'n' : c == '\t' ? 't' : c == '\b' ? 'b' : 'f';
+                        continue;
+                    }
+                    memcpy(o, "u00", 3);
+                    o[3] = "0123456789abcdef"[c >> 4];
+                    o[4] = "0123456789abcdef"[c & 0xF];
+                    o += 5;
+                    continue;
+                }
+            }
+            else if (json && (c == '"' || c == '\\')) {
+                *o++ = '\\';
             }
             *o++ = (char)c;
         }
@@ -234,8 +253,14 @@ put_value(Buffer *b, int type, const unsigned char *p, Py_ssize_t size, int text
             if (p[i] < 0x20 || p[i] > 0x7E) {
                 return DOUBT;
             }
+            if ((text & T_JSON) && (p[i] == '"' || p[i] == '\\') && put_char(b, '\\') < 0) {
+                return -1;
+            }
+            if (put_char(b, (char)p[i]) < 0) {
+                return -1;
+            }
         }
-        return put(b, (const char *)p, size);
+        return 0;
     case 0x03: return put_decimal(b, (uint64_t)(p[0] & 0x80 ? 256 - p[0] : p[0]), p[0] >> 7);
     case 0x04: return put_decimal(b, p[0], 0);
     case 0x05: {
