@@ -239,8 +239,9 @@ def _read_ahead(
 
 
 def _read_chunk(chunk: memoryview) -> tuple[list[int], list[str]] | None:
-    """A chunk's records read by ``evtx_chunk``; None when it is damaged or doubts them."""
-    return evtx_chunk(chunk) if _intact(chunk) else None
+    """A chunk's records read by ``evtx_chunk``; None when it is damaged or doubts them (or
+    is not built)."""
+    return evtx_chunk(chunk) if BUILT and _intact(chunk) else None
 
 
 def _intact(chunk: memoryview) -> bool:
