@@ -125,7 +125,8 @@ def _tell(stream: Any) -> Callable[[], int] | None:
 
 def _evtx_records(path: Path) -> int | None:
     """How many records an ``.evtx`` file numbers (from its headers), or None if it is none:
-    the parser reads the file itself, so records, not bytes, tell how far it is."""
+    the file is read by its path, not through the stream, so records, not bytes, tell how far it
+    is."""
     try:
         with path.open("rb") as handle:
             header = handle.read(32)

@@ -1,6 +1,7 @@
 /* Substitution values as the `evtx` parser writes them in a record's XML (see
- * _speedups_evtx_binary.c): strings, integers, booleans, binary, GUIDs, FILETIMEs, SIDs and hex
- * integers; any other type, or a value of a size not its type's, is doubted. */
+ * _speedups_evtx_binary.c): strings (and ASCII "ANSI" ones), integers, booleans, binary, GUIDs,
+ * FILETIMEs, SIDs and hex integers; any other type, or a value of a size not its type's, is
+ * doubted. */
 #include "_speedups_evtx_binary.h"
 
 static inline int
