@@ -401,6 +401,39 @@ def test_render_message_filters_by_the_settings_levels() -> None:
         assert (type(direct) is bytes) if kept else (direct is False)
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "checked"),
+    [
+        pytest.param('"S-1-5-18"', '"S-1-\\u00e9"', False, id="escaped-item"),
+        pytest.param('"S-1-5-18"', '"S-1-\\ud800"', True, id="lone-surrogate-item"),
+        pytest.param('"channel": "Security"', '"channel":"\\udc00"', True, id="lone-surrogate"),
+        pytest.param('"S-1-5-18"', '{"a":1}', True, id="object-item"),
+        pytest.param('"a", "b"', '"a", 2', True, id="int-name"),
+        pytest.param('"a", "b", ', '"a", ', True, id="names-short"),
+        pytest.param('"channel": "Security"', '"channel": 3', True, id="int-channel"),
+        pytest.param('"channel": "Security"', '"channel": ""', False, id="empty-channel"),
+    ],
+)
+def test_an_event_the_filter_drops_is_checked_as_one_it_sends(
+    old: str, new: str, checked: bool
+) -> None:
+    """An event of a level not sent has its string and array pairs checked, not written
+    (text_fields' `written`): every doubt the written event would raise is raised, so its
+    outcome (filtered, or the error that rejects it) is the pure-Python path's."""
+    for level, severity in ((4, "Default"), (0, "Default"), (1, "Default"), (4, "Verbose")):
+        line = event_line({"level": level}).replace(old, new, 1)
+        assert line != event_line({"level": level})
+        compiled, python = renderers(LINE, output_severity=severity, event_data_names=True)
+        assert outcome(compiled, line) == outcome(python, line)
+        assert compiled.filtered == python.filtered
+        direct = render_message(compiled, line)
+        if checked:
+            assert direct is None  # a doubt: the Python path decides
+        else:
+            sent = severity == "Verbose" or level == 1
+            assert (type(direct) is bytes) if sent else (direct is False)
+
+
 def test_compile_context_checks_its_arguments() -> None:
     from azs_syslog.encode import _speedups
 

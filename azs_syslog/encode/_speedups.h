@@ -321,8 +321,11 @@ long hex4(const char *p);
 
 /* The text reader (_speedups_text.c): the extension pairs of the Windows event of JSON text
  * line into buf, and the values of the plan's return slots into returned[0..nret) (new
- * references; NULL where absent). 0, DOUBT (nothing returned) or -1 (an error set). */
-int text_fields(PyObject *line, Plan *plan, Buffer *buf, PyObject **returned);
+ * references; NULL where absent). 0, DOUBT (nothing returned) or -1 (an error set). An event
+ * whose level is not in `written` (bit n: level n) is checked alike, with the same doubts, but
+ * its string and array pairs are not written (buf is then not a message's). */
+int text_fields(PyObject *line, Plan *plan, Buffer *buf, PyObject **returned,
+                unsigned long written);
 
 PyObject *render_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *compile_context(PyObject *module, PyObject *args);

@@ -317,7 +317,8 @@ render_message(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t na
     PyObject *fields[R_COUNT];
     Buffer extensions;
     BUFFER_INIT(extensions);
-    int status = text_fields(args[0], plan, &extensions, fields);
+    /* An event of a level not sent is only checked: its pairs would not be read (assemble) */
+    int status = text_fields(args[0], plan, &extensions, fields, context->levels);
     PyObject *message = NULL;
     if (status == 0) {
         message = assemble(context, fields, &extensions, accepted_ms, &status);

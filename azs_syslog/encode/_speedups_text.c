@@ -150,31 +150,33 @@ make_object(const Value *value, int *status)
     return object;
 }
 
-/* The items of a K_LIST or K_NAMES array, joined with "!!" (windows.join_list). */
+/* The items of a K_LIST or K_NAMES array, joined with "!!" (windows.join_list); checked only
+ * (the same doubts, nothing written but what an escaped string writes) when `check`. */
 static int
-put_items(const Entry *entry, const Value *value, Buffer *buf)
+put_items(const Entry *entry, const Value *value, Buffer *buf, int check)
 {
     const char *p = value->at;
     for (Py_ssize_t i = 0; i < value->len; i++) {
         Value item;
         next_item(&p, value->end, &item);
-        if (i > 0 && put(buf, "!!", 2) < 0) {
+        if (i > 0 && !check && put(buf, "!!", 2) < 0) {
             return -1;
         }
         int status = 0;
         switch (item.type) {
         case J_STRING:
-            status = put_string(buf, &item);
+            status = check && !item.escaped ? 0 : put_string(buf, &item);
             break;
         case J_INT:
             status = entry->kind == K_NAMES ? DOUBT
-                                            : put_magnitude(buf, item.magnitude, item.negative);
+                     : check               ? 0
+                                           : put_magnitude(buf, item.magnitude, item.negative);
             break;
         case J_TRUE: /* as Windows writes a boolean in Event XML */
-            status = entry->kind == K_NAMES ? DOUBT : put(buf, "true", 4);
+            status = entry->kind == K_NAMES ? DOUBT : check ? 0 : put(buf, "true", 4);
             break;
         case J_FALSE:
-            status = entry->kind == K_NAMES ? DOUBT : put(buf, "false", 5);
+            status = entry->kind == K_NAMES ? DOUBT : check ? 0 : put(buf, "false", 5);
             break;
         default: /* null: nothing */
             status = entry->kind == K_NAMES ? DOUBT : 0;
@@ -186,9 +188,12 @@ put_items(const Entry *entry, const Value *value, Buffer *buf)
     return 0;
 }
 
-/* One entry: its pair written (or left out, or only checked), or a doubt. */
+/* One entry: its pair written (or left out, or only checked), or a doubt. With `check`, the
+ * same doubts, but strings and arrays are not written (an event the OutputSeverity filter
+ * drops: its pairs are never read; an escaped string is still unescaped, which may doubt). */
 static int
-write_entry(const Entry *entry, const Value *value, Buffer *buf, Py_ssize_t *count_seen)
+write_entry(const Entry *entry, const Value *value, Buffer *buf, Py_ssize_t *count_seen,
+            int check)
 {
     Py_ssize_t mark = buf->len;
     if (entry->prefix != NULL &&
@@ -209,7 +214,7 @@ write_entry(const Entry *entry, const Value *value, Buffer *buf, Py_ssize_t *cou
             buf->len = mark;
             return 0;
         }
-        return put_string(buf, value);
+        return check && !value->escaped ? 0 : put_string(buf, value);
     case K_UINT:
         if (value->type != J_INT || (value->negative && value->magnitude != 0)) {
             return DOUBT;
@@ -231,8 +236,8 @@ write_entry(const Entry *entry, const Value *value, Buffer *buf, Py_ssize_t *cou
         if (entry->kind == K_LIST) {
             *count_seen = value->len;
         }
-        int status = put_items(entry, value, buf);
-        if (status != 0) {
+        int status = put_items(entry, value, buf, check);
+        if (status != 0 || check) {
             return status;
         }
         if (entry->suffix != NULL) {
@@ -291,9 +296,23 @@ returned_value(Entry *entry, const Value *value, int *status)
     return make_object(value, status);
 }
 
+/* Whether the event's level (0-5, read) is one of `written` (bit n: level n); 1 when the level
+ * is not read here (write_entry says why). */
+static int
+level_written(const Plan *plan, const Value *values, unsigned long written)
+{
+    for (Py_ssize_t i = 0; i < plan->count; i++) {
+        if (plan->entries[i].kind == K_LEVEL) {
+            const Value *v = &values[i];
+            return v->type != J_INT || v->magnitude > 5 || (written >> v->magnitude) & 1;
+        }
+    }
+    return 1;
+}
+
 /* What the text reader makes of a line (see _speedups.h): 0, DOUBT or -1. */
 int
-text_fields(PyObject *line, Plan *plan, Buffer *buf, PyObject **returned)
+text_fields(PyObject *line, Plan *plan, Buffer *buf, PyObject **returned, unsigned long written)
 {
     Value values[64];
     for (Py_ssize_t i = 0; i < plan->nret; i++) {
@@ -315,10 +334,11 @@ text_fields(PyObject *line, Plan *plan, Buffer *buf, PyObject **returned)
         return DOUBT;
     }
     int status = 0;
+    int check = !level_written(plan, values, written);
     Py_ssize_t count_seen = -1;
     for (Py_ssize_t i = 0; i < plan->count && status == 0; i++) {
         Entry *entry = &plan->entries[i];
-        status = write_entry(entry, &values[i], buf, &count_seen);
+        status = write_entry(entry, &values[i], buf, &count_seen, check);
         if (status == 0 && entry->ret >= 0) {
             PyObject *value = returned_value(entry, &values[i], &status);
             if (value == NULL) {
@@ -350,7 +370,7 @@ render_text(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     PyObject *returned[64];
     Buffer buf;
     BUFFER_INIT(buf);
-    int status = text_fields(args[0], plan, &buf, returned);
+    int status = text_fields(args[0], plan, &buf, returned, ~0UL);
     PyObject *result = NULL;
     if (status == 0) {
         result = PyTuple_New(plan->nret + 1);
