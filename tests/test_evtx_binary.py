@@ -62,15 +62,17 @@ def by_parser(header: bytes, chunk: bytes, index: int) -> tuple[list[Any], list[
 
 
 # The records of each file the C reader must read itself: every readable one but those of a
-# chunk that is damaged, has no checksums (Application_no_crc32) or holds a value it does not
-# write (MSExchange: an element whose size field is past the chunk, the parser's heuristic).
+# damaged chunk (Application_no_crc32 has no checksums: read here, but not in an import).
 MUST_READ = {
     "security.evtx": 2261,
     "sysmon.evtx": 358,
     "system.evtx": 1881,
+    "sample-with-irregular-bool-values.evtx": 3028,
     "TerminalServices-RemoteConnectionManager-damaged-record.evtx": 1774 - 61,
     "Security_short_selected.evtx": 7,
     "new-user-security.evtx": 4,
+    "MSExchange_Management_wec.evtx": 1,  # elements without a dependency identifier
+    "Application_no_crc32.evtx": 17,
     "sample_with_a_bad_chunk_magic.evtx": 270 - 14 - 13 - 114,
 }
 
@@ -185,8 +187,9 @@ def test_damaged_chunks_never_crash_it() -> None:
 
 
 def test_what_it_leaves_to_the_parser() -> None:
-    """Not a chunk of 64 KiB: an error. Not a chunk, a chunk without records, one holding an
-    ANSI string (a value it does not write): None."""
+    """Not a chunk of 64 KiB: an error. Not a chunk: None. A chunk without records: none. A
+    chunk whose records' sizes disagree (one whose last bytes are zeros, which the parser reads
+    and then stops at without a word): None."""
     with pytest.raises(ValueError, match="65536"):
         evtx_chunk(b"ElfChnk\0")
     assert evtx_chunk(bytes(CHUNK)) is None
@@ -194,8 +197,8 @@ def test_what_it_leaves_to_the_parser() -> None:
     empty = bytearray(chunks[0])
     empty[0x30:0x34] = (0x200).to_bytes(4, "little")
     assert evtx_chunk(bytes(empty)) == ([], [])
-    header, chunks = chunks_of(FIXTURES / "evtx" / "MSExchange_Management_wec.evtx")
-    assert evtx_chunk(chunks[0]) is None and by_parser(header, chunks[0], 0)[0]
+    header, chunks = chunks_of(FIXTURES / "evtx" / "sample_with_a_bad_chunk_magic.evtx")
+    assert evtx_chunk(chunks[0]) is None and len(by_parser(header, chunks[0], 0)[0]) == 14
 
 
 def reader_threads() -> list[threading.Thread]:

@@ -16,7 +16,7 @@
  * processing instruction; an element with both text and elements, or a prefixed name;
  * RenderingInfo, an unknown child of Event or System; a value of a type not written here
  * (floats, ANSI strings but ASCII ones, arrays but of strings in EventData, SYSTEMTIME,
- * size_t, handles), of a size not its type's, or a boolean neither 0 nor 1; a string holding
+ * size_t, handles), of a size not its type's, or a boolean of 2^31 or more; a string holding
  * NUL before its end, a lone surrogate, U+F700-U+F71F (where the XML path parks controls),
  * U+FFFE or U+FFFF, or in an attribute a control character; a number that is not what a System
  * field takes; any offset or size outside the chunk, a record whose sizes disagree. The caller

@@ -129,8 +129,12 @@ compile(Reader *r, const unsigned char *p, const unsigned char *end, Op *ops, Py
             return 0;
         case 0x01: { /* an element starts */
             int attributes = *p & 0x40;
-            CHECK(end - p >= 7 && u32(p + 3) < CHUNK_SIZE); /* its size, after a dependency id */
-            p += 7;
+            CHECK(end - p >= 7);
+            /* its size, after a dependency identifier; a size past the chunk: none, as the
+             * parser reads it (records forwarded by a collector, MSExchange_Management_wec) */
+            int without = u32(p + 3) >= CHUNK_SIZE;
+            CHECK(u32(p + (without ? 1 : 3)) < CHUNK_SIZE);
+            p += without ? 5 : 7;
             name = name_ref(r, &p, end);
             CHECK(name >= 0 && name != N_PREFIXED);
             if (attributes) {

@@ -280,9 +280,11 @@ put_value(Buffer *b, int type, const unsigned char *p, Py_ssize_t size, int text
         return put_decimal(b, negative ? ~v + 1 : v, negative);
     }
     case 0x0a: return put_decimal(b, u64(p), 0);
-    case 0x0d: { /* bool */
+    case 0x0d: { /* bool: 0 false, 1 true, another value its number, as the parser writes it
+                  * (read here up to 2^31 - 1) */
         uint32_t v = u32(p);
-        return v > 1 ? DOUBT : put(b, v ? "true" : "false", v ? 4 : 5);
+        return v > 0x7FFFFFFF ? DOUBT : v > 1 ? put_decimal(b, v, 0)
+                                              : put(b, v ? "true" : "false", v ? 4 : 5);
     }
     case 0x0e: return put_binary(b, p, size);
     case 0x0f: return put_guid_value(b, p);
