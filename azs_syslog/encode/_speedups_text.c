@@ -301,6 +301,9 @@ returned_value(Entry *entry, const Value *value, int *status)
 static int
 level_written(const Plan *plan, const Value *values, unsigned long written)
 {
+    if ((written & 0x3F) == 0x3F) { /* every level is written (Verbose, render_text) */
+        return 1;
+    }
     for (Py_ssize_t i = 0; i < plan->count; i++) {
         if (plan->entries[i].kind == K_LEVEL) {
             const Value *v = &values[i];
