@@ -68,12 +68,15 @@ FILE_HEADER: Final = 4096
 CHUNK: Final = 65536
 # Chunks a part reads with one parser: 4 MiB in memory at a time, whatever the part's size.
 GROUP: Final = 64
-# Chunks the reading thread reads ahead of the one being rendered. It reads when one process
-# imports a file and the machine has another core for it; with ``--jobs``, the processes are
-# the parallel part and each reads its chunks itself (measured on two vCPUs, 93,840 records:
-# one process 74,000-75,500 -> 77,700-79,700 records/s with the thread; --jobs 2 99,600-102,100
-# with a thread in each process against 103,200-103,600 without).
-AHEAD: Final = 4
+# Chunks the reading thread reads ahead of the one being rendered (at most about a MiB of
+# records' texts for real logs). It reads when one process imports a file and the machine has
+# another core for it; with ``--jobs``, the processes are the parallel part and each reads its
+# chunks itself (measured on two vCPUs, 93,840 records: one process 74,000-75,500 ->
+# 77,700-79,700 records/s with the thread; --jobs 2 99,600-102,100 with a thread in each process
+# against 103,200-103,600 without). 12 rather than 4: the rendering waits less for a reader
+# that the committing thread and the system delay now and then (78,300-80,500 against
+# 75,000-77,900 records/s, three runs each in turn; 32 gained nothing more).
+AHEAD: Final = 12
 AHEAD_ALONE: Final = (os.cpu_count() or 1) > 1
 
 _RECORD_RE: Final = re.compile(r"Failed to parse record number (\d+)")
