@@ -515,3 +515,89 @@ def test_render_message_doubts_on_a_plan_without_the_required_fields() -> None:
     )
     line = '{"type":"windows","level":"4"}'
     assert _speedups.render_message(line, as_text, compiled._context, 0) is None
+
+
+def mixed_lines() -> list[str | bytes]:
+    """Lines render_lines meets: runs of one shape, sent and filtered, another shape, bytes,
+    leading white space, another event type, a line too long."""
+    sent, dropped = event_line({"level": 2}), event_line({"level": 4})
+    other = event_line({"level": 4, "user_data": None, "task_name": None})
+    alert = json.dumps(
+        {"type": "alert", "state": "resolved", "fault_type_id": "F", "alert_id": "A"}
+    )
+    return [
+        *[dropped] * 20,
+        sent,
+        *[other] * 3,
+        sent.encode(),
+        " " + dropped,
+        alert,
+        event_line({"level": 2, "event_data": ["x" * 3000] * 3, "event_data_names": None}),
+        *[dropped, sent] * 10,
+    ]
+
+
+def counting(render: Any, seen: list[object]) -> Any:
+    """``render`` (a render_line), each line it is given noted in ``seen``."""
+
+    def counted(line: str | bytes, accepted_ms: int) -> bytes | None:
+        seen.append(line)
+        return render(line, accepted_ms)
+
+    return counted
+
+
+@pytest.mark.parametrize("severity", ["Default", "Verbose"])
+@pytest.mark.parametrize("limit", [2048, 65536])
+def test_render_lines_is_render_line_on_each(severity: str, limit: int) -> None:
+    """The same messages, filtered and truncated counts as render_line one line at a time;
+    the same error for an invalid line, with the messages before it in ``out``."""
+    from itertools import repeat
+
+    lines = mixed_lines()
+    bad = event_line({"level": 4, "event_id": "x"})
+    for case in (lines, [*lines[:27], bad, *lines[27:]], [bad]):
+        made = []
+        taken_alone: list[object] = []
+        for batched in (True, False):
+            renderer = Renderer(
+                RenderSettings(output_severity=severity, max_message_size=limit),
+                default_host="h",
+            )
+            out: list[bytes | None] = []
+            error = None
+            singles: list[object] = []
+            renderer.render_line = counting(renderer.render_line, singles)  # type: ignore[method-assign]
+            try:
+                if batched:
+                    renderer.render_lines(list(case), ACCEPTED_MS, out)
+                else:
+                    out.extend(map(renderer.render_line, case, repeat(ACCEPTED_MS)))
+            except EventError as exc:
+                error = (str(exc), exc.field)
+            made.append((out, error, renderer.filtered, renderer.truncated))
+            taken_alone = singles if batched else taken_alone
+        assert made[0] == made[1]
+        if case is lines:  # the compiled call took most lines (each shape's first: Python)
+            assert len(taken_alone) < len(lines) // 2, taken_alone
+            assert made[0][1] is None and len(made[0][0]) == len(lines)
+            assert made[0][2] > 0 if severity == "Default" else made[0][2] == 0
+            assert made[0][3] > 0 if limit == 2048 else made[0][3] == 0
+        else:
+            assert made[0][1] is not None
+
+
+def test_render_messages_checks_its_arguments() -> None:
+    from azs_syslog.encode import _speedups
+
+    renderer = Renderer(RenderSettings(), default_host="h")
+    for _ in range(2):  # the plan of LINE's shape made, its host checked
+        renderer.render_line(LINE, ACCEPTED_MS)
+    args = (0, renderer._native, renderer._context, ACCEPTED_MS, renderer._frame)
+    with pytest.raises(TypeError, match="two lists"):
+        _speedups.render_messages((LINE,), *args, [])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="two lists"):
+        _speedups.render_messages([LINE], *args, ())  # type: ignore[arg-type]
+    out: list[bytes | None] = []
+    assert _speedups.render_messages([LINE, b"x", LINE], *args, out) == (1, 1)
+    assert out == [None]  # level 4: not sent under Default

@@ -166,6 +166,9 @@ static PyMethodDef methods[] = {
     {"render_message", (PyCFunction)(void (*)(void))render_message, METH_FASTCALL,
      "render_message(line, plan, context, accepted_ms) -> bytes | False | None: see "
      "_speedups_message.c."},
+    {"render_messages", (PyCFunction)(void (*)(void))render_messages, METH_FASTCALL,
+     "render_messages(lines, start, plan, context, accepted_ms, frame, out) -> "
+     "(stop, filtered): see _speedups_message.c."},
     {"evtx_json", evtx_json, METH_O,
      "evtx_json(data) -> str | None: see _speedups_evtx.c."},
     {"evtx_chunk", evtx_chunk, METH_O,

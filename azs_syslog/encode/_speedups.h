@@ -330,6 +330,7 @@ int text_fields(PyObject *line, Plan *plan, Buffer *buf, PyObject **returned,
 PyObject *render_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *compile_context(PyObject *module, PyObject *args);
 PyObject *render_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *render_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 /* _speedups_evtx.c: the JSON text of an .evtx record's XML in the parser's usual layout. */
 PyObject *evtx_json(PyObject *module, PyObject *data);
 /* _speedups_evtx_binary.c: the JSON texts of the records of a chunk of an .evtx file. */

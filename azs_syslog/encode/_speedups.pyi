@@ -1,5 +1,6 @@
 """The compiled half of the renderer's fused path (azs_syslog/encode/_speedups*.c); optional."""
 
+from collections.abc import Callable
 from typing import Any
 
 Entry = tuple[str, int, bytes | None, int, str | None]
@@ -25,5 +26,15 @@ def compile_context(
 def render_message(
     line: str, plan: object, context: object, accepted_ms: int, /
 ) -> bytes | bool | None: ...
+def render_messages(
+    lines: list[Any],
+    start: int,
+    plan: object,
+    context: object,
+    accepted_ms: int,
+    frame: Callable[[bytes], bytes],
+    out: list[bytes | None],
+    /,
+) -> tuple[int, int]: ...
 def evtx_json(data: str, /) -> str | None: ...
 def evtx_chunk(chunk: bytes | bytearray | memoryview, /) -> tuple[list[int], list[str]] | None: ...

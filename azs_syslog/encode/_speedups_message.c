@@ -292,6 +292,46 @@ assemble(const Context *context, PyObject **fields, const Buffer *extensions,
     return message;
 }
 
+/* The message of a line: a new reference to its bytes, or to Py_False when its level is not
+ * sent; NULL with *status DOUBT (the Python path takes the line) or -1 (an error set). */
+static PyObject *
+message_of(PyObject *line, Plan *plan, const Context *context, long long accepted_ms,
+           int *status)
+{
+    PyObject *fields[R_COUNT];
+    Buffer extensions;
+    BUFFER_INIT(extensions);
+    /* An event of a level not sent is only checked: its pairs would not be read (assemble) */
+    *status = text_fields(line, plan, &extensions, fields, context->levels);
+    PyObject *message = NULL;
+    if (*status == 0) {
+        message = assemble(context, fields, &extensions, accepted_ms, status);
+        for (int i = 0; i < R_COUNT; i++) {
+            Py_XDECREF(fields[i]);
+        }
+    }
+    release(&extensions);
+    return message;
+}
+
+/* The plan and context of a call (args[at], args[at + 1]) and its accepted_ms (args[at + 2]):
+ * 0; 1 when the plan cannot give a message (render_message: None); -1 with an error set. */
+static int
+call_parts(PyObject *const *args, int at, Plan **plan, Context **context, long long *accepted_ms)
+{
+    *plan = (Plan *)PyCapsule_GetPointer(args[at], PLAN_NAME);
+    *context = *plan == NULL ? NULL : (Context *)PyCapsule_GetPointer(args[at + 1], CONTEXT_NAME);
+    if (*context == NULL) {
+        return -1;
+    }
+    int overflow;
+    *accepted_ms = PyLong_AsLongLongAndOverflow(args[at + 2], &overflow);
+    if (*accepted_ms == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    return overflow || (*plan)->nret != R_COUNT;
+}
+
 PyObject *
 render_message(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
@@ -300,35 +340,72 @@ render_message(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t na
                         "render_message(line, plan, context, accepted_ms) takes four arguments");
         return NULL;
     }
-    Plan *plan = (Plan *)PyCapsule_GetPointer(args[1], PLAN_NAME);
-    Context *context =
-        plan == NULL ? NULL : (Context *)PyCapsule_GetPointer(args[2], CONTEXT_NAME);
-    if (context == NULL) {
-        return NULL;
+    Plan *plan;
+    Context *context;
+    long long accepted_ms;
+    int parts = call_parts(args, 1, &plan, &context, &accepted_ms);
+    if (parts != 0) {
+        return parts < 0 ? NULL : Py_NewRef(Py_None);
     }
-    int overflow;
-    long long accepted_ms = PyLong_AsLongLongAndOverflow(args[3], &overflow);
-    if (accepted_ms == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (overflow || plan->nret != R_COUNT) {
-        Py_RETURN_NONE;
-    }
-    PyObject *fields[R_COUNT];
-    Buffer extensions;
-    BUFFER_INIT(extensions);
-    /* An event of a level not sent is only checked: its pairs would not be read (assemble) */
-    int status = text_fields(args[0], plan, &extensions, fields, context->levels);
-    PyObject *message = NULL;
-    if (status == 0) {
-        message = assemble(context, fields, &extensions, accepted_ms, &status);
-        for (int i = 0; i < R_COUNT; i++) {
-            Py_XDECREF(fields[i]);
-        }
-    }
-    release(&extensions);
+    int status;
+    PyObject *message = message_of(args[0], plan, context, accepted_ms, &status);
     if (status == DOUBT) {
         Py_RETURN_NONE;
     }
     return message;
+}
+
+/* render_messages(lines, start, plan, context, accepted_ms, frame, out) -> (stop, filtered):
+ * for each line of the list from `start`, appends to out what render_line gives for it when
+ * render_message reads it: frame(message), or None for an event whose level is not sent
+ * (counted in `filtered`). Stops at the end, or at the first line it does not take (not a str
+ * beginning with '{', or one render_message doubts), whose index it returns: the caller's
+ * render_line takes it (and may change the plan). On an error, out holds what came before. */
+PyObject *
+render_messages(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[6])) {
+        PyErr_SetString(PyExc_TypeError, "render_messages(lines, start, plan, context, "
+                                         "accepted_ms, frame, out): two lists, seven arguments");
+        return NULL;
+    }
+    PyObject *lines = args[0], *frame = args[5], *out = args[6];
+    Py_ssize_t index = PyLong_AsSsize_t(args[1]), filtered = 0;
+    if (index == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Plan *plan;
+    Context *context;
+    long long accepted_ms;
+    int parts = call_parts(args, 2, &plan, &context, &accepted_ms);
+    if (parts < 0) {
+        return NULL;
+    }
+    for (index = index < 0 ? 0 : index; parts == 0 && index < PyList_GET_SIZE(lines); index++) {
+        PyObject *line = PyList_GET_ITEM(lines, index);
+        if (!PyUnicode_CheckExact(line) || PyUnicode_GET_LENGTH(line) == 0 ||
+            PyUnicode_READ_CHAR(line, 0) != '{') {
+            break;
+        }
+        Py_INCREF(line); /* held: a cache's Python code may run meanwhile */
+        int status;
+        PyObject *message = message_of(line, plan, context, accepted_ms, &status);
+        Py_DECREF(line);
+        if (message == NULL) {
+            if (status == DOUBT) {
+                break;
+            }
+            return NULL;
+        }
+        PyObject *item = message == Py_False ? Py_NewRef(Py_None)
+                                             : PyObject_CallOneArg(frame, message);
+        filtered += message == Py_False;
+        Py_DECREF(message);
+        if (item == NULL || PyList_Append(out, item) < 0) {
+            Py_XDECREF(item);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    return Py_BuildValue("(nn)", index, filtered);
 }
