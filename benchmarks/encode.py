@@ -4,7 +4,8 @@ Prints events/s on real records and on a synthetic Windows event (~20 extensions
 of JSON), each beside ``json.loads`` alone on the same lines (the baseline) and
 ``orjson.loads`` alone (the parser the renderer uses), compiled and pure-Python encoders, all
 measured in the same run (targets: >= 150,000 events/s, and >= 0.6 x json.loads on the real
-records). Not a test.
+records). Compiled, also the lines 256 at a time through ``Renderer.render_lines``: how
+``send-event`` renders a chunk of its input (one compiled call a run of lines). Not a test.
 
 The real records are every readable record of tests/fixtures/evtx/*.evtx, mapped as
 ``send-event`` maps them and written as one JSON line each (our JSON, with ``event_data_names``
@@ -33,6 +34,7 @@ import orjson
 
 from azs_syslog.encode.plan import RenderPlan
 from azs_syslog.encode.render import COMPILED, Renderer, RenderSettings
+from azs_syslog.events.record import FILE_CHUNK
 
 EVENT_DATA = [
     "S-1-5-18",
@@ -232,6 +234,16 @@ def main() -> None:
 
             return run
 
+        def renders_chunks(renderer: Renderer) -> Callable[[list[str]], None]:
+            """The lines 256 at a time through render_lines, as the queue renders them."""
+
+            def run(batch: list[str]) -> None:
+                render_lines = renderer.render_lines
+                for start in range(0, len(batch), FILE_CHUNK):
+                    render_lines(batch[start : start + FILE_CHUNK], accepted, [])
+
+            return run
+
         samples = {renderer.render_line(lines[0], accepted) for renderer in renderers}
         assert len(samples) == 1 and None not in samples  # the same bytes either way
         sample = samples.pop()
@@ -244,10 +256,15 @@ def main() -> None:
             cProfile.runctx("render(lines)", globals(), locals(), "/tmp/encode.prof")
             pstats.Stats("/tmp/encode.prof").sort_stats("tottime").print_stats(12)
 
+        chunked = [renders_chunks(renderers[0])] if COMPILED else []
         figures = rates(
-            [only_json, only_orjson, *(renders(r) for r in renderers)], lines, args.repeat
+            [only_json, only_orjson, *(renders(r) for r in renderers), *chunked],
+            lines,
+            args.repeat,
         )
         (base_best, base_median), (parse_best, parse_median), *rendered = figures
+        chunk_figures = rendered[len(renderers) :]
+        rendered = rendered[: len(renderers)]
         size = sum(map(len, lines)) // len(lines)
         print(f"\n{title}: {len(lines):,} lines, {size} characters of JSON on average")
         for renderer, (best, median) in zip(renderers, rendered, strict=True):
@@ -257,6 +274,12 @@ def main() -> None:
                 f"  {label:48s}{best:>9,.0f} events/s (median {median:,.0f}) "
                 f"| baseline json.loads alone: {base_best:,.0f} lines/s "
                 f"(median {base_median:,.0f}) | ratio {best / base_best:.2f}"
+            )
+        for best, median in chunk_figures:
+            label = "the same, 256 lines a call (send-event's path)"
+            print(
+                f"  {label:48s}{best:>9,.0f} events/s (median {median:,.0f}) "
+                f"| ratio {best / base_best:.2f}"
             )
         label = "orjson.loads alone (the parser the encoders use)"
         print(f"  {label:48s}{parse_best:>9,.0f} lines/s  (median {parse_median:,.0f})")
