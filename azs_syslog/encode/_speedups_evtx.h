@@ -19,6 +19,27 @@ enum {
 enum { W_STR, W_NUM, W_GUID, W_TIME, W_MASK, W_EVENT_DATA, W_USER_DATA, NO_DATA };
 
 #define LEN(s) ((Py_ssize_t)sizeof(s) - 1)
+
+/* A control character (below 0x20) as orjson writes it in a JSON string, at o (at most six
+ * bytes): \b \t \n \f \r, or \u00XX. Returns the end of what it wrote. */
+static inline char *
+put_control(char *o, unsigned c)
+{
+    static const char hex[] = "0123456789abcdef";
+    *o++ = '\\';
+    switch (c) {
+    case '\b': *o++ = 'b'; return o;
+    case '\t': *o++ = 't'; return o;
+    case '\n': *o++ = 'n'; return o;
+    case '\f': *o++ = 'f'; return o;
+    case '\r': *o++ = 'r'; return o;
+    default:
+        memcpy(o, "u00", 3);
+        o[3] = hex[c >> 4];
+        o[4] = hex[c & 0xF];
+        return o + 5;
+    }
+}
 #define PUT(buf, bad, s) put_bytes(buf, bad, s, LEN(s))
 
 /* What each byte is to the XML reader's scans: refused anywhere (R; NUL too, which ends every

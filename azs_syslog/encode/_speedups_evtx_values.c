@@ -59,16 +59,8 @@ put_utf16(Buffer *b, const unsigned char *p, Py_ssize_t units, int text)
                     c = '\n';
                     i += i + 1 < units && u16(p + 2 * (i + 1)) == '\n';
                 }
-                if (json) { /* as orjson writes a control */
-                    *o++ = '\\';
-                    if (c == '\n' || c == '\t' || c == '\b' || c == '\f') {
-                        *o++ = c == '\n' ? 'n' : c == '\t' ? 't' : c == '\b' ? 'b' : 'f';
-                        continue;
-                    }
-                    memcpy(o, "u00", 3);
-                    o[3] = "0123456789abcdef"[c >> 4];
-                    o[4] = "0123456789abcdef"[c & 0xF];
-                    o += 5;
+                if (json) {
+                    o = put_control(o, c);
                     continue;
                 }
             }

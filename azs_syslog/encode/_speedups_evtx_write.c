@@ -67,17 +67,9 @@ put_str(Buffer *buf, int *bad, Span text)
                 c = c == '\t' ? 't' : c == '\n' || c == '\r' ? 'n' : c;
             }
             else if ((unsigned char)c < 0x20) { /* another control (from a record's binary XML,
-                                                 * not its XML): as orjson writes it */
-                *o++ = '\\';
-                if (c == '\b' || c == '\f') {
-                    c = c == '\b' ? 'b' : 'f';
-                }
-                else {
-                    memcpy(o, "u00", 3);
-                    o += 3;
-                    *o++ = "0123456789abcdef"[c >> 4];
-                    c = "0123456789abcdef"[c & 0xF];
-                }
+                                                 * not its XML) */
+                o = put_control(o, (unsigned char)c);
+                continue;
             }
             *o++ = c;
         }

@@ -108,17 +108,18 @@ unescape(Buffer *out, const char *p, Py_ssize_t len)
     return 0;
 }
 
-/* A string value, escaped for CEF. */
+/* A string value, escaped for CEF; with `check`, only checked (its escapes read, which may
+ * doubt), nothing written. */
 static int
-put_string(Buffer *buf, const Value *value)
+put_string(Buffer *buf, const Value *value, int check)
 {
     if (!value->escaped) {
-        return put_escaped(buf, value->at, value->len);
+        return check ? 0 : put_escaped(buf, value->at, value->len);
     }
     Buffer text;
     BUFFER_INIT(text);
     int status = unescape(&text, value->at, value->len);
-    if (status == 0) {
+    if (status == 0 && !check) {
         status = put_escaped(buf, text.data, text.len);
     }
     release(&text);
@@ -151,7 +152,7 @@ make_object(const Value *value, int *status)
 }
 
 /* The items of a K_LIST or K_NAMES array, joined with "!!" (windows.join_list); checked only
- * (the same doubts, nothing written but what an escaped string writes) when `check`. */
+ * (the same doubts, nothing written) when `check`. */
 static int
 put_items(const Entry *entry, const Value *value, Buffer *buf, int check)
 {
@@ -165,7 +166,7 @@ put_items(const Entry *entry, const Value *value, Buffer *buf, int check)
         int status = 0;
         switch (item.type) {
         case J_STRING:
-            status = check && !item.escaped ? 0 : put_string(buf, &item);
+            status = put_string(buf, &item, check);
             break;
         case J_INT:
             status = entry->kind == K_NAMES ? DOUBT
@@ -190,7 +191,7 @@ put_items(const Entry *entry, const Value *value, Buffer *buf, int check)
 
 /* One entry: its pair written (or left out, or only checked), or a doubt. With `check`, the
  * same doubts, but strings and arrays are not written (an event the OutputSeverity filter
- * drops: its pairs are never read; an escaped string is still unescaped, which may doubt). */
+ * drops: its pairs are never read). */
 static int
 write_entry(const Entry *entry, const Value *value, Buffer *buf, Py_ssize_t *count_seen,
             int check)
@@ -214,7 +215,7 @@ write_entry(const Entry *entry, const Value *value, Buffer *buf, Py_ssize_t *cou
             buf->len = mark;
             return 0;
         }
-        return check && !value->escaped ? 0 : put_string(buf, value);
+        return put_string(buf, value, check);
     case K_UINT:
         if (value->type != J_INT || (value->negative && value->magnitude != 0)) {
             return DOUBT;

@@ -28,7 +28,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Final, cast
 
-from azs_syslog.events.record import FILE_CHUNK, Chunk
+from azs_syslog.events.record import FILE_CHUNK, Chunk, in_chunks
 from azs_syslog.inputs.evtx_layout import fast_event, slow_event
 
 try:  # the usual layout's JSON text, written in C (the same text as fast_event's, dumped)
@@ -91,8 +91,7 @@ def iter_evtx_events(source: str | BinaryIO, on_skip: Skip) -> Events:
     """``(EventRecordID, our event)`` for each readable record of an ``.evtx`` file (a path,
     or a binary stream read whole). The event is its JSON text (a dict only if it cannot be
     written as JSON)."""
-    for numbers, items in iter_evtx_chunks(source, on_skip):
-        yield from zip(numbers, items, strict=True)
+    yield from _one_by_one(iter_evtx_chunks(source, on_skip))
 
 
 def iter_evtx_chunks(source: str | BinaryIO, on_skip: Skip) -> Iterator[Chunk]:
@@ -132,7 +131,11 @@ def chunk_count(path: str | Path) -> int:
 def iter_evtx_part(path: str | Path, first: int, end: int, on_skip: Skip) -> Events:
     """As :func:`iter_evtx_events`, the records of chunks ``first`` to ``end`` (excluded) of
     the file at ``path``. A damaged part is reported as reading the whole file reports it."""
-    for numbers, items in _part(path, first, end, on_skip, AHEAD_ALONE):
+    yield from _one_by_one(_part(path, first, end, on_skip, AHEAD_ALONE))
+
+
+def _one_by_one(chunks: Iterable[Chunk]) -> Events:
+    for numbers, items in chunks:
         yield from zip(numbers, items, strict=True)
 
 
@@ -261,19 +264,12 @@ def _intact(chunk: memoryview) -> bool:
 def _by_parser(
     data: bytes, on_skip: Skip, last: int, first_chunk: int
 ) -> Generator[Chunk, None, int]:
-    """The records of a file's header and chunks (``first_chunk`` first), read by the parser."""
-    numbers: list[int] = []
-    items: list[Any] = []
-    records = _records(io.BytesIO(data), on_skip, last, first_chunk)
-    while True:
-        try:
-            number, item = next(records)
-        except StopIteration as stop:
-            if numbers:
-                yield numbers, items
-            return int(stop.value)
-        numbers.append(number)
-        items.append(item)
+    """The records of a file's header and chunks (``first_chunk`` first), read by the parser;
+    returns the EventRecordID of the last one (``last`` if none)."""
+    for numbers, items in in_chunks(_records(io.BytesIO(data), on_skip, last, first_chunk)):
+        yield numbers, items
+        last = numbers[-1]
+    return last
 
 
 def _report_cut(size: int, last: int, on_skip: Skip) -> None:
